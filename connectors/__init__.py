@@ -1,0 +1,1 @@
+"""CA connectors: one module per certificate authority, none importing the gateway."""

@@ -1,0 +1,163 @@
+"""The connector contract: how the issuance core hands a CSR to a CA.
+
+Exception tree (every connector raises only these; vendor exceptions are
+translated at the connector's edge)::
+
+    ConnectorError                 any CA failure
+    ├── CAUnavailable              transient: timeout, refused, 5xx, offline token; retry later
+    ├── CAProtocolError            the CA answered something we cannot understand; retry later
+    ├── CAConfigError              the connector's own settings are wrong; not retried
+    └── RevocationUnsupported      the CA offers no way to revoke through this connector
+
+A refusal by the CA (denied request, policy violation) is not an exception but
+a :class:`Rejected` result, because it ends the request cleanly with the CA's
+reason.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Protocol, runtime_checkable
+
+
+class RevocationReason(enum.IntEnum):
+    """CRLReason codes of RFC 5280 §5.3.1 (7 is unused)."""
+
+    UNSPECIFIED = 0
+    KEY_COMPROMISE = 1
+    CA_COMPROMISE = 2
+    AFFILIATION_CHANGED = 3
+    SUPERSEDED = 4
+    CESSATION_OF_OPERATION = 5
+    CERTIFICATE_HOLD = 6
+    REMOVE_FROM_CRL = 8
+    PRIVILEGES_WITHDRAWN = 9
+    AA_COMPROMISE = 10
+
+
+SERVER_AUTH = "1.3.6.1.5.5.7.3.1"
+CLIENT_AUTH = "1.3.6.1.5.5.7.3.2"
+
+
+@dataclass(frozen=True)
+class CAProfile:
+    """What the policy profile asks of the CA for one request.
+
+    ``params`` carries connector-specific names (an AD CS template, EJBCA
+    certificate/end-entity profile names, ...) taken verbatim from the profile's
+    ``[profiles.NAME.ca_params]`` table.
+    """
+
+    name: str
+    validity: timedelta = timedelta(days=90)
+    ekus: tuple[str, ...] = (SERVER_AUTH, CLIENT_AUTH)
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IssueRequest:
+    """A finalized, policy-checked CSR on its way to a CA.
+
+    ``request_id`` is stable across retries of the same request, so a CA that
+    supports idempotency keys (or a username per order) can use it to avoid
+    issuing twice. ``subject_cn`` is set when the profile asks the CA to put a
+    common name into the subject that the CSR lacks.
+    """
+
+    request_id: str
+    csr_der: bytes
+    profile: CAProfile
+    dns_names: tuple[str, ...] = ()
+    ip_addresses: tuple[str, ...] = ()
+    subject_cn: str | None = None
+
+
+@dataclass(frozen=True)
+class Issued:
+    """The CA issued: the leaf and the chain above it (issuer first, root last or absent)."""
+
+    leaf_der: bytes
+    chain_der: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True)
+class Pending:
+    """The CA accepted the request but has not decided; poll ``ref`` later."""
+
+    ref: str
+    retry_after: float | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """The CA refused the request; ``reason`` is the CA's own words."""
+
+    reason: str
+
+
+IssueResult = Issued | Pending | Rejected
+
+
+class ConnectorError(Exception):
+    """Base of every connector failure."""
+
+    retryable: bool = False
+
+
+class CAUnavailable(ConnectorError):
+    """The CA cannot be reached or is temporarily unable to serve."""
+
+    retryable = True
+
+
+class CAProtocolError(ConnectorError):
+    """The CA answered in a form the connector cannot interpret."""
+
+    retryable = True
+
+
+class CAConfigError(ConnectorError):
+    """The connector is configured wrongly; an operator must fix the settings."""
+
+
+class RevocationUnsupported(ConnectorError):
+    """The CA cannot revoke through this connector."""
+
+
+class AlreadyRevoked(ConnectorError):
+    """The CA reports that the certificate is already revoked."""
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """What every CA connector offers the issuance core."""
+
+    name: str
+
+    async def issue(self, request: IssueRequest) -> IssueResult:
+        """Submit a CSR; the CA issues, defers or refuses."""
+        ...
+
+    async def poll(self, ref: str) -> IssueResult:
+        """Ask again about a request the CA left pending."""
+        ...
+
+    async def revoke(self, cert_der: bytes, reason: RevocationReason) -> None:
+        """Revoke a certificate this CA issued."""
+        ...
+
+    async def ca_certs(self) -> tuple[bytes, ...]:
+        """The issuing CA certificate first, then any intermediates and the root, as DER."""
+        ...
+
+    async def check(self) -> None:
+        """Raise a :class:`ConnectorError` when the CA is not usable right now."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release sessions, tokens and threads."""
+        ...

@@ -1,0 +1,401 @@
+"""TOML configuration → frozen, typed settings.
+
+Every error names the file, the key and what is expected, so that a wrong
+config stops the start with a message a person can act on. With no file at all
+the gateway runs on embedded defaults: SQLite and a local CA in ``data_dir``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from connectors.base import CLIENT_AUTH, SERVER_AUTH
+from gateway.errors import ConfigError
+from gateway.validation.settings import DEFAULT_BLOCKED_NETWORKS, ValidationSettings
+
+T = TypeVar("T")
+
+EKU_NAMES = {"serverAuth": SERVER_AUTH, "clientAuth": CLIENT_AUTH}
+
+
+class Table:
+    """A typed reader over one TOML table that reports errors with their full key."""
+
+    def __init__(self, source: str, prefix: str, data: Mapping[str, Any]) -> None:
+        self.source = source
+        self.prefix = prefix
+        self.data = data
+        self._read: set[str] = set()
+
+    def key(self, name: str) -> str:
+        """The dotted path of ``name`` in this table, for messages."""
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def error(self, name: str, expected: str) -> ConfigError:
+        """A ConfigError about key ``name``."""
+        return ConfigError(self.source, self.key(name), expected)
+
+    def _get(self, name: str, default: T, kinds: tuple[type, ...], expected: str) -> T:
+        self._read.add(name)
+        if name not in self.data:
+            return default
+        value = self.data[name]
+        if isinstance(value, bool) and bool not in kinds:
+            raise self.error(name, f"expected {expected}, got {value!r}")
+        if not isinstance(value, kinds):
+            raise self.error(name, f"expected {expected}, got {value!r}")
+        return value  # type: ignore[return-value]
+
+    def str(self, name: str, default: str = "") -> str:
+        """A string value."""
+        return self._get(name, default, (str,), "a string")
+
+    def bool(self, name: str, default: bool = False) -> bool:
+        """A boolean value."""
+        return self._get(name, default, (bool,), "true or false")
+
+    def int(self, name: str, default: int, minimum: int | None = 0, maximum: int | None = None) -> int:
+        """An integer within bounds."""
+        value = self._get(name, default, (int,), "an integer")
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise self.error(name, f"expected an integer from {minimum} to {maximum}, got {value}")
+        return value
+
+    def float(self, name: str, default: float, minimum: float = 0.0) -> float:
+        """A non-negative number."""
+        value = self._get(name, default, (int, float), "a number")
+        if value < minimum:
+            raise self.error(name, f"expected a number ≥ {minimum}, got {value}")
+        return float(value)
+
+    def strs(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """A list of strings."""
+        value = self._get(name, list(default), (list,), "a list of strings")
+        if not all(isinstance(v, str) for v in value):
+            raise self.error(name, "expected a list of strings")
+        return tuple(value)
+
+    def ints(self, name: str, default: tuple[int, ...] = ()) -> tuple[int, ...]:
+        """A list of integers."""
+        value = self._get(name, list(default), (list,), "a list of integers")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise self.error(name, "expected a list of integers")
+        return tuple(value)
+
+    def table(self, name: str) -> Table:
+        """A sub-table (empty when absent)."""
+        value = self._get(name, {}, (dict,), "a table")
+        return Table(self.source, self.key(name), value)
+
+    def secret(self, name: str) -> str | None:
+        """A secret given as ``NAME_file`` (a path) or ``NAME_env`` (a variable), never inline."""
+        if name in self.data:
+            raise self.error(name, f"secrets are never inline: use {name}_file or {name}_env")
+        path = self.str(f"{name}_file")
+        env = self.str(f"{name}_env")
+        if path:
+            try:
+                return Path(path).read_text().strip()
+            except OSError as exc:
+                raise self.error(f"{name}_file", f"cannot read {path}: {exc.strerror}") from exc
+        if env:
+            if env not in os.environ:
+                raise self.error(f"{name}_env", f"environment variable {env} is not set")
+            return os.environ[env]
+        return None
+
+    def check_unknown(self) -> None:
+        """Refuse keys that nothing read: a typo must not be silently ignored."""
+        unknown = sorted(set(self.data) - self._read)
+        if unknown:
+            raise self.error(unknown[0], "unknown option (check the spelling against config/gateway.toml)")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Listeners and the data directory."""
+
+    data_dir: Path = Path("gateway-data")
+    listen: str = "127.0.0.1"
+    https_port: int = 8443
+    http_port: int = 0
+    base_url: str = ""
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    log_level: str = "info"
+    access_log: bool = True
+    shutdown_timeout_seconds: float = 10.0
+
+    def public_base_url(self) -> str:
+        """The URL clients reach the gateway at, without a trailing slash."""
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        host = f"[{self.listen}]" if ":" in self.listen else self.listen
+        if self.https_port:
+            return f"https://{host}:{self.https_port}"
+        return f"http://{host}:{self.http_port}"
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where state lives: ``sqlite:///path`` (default) or ``postgresql://...``."""
+
+    url: str = ""
+    # Commits are grouped up to this many milliseconds; 0 commits each change alone.
+    group_commit_ms: float = 2.0
+
+
+@dataclass(frozen=True)
+class AcmeSettings:
+    """The ACME front end's knobs."""
+
+    terms_of_service: str = ""
+    website: str = ""
+    external_account_required: bool = False
+    nonce_lifetime_seconds: int = 3600
+    order_lifetime_seconds: int = 7 * 86400
+    authz_lifetime_seconds: int = 30 * 86400
+    finalize_wait_seconds: float = 5.0
+    retry_after_seconds: int = 2
+    default_profile: str = "default"
+
+
+@dataclass(frozen=True)
+class CASettings:
+    """One CA connector: its ``type`` and the rest of its table, parsed by the connector."""
+
+    name: str
+    type: str
+    options: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    """A policy profile: which CA issues and what a request must satisfy."""
+
+    name: str
+    ca: str
+    validity: timedelta = timedelta(days=90)
+    ekus: tuple[str, ...] = (SERVER_AUTH, CLIENT_AUTH)
+    ca_params: Mapping[str, str] = field(default_factory=dict)
+    allow_wildcards: bool = True
+    allow_ip: bool = True
+    max_identifiers: int = 100
+    allowed_patterns: tuple[str, ...] = ()
+    key_types: tuple[str, ...] = ("rsa", "ec")
+    min_rsa_bits: int = 2048
+    cn_from_first_san: bool = False
+    approval_required: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the gateway is configured with."""
+
+    source: str = "<embedded defaults>"
+    server: ServerSettings = field(default_factory=ServerSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    acme: AcmeSettings = field(default_factory=AcmeSettings)
+    validation: ValidationSettings = field(default_factory=ValidationSettings)
+    cas: Mapping[str, CASettings] = field(default_factory=dict)
+    profiles: Mapping[str, ProfileSettings] = field(default_factory=dict)
+    # Raw tables of sections owned by other modules (e.g. "est", "admin"), parsed there.
+    extra: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def storage_url(self) -> str:
+        """The storage URL, defaulting to a SQLite file in the data directory."""
+        return self.storage.url or f"sqlite:///{self.server.data_dir / 'gateway.db'}"
+
+
+def _server(t: Table) -> ServerSettings:
+    cert = t.str("tls_cert_file")
+    key = t.str("tls_key_file")
+    if bool(cert) != bool(key):
+        raise t.error("tls_cert_file", "tls_cert_file and tls_key_file go together")
+    level = t.str("log_level", "info").lower()
+    if level not in {"debug", "info", "warning", "error"}:
+        raise t.error("log_level", "expected one of debug, info, warning, error")
+    settings = ServerSettings(
+        data_dir=Path(t.str("data_dir", "gateway-data")),
+        listen=t.str("listen", "127.0.0.1"),
+        https_port=t.int("https_port", 8443, 0, 65535),
+        http_port=t.int("http_port", 0, 0, 65535),
+        base_url=t.str("base_url"),
+        tls_cert_file=Path(cert) if cert else None,
+        tls_key_file=Path(key) if key else None,
+        log_level=level,
+        access_log=t.bool("access_log", True),
+        shutdown_timeout_seconds=t.float("shutdown_timeout_seconds", 10.0),
+    )
+    if not settings.https_port and not settings.http_port:
+        raise t.error("https_port", "at least one of https_port and http_port must be non-zero")
+    try:
+        ipaddress.ip_address(settings.listen)
+    except ValueError as exc:
+        raise t.error("listen", f"expected an IP address, got {settings.listen!r}") from exc
+    return settings
+
+
+def _storage(t: Table) -> StorageSettings:
+    url = t.str("url")
+    if url and not re.match(r"^(sqlite:///|postgres(ql)?://)", url):
+        raise t.error("url", "expected sqlite:///PATH or postgresql://USER@HOST/DB")
+    return StorageSettings(url=url, group_commit_ms=t.float("group_commit_ms", 2.0))
+
+
+def _acme(t: Table) -> AcmeSettings:
+    return AcmeSettings(
+        terms_of_service=t.str("terms_of_service"),
+        website=t.str("website"),
+        external_account_required=t.bool("external_account_required"),
+        nonce_lifetime_seconds=t.int("nonce_lifetime_seconds", 3600, 1),
+        order_lifetime_seconds=t.int("order_lifetime_seconds", 7 * 86400, 60),
+        authz_lifetime_seconds=t.int("authz_lifetime_seconds", 30 * 86400, 60),
+        finalize_wait_seconds=t.float("finalize_wait_seconds", 5.0),
+        retry_after_seconds=t.int("retry_after_seconds", 2, 1, 3600),
+        default_profile=t.str("default_profile", "default"),
+    )
+
+
+def _resolver(t: Table, entry: str) -> tuple[str, int]:
+    host, sep, port = entry.rpartition(":")
+    if not sep:
+        host, port = entry, "53"
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+        number = int(port)
+    except ValueError as exc:
+        raise t.error("resolvers", f"expected HOST:PORT with an IP address, got {entry!r}") from exc
+    return host, number
+
+
+def _validation(t: Table) -> ValidationSettings:
+    networks = t.strs("blocked_networks", DEFAULT_BLOCKED_NETWORKS)
+    for net in networks:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError as exc:
+            raise t.error("blocked_networks", f"{net!r} is not a network (CIDR)") from exc
+    challenge_types = t.strs("challenge_types", ("http-01", "dns-01", "tls-alpn-01"))
+    for ctype in challenge_types:
+        if ctype not in {"http-01", "dns-01", "tls-alpn-01"}:
+            raise t.error("challenge_types", f"unknown challenge type {ctype!r}")
+    return ValidationSettings(
+        resolvers=tuple(_resolver(t, r) for r in t.strs("resolvers")),
+        http01_port=t.int("http01_port", 80, 1, 65535),
+        tlsalpn01_port=t.int("tlsalpn01_port", 443, 1, 65535),
+        http01_redirect_ports=t.ints("http01_redirect_ports", (80, 443)),
+        max_redirects=t.int("max_redirects", 10, 0, 50),
+        max_body_bytes=t.int("max_body_bytes", 8192, 128),
+        attempt_timeout_seconds=t.float("attempt_timeout_seconds", 10.0, 0.1),
+        attempts=t.int("attempts", 3, 1, 10),
+        retry_backoff_seconds=t.float("retry_backoff_seconds", 1.0),
+        concurrency=t.int("concurrency", 2000, 1),
+        per_target_concurrency=t.int("per_target_concurrency", 20, 1),
+        blocked_networks=networks,
+        allow_loopback=t.bool("allow_loopback", False),
+        allow_private=t.bool("allow_private", True),
+        caa_identities=t.strs("caa_identities"),
+        caa_recheck_after_seconds=t.int("caa_recheck_after_seconds", 8 * 3600),
+        challenge_types=challenge_types,
+    )
+
+
+def _ca(t: Table, name: str) -> CASettings:
+    ca_type = t.str("type")
+    if ca_type not in {"local", "adcs", "ejbca"}:
+        raise t.error("type", "expected one of local, adcs, ejbca")
+    # The connector parses the rest of its table itself (connectors never import the gateway).
+    return CASettings(name=name, type=ca_type, options=dict(t.data))
+
+
+def _profile(t: Table, name: str, cas: Mapping[str, CASettings]) -> ProfileSettings:
+    ca = t.str("ca", "local")
+    if ca not in cas:
+        raise t.error("ca", f"names no CA; configured: {', '.join(sorted(cas)) or 'none'}")
+    ekus = []
+    for eku in t.strs("ekus", ("serverAuth", "clientAuth")):
+        if eku not in EKU_NAMES and not re.fullmatch(r"\d+(\.\d+)+", eku):
+            raise t.error("ekus", f"{eku!r} is neither serverAuth, clientAuth nor a dotted OID")
+        ekus.append(EKU_NAMES.get(eku, eku))
+    params = t.table("ca_params")
+    for key, value in params.data.items():
+        if not isinstance(value, str):
+            raise params.error(key, "expected a string")
+    key_types = t.strs("key_types", ("rsa", "ec"))
+    for kt in key_types:
+        if kt not in {"rsa", "ec"}:
+            raise t.error("key_types", f"expected rsa and/or ec, got {kt!r}")
+    profile = ProfileSettings(
+        name=name,
+        ca=ca,
+        validity=timedelta(days=t.int("validity_days", 90, 1, 3650)),
+        ekus=tuple(ekus),
+        ca_params=dict(params.data),
+        allow_wildcards=t.bool("allow_wildcards", True),
+        allow_ip=t.bool("allow_ip", True),
+        max_identifiers=t.int("max_identifiers", 100, 1, 1000),
+        allowed_patterns=t.strs("allowed_patterns"),
+        key_types=key_types,
+        min_rsa_bits=t.int("min_rsa_bits", 2048, 1024, 16384),
+        cn_from_first_san=t.bool("cn_from_first_san"),
+        approval_required=t.bool("approval_required"),
+        description=t.str("description"),
+    )
+    t.check_unknown()
+    return profile
+
+
+def default_cas() -> dict[str, CASettings]:
+    """The embedded default: one local CA with its key in a file under the data directory."""
+    return {"local": CASettings(name="local", type="local", options={"type": "local"})}
+
+
+def parse(data: Mapping[str, Any], source: str) -> Settings:
+    """Turn a parsed TOML document into Settings, or raise ConfigError."""
+    root = Table(source, "", data)
+    server_t, storage_t = root.table("server"), root.table("storage")
+    acme_t, validation_t = root.table("acme"), root.table("validation")
+    server = _server(server_t)
+    storage = _storage(storage_t)
+    acme = _acme(acme_t)
+    validation = _validation(validation_t)
+    for t in (server_t, storage_t, acme_t, validation_t):
+        t.check_unknown()
+    cas_t = root.table("cas")
+    cas = {name: _ca(cas_t.table(name), name) for name in cas_t.data} or default_cas()
+    profiles_t = root.table("profiles")
+    profiles = {name: _profile(profiles_t.table(name), name, cas) for name in profiles_t.data}
+    if not profiles:
+        profiles = {"default": ProfileSettings(name="default", ca=next(iter(cas)))}
+    if acme.default_profile not in profiles:
+        raise acme_t.error("default_profile", f"names no profile; configured: {', '.join(profiles)}")
+    extra = {k: v for k, v in data.items() if k not in root._read and isinstance(v, dict)}
+    known_extra = {"est", "admin", "audit", "metrics"}
+    for key in data:
+        if key not in root._read and key not in known_extra:
+            raise root.error(key, "unknown section (check the spelling against config/gateway.toml)")
+    return Settings(source, server, storage, acme, validation, cas, profiles, extra)
+
+
+def load(path: Path | None) -> Settings:
+    """Read the config file, or return the embedded defaults when ``path`` is None."""
+    if path is None:
+        return parse({}, "<embedded defaults>")
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(str(path), "-", f"cannot read the file: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "-", f"not valid TOML: {exc}") from exc
+    return parse(data, str(path))

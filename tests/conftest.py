@@ -1,0 +1,30 @@
+"""Shared test fixtures and the rule for tests that need an external program.
+
+A test that needs certbot, lego, softhsm2, postgres, ... calls
+:func:`require_tool`. Without the tool it is skipped with a visible reason on a
+developer's machine, but it *fails* when ``CI=true``: CI must never pass by
+skipping what it was meant to prove.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+
+def in_ci() -> bool:
+    """True when running under CI (CI=true), where missing tools are failures."""
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def require_tool(*names: str) -> None:
+    """Skip (or, under CI, fail) the calling test unless every program in ``names`` is on PATH."""
+    missing = [n for n in names if shutil.which(n) is None and not os.path.exists(n)]
+    if not missing:
+        return
+    reason = f"needs {', '.join(missing)} (install with scripts/test.sh)"
+    if in_ci():
+        pytest.fail(f"CI=true but {reason}")
+    pytest.skip(reason)
