@@ -1,0 +1,311 @@
+"""``python -m loadtest``: ACME and EST load against any URL, plus helpers.
+
+Subcommands: ``acme`` (full RFC 8555 order flow), ``est`` (simpleenroll),
+``cpu`` (CPU time of a server process tree), ``pebble-setup`` (config and TLS
+certificate for a local Pebble). Exit status: 0 when every unit succeeded,
+1 when some failed, 2 when the run could not start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ssl
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from loadtest.acme import AcmeError, AcmeSession
+from loadtest.cpu import CpuMeter, tree_cpu_ms
+from loadtest.csr import KEY_TYPES
+from loadtest.est import EstFlow, EstOptions, enroll_url
+from loadtest.flow import CHALLENGES, FlowOptions, OrderFlow
+from loadtest.jose import ACCOUNT_ALGS, AccountKey
+from loadtest.output import format_summary, show_progress, write_json
+from loadtest.pebble import write_pebble_setup
+from loadtest.report import write_report
+from loadtest.responders import DnsResponder, Http01Responder
+from loadtest.runner import Plan, drive
+from loadtest.stats import Recorder
+
+DEFAULT_DNS_PORT = 8053
+
+
+class SetupError(Exception):
+    """The run cannot start (unreachable server, port taken, bad option)."""
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-n", "--count", type=int, default=10, help="units to run (orders or enrollments)"
+    )
+    p.add_argument("-c", "--concurrency", type=int, default=1, help="units in flight at once")
+    p.add_argument(
+        "--rate", type=float, default=0.0, help="fixed rate (units/s) instead of closed loop"
+    )
+    p.add_argument("--duration", type=float, default=0.0, help="start no unit after S seconds")
+    p.add_argument("--timeout", type=float, default=120.0, help="cut one unit off after S seconds")
+    p.add_argument("--cafile", type=Path, help="CA bundle that signs the server's TLS certificate")
+    p.add_argument(
+        "--insecure", action="store_true", help="do not verify the server's TLS certificate"
+    )
+    p.add_argument(
+        "--key-type", choices=KEY_TYPES, default="ec", help="certificate key (fresh per unit)"
+    )
+    p.add_argument(
+        "--server-pid", type=int, help="report this process tree's CPU ms per certificate"
+    )
+    p.add_argument("--json", type=Path, help="write the result as JSON to FILE")
+    p.add_argument("--report", type=Path, help="write an HTML report with SVG charts to FILE")
+    p.add_argument("--quiet", action="store_true", help="no summary on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="python -m loadtest", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="mode", required=True)
+    acme = sub.add_parser("acme", help="full ACME order flow")
+    acme.add_argument("--directory", required=True, help="ACME directory URL")
+    acme.add_argument("--challenge", choices=CHALLENGES, default="http-01")
+    acme.add_argument("--names", type=int, default=1, help="DNS names per order")
+    acme.add_argument("--domain", default="loadtest.test", help="names are made under this domain")
+    acme.add_argument("--profile", default="", help="ACME profile to request in newOrder")
+    acme.add_argument(
+        "--accounts", type=int, default=0, help="account pool size (default: min(c, 16))"
+    )
+    acme.add_argument("--account-alg", choices=ACCOUNT_ALGS, default="ES256")
+    acme.add_argument("--eab-kid", default="", help="external account binding key id")
+    acme.add_argument("--eab-hmac", default="", help="EAB HMAC key, base64url")
+    acme.add_argument(
+        "--http01-port", type=int, default=5002, help="HTTP-01 responder port (0: none)"
+    )
+    acme.add_argument(
+        "--dns-port", type=int, help=f"DNS responder port (dns-01: {DEFAULT_DNS_PORT})"
+    )
+    acme.add_argument(
+        "--poll-interval", type=float, default=0.2, help="poll delay without Retry-After"
+    )
+    _common(acme)
+    est = sub.add_parser("est", help="EST simpleenroll")
+    est.add_argument("--url", required=True, help="server URL (https://host:port)")
+    est.add_argument("--label", default="", help="EST label (/.well-known/est/<label>/)")
+    est.add_argument("--client-cert", type=Path, help="TLS client certificate (PEM)")
+    est.add_argument("--client-key", type=Path, help="TLS client key (PEM)")
+    est.add_argument("--user", default="", help="HTTP Basic credentials USER:PASSWORD")
+    est.add_argument(
+        "--new-connection-per-request",
+        action="store_true",
+        help="new TCP/TLS connection for every request, as most routers do",
+    )
+    _common(est)
+    cpu = sub.add_parser("cpu", help="print the CPU ms used so far by a process and its children")
+    cpu.add_argument("--pid", type=int, required=True)
+    setup = sub.add_parser("pebble-setup", help="write a Pebble config and TLS cert into DIR")
+    setup.add_argument("dir", type=Path)
+    setup.add_argument("--port", type=int, default=14000)
+    setup.add_argument("--http01-port", type=int, default=5002)
+    return parser
+
+
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext | bool:
+    """The client TLS settings: a CA file, no verification, or the system default."""
+    if args.insecure:
+        return False
+    context = ssl.create_default_context(cafile=str(args.cafile) if args.cafile else None)
+    if getattr(args, "client_cert", None):
+        context.load_cert_chain(args.client_cert, args.client_key)
+    return context
+
+
+@contextlib.asynccontextmanager
+async def http_session(
+    args: argparse.Namespace, force_close: bool = False, auth: aiohttp.BasicAuth | None = None
+) -> AsyncIterator[aiohttp.ClientSession]:
+    """One keep-alive session for the whole run (or one connection per request)."""
+    connector = aiohttp.TCPConnector(ssl=tls_context(args), limit=0, force_close=force_close)
+    timeout = aiohttp.ClientTimeout(total=min(args.timeout, 60.0))
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, auth=auth) as session:
+        yield session
+
+
+async def _measure(
+    args: argparse.Namespace, recorder: Recorder, work: Callable[[int], Awaitable[object]]
+) -> dict[str, Any] | None:
+    """Drive the plan with a progress line; CPU of ``--server-pid`` sampled around it."""
+    meter = CpuMeter(args.server_pid) if args.server_pid else None
+    if meter:
+        meter.start()
+    progress = asyncio.create_task(show_progress(recorder, args.count))
+    plan = Plan(args.count, args.concurrency, args.rate, args.duration, args.timeout)
+    try:
+        await drive(work, plan, recorder)
+    finally:
+        progress.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await progress
+    if meter:
+        meter.stop()
+        return meter.result(recorder.ok)
+    return None
+
+
+async def _start_responders(
+    args: argparse.Namespace,
+) -> tuple[Http01Responder | None, DnsResponder | None]:
+    http01 = (
+        Http01Responder(args.http01_port)
+        if args.challenge == "http-01" and args.http01_port
+        else None
+    )
+    dns_port = (
+        args.dns_port
+        if args.dns_port is not None
+        else (DEFAULT_DNS_PORT if args.challenge == "dns-01" else 0)
+    )
+    dns = DnsResponder(dns_port) if dns_port else None
+    for responder, what in ((http01, "HTTP-01 responder"), (dns, "DNS responder")):
+        if responder:
+            try:
+                await responder.start()
+            except OSError as exc:
+                raise SetupError(
+                    f"{what} cannot listen on 127.0.0.1:{responder.port}: {exc.strerror}"
+                    " (choose another port with --http01-port / --dns-port)"
+                ) from exc
+    return http01, dns
+
+
+async def _accounts(session: AcmeSession, args: argparse.Namespace) -> list[Any]:
+    count = args.accounts or min(max(1, args.concurrency), 16)
+
+    async def one() -> Any:
+        key = AccountKey.generate(args.account_alg)
+        with session.recorder.timed("newAccount"):
+            return await session.new_account(key, args.eab_kid, args.eab_hmac)
+
+    try:
+        return list(await asyncio.gather(*(one() for _ in range(count))))
+    except (AcmeError, aiohttp.ClientError, TimeoutError) as exc:
+        raise SetupError(f"cannot create accounts at {args.directory}: {exc}") from exc
+
+
+async def run_acme(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``acme`` subcommand: set up accounts and responders, then run the orders."""
+    recorder = Recorder()
+    http01, dns = await _start_responders(args)
+    try:
+        async with http_session(args) as http:
+            session = AcmeSession(http, args.directory, recorder)
+            try:
+                await session.load_directory()
+            except (AcmeError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                raise SetupError(f"cannot read the ACME directory {args.directory}: {exc}") from exc
+            accounts = await _accounts(session, args)
+            options = FlowOptions(
+                args.challenge,
+                args.names,
+                args.domain,
+                args.profile,
+                args.key_type,
+                args.poll_interval,
+            )
+            flow = OrderFlow(session, options, http01, dns)
+            setup_latency = recorder.steps.pop("newAccount", [])
+
+            async def order(index: int) -> int:
+                return await flow.run(accounts[index % len(accounts)], index)
+
+            cpu = await _measure(args, recorder, order)
+            recorder.steps["newAccount"] = setup_latency
+    finally:
+        for responder in (http01, dns):
+            if responder:
+                await responder.stop()
+    config = {
+        "challenge": args.challenge,
+        "names_per_order": args.names,
+        "accounts": len(accounts),
+        "account_alg": args.account_alg,
+        "profile": args.profile,
+    }
+    return _result("acme", args.directory, args, recorder, cpu, config)
+
+
+async def run_est(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``est`` subcommand: simpleenroll ``-n`` times."""
+    recorder = Recorder()
+    url = enroll_url(args.url, args.label)
+    auth = None
+    if args.user:
+        user, _, password = args.user.partition(":")
+        auth = aiohttp.BasicAuth(user, password)
+    async with http_session(args, args.new_connection_per_request, auth) as http:
+        flow = EstFlow(
+            http, EstOptions(url, args.key_type, max_wait_seconds=args.timeout), recorder
+        )
+        cpu = await _measure(args, recorder, flow.run)
+    config = {"label": args.label, "new_connection_per_request": args.new_connection_per_request}
+    return _result("est", url, args, recorder, cpu, config)
+
+
+def _result(
+    mode: str,
+    target: str,
+    args: argparse.Namespace,
+    recorder: Recorder,
+    cpu: dict[str, Any] | None,
+    config: dict[str, Any],
+) -> dict[str, Any]:
+    plan = {
+        "count": args.count,
+        "concurrency": args.concurrency,
+        "rate": args.rate,
+        "duration": args.duration,
+        "key_type": args.key_type,
+    }
+    return {
+        "mode": mode,
+        "target": target,
+        "plan": plan | config,
+        **recorder.summary(),
+        "certificates_issued": recorder.ok,
+        "server_cpu": cpu,
+    }
+
+
+async def execute(argv: list[str]) -> tuple[int, dict[str, Any] | None]:
+    """Parse ``argv``, run the subcommand, write outputs; returns (exit status, result)."""
+    args = build_parser().parse_args(argv)
+    if args.mode == "cpu":
+        print(f"{tree_cpu_ms(args.pid):.0f}")
+        return 0, None
+    if args.mode == "pebble-setup":
+        setup = write_pebble_setup(args.dir, port=args.port, http01_port=args.http01_port)
+        print(
+            " ".join(setup.command()), f"\n# directory: {setup.directory_url}  cafile: {setup.cert}"
+        )
+        return 0, None
+    try:
+        result = await (run_acme(args) if args.mode == "acme" else run_est(args))
+    except SetupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2, None
+    if not args.quiet:
+        print(format_summary(result))
+    if args.json:
+        write_json(result, args.json)
+    if args.report:
+        write_report(result, args.report)
+    return (0 if result["failed"] == 0 else 1), result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: run on uvloop."""
+    import uvloop
+
+    status, _ = uvloop.run(execute(sys.argv[1:] if argv is None else argv))
+    return status

@@ -1,0 +1,90 @@
+"""What a person sees: a live progress line on a terminal and the end-of-run summary."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from loadtest.stats import Recorder
+
+STEP_ORDER = (
+    "newAccount",
+    "newOrder",
+    "authz",
+    "challenge",
+    "validation",
+    "finalize",
+    "issuance",
+    "certificate",
+    "simpleenroll",
+    "schedule_lag",
+    "total",
+)
+
+
+def progress_line(recorder: Recorder, target: int) -> str:
+    """One status line: done/target, failures, throughput so far, in flight."""
+    elapsed = recorder.elapsed()
+    rate = recorder.ok / elapsed if elapsed > 0 else 0.0
+    failed = sum(recorder.errors.values())
+    return (
+        f"{elapsed:7.1f}s  ok {recorder.ok}/{target}  err {failed}  "
+        f"{rate:8.1f}/s  in flight {recorder.in_flight}"
+    )
+
+
+async def show_progress(recorder: Recorder, target: int, stream: TextIO = sys.stdout) -> None:
+    """Redraw the progress line twice a second until cancelled (terminals only)."""
+    if not stream.isatty():
+        return
+    try:
+        while True:
+            await asyncio.sleep(0.5)
+            stream.write("\r" + progress_line(recorder, target) + "\x1b[K")
+            stream.flush()
+    finally:
+        stream.write("\r\x1b[K")
+        stream.flush()
+
+
+def ordered_steps(latency: dict[str, Any]) -> list[str]:
+    """Step names in flow order, unknown ones after, alphabetically."""
+    known = [s for s in STEP_ORDER if s in latency]
+    return known + sorted(s for s in latency if s not in STEP_ORDER)
+
+
+def format_summary(result: dict[str, Any]) -> str:
+    """The human-readable end-of-run report."""
+    lines = [
+        f"{result['mode']} against {result['target']}",
+        f"  {result['succeeded']} ok, {result['failed']} failed of {result['started']} started "
+        f"in {result['elapsed_s']:.2f} s → {result['throughput_per_s']:.2f}/s",
+        "",
+        f"  {'step':<14}{'count':>7}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'max ms':>10}",
+    ]
+    latency = result["latency_ms"]
+    for step in ordered_steps(latency):
+        s = latency[step]
+        figures = "".join(f"{s[k]:>10.1f}" for k in ("p50", "p95", "p99", "max"))
+        lines.append(f"  {step:<14}{s['count']:>7}{figures}")
+    if result["errors"]:
+        lines += ["", "  errors:"] + [f"    {n:>6}  {kind}" for kind, n in result["errors"].items()]
+    if result.get("counters"):
+        lines += ["", "  " + ", ".join(f"{k}={v}" for k, v in result["counters"].items())]
+    cpu = result.get("server_cpu")
+    if cpu:
+        per = cpu["cpu_ms_per_certificate"]
+        lines += [
+            "",
+            f"  server CPU (pid {cpu['pid']}): {cpu['cpu_ms']:.0f} ms, "
+            f"{per if per is not None else '-'} ms per certificate",
+        ]
+    return "\n".join(lines)
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    """Write the machine-readable result."""
+    path.write_text(json.dumps(result, indent=2) + "\n")
