@@ -1,0 +1,283 @@
+"""The local CA: issues, revokes and publishes CRL and OCSP with its own key.
+
+The key lives in a file (development, the zero-setup default) or in a PKCS#11
+token (production). Files of one CA, in ``settings.dir``::
+
+    ca.pem        the CA certificate, then any chain above it (PEM)
+    ca.key.pem    the CA key, mode 0600 (file backend only)
+    ca.csr.pem    a CSR for an external root (``acme-gateway ca init --csr``)
+    ca.db         the ledger: issued serials, revocations, CRL number (SQLite)
+    crl.der       the latest CRL
+    ocsp.pem, ocsp.key.pem   the delegated OCSP responder (ocsp_responder = "delegated")
+
+With a file key every signature is made inline on the event loop; with a token
+key, in the token's own thread (see :mod:`connectors.pkcs11_keys`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from connectors.base import (
+    AlreadyRevoked,
+    CAConfigError,
+    ConnectorError,
+    Issued,
+    IssueRequest,
+    IssueResult,
+    Rejected,
+    RevocationReason,
+)
+from connectors.localca_certs import (
+    CAIdentity,
+    LeafTemplate,
+    LeafURLs,
+    build_crl,
+    ca_name,
+    leaf_builder,
+    load_chain_pem,
+    self_signed_ca,
+)
+from connectors.localca_keys import FileKeyBackend, KeyBackend, hash_for, key_type_of
+from connectors.localca_ocsp import OCSPResponder
+from connectors.localca_settings import LocalCASettings, Pkcs11Settings
+from connectors.localca_store import CALedger
+
+__all__ = [
+    "LocalCAConnector",
+    "LocalCASettings",
+    "Pkcs11Settings",
+    "UnknownCertificate",
+    "make_backend",
+]
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+class UnknownCertificate(ConnectorError):
+    """The certificate was not issued by this CA (or is not a certificate at all)."""
+
+
+def utcnow() -> datetime:
+    """The wall clock, timezone-aware."""
+    return datetime.now(UTC)
+
+
+def make_backend(settings: LocalCASettings) -> KeyBackend:
+    """The key backend the settings ask for."""
+    if settings.pkcs11 is not None:
+        from connectors.pkcs11_keys import Pkcs11KeyBackend
+
+        backend: KeyBackend = Pkcs11KeyBackend(settings.pkcs11, settings.key_type)
+        return backend
+    return FileKeyBackend(settings.dir / "ca.key.pem", settings.key_type)
+
+
+class LocalCAConnector:
+    """A CA whose key this gateway holds; implements :class:`connectors.base.Connector`."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: LocalCASettings,
+        clock: Clock = utcnow,
+        backend: KeyBackend | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.clock = clock
+        self.backend = backend or make_backend(settings)
+        self.ledger = CALedger(settings.dir / "ca.db")
+        self._ca: CAIdentity | None = None
+        self._urls = LeafURLs(settings.crl_url(name), settings.ocsp_url(name))
+        self._template: LeafTemplate | None = None
+        self._crl_der = b""
+        self._crl_next_update = datetime.min.replace(tzinfo=UTC)
+        self._crl_lock = asyncio.Lock()
+        self._refresher: asyncio.Task[None] | None = None
+        self._ocsp: OCSPResponder | None = None
+
+    @property
+    def cert_path(self) -> Path:
+        """Where the CA certificate (and chain) is kept."""
+        return self.settings.dir / "ca.pem"
+
+    async def start(self) -> None:
+        """Open the key and ledger; create a file-backed CA on first start; publish a CRL."""
+        self.settings.dir.mkdir(parents=True, exist_ok=True)
+        file_backend = isinstance(self.backend, FileKeyBackend)
+        # A file CA is created on first start; a token CA only by `ca init`, deliberately.
+        await self.backend.open(create=file_backend and not self.cert_path.exists())
+        try:
+            self._ca = await self._load_or_create_ca(file_backend)
+            self._template = LeafTemplate.of(self._ca, self._urls)
+            await self.ledger.open()
+            self._ocsp = OCSPResponder(
+                self.settings, self._ca, self.backend, self.ledger, self.clock
+            )
+            await self._ocsp.start()
+            await self.refresh_crl()
+        except BaseException:
+            await self.aclose()
+            raise
+        self._refresher = asyncio.create_task(self._refresh_loop(), name=f"localca-{self.name}-crl")
+
+    async def _load_or_create_ca(self, may_create: bool) -> CAIdentity:
+        hash_alg = hash_for(self.settings.key_type)
+        if not self.cert_path.exists():
+            if not may_create:
+                raise CAConfigError(
+                    f"CA certificate {self.cert_path} does not exist; run "
+                    f"`acme-gateway ca init --ca {self.name}` "
+                    "(then `ca import-cert` when an external root signs it)"
+                )
+            subject = ca_name(self.settings.common_name, self.settings.organization)
+            key = self.backend.signing_key()
+            pub = self.backend.public_key()
+            cert = await self.backend.run(
+                lambda: self_signed_ca(
+                    key, pub, subject, self.clock(), self.settings.ca_validity, hash_alg
+                )
+            )
+            self.cert_path.write_bytes(cert.public_bytes(Encoding.PEM))
+        return self._load_ca()
+
+    def _load_ca(self) -> CAIdentity:
+        try:
+            certs = load_chain_pem(self.cert_path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise CAConfigError(f"cannot read the CA certificate {self.cert_path}: {exc}") from exc
+        cert = certs[0]
+        if cert.public_key() != self.backend.public_key():
+            raise CAConfigError(
+                f"the CA certificate {self.cert_path} does not match the key "
+                f"({self.backend.describe()}); restore the matching pair or re-run `ca init`"
+            )
+        found = key_type_of(cert.public_key())
+        if found != self.settings.key_type:
+            raise CAConfigError(f"the CA key is {found}, but key_type is {self.settings.key_type}")
+        chain = tuple(c.public_bytes(Encoding.DER) for c in certs[1:])
+        return CAIdentity.of(cert, chain, hash_for(self.settings.key_type))
+
+    def _identity(self) -> CAIdentity:
+        if self._ca is None:
+            raise CAConfigError(f"local CA {self.name!r} is not started; call start() first")
+        return self._ca
+
+    async def issue(self, request: IssueRequest) -> IssueResult:
+        """Sign a leaf for the request's CSR at once; the local CA never defers."""
+        ca = self._identity()
+        assert self._template is not None  # set together with the identity
+        try:
+            csr = x509.load_der_x509_csr(request.csr_der)
+            builder = leaf_builder(
+                request, csr, self._template, self.clock() - self.settings.backdate
+            )
+        except ValueError as exc:
+            return Rejected(f"the local CA cannot use this request: {exc}")
+        key = self.backend.signing_key()
+        cert = await self.backend.run(lambda: builder.sign(key, ca.hash_alg))
+        await self.ledger.record_issued(
+            cert.serial_number, cert.not_valid_after_utc, request.request_id
+        )
+        return Issued(cert.public_bytes(Encoding.DER), (ca.cert_der, *ca.chain_der))
+
+    async def poll(self, ref: str) -> IssueResult:
+        """Nothing is ever pending at the local CA."""
+        raise UnknownCertificate(f"the local CA {self.name!r} has no pending request {ref!r}")
+
+    async def revoke(self, cert_der: bytes, reason: RevocationReason) -> None:
+        """Record the revocation and publish a new CRL at once."""
+        cert = self._own_certificate(cert_der)
+        fresh = await self.ledger.revoke(
+            cert.serial_number, int(reason), self.clock(), cert.not_valid_after_utc
+        )
+        if not fresh:
+            raise AlreadyRevoked(f"serial {cert.serial_number:x} is already revoked")
+        await self.refresh_crl()
+
+    def _own_certificate(self, cert_der: bytes) -> x509.Certificate:
+        ca = self._identity()
+        try:
+            cert = x509.load_der_x509_certificate(cert_der)
+            cert.verify_directly_issued_by(ca.cert)
+        except (ValueError, TypeError) as exc:
+            raise UnknownCertificate(
+                f"the certificate was not issued by the local CA {self.name!r} ({exc})"
+            ) from exc
+        except Exception as exc:  # InvalidSignature: a look-alike issuer name, another key
+            raise UnknownCertificate(
+                f"the certificate was not signed by the local CA {self.name!r}'s key"
+            ) from exc
+        return cert
+
+    async def ca_certs(self) -> tuple[bytes, ...]:
+        """The CA certificate, then any chain above it."""
+        ca = self._identity()
+        return (ca.cert_der, *ca.chain_der)
+
+    async def check(self) -> None:
+        """Raise when the key cannot sign right now."""
+        self._identity()
+        await self.backend.check()
+
+    async def aclose(self) -> None:
+        """Stop the CRL schedule, flush the ledger, release the key."""
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+            self._refresher = None
+        await self.ledger.close()
+        await self.backend.close()
+
+    # -- revocation data -------------------------------------------------------------
+
+    async def refresh_crl(self) -> bytes:
+        """Sign and publish a new CRL with every unexpired revocation."""
+        ca = self._identity()
+        async with self._crl_lock:
+            now = self.clock()
+            entries = await self.ledger.revoked_entries(now)
+            number = await self.ledger.next_crl_number()
+            next_update = now + self.settings.crl_validity
+            key = self.backend.signing_key()
+            crl = await self.backend.run(
+                lambda: build_crl(key, ca, entries, number, now, next_update)
+            )
+            der = crl.public_bytes(Encoding.DER)
+            await asyncio.to_thread((self.settings.dir / "crl.der").write_bytes, der)
+            self._crl_der, self._crl_next_update = der, next_update
+            return der
+
+    async def crl_der(self) -> bytes:
+        """The current CRL; a new one when the published one has run out."""
+        if not self._crl_der or self.clock() >= self._crl_next_update:
+            return await self.refresh_crl()
+        return self._crl_der
+
+    async def ocsp_response(self, request_der: bytes) -> bytes:
+        """An RFC 6960 response (DER) to one OCSP request; never raises for bad input."""
+        if self._ocsp is None:
+            raise CAConfigError(f"local CA {self.name!r} is not started; call start() first")
+        return await self._ocsp.respond(request_der)
+
+    async def _refresh_loop(self) -> None:
+        period = self.settings.crl_refresh.total_seconds()
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.refresh_crl()
+            except ConnectorError as exc:
+                # The published CRL stays valid until its nextUpdate; try again next period.
+                log.warning("local CA %s: CRL refresh failed: %s", self.name, exc)

@@ -1,0 +1,275 @@
+"""Pure builders of the local CA: its own certificate or CSR, leaves and CRLs.
+
+Nothing here does I/O or knows where the key lives; callers pass a private-key
+object (a software key or a token-backed one) and call these inside the key
+backend's :meth:`run`.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    CertificateIssuerPublicKeyTypes,
+)
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
+
+from connectors.base import IssueRequest
+from connectors.localca_keys import SignHash
+from connectors.localca_store import RevokedEntry
+
+CRL_REASONS = {
+    1: x509.ReasonFlags.key_compromise,
+    2: x509.ReasonFlags.ca_compromise,
+    3: x509.ReasonFlags.affiliation_changed,
+    4: x509.ReasonFlags.superseded,
+    5: x509.ReasonFlags.cessation_of_operation,
+    6: x509.ReasonFlags.certificate_hold,
+    8: x509.ReasonFlags.remove_from_crl,
+    9: x509.ReasonFlags.privilege_withdrawn,
+    10: x509.ReasonFlags.aa_compromise,
+}
+
+
+@dataclass(frozen=True)
+class CAIdentity:
+    """The issuing CA as leaves see it: certificate, chain and precomputed extensions."""
+
+    cert: x509.Certificate
+    cert_der: bytes
+    chain_der: tuple[bytes, ...]
+    aki: x509.AuthorityKeyIdentifier
+    hash_alg: SignHash
+
+    @classmethod
+    def of(
+        cls, cert: x509.Certificate, chain_der: tuple[bytes, ...], hash_alg: SignHash
+    ) -> CAIdentity:
+        """Derive the AKI once from the CA's SKI (or its key when the SKI is absent)."""
+        try:
+            ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+            aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+        except x509.ExtensionNotFound:
+            aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(cert.public_key())  # type: ignore[arg-type]
+        return cls(cert, cert.public_bytes(Encoding.DER), chain_der, aki, hash_alg)
+
+
+def random_serial() -> int:
+    """A positive 159-bit random serial (RFC 5280: at most 20 octets; CA/B: ≥ 64 random bits)."""
+    while True:
+        serial = secrets.randbits(159)
+        if serial:
+            return serial
+
+
+def ca_name(common_name: str, organization: str) -> x509.Name:
+    """The CA's subject."""
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization:
+        attrs.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    return x509.Name(attrs)
+
+
+def _ca_extensions(
+    public_key: CertificateIssuerPublicKeyTypes,
+) -> list[tuple[x509.ExtensionType, bool]]:
+    usage = x509.KeyUsage(
+        digital_signature=True, content_commitment=False, key_encipherment=False,
+        data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+        encipher_only=False, decipher_only=False,
+    )  # fmt: skip
+    return [
+        (x509.BasicConstraints(ca=True, path_length=0), True),
+        (usage, True),
+        (x509.SubjectKeyIdentifier.from_public_key(public_key), False),
+    ]
+
+
+def self_signed_ca(
+    key: CertificateIssuerPrivateKeyTypes,
+    public_key: CertificateIssuerPublicKeyTypes,
+    subject: x509.Name,
+    now: datetime,
+    validity: timedelta,
+    hash_alg: SignHash,
+) -> x509.Certificate:
+    """A self-signed CA certificate that may sign leaves only (pathLen 0)."""
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(public_key)
+        .serial_number(random_serial())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + validity)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key), False)
+    )
+    for ext, critical in _ca_extensions(public_key):
+        builder = builder.add_extension(ext, critical)
+    return builder.sign(key, hash_alg)
+
+
+def ca_csr(
+    key: CertificateIssuerPrivateKeyTypes,
+    public_key: CertificateIssuerPublicKeyTypes,
+    subject: x509.Name,
+    hash_alg: SignHash,
+) -> x509.CertificateSigningRequest:
+    """A CSR asking an external root to certify this CA."""
+    builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
+    for ext, critical in _ca_extensions(public_key):
+        builder = builder.add_extension(ext, critical)
+    return builder.sign(key, hash_alg)
+
+
+def _ext(value: x509.ExtensionType, critical: bool) -> x509.Extension[x509.ExtensionType]:
+    return x509.Extension(value.oid, critical, value)
+
+
+_NOT_CA = _ext(x509.BasicConstraints(ca=False, path_length=None), True)
+
+
+def _leaf_usage(rsa_key: bool) -> x509.Extension[x509.ExtensionType]:
+    usage = x509.KeyUsage(
+        digital_signature=True, content_commitment=False, key_encipherment=rsa_key,
+        data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+        encipher_only=False, decipher_only=False,
+    )  # fmt: skip
+    return _ext(usage, True)
+
+
+_USAGE_EC, _USAGE_RSA = _leaf_usage(False), _leaf_usage(True)
+
+
+@dataclass(frozen=True)
+class LeafURLs:
+    """Where relying parties fetch revocation data; empty when no public URL is known."""
+
+    crl: str = ""
+    ocsp: str = ""
+
+    def extensions(self) -> list[x509.Extension[x509.ExtensionType]]:
+        """CRL distribution point and AIA OCSP, for those URLs that are set."""
+        exts = []
+        if self.crl:
+            point = x509.DistributionPoint(
+                [x509.UniformResourceIdentifier(self.crl)], None, None, None
+            )
+            exts.append(_ext(x509.CRLDistributionPoints([point]), False))
+        if self.ocsp:
+            url = x509.UniformResourceIdentifier(self.ocsp)
+            desc = x509.AccessDescription(AuthorityInformationAccessOID.OCSP, url)
+            exts.append(_ext(x509.AuthorityInformationAccess([desc]), False))
+        return exts
+
+
+@dataclass(frozen=True)
+class LeafTemplate:
+    """The parts of every leaf that do not change per request, built once per CA.
+
+    Leaves are made on the event loop's hot path, so the constant extensions
+    are kept as ready objects and handed to the builder in one list rather
+    than added one by one (each ``add_extension`` copies and re-checks the list).
+    """
+
+    ca: CAIdentity
+    aki: x509.Extension[x509.ExtensionType]
+    url_extensions: tuple[x509.Extension[x509.ExtensionType], ...]
+
+    @classmethod
+    def of(cls, ca: CAIdentity, urls: LeafURLs) -> LeafTemplate:
+        """The template for leaves of ``ca`` that point at ``urls``."""
+        return cls(ca, _ext(ca.aki, False), tuple(urls.extensions()))
+
+
+@functools.lru_cache(maxsize=64)
+def _eku(ekus: tuple[str, ...]) -> x509.Extension[x509.ExtensionType]:
+    return _ext(x509.ExtendedKeyUsage([x509.ObjectIdentifier(oid) for oid in ekus]), False)
+
+
+def _subject(request: IssueRequest, csr: x509.CertificateSigningRequest) -> x509.Name:
+    if request.subject_cn:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, request.subject_cn)])
+    return csr.subject
+
+
+def _sans(request: IssueRequest) -> list[x509.GeneralName]:
+    names: list[x509.GeneralName] = [x509.DNSName(n) for n in request.dns_names]
+    names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in request.ip_addresses]
+    return names
+
+
+def leaf_builder(
+    request: IssueRequest,
+    csr: x509.CertificateSigningRequest,
+    template: LeafTemplate,
+    now: datetime,
+) -> x509.CertificateBuilder:
+    """Everything of the leaf except the signature; the serial is fresh and random."""
+    public_key = csr.public_key()
+    subject = _subject(request, csr)
+    exts = [
+        _NOT_CA,
+        _USAGE_RSA if isinstance(public_key, rsa.RSAPublicKey) else _USAGE_EC,
+        template.aki,
+        _ext(x509.SubjectKeyIdentifier.from_public_key(public_key), False),
+    ]
+    if request.profile.ekus:
+        exts.append(_eku(tuple(request.profile.ekus)))
+    sans = _sans(request)
+    if sans:
+        # RFC 5280 §4.2.1.6: critical when the subject is empty.
+        exts.append(_ext(x509.SubjectAlternativeName(sans), len(subject) == 0))
+    exts.extend(template.url_extensions)
+    return x509.CertificateBuilder(
+        issuer_name=template.ca.cert.subject,
+        subject_name=subject,
+        public_key=public_key,
+        serial_number=random_serial(),
+        not_valid_before=now,
+        not_valid_after=now + request.profile.validity,
+        extensions=exts,
+    )
+
+
+def build_crl(
+    key: CertificateIssuerPrivateKeyTypes,
+    ca: CAIdentity,
+    entries: Iterable[RevokedEntry],
+    number: int,
+    now: datetime,
+    next_update: datetime,
+) -> x509.CertificateRevocationList:
+    """A complete CRL (RFC 5280 §5) with CRL number and AKI, signed by the CA key."""
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.cert.subject)
+        .last_update(now)
+        .next_update(next_update)
+        .add_extension(x509.CRLNumber(number), False)
+        .add_extension(ca.aki, False)
+    )
+    for entry in entries:
+        revoked = (
+            x509.RevokedCertificateBuilder()
+            .serial_number(entry.serial)
+            .revocation_date(entry.revoked_at)
+        )
+        if entry.reason in CRL_REASONS:
+            revoked = revoked.add_extension(x509.CRLReason(CRL_REASONS[entry.reason]), False)
+        builder = builder.add_revoked_certificate(revoked.build())
+    return builder.sign(key, ca.hash_alg)
+
+
+def load_chain_pem(data: bytes) -> Sequence[x509.Certificate]:
+    """Every certificate of a PEM bundle, in file order."""
+    return x509.load_pem_x509_certificates(data)

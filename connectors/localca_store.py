@@ -1,0 +1,209 @@
+"""The local CA's own ledger: which serials it issued and which it revoked.
+
+A small SQLite file next to the CA certificate, driven by the stdlib ``sqlite3``
+module in one dedicated thread (connectors never import the gateway's store).
+Issuance records are group-committed: concurrent issuances wait for one shared
+commit instead of one each, which keeps the per-certificate cost low while
+still persisting every serial before the certificate leaves the connector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS issued (
+    serial TEXT PRIMARY KEY, not_after INTEGER NOT NULL, request_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS revoked (
+    serial TEXT PRIMARY KEY, reason INTEGER NOT NULL,
+    revoked_at INTEGER NOT NULL, not_after INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class RevokedEntry:
+    """One revoked certificate as the CRL and OCSP need it."""
+
+    serial: int
+    reason: int
+    revoked_at: datetime
+
+
+@dataclass(frozen=True)
+class SerialStatus:
+    """What the ledger knows about one serial: ``good``, ``revoked`` or ``unknown``."""
+
+    state: str
+    revoked: RevokedEntry | None = None
+
+
+def _hex(serial: int) -> str:
+    return format(serial, "x")
+
+
+def _ts(when: datetime) -> int:
+    return int(when.timestamp())
+
+
+def _dt(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class CALedger:
+    """Issued and revoked serials of one CA, persisted in ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor: ThreadPoolExecutor | None = None
+        self._db: sqlite3.Connection | None = None
+        self._pending: list[tuple[str, int, str]] = []
+        self._batch: asyncio.Future[None] | None = None
+        self._flushing = False
+
+    async def open(self) -> None:
+        """Open (creating if needed) the database in its own thread."""
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="localca-ledger")
+        await self._run(self._open_sync)
+
+    def _open_sync(self) -> None:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a process crash; only a power loss may drop the last commit.
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        self._db = db
+
+    async def close(self) -> None:
+        """Flush what is queued, close the database and stop the thread."""
+        if self._executor is None:
+            return
+        while self._pending or self._flushing:
+            await self._flush()
+        if self._db is not None:
+            await self._run(self._db.close)
+            self._db = None
+        self._executor.shutdown(wait=True)
+        self._executor = None
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        if self._executor is None:
+            raise RuntimeError("the CA ledger is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("the CA ledger is not open")
+        return self._db
+
+    async def record_issued(self, serial: int, not_after: datetime, request_id: str) -> None:
+        """Persist one issued serial; concurrent callers share one commit."""
+        self._pending.append((_hex(serial), _ts(not_after), request_id))
+        if self._batch is None:
+            self._batch = asyncio.get_running_loop().create_future()
+        batch = self._batch
+        if not self._flushing:
+            asyncio.ensure_future(self._flush())
+        await batch
+
+    async def _flush(self) -> None:
+        if self._flushing or not self._pending:
+            return
+        self._flushing = True
+        rows, self._pending = self._pending, []
+        batch, self._batch = self._batch, None
+        try:
+            await self._run(lambda: self._insert_issued(rows))
+        except Exception as exc:  # noqa: BLE001 - handed to every waiter of this batch
+            if batch is not None and not batch.done():
+                batch.set_exception(exc)
+        else:
+            if batch is not None and not batch.done():
+                batch.set_result(None)
+        finally:
+            self._flushing = False
+        if self._pending:
+            asyncio.ensure_future(self._flush())
+
+    def _insert_issued(self, rows: list[tuple[str, int, str]]) -> None:
+        db = self._conn()
+        with db:
+            db.execute("BEGIN")
+            db.executemany("INSERT OR IGNORE INTO issued VALUES (?, ?, ?)", rows)
+
+    async def revoke(self, serial: int, reason: int, when: datetime, not_after: datetime) -> bool:
+        """Record a revocation; False when the serial was revoked already."""
+        row = (_hex(serial), reason, _ts(when), _ts(not_after))
+
+        def insert() -> bool:
+            db = self._conn()
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                cur = db.execute("INSERT OR IGNORE INTO revoked VALUES (?, ?, ?, ?)", row)
+                return cur.rowcount == 1
+
+        return await self._run(insert)
+
+    async def revoked_entries(self, now: datetime) -> list[RevokedEntry]:
+        """Revocations of unexpired certificates (RFC 5280 §3.3 lets expired ones go)."""
+
+        def select() -> list[tuple[str, int, int]]:
+            sql = "SELECT serial, reason, revoked_at FROM revoked WHERE not_after >= ?"
+            return list(self._conn().execute(sql, (_ts(now),)))
+
+        rows = await self._run(select)
+        return [RevokedEntry(int(s, 16), reason, _dt(at)) for s, reason, at in rows]
+
+    async def status(self, serial: int) -> SerialStatus:
+        """Whether this CA issued ``serial`` and whether it is revoked."""
+        key = _hex(serial)
+        pending = any(row[0] == key for row in self._pending)
+
+        def select() -> tuple[tuple[int, int] | None, bool]:
+            db = self._conn()
+            rev = db.execute(
+                "SELECT reason, revoked_at FROM revoked WHERE serial = ?", (key,)
+            ).fetchone()
+            issued = db.execute("SELECT 1 FROM issued WHERE serial = ?", (key,)).fetchone()
+            return rev, issued is not None
+
+        rev, issued = await self._run(select)
+        if rev is not None:
+            return SerialStatus("revoked", RevokedEntry(serial, rev[0], _dt(rev[1])))
+        return SerialStatus("good" if issued or pending else "unknown")
+
+    async def next_crl_number(self) -> int:
+        """Increment and return the CRL number (RFC 5280 §5.2.3: monotonically increasing)."""
+
+        def bump() -> int:
+            db = self._conn()
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute(
+                    "INSERT INTO meta VALUES ('crl_number', 1) "
+                    "ON CONFLICT(key) DO UPDATE SET value = value + 1"
+                )
+                row = db.execute("SELECT value FROM meta WHERE key = 'crl_number'").fetchone()
+                return int(row[0])
+
+        return await self._run(bump)
+
+    async def counts(self) -> tuple[int, int]:
+        """How many serials were issued and revoked (for ``ca info``)."""
+
+        def count() -> tuple[int, int]:
+            db = self._conn()
+            issued = db.execute("SELECT COUNT(*) FROM issued").fetchone()[0]
+            revoked = db.execute("SELECT COUNT(*) FROM revoked").fetchone()[0]
+            return int(issued), int(revoked)
+
+        return await self._run(count)

@@ -1,0 +1,269 @@
+"""The local CA with its key in a file: settings, issuance, revocation, CRL."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+
+from connectors.base import (
+    AlreadyRevoked,
+    CAConfigError,
+    CAProfile,
+    Connector,
+    Issued,
+    Rejected,
+    RevocationReason,
+)
+from connectors.localca import LocalCAConnector, LocalCASettings, UnknownCertificate
+from tests.pkix.localca_support import BASE_URL, csr_der, issue_request, settings, started_ca
+
+
+@pytest.mark.parametrize(
+    ("options", "key"),
+    [
+        ({"colour": "blue"}, "colour"),
+        ({"pin": "1234"}, "pin"),
+        ({"key_type": "ec-p521"}, "key_type"),
+        ({"key_backend": "tpm"}, "key_backend"),
+        ({"public_base_url": "ftp://x"}, "public_base_url"),
+        ({"crl_validity_hours": 0}, "crl_validity_hours"),
+        ({"ca_validity_days": "ten"}, "ca_validity_days"),
+        ({"key_backend": "pkcs11", "pin_env": "X"}, "token_label"),
+        ({"key_backend": "pkcs11", "token_label": "t"}, "pin_file"),
+        ({"key_backend": "pkcs11", "token_label": "t", "pin_env": "NO_SUCH_VARIABLE_X"}, "pin_env"),
+    ],
+)
+def test_bad_options_name_the_key(tmp_path: Path, options: dict[str, object], key: str) -> None:
+    with pytest.raises(CAConfigError, match=rf"\[cas\.test\] {key}:"):
+        LocalCASettings.from_options({"type": "local", **options}, tmp_path, name="test")
+
+
+def test_defaults(tmp_path: Path) -> None:
+    s = LocalCASettings.from_options({"type": "local"}, tmp_path, name="edge")
+    assert s.dir == tmp_path / "ca" / "edge"
+    assert (s.key_backend, s.key_type, s.pkcs11) == ("file", "ec-p256", None)
+    assert s.crl_url("edge") == "" and s.ocsp_url("edge") == ""
+
+
+def test_pin_from_file_is_kept_out_of_repr(tmp_path: Path) -> None:
+    pin = tmp_path / "pin"
+    pin.write_text("s3cret\n")
+    opts = {"type": "local", "key_backend": "pkcs11", "token_label": "t", "pin_file": str(pin)}
+    s = LocalCASettings.from_options(opts, tmp_path, name="test")
+    assert s.pkcs11 is not None and s.pkcs11.pin == "s3cret"
+    assert "s3cret" not in repr(s)
+
+
+async def test_first_start_creates_a_private_key_and_ca(tmp_path: Path) -> None:
+    ca = await started_ca(tmp_path)
+    try:
+        assert isinstance(ca, Connector)
+        key_file = tmp_path / "ca" / "test" / "ca.key.pem"
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        (ca_der,) = await ca.ca_certs()
+        cert = x509.load_der_x509_certificate(ca_der)
+        assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
+        await ca.check()
+    finally:
+        await ca.aclose()
+    again = await started_ca(tmp_path)
+    try:
+        assert await again.ca_certs() == (ca_der,)
+    finally:
+        await again.aclose()
+
+
+async def test_issued_leaf_carries_the_requested_content(tmp_path: Path) -> None:
+    ca = await started_ca(tmp_path)
+    profile = CAProfile(
+        "p", validity=timedelta(days=7), ekus=(ExtendedKeyUsageOID.SERVER_AUTH.dotted_string,)
+    )
+    req = issue_request(
+        dns=("a.example.org", "b.example.org"), ip_addresses=("192.0.2.7",), profile=profile
+    )
+    try:
+        result = await ca.issue(req)
+    finally:
+        await ca.aclose()
+    assert isinstance(result, Issued)
+    leaf = x509.load_der_x509_certificate(result.leaf_der)
+    issuer = x509.load_der_x509_certificate(result.chain_der[0])
+    leaf.verify_directly_issued_by(issuer)
+    ext = leaf.extensions
+    san = ext.get_extension_for_class(x509.SubjectAlternativeName)
+    assert san.value.get_values_for_type(x509.DNSName) == ["a.example.org", "b.example.org"]
+    assert san.value.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("192.0.2.7")]
+    assert san.critical  # the CSR's subject is empty
+    assert list(ext.get_extension_for_class(x509.ExtendedKeyUsage).value) == [
+        ExtendedKeyUsageOID.SERVER_AUTH
+    ]
+    bc = ext.get_extension_for_class(x509.BasicConstraints)
+    assert bc.critical and not bc.value.ca
+    ku = ext.get_extension_for_class(x509.KeyUsage).value
+    assert ku.digital_signature and not ku.key_encipherment
+    ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    assert (
+        ext.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier == ski.digest
+    )
+    assert ext.get_extension_for_class(x509.SubjectKeyIdentifier)
+    assert 0 < leaf.serial_number < 2**159
+    assert leaf.not_valid_after_utc - leaf.not_valid_before_utc == timedelta(days=7)
+    cdp = ext.get_extension_for_class(x509.CRLDistributionPoints).value
+    assert cdp[0].full_name == [x509.UniformResourceIdentifier(f"{BASE_URL}/pkix/test/crl")]
+    (aia,) = ext.get_extension_for_class(x509.AuthorityInformationAccess).value
+    assert aia.access_method == AuthorityInformationAccessOID.OCSP
+    assert aia.access_location.value == f"{BASE_URL}/pkix/test/ocsp"
+
+
+async def test_subject_cn_and_rsa_key_usage(tmp_path: Path) -> None:
+    ca = await started_ca(tmp_path, public_base_url="")
+    try:
+        result = await ca.issue(
+            issue_request(csr=csr_der("rsa", cn="csr-name"), subject_cn="forced.example")
+        )
+        plain = await ca.issue(issue_request(csr=csr_der("ec", cn="csr-name")))
+    finally:
+        await ca.aclose()
+    assert isinstance(result, Issued) and isinstance(plain, Issued)
+    leaf = x509.load_der_x509_certificate(result.leaf_der)
+    assert leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "forced.example"
+    assert leaf.extensions.get_extension_for_class(x509.KeyUsage).value.key_encipherment
+    # Without a public URL there is nowhere to point relying parties at.
+    with pytest.raises(x509.ExtensionNotFound):
+        leaf.extensions.get_extension_for_class(x509.CRLDistributionPoints)
+    kept = x509.load_der_x509_certificate(plain.leaf_der)
+    assert kept.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "csr-name"
+    assert not kept.extensions.get_extension_for_class(x509.SubjectAlternativeName).critical
+
+
+@pytest.mark.parametrize(
+    ("key_type", "key_class"),
+    [("ec-p384", ec.EllipticCurvePublicKey), ("rsa-2048", rsa.RSAPublicKey)],
+)
+async def test_other_ca_key_types(tmp_path: Path, key_type: str, key_class: type) -> None:
+    ca = await started_ca(tmp_path, key_type=key_type)
+    try:
+        result = await ca.issue(issue_request())
+    finally:
+        await ca.aclose()
+    assert isinstance(result, Issued)
+    issuer = x509.load_der_x509_certificate(result.chain_der[0])
+    assert isinstance(issuer.public_key(), key_class)
+    x509.load_der_x509_certificate(result.leaf_der).verify_directly_issued_by(issuer)
+
+
+async def test_unparseable_csr_is_rejected(tmp_path: Path) -> None:
+    ca = await started_ca(tmp_path)
+    try:
+        result = await ca.issue(issue_request(csr=b"\x30\x03\x02\x01\x00"))
+    finally:
+        await ca.aclose()
+    assert isinstance(result, Rejected)
+
+
+async def test_key_type_change_is_refused_at_start(tmp_path: Path) -> None:
+    await (await started_ca(tmp_path)).aclose()
+    ca = LocalCAConnector("test", settings(tmp_path, key_type="rsa-2048"))
+    with pytest.raises(CAConfigError, match="key_type"):
+        await ca.start()
+
+
+async def test_certificate_of_another_key_is_refused_at_start(tmp_path: Path) -> None:
+    await (await started_ca(tmp_path)).aclose()
+    other = await started_ca(tmp_path / "other")
+    await other.aclose()
+    (tmp_path / "ca" / "test" / "ca.pem").write_bytes(
+        (tmp_path / "other" / "ca" / "test" / "ca.pem").read_bytes()
+    )
+    ca = LocalCAConnector("test", settings(tmp_path))
+    with pytest.raises(CAConfigError, match="does not match the key"):
+        await ca.start()
+
+
+async def test_revocation_is_listed_on_a_new_crl_and_persists(tmp_path: Path) -> None:
+    ca = await started_ca(tmp_path)
+    try:
+        first = x509.load_der_x509_crl(await ca.crl_der())
+        issued = await ca.issue(issue_request())
+        assert isinstance(issued, Issued)
+        await ca.revoke(issued.leaf_der, RevocationReason.KEY_COMPROMISE)
+        with pytest.raises(AlreadyRevoked):
+            await ca.revoke(issued.leaf_der, RevocationReason.SUPERSEDED)
+        crl = x509.load_der_x509_crl(await ca.crl_der())
+    finally:
+        await ca.aclose()
+    serial = x509.load_der_x509_certificate(issued.leaf_der).serial_number
+    issuer = x509.load_der_x509_certificate(issued.chain_der[0])
+    assert crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+    entry = crl.get_revoked_certificate_by_serial_number(serial)
+    assert entry is not None
+    assert (
+        entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+        == x509.ReasonFlags.key_compromise
+    )
+    number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    assert number > first.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    assert (tmp_path / "ca" / "test" / "crl.der").read_bytes() == crl.public_bytes(Encoding.DER)
+    reopened = await started_ca(tmp_path)
+    try:
+        with pytest.raises(AlreadyRevoked):
+            await reopened.revoke(issued.leaf_der, RevocationReason.UNSPECIFIED)
+        again = x509.load_der_x509_crl(await reopened.crl_der())
+    finally:
+        await reopened.aclose()
+    assert again.get_revoked_certificate_by_serial_number(serial) is not None
+
+
+async def test_certificates_of_other_cas_cannot_be_revoked(tmp_path: Path) -> None:
+    mine = await started_ca(tmp_path / "a")
+    other = await started_ca(tmp_path / "b")  # same name and subject, different key
+    try:
+        foreign = await other.issue(issue_request())
+        assert isinstance(foreign, Issued)
+        with pytest.raises(UnknownCertificate, match="not signed by"):
+            await mine.revoke(foreign.leaf_der, RevocationReason.UNSPECIFIED)
+        with pytest.raises(UnknownCertificate):
+            await mine.revoke(b"garbage", RevocationReason.UNSPECIFIED)
+    finally:
+        await mine.aclose()
+        await other.aclose()
+
+
+async def test_expired_crl_is_renewed_on_demand(tmp_path: Path) -> None:
+    now = [datetime.now(UTC)]
+    ca = LocalCAConnector("test", settings(tmp_path), clock=lambda: now[0])
+    await ca.start()
+    try:
+        first = await ca.crl_der()
+        assert await ca.crl_der() == first
+        now[0] += timedelta(hours=25)
+        renewed = x509.load_der_x509_crl(await ca.crl_der())
+    finally:
+        await ca.aclose()
+    assert renewed.next_update_utc is not None and renewed.next_update_utc > now[0]
+
+
+async def test_concurrent_issuance_records_every_serial(tmp_path: Path) -> None:
+    ca = await started_ca(tmp_path)
+    try:
+        results = await asyncio.gather(*(ca.issue(issue_request()) for _ in range(50)))
+        counts = await ca.ledger.counts()
+    finally:
+        await ca.aclose()
+    serials = {
+        x509.load_der_x509_certificate(r.leaf_der).serial_number
+        for r in results
+        if isinstance(r, Issued)
+    }
+    assert len(serials) == 50
+    assert counts == (50, 0)
