@@ -43,7 +43,8 @@ class ValidationOutcome:
     """The result of validating one challenge (all attempts included)."""
 
     failure: ValidationFailure | None = None
-    # validationRecord entries of RFC 8555 §8.3 (url, hostname, port, addressesResolved, addressUsed).
+    # validationRecord entries of RFC 8555 §8.3 (url, hostname, port, addressesResolved,
+    # addressUsed), one or more per attempt.
     records: tuple[dict[str, Any], ...] = field(default=())
 
     @property

@@ -1,0 +1,264 @@
+"""The validation authority: one engine that runs every challenge type.
+
+It owns one aiohttp ``ClientSession`` (whose connector may never resolve a
+name: every request goes to an address the network guard has checked) and one
+async dnspython resolver. Bounds:
+
+- ``concurrency``: attempts in flight at once, over all targets;
+- ``per_target_concurrency``: attempts in flight against one identifier, so one
+  slow or hostile applicant cannot take every slot;
+- ``attempt_timeout_seconds``: the whole of one attempt (DNS, connect, body).
+
+Failures the network caused (timeouts, refused connections, SERVFAIL) are
+retried up to ``attempts`` times with exponential backoff, as RFC 8555 §8.2
+allows; a wrong answer is final at once. Slots are not held while backing off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from gateway.errors import ErrorKind
+from gateway.validation import ChallengeTask, ValidationFailure, ValidationOutcome
+from gateway.validation.attempt import Attempt, ChallengeError
+from gateway.validation.caa import CaaChecker
+from gateway.validation.dns01 import Dns01Checker
+from gateway.validation.dnsclient import DnsClient, make_resolver
+from gateway.validation.http01 import Http01Checker
+from gateway.validation.netguard import NetworkGuard
+from gateway.validation.settings import ValidationSettings
+from gateway.validation.tlsalpn01 import TlsAlpn01Checker
+
+log = logging.getLogger("gateway.validation")
+
+T = TypeVar("T")
+USER_AGENT = "acme-gateway-validator/0.1"
+MAX_BACKOFF_SECONDS = 30.0
+Sleep = Callable[[float], Awaitable[None]]
+Check = Callable[[Attempt, Callable[[], float]], Awaitable[None]]
+
+
+class _NoResolver(AbstractResolver):
+    """aiohttp must never resolve a name itself: that lookup would bypass the guard."""
+
+    async def resolve(self, host: str, port: int = 0, family: int = 0) -> list[ResolveResult]:
+        raise OSError(f"validator refuses to let aiohttp resolve {host!r}")
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass
+class _TargetSlot:
+    semaphore: asyncio.Semaphore
+    users: int = 0
+
+
+class ValidationAuthority:
+    """Implements :class:`gateway.validation.Validator`; await :meth:`start` in the loop first."""
+
+    def __init__(self, settings: ValidationSettings, *, sleep: Sleep = asyncio.sleep) -> None:
+        self._settings = settings
+        self._sleep = sleep
+        self._guard = NetworkGuard(
+            settings.blocked_networks,
+            allow_loopback=settings.allow_loopback,
+            allow_private=settings.allow_private,
+        )
+        self._global = asyncio.Semaphore(settings.concurrency)
+        self._targets: dict[str, _TargetSlot] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._http01: Http01Checker | None = None
+        self._dns01: Dns01Checker | None = None
+        self._tlsalpn01: TlsAlpn01Checker | None = None
+        self._caa: CaaChecker | None = None
+
+    @property
+    def guard(self) -> NetworkGuard:
+        """The network guard every connection passes."""
+        return self._guard
+
+    async def start(self) -> None:
+        """Create the client session and the resolver (needs the running loop)."""
+        s = self._settings
+        dns = DnsClient(make_resolver(s.resolvers, s.attempt_timeout_seconds))
+        connector = aiohttp.TCPConnector(
+            limit=s.concurrency, limit_per_host=0, force_close=True, resolver=_NoResolver()
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=s.attempt_timeout_seconds),
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            headers={"User-Agent": USER_AGENT},
+            trust_env=False,
+        )
+        # aiohttp silently repeats an idempotent request once after a reset; the engine
+        # counts and records every attempt itself, so turn the hidden retry off.
+        if hasattr(self._session, "_retry_connection"):
+            self._session._retry_connection = False
+        self._http01 = Http01Checker(self._session, dns, self._guard, s)
+        self._dns01 = Dns01Checker(dns)
+        self._tlsalpn01 = TlsAlpn01Checker(dns, self._guard, s)
+        self._caa = CaaChecker(dns, s.caa_identities)
+
+    async def aclose(self) -> None:
+        """Close the client session; safe to call twice."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def validate(self, task: ChallengeTask) -> ValidationOutcome:
+        """Run the challenge with retries, then CAA for DNS identifiers; never raises."""
+        records: list[dict[str, Any]] = []
+        failure = await self._with_retries(task.identifier_value, self._check_for(task), records)
+        if failure is None and task.identifier_type == "dns":
+            failure = await self._caa_with_records(task, records)
+        self._log(task, failure, records)
+        return ValidationOutcome(failure=failure, records=tuple(records))
+
+    async def check_caa(
+        self, identifier_value: str, wildcard: bool, account_uri: str, method: str
+    ) -> ValidationFailure | None:
+        """Check CAA for a DNS identifier (IP identifiers have no CAA); None permits issuance."""
+        caa = self._require(self._caa)
+
+        async def run(attempt: Attempt, remaining: Callable[[], float]) -> None:
+            await caa.check(identifier_value, wildcard, account_uri, method, attempt)
+
+        return await self._with_retries(identifier_value, run, [])
+
+    async def _caa_with_records(
+        self, task: ChallengeTask, records: list[dict[str, Any]]
+    ) -> ValidationFailure | None:
+        caa = self._require(self._caa)
+
+        async def run(attempt: Attempt, remaining: Callable[[], float]) -> None:
+            await caa.check(
+                task.identifier_value, task.wildcard, task.account_uri, task.challenge_type, attempt
+            )
+
+        return await self._with_retries(task.identifier_value, run, records)
+
+    def _check_for(self, task: ChallengeTask) -> Check:
+        refusal = self._refusal(task)
+        if refusal is not None:
+            return _failing(refusal)
+        if task.challenge_type == "http-01":
+            http01 = self._require(self._http01)
+            return lambda attempt, remaining: http01.check(task, attempt, remaining)
+        if task.challenge_type == "dns-01":
+            dns01 = self._require(self._dns01)
+            return lambda attempt, remaining: dns01.check(task, attempt)
+        tlsalpn01 = self._require(self._tlsalpn01)
+        return lambda attempt, remaining: tlsalpn01.check(task, attempt, remaining)
+
+    def _refusal(self, task: ChallengeTask) -> ChallengeError | None:
+        if task.challenge_type not in ("http-01", "dns-01", "tls-alpn-01"):
+            return ChallengeError(
+                ErrorKind.MALFORMED, f"unknown challenge type {task.challenge_type!r}"
+            )
+        if task.identifier_type not in ("dns", "ip"):
+            return ChallengeError(
+                ErrorKind.UNSUPPORTED_IDENTIFIER,
+                f"identifier type {task.identifier_type!r} is not supported",
+            )
+        if task.wildcard and task.challenge_type != "dns-01":
+            return ChallengeError(
+                ErrorKind.MALFORMED,
+                f"a wildcard name can only be validated with dns-01, not {task.challenge_type}"
+                " (RFC 8555 §7.1.3)",
+            )
+        return None
+
+    async def _with_retries(
+        self, key: str, check: Check, records: list[dict[str, Any]]
+    ) -> ValidationFailure | None:
+        attempts = self._settings.attempts
+        for number in range(1, attempts + 1):
+            attempt = Attempt(number)
+            error = await self._attempt(key, check, attempt)
+            records.extend(attempt.records)
+            if error is None:
+                return None
+            if not error.retriable or number == attempts:
+                return ValidationFailure(error.kind, _with_attempts(error.detail, number))
+            backoff = self._settings.retry_backoff_seconds * 2 ** (number - 1)
+            await self._sleep(min(backoff, MAX_BACKOFF_SECONDS))
+        raise AssertionError("unreachable: attempts is at least 1")
+
+    async def _attempt(self, key: str, check: Check, attempt: Attempt) -> ChallengeError | None:
+        timeout = self._settings.attempt_timeout_seconds
+        async with self._slot(key.lower()):
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await check(attempt, lambda: deadline - loop.time())
+            except TimeoutError:
+                error = attempt.timeout_error(timeout)
+            except ChallengeError as exc:
+                error = exc
+            except Exception:  # a bug must fail one validation, not the core's job runner
+                log.exception("validation check raised unexpectedly")
+                error = ChallengeError(ErrorKind.SERVER_INTERNAL, "internal error while validating")
+            else:
+                return None
+        if attempt.records and "error" not in attempt.records[-1]:
+            attempt.records[-1]["error"] = f"{error.kind.value}: {error.detail}"
+        return error
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, key: str) -> AsyncIterator[None]:
+        """Take a per-target slot, then a global one: queued work holds no global slot."""
+        slot = self._targets.get(key)
+        if slot is None:
+            slot = self._targets[key] = _TargetSlot(
+                asyncio.Semaphore(self._settings.per_target_concurrency)
+            )
+        slot.users += 1
+        try:
+            async with slot.semaphore, self._global:
+                yield
+        finally:
+            slot.users -= 1
+            if slot.users == 0:
+                del self._targets[key]
+
+    def _require(self, part: T | None) -> T:
+        if part is None:
+            raise RuntimeError("ValidationAuthority.start() must be awaited before use")
+        return part
+
+    def _log(
+        self, task: ChallengeTask, failure: ValidationFailure | None, records: list[dict[str, Any]]
+    ) -> None:
+        result = "valid" if failure is None else f"invalid ({failure.kind.value})"
+        attempts = max((r.get("attempt", 1) for r in records), default=1)
+        log.info(
+            "validation %s %s:%s %s after %d attempt(s)",
+            task.challenge_type,
+            task.identifier_type,
+            task.identifier_value,
+            result,
+            attempts,
+        )
+
+
+def _failing(error: ChallengeError) -> Check:
+    async def check(attempt: Attempt, remaining: Callable[[], float]) -> None:
+        raise error
+
+    return check
+
+
+def _with_attempts(detail: str, attempts: int) -> str:
+    return detail if attempts == 1 else f"{detail} (after {attempts} attempts)"

@@ -1,0 +1,215 @@
+"""HTTP-01 (RFC 8555 §8.3, RFC 8738 §7 for IP identifiers).
+
+GET ``http://<identifier>:<http01_port>/.well-known/acme-challenge/<token>``.
+Each hop (the first URL and every redirect) is resolved by our resolver, passed
+through the network guard, and requested from the checked IP literal with the
+real name in ``Host`` (and in SNI for https): aiohttp never resolves anything.
+Redirects are followed by hand so that scheme, port and address are checked
+before every hop. Bodies are read up to ``max_body_bytes`` and no further.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import aiohttp
+from yarl import URL
+
+from gateway.errors import ErrorKind
+from gateway.validation import ChallengeTask
+from gateway.validation.attempt import Attempt, ChallengeError
+from gateway.validation.dnsclient import DnsClient
+from gateway.validation.netguard import IPAddress, NetworkGuard, parse_address
+from gateway.validation.settings import ValidationSettings
+from gateway.validation.targets import host_header, resolve_target, try_in_order
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+DEFAULT_PORTS = {"http": 80, "https": 443}
+SHOWN_BODY_CHARS = 64
+
+
+class Http01Checker:
+    """Runs the HTTP-01 check of one attempt."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        dns: DnsClient,
+        guard: NetworkGuard,
+        settings: ValidationSettings,
+    ) -> None:
+        self._session = session
+        self._dns = dns
+        self._guard = guard
+        self._settings = settings
+        self._redirect_ports = {settings.http01_port, 443, *settings.http01_redirect_ports}
+
+    async def check(
+        self, task: ChallengeTask, attempt: Attempt, remaining: Callable[[], float]
+    ) -> None:
+        """Fetch the key authorization, following allowed redirects; raise ChallengeError if not."""
+        url = URL.build(
+            scheme="http",
+            host=task.identifier_value,
+            port=self._settings.http01_port,
+            path=f"/.well-known/acme-challenge/{task.token}",
+        )
+        blocked_kind = (
+            ErrorKind.REJECTED_IDENTIFIER if task.identifier_type == "ip" else ErrorKind.DNS
+        )
+        seen: set[str] = set()
+        for _ in range(self._settings.max_redirects + 1):
+            seen.add(str(url))
+            record = attempt.record(url=str(url), hostname=url.host, port=url.port)
+            try:
+                location = await self._hop(url, task, attempt, record, remaining, blocked_kind)
+            except ChallengeError as exc:
+                record["error"] = f"{exc.kind.value}: {exc.detail}"
+                raise
+            if location is None:
+                return
+            url = self._redirect_target(url, location, seen, record)
+            blocked_kind = ErrorKind.CONNECTION
+        raise ChallengeError(
+            ErrorKind.CONNECTION,
+            f"more than {self._settings.max_redirects} redirects from {task.identifier_value}",
+        )
+
+    async def _hop(
+        self,
+        url: URL,
+        task: ChallengeTask,
+        attempt: Attempt,
+        record: dict[str, object],
+        remaining: Callable[[], float],
+        blocked_kind: ErrorKind,
+    ) -> str | None:
+        """One request: the redirect location, or None when the key authorization matched."""
+        host = url.host or ""
+        target = await resolve_target(host, self._dns, self._guard, attempt, blocked_kind)
+        record["addressesResolved"] = [str(a) for a in target.resolved]
+
+        async def fetch(address: IPAddress) -> str | None:
+            record["addressUsed"] = str(address)
+            return await self._fetch(url, address, task, attempt)
+
+        return await try_in_order(target, attempt, remaining, fetch)
+
+    async def _fetch(
+        self, url: URL, address: IPAddress, task: ChallengeTask, attempt: Attempt
+    ) -> str | None:
+        scheme, host, port = url.scheme, url.host or "", url.port or DEFAULT_PORTS[url.scheme]
+        direct = url.with_host(str(address)).with_port(port)
+        headers = {
+            "Host": host_header(host, port, DEFAULT_PORTS[scheme]),
+            "Accept": "*/*",
+            "Accept-Encoding": "identity",
+        }
+        # SNI carries names only; an IP host sends none.
+        sni = host if scheme == "https" and parse_address(host) is None else None
+        attempt.enter(ErrorKind.CONNECTION, f"fetching {url} from {address}")
+        try:
+            async with self._session.get(
+                direct, headers=headers, allow_redirects=False, ssl=False, server_hostname=sni
+            ) as response:
+                if response.status in REDIRECT_STATUSES:
+                    return self._location(response, url)
+                if response.status != 200:
+                    raise ChallengeError(
+                        ErrorKind.UNAUTHORIZED,
+                        f"{url} answered HTTP {response.status}, expected 200",
+                    )
+                body = await self._read_body(response, url, attempt)
+                response.close()  # never drain the rest of an endless body
+        except ChallengeError:
+            raise
+        except (aiohttp.ClientSSLError, aiohttp.ClientConnectorCertificateError) as exc:
+            raise ChallengeError(
+                ErrorKind.TLS, f"TLS with {address} for {url} failed: {exc}", retriable=True
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise ChallengeError(
+                ErrorKind.CONNECTION,
+                f"cannot connect to {address} port {port} for {url}: {exc.strerror or exc}",
+                retriable=True,
+            ) from exc
+        except aiohttp.ClientResponseError as exc:
+            raise ChallengeError(
+                ErrorKind.CONNECTION, f"malformed HTTP response from {url}: {exc.message}"
+            ) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ChallengeError(
+                ErrorKind.CONNECTION,
+                f"connection to {address} for {url} failed: {exc or type(exc).__name__}",
+                retriable=True,
+            ) from exc
+        _compare(body, task.key_authorization, url)
+        return None
+
+    def _location(self, response: aiohttp.ClientResponse, url: URL) -> str:
+        location = response.headers.get("Location", "")
+        if not location:
+            raise ChallengeError(
+                ErrorKind.CONNECTION, f"{url} answered HTTP {response.status} without a Location"
+            )
+        return location
+
+    async def _read_body(
+        self, response: aiohttp.ClientResponse, url: URL, attempt: Attempt
+    ) -> bytes:
+        limit = self._settings.max_body_bytes
+        too_big = ChallengeError(
+            ErrorKind.INCORRECT_RESPONSE, f"{url}: response body is larger than {limit} bytes"
+        )
+        if response.content_length is not None and response.content_length > limit:
+            raise too_big
+        attempt.enter(ErrorKind.CONNECTION, f"reading the response body of {url}")
+        body = bytearray()
+        while len(body) <= limit:
+            chunk = await response.content.read(limit + 1 - len(body))
+            if not chunk:
+                break
+            body += chunk
+        if len(body) > limit:
+            raise too_big
+        return bytes(body)
+
+    def _redirect_target(
+        self, url: URL, location: str, seen: set[str], record: dict[str, object]
+    ) -> URL:
+        try:
+            target = url.join(URL(location)).with_fragment(None)
+        except ValueError as exc:
+            raise _redirect_error(
+                record, f"{url} redirects to an invalid URL {location!r}"
+            ) from exc
+        if target.scheme not in DEFAULT_PORTS or not target.host:
+            raise _redirect_error(
+                record,
+                f"{url} redirects to {location!r}: only http(s) URLs with a host are followed",
+            )
+        port = target.port or DEFAULT_PORTS[target.scheme]
+        if port not in self._redirect_ports:
+            allowed = ", ".join(str(p) for p in sorted(self._redirect_ports))
+            raise _redirect_error(
+                record, f"{url} redirects to port {port}; allowed ports are {allowed}"
+            )
+        if str(target) in seen:
+            raise _redirect_error(record, f"redirect loop: {url} leads back to {target}")
+        return target
+
+
+def _redirect_error(record: dict[str, object], detail: str) -> ChallengeError:
+    record["error"] = f"{ErrorKind.CONNECTION.value}: {detail}"
+    return ChallengeError(ErrorKind.CONNECTION, detail)
+
+
+def _compare(body: bytes, key_authorization: str, url: URL) -> None:
+    """The body must be the key authorization, give or take surrounding whitespace."""
+    if body.strip() == key_authorization.encode():
+        return
+    shown = body.strip()[:SHOWN_BODY_CHARS].decode("utf-8", "replace")
+    raise ChallengeError(
+        ErrorKind.INCORRECT_RESPONSE,
+        f"{url} returned {shown!r}, which is not the key authorization of this challenge",
+    )
