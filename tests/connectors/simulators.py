@@ -1,0 +1,59 @@
+"""Helpers that start a simulator and build the matching connector, for the connector tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from connectors.adcs import CertsrvConnector, CertsrvSettings
+from connectors.base import CAProfile, IssueRequest
+from tests.fakes.certsrv import CertsrvSimulator
+from tests.fakes.pki import make_csr
+
+FAST = {"retries": 1, "retry_backoff_seconds": 0.0, "timeout_seconds": 5.0}
+
+
+def request(
+    names: list[str], params: Mapping[str, str], request_id: str = "order-1", cn: str | None = None
+) -> IssueRequest:
+    """An IssueRequest for DNS ``names`` with profile parameters ``params``."""
+    csr, _ = make_csr(names, cn)
+    return IssueRequest(request_id, csr, CAProfile("test", params=dict(params)), tuple(names))
+
+
+def certsrv_options(sim: CertsrvSimulator, auth: str, **extra: Any) -> dict[str, Any]:
+    """The [cas.adcs] table that points at ``sim``."""
+    options: dict[str, Any] = {
+        "type": "adcs",
+        "url": sim.url,
+        "auth": auth,
+        "ca_bundle_file": str(sim.trust_file),
+        **FAST,
+    }
+    if auth in {"basic", "ntlm", "negotiate"}:
+        options |= {"username": sim.username, "password_file": str(sim.password_file)}
+    return options | extra
+
+
+@asynccontextmanager
+async def certsrv(
+    tmp: Path, auth: str = "basic", mode: str = "auto", **extra: Any
+) -> AsyncIterator[tuple[CertsrvSimulator, CertsrvConnector]]:
+    """A running certsrv simulator and a started connector for it."""
+    sim = CertsrvSimulator(
+        tmp / "sim", mode=mode, auth="none" if auth == "client_cert_none" else auth
+    )
+    await sim.start()
+    try:
+        options = certsrv_options(sim, auth, **extra)
+        settings = CertsrvSettings.from_options(options, tmp, "adcs")
+        connector = CertsrvConnector("adcs", settings, None)
+        await connector.start()
+        try:
+            yield sim, connector
+        finally:
+            await connector.aclose()
+    finally:
+        await sim.stop()
