@@ -9,6 +9,7 @@ certificate for a local Pebble). Exit status: 0 when every unit succeeded,
 from __future__ import annotations
 
 import argparse
+import base64
 import asyncio
 import contextlib
 import ssl
@@ -123,12 +124,12 @@ def tls_context(args: argparse.Namespace) -> ssl.SSLContext | bool:
 
 @contextlib.asynccontextmanager
 async def http_session(
-    args: argparse.Namespace, force_close: bool = False, auth: aiohttp.BasicAuth | None = None
+    args: argparse.Namespace, force_close: bool = False, headers: dict[str, str] | None = None
 ) -> AsyncIterator[aiohttp.ClientSession]:
     """One keep-alive session for the whole run (or one connection per request)."""
     connector = aiohttp.TCPConnector(ssl=tls_context(args), limit=0, force_close=force_close)
     timeout = aiohttp.ClientTimeout(total=min(args.timeout, 60.0))
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout, auth=auth) as session:
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as session:
         yield session
 
 
@@ -235,15 +236,18 @@ async def run_acme(args: argparse.Namespace) -> dict[str, Any]:
     return _result("acme", args.directory, args, recorder, cpu, config)
 
 
+def basic_auth(user_password: str) -> str:
+    """The HTTP Basic Authorization value for ``USER:PASSWORD``."""
+    return "Basic " + base64.b64encode(user_password.encode()).decode("ascii")
+
+
 async def run_est(args: argparse.Namespace) -> dict[str, Any]:
     """The ``est`` subcommand: simpleenroll ``-n`` times."""
     recorder = Recorder()
     url = enroll_url(args.url, args.label)
-    auth = None
-    if args.user:
-        user, _, password = args.user.partition(":")
-        auth = aiohttp.BasicAuth(user, password)
-    async with http_session(args, args.new_connection_per_request, auth) as http:
+    # Sent pre-emptively: a router configured with a password does not wait for the 401.
+    headers = {"Authorization": basic_auth(args.user)} if args.user else None
+    async with http_session(args, args.new_connection_per_request, headers) as http:
         flow = EstFlow(
             http, EstOptions(url, args.key_type, max_wait_seconds=args.timeout), recorder
         )

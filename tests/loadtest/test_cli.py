@@ -1,0 +1,203 @@
+"""End to end: ``python -m loadtest`` against a real Pebble and against a fake EST server."""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loadtest.cli import execute
+from loadtest.pebble import self_signed
+from tests.loadtest.conftest import RunningPebble, free_port
+from tests.loadtest.fake_est import FakeEst
+
+RESULT_FIELDS = {
+    "mode",
+    "target",
+    "plan",
+    "elapsed_s",
+    "started",
+    "succeeded",
+    "failed",
+    "throughput_per_s",
+    "latency_ms",
+    "errors",
+    "counters",
+    "timeline",
+    "histogram_ms",
+    "certificates_issued",
+    "server_cpu",
+}
+ACME_STEPS = {
+    "newAccount",
+    "newOrder",
+    "authz",
+    "challenge",
+    "validation",
+    "finalize",
+    "certificate",
+    "total",
+}
+
+
+def acme_argv(pebble: RunningPebble, tmp_path: Path, *extra: str) -> list[str]:
+    return [
+        "acme",
+        "--directory",
+        pebble.directory,
+        "--cafile",
+        str(pebble.setup.cert),
+        "--http01-port",
+        str(pebble.setup.http01_port),
+        "--dns-port",
+        str(pebble.dns_port),
+        "--poll-interval",
+        "0.05",
+        "--json",
+        str(tmp_path / "out.json"),
+        "--quiet",
+        *extra,
+    ]
+
+
+@pytest.mark.parametrize("challenge", ["http-01", "dns-01"])
+async def test_acme_issues_n_certificates_from_pebble(
+    pebble: RunningPebble, tmp_path: Path, challenge: str
+) -> None:
+    argv = acme_argv(
+        pebble,
+        tmp_path,
+        "-n",
+        "5",
+        "-c",
+        "2",
+        "--names",
+        "2",
+        "--challenge",
+        challenge,
+        "--report",
+        str(tmp_path / "r.html"),
+        "--server-pid",
+        str(pebble.process.pid),
+    )
+    status, result = await execute(argv)
+    assert status == 0, result and result["errors"]
+    on_disk = json.loads((tmp_path / "out.json").read_text())
+    assert RESULT_FIELDS <= set(on_disk)
+    assert on_disk["certificates_issued"] == 5 and on_disk["failed"] == 0
+    assert ACME_STEPS <= set(on_disk["latency_ms"])
+    assert on_disk["latency_ms"]["validation"]["count"] == 10  # two names per order
+    assert set(on_disk["latency_ms"]["total"]) == {"count", "mean", "p50", "p95", "p99", "max"}
+    assert on_disk["counters"]["nonce_reused"] > on_disk["counters"]["nonce_fetched"]
+    assert on_disk["server_cpu"]["certificates"] == 5 and on_disk["server_cpu"]["cpu_ms"] >= 0
+    assert sum(p["ok"] for p in on_disk["timeline"]) == 5
+    svgs = re.findall(r"<svg.*?</svg>", (tmp_path / "r.html").read_text(), re.S)
+    assert len(svgs) == 2
+    for svg in svgs:
+        ET.fromstring(svg)
+
+
+async def test_acme_fixed_rate_bounded_by_count(pebble: RunningPebble, tmp_path: Path) -> None:
+    status, result = await execute(
+        acme_argv(pebble, tmp_path, "-n", "4", "-c", "4", "--rate", "20")
+    )
+    assert status == 0
+    assert result is not None and result["certificates_issued"] == 4
+    assert result["latency_ms"]["schedule_lag"]["count"] == 4
+
+
+async def test_acme_unreachable_directory_is_a_setup_error(tmp_path: Path) -> None:
+    argv = [
+        "acme",
+        "--directory",
+        f"http://127.0.0.1:{free_port()}/dir",
+        "--http01-port",
+        "0",
+        "--quiet",
+    ]
+    assert await execute(argv) == (2, None)
+
+
+def est_argv(url: str, tmp_path: Path, *extra: str) -> list[str]:
+    return ["est", "--url", url, "--json", str(tmp_path / "est.json"), "--quiet", *extra]
+
+
+async def test_est_enrolls_through_202_with_basic_auth(aiohttp_server: Any, tmp_path: Path) -> None:
+    fake = FakeEst(basic_auth="router:secret")
+    server = await aiohttp_server(fake.app())
+    url = str(server.make_url("/"))
+    argv = est_argv(
+        url,
+        tmp_path,
+        "-n",
+        "6",
+        "-c",
+        "3",
+        "--user",
+        "router:secret",
+        "--label",
+        "r1",
+        "--new-connection-per-request",
+    )
+    status, result = await execute(argv)
+    assert status == 0
+    assert result is not None and result["certificates_issued"] == 6
+    assert result["target"].endswith("/.well-known/est/r1/simpleenroll")
+    assert fake.stats["pending"] == 6 and fake.stats["issued"] == 6
+    assert result["counters"]["pending_202"] == 6
+    assert json.loads((tmp_path / "est.json").read_text())["mode"] == "est"
+
+
+async def test_est_wrong_password_counts_401(aiohttp_server: Any, tmp_path: Path) -> None:
+    server = await aiohttp_server(FakeEst(basic_auth="router:secret").app())
+    argv = est_argv(str(server.make_url("/")), tmp_path, "-n", "3", "--user", "router:wrong")
+    status, result = await execute(argv)
+    assert status == 1
+    assert result is not None and result["errors"] == {"http-401": 3}
+
+
+async def test_est_with_tls_client_certificate(aiohttp_server: Any, tmp_path: Path) -> None:
+    server_cert, server_key = self_signed(["localhost"], ["127.0.0.1"])
+    client_cert, client_key = self_signed(["router-1"], [])
+    for name, data in {
+        "s.pem": server_cert,
+        "s.key": server_key,
+        "c.pem": client_cert,
+        "c.key": client_key,
+    }.items():
+        (tmp_path / name).write_bytes(data)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tmp_path / "c.pem"))
+    context.load_cert_chain(tmp_path / "s.pem", tmp_path / "s.key")
+    context.verify_mode = ssl.CERT_REQUIRED
+    fake = FakeEst(pend_first=False)
+    server = await aiohttp_server(fake.app(), ssl=context)
+    url = f"https://127.0.0.1:{server.port}"
+    argv = est_argv(
+        url,
+        tmp_path,
+        "-n",
+        "3",
+        "--cafile",
+        str(tmp_path / "s.pem"),
+        "--client-cert",
+        str(tmp_path / "c.pem"),
+        "--client-key",
+        str(tmp_path / "c.key"),
+    )
+    status, result = await execute(argv)
+    assert status == 0 and result is not None and result["certificates_issued"] == 3
+
+
+async def test_pebble_setup_writes_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await execute(["pebble-setup", str(tmp_path), "--port", "14444"]) == (0, None)
+    config = json.loads((tmp_path / "pebble-config.json").read_text())["pebble"]
+    assert config["listenAddress"] == "127.0.0.1:14444"
+    assert config["certificate"] == str(tmp_path / "cert.pem")
+    assert "pebble -config" in capsys.readouterr().out
