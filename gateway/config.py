@@ -149,8 +149,8 @@ class StorageSettings:
     """Where state lives: ``sqlite:///path`` (default) or ``postgresql://...``."""
 
     url: str = ""
-    # Commits are grouped up to this many milliseconds; 0 commits each change alone.
-    group_commit_ms: float = 2.0
+    # Writes arriving while a commit runs share the next one; this adds a wait (ms) to group more.
+    group_commit_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -249,7 +249,7 @@ def _storage(t: Table) -> StorageSettings:
     url = t.str("url")
     if url and not re.match(r"^(sqlite:///|postgres(ql)?://)", url):
         raise t.error("url", "expected sqlite:///PATH or postgresql://USER@HOST/DB")
-    return StorageSettings(url=url, group_commit_ms=t.float("group_commit_ms", 2.0))
+    return StorageSettings(url=url, group_commit_ms=t.float("group_commit_ms", 0.0))
 
 
 def _acme(t: Table) -> AcmeSettings:

@@ -45,6 +45,8 @@ class ErrorKind(enum.Enum):
     METHOD_NOT_ALLOWED = "methodNotAllowed"
     UNSUPPORTED_MEDIA_TYPE = "unsupportedMediaType"
     CA_UNAVAILABLE = "caUnavailable"
+    # The key is in use by another account; the detail carries that account's id.
+    CONFLICT = "conflict"
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class GatewayError(Exception):
     detail: str
     subproblems: tuple[Subproblem, ...] = field(default=())
     retry_after: int | None = None
+    # Another resource the client should look at (e.g. the account already holding a key).
+    location: str | None = None
 
     def __post_init__(self) -> None:
         super().__init__(f"{self.kind.value}: {self.detail}")

@@ -1,0 +1,190 @@
+"""ACME resource handlers: verify the POST, make one core call, render the result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway import keys
+from gateway.acme import jws as jwslib
+from gateway.acme import render
+from gateway.acme.post import Verified, urls_for, verified
+from gateway.core.keys import jwk_thumbprint
+from gateway.core.models import PROCESSING, Authorization, Order
+from gateway.errors import ErrorKind, GatewayError
+
+PEM_CHAIN = "application/pem-certificate-chain"
+ORDERS_PAGE = 100
+
+
+def _json(body: dict[str, Any], status: int = 200, location: str | None = None,
+          headers: dict[str, str] | None = None) -> web.Response:
+    resp = web.json_response(body, status=status, headers=headers)
+    if location:
+        resp.headers["Location"] = location
+    return resp
+
+
+def _retry_after(request: web.Request) -> dict[str, str]:
+    seconds = request.config_dict[keys.SETTINGS].acme.retry_after_seconds
+    return {"Retry-After": str(seconds)}
+
+
+def _order_response(request: web.Request, v: Verified, order: Order,
+                    status: int = 200) -> web.Response:
+    headers = _retry_after(request) if order.status == PROCESSING else None
+    return _json(render.order(v.urls, order), status, v.urls.order(order.id), headers)
+
+
+def _authz_response(request: web.Request, v: Verified, authz: Authorization) -> web.Response:
+    busy = any(c.status == PROCESSING for c in authz.challenges)
+    headers = _retry_after(request) if busy else None
+    return _json(render.authz(v.urls, authz), headers=headers)
+
+
+async def directory(request: web.Request) -> web.Response:
+    """GET /acme/directory."""
+    return _json(render.directory(urls_for(request), request.config_dict[keys.SETTINGS]))
+
+
+async def new_nonce(request: web.Request) -> web.Response:
+    """HEAD answers 200, GET 204 (RFC 8555 §7.2); the nonce is added by the middleware."""
+    status = 200 if request.method == "HEAD" else 204
+    return web.Response(status=status, headers={"Cache-Control": "no-store"})
+
+
+async def new_account(request: web.Request) -> web.Response:
+    """POST /acme/new-account: create, or find with onlyReturnExisting."""
+    v = await verified(request, jwk_allowed=True, kid_allowed=False)
+    assert v.jwk is not None
+    core = request.config_dict[keys.CORE]
+    account, created = await core.accounts.register(v.jwk, v.thumbprint, v.payload)
+    return _json(render.account(v.urls, account), 201 if created else 200,
+                 v.urls.account(account.id))
+
+
+async def account(request: web.Request) -> web.Response:
+    """POST /acme/acct/{id}: read (empty payload), update contacts, or deactivate."""
+    v = await verified(request)
+    if v.owner().id != request.match_info["id"]:
+        raise GatewayError(ErrorKind.UNAUTHORIZED, "the request is signed by another account")
+    acct = v.owner()
+    if not v.jws.is_post_as_get:
+        acct = await request.config_dict[keys.CORE].accounts.update(acct, v.payload)
+    return _json(render.account(v.urls, acct), location=v.urls.account(acct.id))
+
+
+async def account_orders(request: web.Request) -> web.Response:
+    """POST-as-GET /acme/acct/{id}/orders, paginated with Link rel=next."""
+    v = await verified(request)
+    if v.owner().id != request.match_info["id"]:
+        raise GatewayError(ErrorKind.UNAUTHORIZED, "the request is signed by another account")
+    after = request.query.get("cursor", "")
+    ids = await request.config_dict[keys.CORE].orders.list_orders(v.owner(), after,
+                                                                  ORDERS_PAGE + 1)
+    resp = _json({"orders": [v.urls.order(i) for i in ids[:ORDERS_PAGE]]})
+    if len(ids) > ORDERS_PAGE:
+        nxt = f"{v.urls.orders(v.owner().id)}?cursor={ids[ORDERS_PAGE - 1]}"
+        resp.headers.add("Link", f'<{nxt}>;rel="next"')
+    return resp
+
+
+async def key_change(request: web.Request) -> web.Response:
+    """POST /acme/key-change: the inner JWS is signed by the new key (RFC 8555 §7.3.5)."""
+    v = await verified(request)
+    inner = jwslib.parse(v.jws.payload)
+    if inner.jwk is None:
+        raise GatewayError(ErrorKind.MALFORMED, "the inner JWS must carry the new key as jwk")
+    if inner.header["url"] != v.jws.header["url"]:
+        raise GatewayError(ErrorKind.MALFORMED, "the inner and outer JWS urls differ")
+    jwslib.verify(inner, jwslib.public_key(inner.jwk))
+    body = inner.json_payload()
+    if body.get("account") != v.jws.kid:
+        raise GatewayError(ErrorKind.MALFORMED, "the inner payload names another account")
+    old = body.get("oldKey")
+    if not isinstance(old, dict) or jwk_thumbprint(old) != v.owner().thumbprint:
+        raise GatewayError(ErrorKind.MALFORMED, "oldKey is not the account's current key")
+    core = request.config_dict[keys.CORE]
+    try:
+        acct = await core.accounts.change_key(v.owner(), inner.jwk, jwk_thumbprint(inner.jwk))
+    except GatewayError as exc:
+        if exc.kind is ErrorKind.CONFLICT:
+            raise GatewayError(ErrorKind.CONFLICT,
+                               "the new key is already in use by another account",
+                               location=v.urls.account(exc.detail) if exc.detail else None) from exc
+        raise
+    return _json(render.account(v.urls, acct), location=v.urls.account(acct.id))
+
+
+async def new_order(request: web.Request) -> web.Response:
+    """POST /acme/new-order."""
+    v = await verified(request)
+    order = await request.config_dict[keys.CORE].orders.new_order(v.owner(), v.payload)
+    return _order_response(request, v, order, 201)
+
+
+async def order(request: web.Request) -> web.Response:
+    """POST-as-GET /acme/order/{id}."""
+    v = await verified(request)
+    found = await request.config_dict[keys.CORE].orders.get_order(request.match_info["id"],
+                                                                  v.owner())
+    return _order_response(request, v, found)
+
+
+async def finalize(request: web.Request) -> web.Response:
+    """POST /acme/order/{id}/finalize with {"csr": base64url(DER)}."""
+    v = await verified(request)
+    payload = v.payload
+    if "csr" not in payload:
+        raise GatewayError(ErrorKind.MALFORMED, "the finalize payload needs a csr")
+    csr_der = jwslib.b64decode(payload["csr"], "csr")
+    done = await request.config_dict[keys.CORE].issuance.finalize(
+        v.owner(), request.match_info["id"], csr_der)
+    return _order_response(request, v, done)
+
+
+async def authz(request: web.Request) -> web.Response:
+    """POST-as-GET /acme/authz/{id}, or deactivation with {"status": "deactivated"}."""
+    v = await verified(request)
+    orders = request.config_dict[keys.CORE].orders
+    if v.jws.is_post_as_get:
+        found = await orders.get_authz(request.match_info["id"], v.owner())
+    else:
+        found = await orders.deactivate_authz(v.owner(), request.match_info["id"], v.payload)
+    return _authz_response(request, v, found)
+
+
+async def challenge(request: web.Request) -> web.Response:
+    """POST /acme/chall/{id}: {} starts validation; an empty payload reads it."""
+    v = await verified(request)
+    orders = request.config_dict[keys.CORE].orders
+    chall_id = request.match_info["id"]
+    if v.jws.is_post_as_get:
+        found = await orders.get_authz_for_challenge(chall_id, v.owner())
+        chall = found.challenge(chall_id)
+    else:
+        found, chall = await orders.respond_challenge(v.owner(), chall_id, v.payload)
+    assert chall is not None
+    headers = _retry_after(request) if chall.status == PROCESSING else {}
+    resp = _json(render.challenge(v.urls, chall), headers=headers)
+    resp.headers.add("Link", f'<{v.urls.authz(found.id)}>;rel="up"')
+    return resp
+
+
+async def certificate(request: web.Request) -> web.Response:
+    """POST-as-GET /acme/cert/{id}: the PEM chain, leaf first."""
+    v = await verified(request)
+    cert = await request.config_dict[keys.CORE].issuance.get_certificate(
+        request.match_info["id"], v.owner())
+    return web.Response(text=cert.chain_pem, content_type=PEM_CHAIN)
+
+
+async def revoke_cert(request: web.Request) -> web.Response:
+    """POST /acme/revoke-cert, signed by the account or by the certificate's key."""
+    v = await verified(request, jwk_allowed=True)
+    payload = v.payload
+    cert_der = jwslib.b64decode(payload.get("certificate"), "certificate")
+    await request.config_dict[keys.CORE].issuance.revoke(
+        cert_der, payload.get("reason"), v.account, None if v.account else v.jwk)
+    return web.Response(status=200)

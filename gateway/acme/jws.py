@@ -1,0 +1,176 @@
+"""The one JWS verifier every ACME POST goes through (RFC 8555 §6.2, RFC 7515).
+
+Rules: flattened JSON serialization only; a protected header only (an
+unprotected ``header`` member is refused, not merged); ``alg`` from an
+allow-list (never ``none`` or an HMAC); exactly one of ``jwk`` and ``kid``;
+``url`` equal to the request URL; a nonce redeemed once. Signatures are
+checked with cryptography directly, on keys parsed once and cached.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from gateway.core.keys import jwk_public_key
+from gateway.errors import ErrorKind, GatewayError
+
+ALGORITHMS = ("RS256", "ES256", "ES384", "ES512", "EdDSA")
+_EC = {"ES256": (ec.SECP256R1, hashes.SHA256, 32), "ES384": (ec.SECP384R1, hashes.SHA384, 48),
+       "ES512": (ec.SECP521R1, hashes.SHA512, 66)}
+MIN_RSA_BITS = 2048
+
+
+def b64decode(value: Any, what: str) -> bytes:
+    """Strict base64url without padding, as JWS requires."""
+    if not isinstance(value, str) or "=" in value:
+        raise GatewayError(ErrorKind.MALFORMED, f"{what} is not base64url without padding")
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        raise GatewayError(ErrorKind.MALFORMED, f"{what} is not valid base64url") from None
+
+
+@dataclass(frozen=True)
+class Jws:
+    """A structurally valid flattened JWS whose signature is not yet checked."""
+
+    header: dict[str, Any]
+    payload: bytes
+    signing_input: bytes
+    signature: bytes
+
+    @property
+    def alg(self) -> str:
+        """The signature algorithm."""
+        return str(self.header["alg"])
+
+    @property
+    def jwk(self) -> dict[str, Any] | None:
+        """The embedded key, for newAccount and revocation by certificate key."""
+        value = self.header.get("jwk")
+        return value if isinstance(value, dict) else None
+
+    @property
+    def kid(self) -> str | None:
+        """The account URL the request is signed for."""
+        value = self.header.get("kid")
+        return value if isinstance(value, str) else None
+
+    @property
+    def is_post_as_get(self) -> bool:
+        """True for an empty payload (RFC 8555 §6.3)."""
+        return self.payload == b""
+
+    def json_payload(self) -> dict[str, Any]:
+        """The payload as a JSON object (malformed if it is not one)."""
+        return parse_json_object(self.payload, "the JWS payload")
+
+
+def parse_json_object(raw: bytes, what: str) -> dict[str, Any]:
+    """Bytes that must hold one JSON object."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise GatewayError(ErrorKind.MALFORMED, f"{what} is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise GatewayError(ErrorKind.MALFORMED, f"{what} must be a JSON object")
+    return value
+
+
+def parse(body: bytes) -> Jws:
+    """Parse a flattened JWS and check every rule that needs no key."""
+    outer = parse_json_object(body, "the request body")
+    if "signatures" in outer:
+        raise GatewayError(ErrorKind.MALFORMED, "only the flattened JWS serialization is accepted")
+    if "header" in outer:
+        raise GatewayError(ErrorKind.MALFORMED, "unprotected JWS headers are not accepted")
+    if set(outer) != {"protected", "payload", "signature"}:
+        raise GatewayError(ErrorKind.MALFORMED,
+                           "a JWS needs exactly protected, payload and signature members")
+    protected, payload = outer["protected"], outer["payload"]
+    header = parse_json_object(b64decode(protected, "protected"), "the protected header")
+    _check_header(header)
+    return Jws(header=header, payload=b64decode(payload, "payload"),
+               signing_input=f"{protected}.{payload}".encode(),
+               signature=b64decode(outer["signature"], "signature"))
+
+
+def _check_header(header: dict[str, Any]) -> None:
+    alg = header.get("alg")
+    if alg not in ALGORITHMS:
+        raise GatewayError(ErrorKind.BAD_SIGNATURE_ALGORITHM,
+                           f"JWS algorithm {alg!r} is not supported; use one of "
+                           f"{', '.join(ALGORITHMS)}")
+    if ("jwk" in header) == ("kid" in header):
+        raise GatewayError(ErrorKind.MALFORMED,
+                           "the protected header must contain exactly one of jwk and kid")
+    if "jwk" in header and not isinstance(header["jwk"], dict):
+        raise GatewayError(ErrorKind.MALFORMED, "jwk must be a JSON object")
+    if "kid" in header and not isinstance(header["kid"], str):
+        raise GatewayError(ErrorKind.MALFORMED, "kid must be a string")
+    if not isinstance(header.get("url"), str):
+        raise GatewayError(ErrorKind.MALFORMED, "the protected header must contain a url")
+    if not isinstance(header.get("nonce"), str):
+        raise GatewayError(ErrorKind.BAD_NONCE, "JWS has no anti-replay nonce")
+    crit = header.get("crit")
+    if crit is not None:
+        raise GatewayError(ErrorKind.MALFORMED, "no critical JWS header extension is supported")
+
+
+@lru_cache(maxsize=4096)
+def _cached_key(jwk_json: str) -> PublicKeyTypes:
+    return jwk_public_key(json.loads(jwk_json))
+
+
+def public_key(jwk: dict[str, Any]) -> PublicKeyTypes:
+    """A JWK parsed into a public key (cached: accounts sign many requests)."""
+    if "d" in jwk or "p" in jwk or "k" in jwk:
+        raise GatewayError(ErrorKind.BAD_PUBLIC_KEY, "the JWK must be a public key")
+    key = _cached_key(json.dumps(jwk, sort_keys=True))
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        raise GatewayError(ErrorKind.BAD_PUBLIC_KEY,
+                           f"RSA account keys need at least {MIN_RSA_BITS} bits")
+    return key
+
+
+def verify(jws: Jws, key: PublicKeyTypes) -> None:
+    """Check the signature with ``key``; malformed if it does not verify."""
+    try:
+        _verify(jws.alg, key, jws.signature, jws.signing_input)
+    except InvalidSignature:
+        raise GatewayError(ErrorKind.MALFORMED, "JWS signature is invalid") from None
+
+
+def _verify(alg: str, key: PublicKeyTypes, sig: bytes, data: bytes) -> None:
+    if alg == "RS256":
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise _mismatch(alg)
+        key.verify(sig, data, padding.PKCS1v15(), hashes.SHA256())
+    elif alg in _EC:
+        curve, digest, size = _EC[alg]
+        if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, curve):
+            raise _mismatch(alg)
+        if len(sig) != 2 * size:
+            raise InvalidSignature()
+        r, s = int.from_bytes(sig[:size], "big"), int.from_bytes(sig[size:], "big")
+        key.verify(encode_dss_signature(r, s), data, ec.ECDSA(digest()))
+    elif alg == "EdDSA":
+        if not isinstance(key, ed25519.Ed25519PublicKey):
+            raise _mismatch(alg)
+        key.verify(sig, data)
+
+
+def _mismatch(alg: str) -> GatewayError:
+    return GatewayError(ErrorKind.BAD_SIGNATURE_ALGORITHM,
+                        f"JWS algorithm {alg} does not match the key type")

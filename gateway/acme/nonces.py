@@ -1,0 +1,37 @@
+"""Anti-replay nonces (RFC 8555 §6.5), kept in memory for a single gateway process.
+
+Each nonce is valid once and for a bounded time; the oldest are dropped when
+the pool is full, so memory stays bounded under any load. A client holding a
+dropped nonce gets ``badNonce`` and retries with the fresh one in that answer.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+
+
+class NonceService:
+    """Issues and redeems nonces."""
+
+    def __init__(self, lifetime_seconds: float, capacity: int = 200_000,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.lifetime = lifetime_seconds
+        self.capacity = capacity
+        self._now = monotonic
+        # dicts keep insertion order: the first entries are the oldest.
+        self._live: dict[str, float] = {}
+
+    def new(self) -> str:
+        """A fresh nonce (128 random bits, base64url)."""
+        nonce = secrets.token_urlsafe(16)
+        self._live[nonce] = self._now() + self.lifetime
+        if len(self._live) > self.capacity:
+            del self._live[next(iter(self._live))]
+        return nonce
+
+    def redeem(self, nonce: str) -> bool:
+        """True once for a nonce this service issued and that has not expired."""
+        expires = self._live.pop(nonce, None)
+        return expires is not None and expires > self._now()

@@ -1,0 +1,82 @@
+"""Turns an HTTP POST into a verified ACME request: the front door of every handler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from gateway import keys
+from gateway.acme import jws as jwslib
+from gateway.acme.render import Urls
+from gateway.core.keys import jwk_thumbprint
+from gateway.core.models import Account
+from gateway.errors import ErrorKind, GatewayError
+
+JOSE_JSON = "application/jose+json"
+MAX_BODY = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A POST whose JWS passed every check."""
+
+    jws: jwslib.Jws
+    urls: Urls
+    account: Account | None = None
+    jwk: dict[str, Any] | None = None
+    thumbprint: str = ""
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The payload as a JSON object."""
+        return self.jws.json_payload()
+
+    def owner(self) -> Account:
+        """The signing account (only for kid-signed requests)."""
+        assert self.account is not None
+        return self.account
+
+
+def urls_for(request: web.Request) -> Urls:
+    """URLs as the client addressed us, unless a public base URL is configured."""
+    base = request.config_dict[keys.SETTINGS].server.base_url
+    return Urls(base.rstrip("/") if base else f"{request.scheme}://{request.host}")
+
+
+async def verified(request: web.Request, *, jwk_allowed: bool = False,
+                   kid_allowed: bool = True) -> Verified:
+    """Parse and verify a JWS-signed POST (RFC 8555 §6.2–6.5)."""
+    if request.content_type != JOSE_JSON:
+        raise GatewayError(ErrorKind.UNSUPPORTED_MEDIA_TYPE,
+                           f"ACME requests must have Content-Type {JOSE_JSON}")
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise GatewayError(ErrorKind.MALFORMED, "the request body is too large")
+    jws = jwslib.parse(await request.read())
+    urls = urls_for(request)
+    if jws.header["url"] != urls.path(request.raw_path):
+        raise GatewayError(ErrorKind.UNAUTHORIZED,
+                           "the JWS url header does not match the request URL")
+    if not request.config_dict[keys.NONCES].redeem(jws.header["nonce"]):
+        raise GatewayError(ErrorKind.BAD_NONCE, "JWS has an invalid anti-replay nonce")
+    if jws.jwk is not None:
+        if not jwk_allowed:
+            raise GatewayError(ErrorKind.MALFORMED,
+                               "this resource needs a kid (account URL), not an embedded jwk")
+        jwslib.verify(jws, jwslib.public_key(jws.jwk))
+        return Verified(jws, urls, jwk=jws.jwk, thumbprint=jwk_thumbprint(jws.jwk))
+    if not kid_allowed:
+        raise GatewayError(ErrorKind.MALFORMED, "this resource needs an embedded jwk, not a kid")
+    return await _verified_by_account(request, jws, urls)
+
+
+async def _verified_by_account(request: web.Request, jws: jwslib.Jws, urls: Urls) -> Verified:
+    assert jws.kid is not None
+    account_id = urls.account_id(jws.kid)
+    if account_id is None:
+        raise GatewayError(ErrorKind.ACCOUNT_DOES_NOT_EXIST,
+                           "the kid is not an account URL of this server")
+    account = await request.config_dict[keys.CORE].accounts.get(account_id)
+    jwslib.verify(jws, jwslib.public_key(account.jwk))
+    return Verified(jws, urls, account=account, jwk=account.jwk, thumbprint=account.thumbprint)

@@ -1,0 +1,147 @@
+"""Wire forms of ACME resources: URLs and JSON bodies (RFC 8555 §7.1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gateway.acme import problems
+from gateway.config import Settings
+from gateway.core.models import Account, Authorization, Challenge, Order
+
+PREFIX = "/acme"
+
+
+def rfc3339(value: datetime) -> str:
+    """A timestamp in the form ACME clients parse (UTC, 'Z', whole seconds)."""
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Urls:
+    """Absolute URLs of every resource, relative to the base the client used."""
+
+    base: str
+
+    def path(self, path: str) -> str:
+        """An absolute URL for a path."""
+        return f"{self.base}{path}"
+
+    @property
+    def directory(self) -> str:
+        """The directory URL."""
+        return self.path(f"{PREFIX}/directory")
+
+    def account(self, account_id: str) -> str:
+        """An account URL (the ``kid`` clients sign with)."""
+        return self.path(f"{PREFIX}/acct/{account_id}")
+
+    def orders(self, account_id: str) -> str:
+        """An account's orders list."""
+        return self.path(f"{PREFIX}/acct/{account_id}/orders")
+
+    def order(self, order_id: str) -> str:
+        """An order URL."""
+        return self.path(f"{PREFIX}/order/{order_id}")
+
+    def authz(self, authz_id: str) -> str:
+        """An authorization URL."""
+        return self.path(f"{PREFIX}/authz/{authz_id}")
+
+    def challenge(self, challenge_id: str) -> str:
+        """A challenge URL."""
+        return self.path(f"{PREFIX}/chall/{challenge_id}")
+
+    def certificate(self, cert_id: str) -> str:
+        """A certificate URL."""
+        return self.path(f"{PREFIX}/cert/{cert_id}")
+
+    def account_id(self, kid: str) -> str | None:
+        """The account id in a ``kid``, if it is one of our account URLs."""
+        prefix = self.path(f"{PREFIX}/acct/")
+        if not kid.startswith(prefix):
+            return None
+        rest = kid[len(prefix):]
+        return rest if rest and "/" not in rest else None
+
+
+def directory(urls: Urls, settings: Settings) -> dict[str, Any]:
+    """The directory object with its ``meta``."""
+    meta: dict[str, Any] = {
+        "externalAccountRequired": settings.acme.external_account_required,
+        "profiles": {name: p.description or f"certificates from CA {p.ca!r}"
+                     for name, p in settings.profiles.items()},
+    }
+    if settings.acme.terms_of_service:
+        meta["termsOfService"] = settings.acme.terms_of_service
+    if settings.acme.website:
+        meta["website"] = settings.acme.website
+    if settings.validation.caa_identities:
+        meta["caaIdentities"] = list(settings.validation.caa_identities)
+    return {
+        "newNonce": urls.path(f"{PREFIX}/new-nonce"),
+        "newAccount": urls.path(f"{PREFIX}/new-account"),
+        "newOrder": urls.path(f"{PREFIX}/new-order"),
+        "revokeCert": urls.path(f"{PREFIX}/revoke-cert"),
+        "keyChange": urls.path(f"{PREFIX}/key-change"),
+        "meta": meta,
+    }
+
+
+def account(urls: Urls, acct: Account) -> dict[str, Any]:
+    """An account object."""
+    body: dict[str, Any] = {"status": acct.status, "contact": list(acct.contact),
+                            "orders": urls.orders(acct.id), "key": acct.jwk}
+    if acct.tos_agreed:
+        body["termsOfServiceAgreed"] = True
+    if acct.created_at is not None:
+        body["createdAt"] = rfc3339(acct.created_at)
+    return body
+
+
+def order(urls: Urls, o: Order) -> dict[str, Any]:
+    """An order object."""
+    body: dict[str, Any] = {
+        "status": o.status,
+        "expires": rfc3339(o.expires),
+        "identifiers": [i.to_json() for i in o.identifiers],
+        "authorizations": [urls.authz(a) for a in o.authz_ids],
+        "finalize": urls.path(f"{PREFIX}/order/{o.id}/finalize"),
+        "profile": o.profile,
+    }
+    if o.not_before:
+        body["notBefore"] = rfc3339(o.not_before)
+    if o.not_after:
+        body["notAfter"] = rfc3339(o.not_after)
+    if o.error:
+        body["error"] = problems.from_stored(o.error)
+    if o.certificate_id:
+        body["certificate"] = urls.certificate(o.certificate_id)
+    return body
+
+
+def challenge(urls: Urls, c: Challenge) -> dict[str, Any]:
+    """A challenge object."""
+    body: dict[str, Any] = {"type": c.type, "url": urls.challenge(c.id), "status": c.status,
+                            "token": c.token}
+    if c.validated:
+        body["validated"] = rfc3339(c.validated)
+    if c.error:
+        body["error"] = problems.from_stored(c.error)
+    if c.records:
+        body["validationRecord"] = list(c.records)
+    return body
+
+
+def authz(urls: Urls, a: Authorization) -> dict[str, Any]:
+    """An authorization object (only the successful challenge once valid, as RFC 8555 §7.1.4)."""
+    challs = a.challenges
+    if a.status == "valid":
+        challs = tuple(c for c in challs if c.status == "valid") or challs
+    body: dict[str, Any] = {"identifier": a.identifier.to_json(), "status": a.status,
+                            "expires": rfc3339(a.expires),
+                            "challenges": [challenge(urls, c) for c in challs]}
+    if a.wildcard:
+        body["wildcard"] = True
+    return body

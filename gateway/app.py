@@ -1,0 +1,152 @@
+"""create_app(settings): the one place that picks and wires concrete parts.
+
+Request path, for a newcomer: ``gateway.acme.routes`` (ACME, under /acme/) and
+``gateway.est`` (EST, under /.well-known/est/) parse the wire and call the
+:class:`gateway.core.service.Core` held under ``keys.CORE``. The core alone
+reaches the store (``gateway.storage``), the validation authority
+(``gateway.validation``) and the CA connectors (``connectors``), all made here
+in one cleanup context and closed in reverse order on shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from connectors.base import CAConfigError, Connector
+from gateway import keys
+from gateway.acme.nonces import NonceService
+from gateway.acme.routes import acme_app
+from gateway.config import CASettings, Settings
+from gateway.core.clock import Clock
+from gateway.core.service import Core
+from gateway.errors import ConfigError
+from gateway.storage.base import Store
+from gateway.validation import Validator
+from gateway.validation.engine import ValidationAuthority
+
+CONNECTOR_TYPES = ("local", "adcs", "ejbca")
+
+
+def build_store(settings: Settings) -> Store:
+    """The configured store: SQLite by default, PostgreSQL for several nodes."""
+    url = settings.storage_url()
+    if url.startswith("sqlite:///"):
+        from gateway.storage.sqlite import SQLiteStore
+
+        return SQLiteStore(Path(url[len("sqlite:///"):]), settings.storage.group_commit_ms)
+    raise ConfigError(settings.source, "storage.url",
+                      "PostgreSQL is not available in this build; use sqlite:///PATH")
+
+
+def _connector(ca: CASettings, settings: Settings) -> Connector:
+    data_dir = settings.server.data_dir
+    if ca.type == "local":
+        from connectors.localca import LocalCAConnector
+        from connectors.localca_settings import LocalCASettings
+
+        options = dict(ca.options)
+        options.setdefault("public_base_url", settings.server.public_base_url())
+        return LocalCAConnector(ca.name, LocalCASettings.from_options(options, data_dir, ca.name))
+    if ca.type == "adcs":
+        from connectors.adcs import CertsrvConnector, CertsrvSettings
+
+        return CertsrvConnector(ca.name, CertsrvSettings.from_options(ca.options, data_dir))
+    from connectors.ejbca import EjbcaConnector, EjbcaSettings
+
+    return EjbcaConnector(ca.name, EjbcaSettings.from_options(ca.options, data_dir))
+
+
+def build_connectors(settings: Settings) -> dict[str, Connector]:
+    """One connector per ``[cas.NAME]``; a bad table stops the start naming the key."""
+    built = {}
+    for name, ca in settings.cas.items():
+        try:
+            built[name] = _connector(ca, settings)
+        except CAConfigError as exc:
+            raise ConfigError(settings.source, f"cas.{name}", str(exc)) from exc
+    return built
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None,
+               validator: Validator | None = None,
+               connectors: Mapping[str, Connector] | None = None) -> web.Application:
+    """The gateway application; tests may inject a clock, validator or connectors."""
+    app = web.Application(client_max_size=1024 * 1024)
+    app[keys.SETTINGS] = settings
+    app[keys.NONCES] = NonceService(settings.acme.nonce_lifetime_seconds)
+    chosen = dict(connectors) if connectors is not None else build_connectors(settings)
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        async with _Resources(settings, chosen, validator, clock) as core:
+            app[keys.CORE] = core
+            yield
+
+    app.cleanup_ctx.append(resources)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    acme = acme_app()
+    app.add_subapp("/acme/", acme)
+    # Clients configured with the bare directory path land on the real one.
+    app.router.add_get("/directory", lambda r: _redirect(r, "/acme/directory"))
+    return app
+
+
+async def _redirect(request: web.Request, path: str) -> web.Response:
+    raise web.HTTPMovedPermanently(path)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: every CA connector reports healthy."""
+    health = await request.app[keys.CORE].ready()
+    ok = all(v == "ok" for v in health.values())
+    return web.json_response({"status": "ok" if ok else "degraded", "cas": health},
+                             status=200 if ok else 503)
+
+
+class _Resources:
+    """Opens store, connectors, validator and core in order; closes them in reverse."""
+
+    def __init__(self, settings: Settings, connectors: dict[str, Connector],
+                 validator: Validator | None, clock: Clock | None) -> None:
+        self.settings = settings
+        self.connectors = connectors
+        self.validator = validator
+        self.clock = clock
+        self.store: Store | None = None
+        self.core: Core | None = None
+        self.started: list[Any] = []
+
+    async def __aenter__(self) -> Core:
+        self.store = build_store(self.settings)
+        await self.store.open()
+        for connector in self.connectors.values():
+            start = getattr(connector, "start", None)
+            if start is not None:
+                await start()
+            self.started.append(connector)
+        if self.validator is None:
+            authority = ValidationAuthority(self.settings.validation)
+            await authority.start()
+            self.validator = authority
+        self.core = Core(self.settings, self.store, self.validator, self.connectors, self.clock)
+        await self.core.start()
+        return self.core
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.core is not None:
+            await self.core.stop()
+        if self.validator is not None:
+            await self.validator.aclose()
+        for connector in reversed(self.started):
+            await connector.aclose()
+        if self.store is not None:
+            await self.store.close()

@@ -1,0 +1,112 @@
+"""The ``acme-gateway`` command: serve, check-config, and operator subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway import config
+from gateway.errors import ConfigError
+
+log = logging.getLogger("gateway")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="acme-gateway",
+                                     description="ACME and EST gateway in front of existing CAs")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="TOML config file (default: embedded defaults in ./gateway-data)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                       help="TOML config file")
+    check = sub.add_parser("check-config", help="validate the config and exit")
+    check.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="TOML config file")
+    try:
+        from gateway import cli_ca
+    except ImportError:  # the CA tooling is optional in slim builds
+        pass
+    else:
+        cli_ca.add_subcommands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script and of ``python -m gateway``."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = config.load(args.config)
+        if args.command == "check-config":
+            from gateway.app import build_connectors
+
+            build_connectors(settings)
+            print(f"{settings.source}: OK")
+            return 0
+        if args.command == "serve":
+            return serve(settings)
+        handler = getattr(args, "handler", None)
+        if handler is None:
+            return 2
+        return int(handler(args, settings) or 0)
+    except ConfigError as exc:
+        print(f"acme-gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+def serve(settings: config.Settings) -> int:
+    """Run the gateway until SIGINT/SIGTERM, on uvloop when available."""
+    from gateway import logging as gwlogging
+
+    gwlogging.setup(settings.server.log_level)
+    try:
+        import uvloop
+    except ImportError:  # uvloop is a dependency; this only guards odd platforms
+        return asyncio.run(_serve(settings))
+    return uvloop.run(_serve(settings))
+
+
+async def _serve(settings: config.Settings) -> int:
+    from gateway import tls
+    from gateway.app import create_app
+    from gateway.logging import AccessLogger
+
+    app = create_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, access_log_class=AccessLogger,
+                           access_log=logging.getLogger("gateway.access")
+                           if settings.server.access_log else None,
+                           shutdown_timeout=settings.server.shutdown_timeout_seconds)
+    await runner.setup()
+    server = settings.server
+    urls = []
+    if server.https_port:
+        cert = tls.ensure_self_signed(server) if server.tls_cert_file is None else None
+        ctx = tls.server_context(server, getattr(app, "client_ca_files", ()))
+        await web.TCPSite(runner, server.listen, server.https_port, ssl_context=ctx).start()
+        urls.append(f"https://{_host(server.listen)}:{server.https_port}")
+        if cert is not None:
+            print(f"HTTPS certificate (self-signed): {cert.resolve()}\n"
+                  f"  trust it with REQUESTS_CA_BUNDLE={cert.resolve()} (certbot) or "
+                  f"LEGO_CA_CERTIFICATES={cert.resolve()} (lego)", flush=True)
+    if server.http_port:
+        await web.TCPSite(runner, server.listen, server.http_port).start()
+        urls.append(f"http://{_host(server.listen)}:{server.http_port}")
+    for url in urls:
+        print(f"ACME directory: {url}/acme/directory", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await runner.cleanup()
+    return 0
+
+
+def _host(listen: str) -> str:
+    return f"[{listen}]" if ":" in listen else listen

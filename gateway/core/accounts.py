@@ -1,0 +1,109 @@
+"""ACME accounts: registration, lookup, contact updates, deactivation and key rollover."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any
+
+from gateway.config import AcmeSettings
+from gateway.core.clock import Clock
+from gateway.core.models import DEACTIVATED, VALID, Account, new_id
+from gateway.errors import ErrorKind, GatewayError
+from gateway.storage.base import Conflict, Insert, Store, Update
+
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+
+
+def check_contacts(contact: Any) -> tuple[str, ...]:
+    """Only ``mailto:`` URLs with one plain address each (RFC 8555 §7.3)."""
+    if contact is None:
+        return ()
+    if not isinstance(contact, list) or not all(isinstance(c, str) for c in contact):
+        raise GatewayError(ErrorKind.MALFORMED, "contact must be a list of URL strings")
+    for url in contact:
+        if not url.startswith("mailto:"):
+            raise GatewayError(ErrorKind.UNSUPPORTED_CONTACT,
+                               f"contact {url!r}: only mailto: URLs are supported")
+        address = url[len("mailto:"):]
+        if "?" in address or "," in address or not _EMAIL.match(address):
+            raise GatewayError(ErrorKind.INVALID_CONTACT,
+                               f"contact {url!r} is not a single valid e-mail address")
+    if len(contact) > 10:
+        raise GatewayError(ErrorKind.MALFORMED, "at most 10 contacts are allowed")
+    return tuple(contact)
+
+
+class AccountService:
+    """Everything that creates or changes an ACME account."""
+
+    def __init__(self, settings: AcmeSettings, store: Store, clock: Clock) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+
+    async def register(self, jwk: dict[str, Any], thumbprint: str, payload: dict[str, Any],
+                       eab_kid: str | None = None) -> tuple[Account, bool]:
+        """Create an account for this key, or return the existing one (created flag second)."""
+        existing = await self.store.get_account_by_thumbprint(thumbprint)
+        if existing is not None:
+            return existing, False
+        if payload.get("onlyReturnExisting") is True:
+            raise GatewayError(ErrorKind.ACCOUNT_DOES_NOT_EXIST,
+                               "no account exists with the provided key")
+        contact = check_contacts(payload.get("contact"))
+        agreed = payload.get("termsOfServiceAgreed") is True
+        if self.settings.terms_of_service and not agreed:
+            raise GatewayError(ErrorKind.USER_ACTION_REQUIRED,
+                               "you must agree to the terms of service "
+                               f"({self.settings.terms_of_service}): set termsOfServiceAgreed")
+        account = Account(id=new_id(), thumbprint=thumbprint, jwk=jwk, contact=contact,
+                          tos_agreed=agreed, created_at=self.clock.now(), eab_kid=eab_kid)
+        try:
+            await self.store.apply([Insert(account)])
+        except Conflict:  # the same key registered concurrently: return that account
+            raced = await self.store.get_account_by_thumbprint(thumbprint)
+            if raced is None:
+                raise
+            return raced, False
+        return account, True
+
+    async def get(self, account_id: str) -> Account:
+        """A valid account, or accountDoesNotExist / unauthorized."""
+        account = await self.store.get_account(account_id)
+        if account is None:
+            raise GatewayError(ErrorKind.ACCOUNT_DOES_NOT_EXIST, "no account at this URL")
+        if account.status != VALID:
+            raise GatewayError(ErrorKind.UNAUTHORIZED, f"the account is {account.status}")
+        return account
+
+    async def update(self, account: Account, payload: dict[str, Any]) -> Account:
+        """Apply a contact change and/or a deactivation request."""
+        updated = account
+        if "contact" in payload:
+            updated = replace(updated, contact=check_contacts(payload["contact"]))
+        status = payload.get("status")
+        if status is not None:
+            if status != DEACTIVATED:
+                raise GatewayError(ErrorKind.MALFORMED,
+                                   "the only status a client may set is \"deactivated\"")
+            updated = updated.moved(DEACTIVATED)
+        if updated != account and not await self.store.apply([Update(updated, expect=VALID)]):
+            raise GatewayError(ErrorKind.UNAUTHORIZED, "the account changed meanwhile; retry")
+        return updated
+
+    async def change_key(self, account: Account, new_jwk: dict[str, Any],
+                         new_thumbprint: str) -> Account:
+        """Roll the account over to a new key (RFC 8555 §7.3.5)."""
+        holder = await self.store.get_account_by_thumbprint(new_thumbprint)
+        if holder is not None:
+            raise GatewayError(ErrorKind.CONFLICT, holder.id)
+        updated = replace(account, jwk=new_jwk, thumbprint=new_thumbprint)
+        try:
+            applied = await self.store.apply([Update(updated, expect=VALID)])
+        except Conflict as exc:
+            raise GatewayError(ErrorKind.CONFLICT, "") from exc
+        if not applied:
+            raise GatewayError(ErrorKind.UNAUTHORIZED, "the account is no longer valid")
+        return updated

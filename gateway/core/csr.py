@@ -1,0 +1,128 @@
+"""CSR parsing and checks shared by ACME finalize and EST enroll.
+
+The names a CSR asks for are compared with what was authorized; the key is
+checked against the profile's key rules. Every refusal is a ``badCSR`` (or
+``badPublicKey``) GatewayError whose detail names the rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.x509.oid import NameOID
+
+from gateway.core.models import Identifier
+from gateway.errors import ErrorKind, GatewayError
+
+ALLOWED_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384"}
+
+
+@dataclass(frozen=True)
+class ParsedCSR:
+    """The parts of a CSR the core decides on."""
+
+    der: bytes
+    csr: x509.CertificateSigningRequest
+    dns_names: tuple[str, ...]
+    ip_addresses: tuple[str, ...]
+    common_name: str | None
+    key_type: str  # "rsa" or "ec"
+    key_bits: int
+    spki_sha256: str
+
+    def identifiers(self) -> set[Identifier]:
+        """The names requested, as normalised identifiers (CN included)."""
+        found = {Identifier("dns", n) for n in self.dns_names}
+        found |= {Identifier("ip", a) for a in self.ip_addresses}
+        if self.common_name:
+            found.add(identifier_for_name(self.common_name))
+        return found
+
+
+def bad_csr(detail: str) -> GatewayError:
+    """A badCSR refusal."""
+    return GatewayError(ErrorKind.BAD_CSR, detail)
+
+
+def normalise_ip(value: str) -> str:
+    """The canonical text of an IP address (RFC 8738 §3 compares addresses, not text)."""
+    return str(ipaddress.ip_address(value))
+
+
+def identifier_for_name(name: str) -> Identifier:
+    """A CN's identifier: an IP address when it parses as one, else a lower-cased DNS name."""
+    try:
+        return Identifier("ip", normalise_ip(name))
+    except ValueError:
+        return Identifier("dns", name.lower().rstrip("."))
+
+
+def parse_csr(der: bytes) -> ParsedCSR:
+    """Parse a DER CSR and verify its self-signature."""
+    try:
+        csr = x509.load_der_x509_csr(der)
+    except ValueError as exc:
+        raise bad_csr("the CSR is not a valid DER PKCS#10 request") from exc
+    try:
+        signature_ok = csr.is_signature_valid
+    except Exception as exc:  # unsupported algorithms surface as various errors
+        raise bad_csr(f"the CSR signature cannot be checked: {exc}") from exc
+    if not signature_ok:
+        raise bad_csr("the CSR signature does not verify")
+    key = csr.public_key()
+    key_type, bits = _key_info(key)
+    try:
+        ext = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        dns = tuple(n.lower().rstrip(".") for n in ext.value.get_values_for_type(x509.DNSName))
+        ips = tuple(str(a) for a in ext.value.get_values_for_type(x509.IPAddress))
+    except x509.ExtensionNotFound:
+        dns, ips = (), ()
+    except ValueError as exc:
+        raise bad_csr(f"the CSR's extensions cannot be parsed: {exc}") from exc
+    cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    cn = str(cns[0].value) if cns else None
+    spki = key.public_bytes(serialization.Encoding.DER,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    return ParsedCSR(der, csr, dns, ips, cn, key_type, bits, hashlib.sha256(spki).hexdigest())
+
+
+def _key_info(key: object) -> tuple[str, int]:
+    if isinstance(key, rsa.RSAPublicKey):
+        return "rsa", key.key_size
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if key.curve.name not in ALLOWED_CURVES:
+            raise GatewayError(ErrorKind.BAD_PUBLIC_KEY,
+                               f"EC curve {key.curve.name} is not allowed; use P-256 or P-384")
+        return "ec", key.curve.key_size
+    if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        raise GatewayError(ErrorKind.BAD_PUBLIC_KEY, "EdDSA keys are not accepted in CSRs")
+    raise GatewayError(ErrorKind.BAD_PUBLIC_KEY, "unsupported public key type in the CSR")
+
+
+def check_key(parsed: ParsedCSR, key_types: tuple[str, ...], min_rsa_bits: int) -> None:
+    """Refuse key types and sizes the profile does not allow."""
+    if parsed.key_type not in key_types:
+        raise GatewayError(ErrorKind.BAD_PUBLIC_KEY,
+                           f"{parsed.key_type.upper()} keys are not allowed by this profile "
+                           f"(allowed: {', '.join(k.upper() for k in key_types)})")
+    if parsed.key_type == "rsa" and parsed.key_bits < min_rsa_bits:
+        raise GatewayError(ErrorKind.BAD_PUBLIC_KEY,
+                           f"RSA key of {parsed.key_bits} bits is too small; "
+                           f"the minimum is {min_rsa_bits}")
+
+
+def check_names(parsed: ParsedCSR, wanted: tuple[Identifier, ...]) -> None:
+    """The CSR must ask for exactly the order's identifiers: no extras, none missing."""
+    asked = parsed.identifiers()
+    want = set(wanted)
+    extra = sorted(i.value for i in asked - want)
+    missing = sorted(i.value for i in want - asked)
+    if extra:
+        raise bad_csr(f"the CSR names identifiers not in the order: {', '.join(extra)}")
+    if missing:
+        raise bad_csr(f"the CSR lacks identifiers of the order: {', '.join(missing)}")

@@ -1,0 +1,345 @@
+"""Finalize, the persisted CA jobs that follow it, certificate download and revocation.
+
+Finalize checks the CSR, stores the order as ``processing`` together with a job
+row, and starts the job at once; the client is answered when the CA has
+finished or after ``finalize_wait_seconds``, whichever comes first. A job is
+unique per order (a table constraint) and runs in at most one task of this
+process, so a repeated finalize or a restart never sends a request twice on
+our side. A CA that answers "pending" is polled with backoff; a transient CA
+failure is retried with backoff up to a limit; then the order is ``invalid``
+with the CA's reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from connectors.base import (
+    AlreadyRevoked,
+    CAProfile,
+    Connector,
+    ConnectorError,
+    IssueRequest,
+    IssueResult,
+    Issued,
+    Pending,
+    Rejected,
+    RevocationReason,
+    RevocationUnsupported,
+)
+from gateway.config import ProfileSettings, Settings
+from gateway.core import csr as csrs
+from gateway.core.clock import Clock
+from gateway.core.keys import jwk_public_key, spki_sha256
+from gateway.core.models import (
+    INVALID,
+    PROCESSING,
+    READY,
+    VALID,
+    Account,
+    Certificate,
+    Job,
+    Order,
+    new_id,
+)
+from gateway.core.orders import OrderService, problem_dict
+from gateway.errors import ErrorKind, GatewayError
+from gateway.storage.base import Delete, Insert, Store, Update
+from gateway.validation import Validator
+
+log = logging.getLogger("gateway.jobs")
+
+RETRY_BASE_SECONDS = 2.0
+RETRY_CAP_SECONDS = 300.0
+MAX_ATTEMPTS = 10
+POLL_BASE_SECONDS = 5.0
+POLL_CAP_SECONDS = 600.0
+SCAN_PERIOD_SECONDS = 1.0
+ACME_REVOCATION_REASONS = {0, 1, 3, 4, 5, 9}
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff: base, 2·base, 4·base, ... capped."""
+    return min(cap, base * (2 ** max(0, attempt - 1)))
+
+
+def serial_hex(cert: x509.Certificate) -> str:
+    """The serial number as lower-case hex, the form used for lookups."""
+    return format(cert.serial_number, "x")
+
+
+def chain_pem(leaf_der: bytes, chain_der: tuple[bytes, ...]) -> str:
+    """Leaf first, then the issuers, as concatenated PEM."""
+    out = []
+    for der in (leaf_der, *chain_der):
+        out.append(x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM))
+    return b"".join(out).decode()
+
+
+class IssuanceService:
+    """Finalize, CA jobs, certificates and revocation."""
+
+    def __init__(self, settings: Settings, store: Store, clock: Clock,
+                 connectors: Mapping[str, Connector], orders: OrderService,
+                 validator: Validator) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.connectors = connectors
+        self.orders = orders
+        self.validator = validator
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._done: dict[str, asyncio.Event] = {}
+        self._wake = asyncio.Event()
+        self._scanner: asyncio.Task[None] | None = None
+
+    # -- finalize --------------------------------------------------------------------
+
+    async def finalize(self, account: Account, order_id: str, csr_der: bytes) -> Order:
+        """Check the CSR, persist the job, and wait briefly for a fast CA."""
+        order = await self.orders.get_order(order_id, account)
+        if order.status in (PROCESSING, VALID):
+            return order  # a repeated finalize is answered with the order, not an error
+        if order.status != READY:
+            raise GatewayError(ErrorKind.ORDER_NOT_READY,
+                               f"the order is {order.status}, not ready; "
+                               "complete its authorizations first")
+        profile = self.orders.profile(order.profile)
+        parsed = csrs.parse_csr(csr_der)
+        csrs.check_key(parsed, profile.key_types, profile.min_rsa_bits)
+        if parsed.spki_sha256 == spki_sha256(jwk_public_key(account.jwk)):
+            raise GatewayError(ErrorKind.BAD_CSR, "the CSR's key must differ from the account key")
+        csrs.check_names(parsed, order.identifiers)
+        await self._recheck_caa(order, account)
+        now = self.clock.now()
+        job = Job(id=new_id(), order_id=order.id, run_at=now)
+        started = order.moved(PROCESSING, csr_der=csr_der)
+        if not await self.store.apply([Update(started, expect=READY), Insert(job)]):
+            return await self.orders.get_order(order_id, account)
+        self._spawn(job)
+        await self.wait_for(order.id, self.settings.acme.finalize_wait_seconds)
+        return await self.orders.get_order(order_id, account)
+
+    async def _recheck_caa(self, order: Order, account: Account) -> None:
+        limit = self.settings.validation.caa_recheck_after_seconds
+        if not self.settings.validation.caa_identities:
+            return
+        now = self.clock.now()
+        for authz in await self.store.get_authzs(order.authz_ids):
+            done = [c for c in authz.challenges if c.status == VALID and c.validated]
+            if authz.identifier.type != "dns" or not done:
+                continue
+            validated = done[0].validated
+            assert validated is not None
+            if (now - validated).total_seconds() <= limit:
+                continue
+            failure = await self.validator.check_caa(
+                authz.identifier.value, authz.wildcard,
+                f"{self.settings.server.public_base_url()}/acme/acct/{account.id}", done[0].type)
+            if failure is not None:
+                raise GatewayError(failure.kind, failure.detail)
+
+    async def wait_for(self, order_id: str, timeout: float) -> None:
+        """Wait until the order's job has finished in this process, or ``timeout``."""
+        event = self._done.get(order_id)
+        if event is None or timeout <= 0:
+            return
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    # -- the job runner --------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start scanning for due jobs (this also resumes jobs left by a restart)."""
+        self._scanner = asyncio.create_task(self._scan_loop(), name="ca-jobs")
+
+    async def stop(self) -> None:
+        """Stop scanning and cancel jobs in flight; they resume on the next start."""
+        tasks = list(self._running.values())
+        if self._scanner is not None:
+            tasks.append(self._scanner)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _scan_loop(self) -> None:
+        while True:
+            try:
+                for job in await self.store.due_jobs(self.clock.now(), 200):
+                    self._spawn(job)
+            except Exception:  # the store may be briefly unavailable; keep scanning
+                log.exception("scanning for due CA jobs failed")
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), SCAN_PERIOD_SECONDS)
+            except TimeoutError:
+                pass
+
+    def _spawn(self, job: Job) -> None:
+        if job.order_id in self._running:
+            return
+        self._done.setdefault(job.order_id, asyncio.Event())
+        task = asyncio.create_task(self._run_job(job), name=f"ca-job-{job.order_id}")
+        self._running[job.order_id] = task
+        task.add_done_callback(lambda _t, oid=job.order_id: self._finished(oid))
+
+    def _finished(self, order_id: str) -> None:
+        self._running.pop(order_id, None)
+        event = self._done.pop(order_id, None)
+        if event is not None:
+            event.set()
+
+    async def _run_job(self, job: Job) -> None:
+        order = await self.store.get_order(job.order_id)
+        if order is None or order.status != PROCESSING or order.csr_der is None:
+            await self.store.apply([Delete(job)])
+            return
+        profile = self.orders.profile(order.profile)
+        connector = self.connectors[profile.ca]
+        try:
+            if job.ca_ref:
+                result: IssueResult = await connector.poll(job.ca_ref)
+            else:
+                result = await connector.issue(self._issue_request(order, profile))
+        except ConnectorError as exc:
+            await self._ca_failed(order, job, exc, exc.retryable)
+            return
+        except Exception as exc:  # a connector bug is treated as transient, and logged
+            log.exception("connector %s failed unexpectedly", profile.ca)
+            await self._ca_failed(order, job, exc, True)
+            return
+        await self._handle_result(order, job, result, profile.ca)
+
+    def _issue_request(self, order: Order, profile: ProfileSettings) -> IssueRequest:
+        dns = tuple(i.value for i in order.identifiers if i.type == "dns")
+        ips = tuple(i.value for i in order.identifiers if i.type == "ip")
+        first = order.identifiers[0].value if order.identifiers else None
+        assert order.csr_der is not None
+        return IssueRequest(
+            request_id=order.id, csr_der=order.csr_der,
+            profile=CAProfile(name=profile.name, validity=profile.validity,
+                              ekus=profile.ekus, params=profile.ca_params),
+            dns_names=dns, ip_addresses=ips,
+            subject_cn=first if profile.cn_from_first_san else None)
+
+    async def _handle_result(self, order: Order, job: Job, result: IssueResult, ca: str) -> None:
+        now = self.clock.now()
+        if isinstance(result, Issued):
+            await self._store_issued(order, job, result, ca)
+        elif isinstance(result, Pending):
+            delay = result.retry_after or backoff(job.attempts + 1, POLL_BASE_SECONDS,
+                                                  POLL_CAP_SECONDS)
+            waiting = replace(job, state="waiting", ca_ref=result.ref, attempts=job.attempts + 1,
+                              run_at=now + timedelta(seconds=delay), last_error=result.message)
+            await self.store.apply([Update(waiting)])
+        elif isinstance(result, Rejected):
+            await self._fail(order, job, ErrorKind.UNAUTHORIZED,
+                             f"the CA refused the request: {result.reason}")
+
+    async def _ca_failed(self, order: Order, job: Job, exc: Exception, retryable: bool) -> None:
+        attempts = job.attempts + 1
+        if retryable and attempts < MAX_ATTEMPTS:
+            delay = backoff(attempts, RETRY_BASE_SECONDS, RETRY_CAP_SECONDS)
+            log.warning("CA call for order %s failed (attempt %d), retrying in %.0fs: %s",
+                        order.id, attempts, delay, exc)
+            again = replace(job, attempts=attempts, last_error=str(exc),
+                            run_at=self.clock.now() + timedelta(seconds=delay))
+            await self.store.apply([Update(again)])
+            return
+        await self._fail(order, job, ErrorKind.CA_UNAVAILABLE,
+                         f"the CA could not issue after {attempts} attempt(s): {exc}")
+
+    async def _fail(self, order: Order, job: Job, kind: ErrorKind, detail: str) -> None:
+        failed = order.moved(INVALID, error=problem_dict(kind, detail))
+        await self.store.apply([Update(failed, expect=PROCESSING), Delete(job)])
+
+    async def _store_issued(self, order: Order, job: Job, issued: Issued, ca: str) -> None:
+        leaf = x509.load_der_x509_certificate(issued.leaf_der)
+        assert order.csr_der is not None
+        csr_key = x509.load_der_x509_csr(order.csr_der).public_key()
+        if spki_sha256(leaf.public_key()) != spki_sha256(csr_key):
+            await self._fail(order, job, ErrorKind.SERVER_INTERNAL,
+                             "the CA returned a certificate for a different key")
+            return
+        cert = Certificate(
+            id=new_id(), order_id=order.id, account_id=order.account_id,
+            serial=serial_hex(leaf), leaf_der=issued.leaf_der,
+            chain_pem=chain_pem(issued.leaf_der, issued.chain_der),
+            not_before=leaf.not_valid_before_utc, not_after=leaf.not_valid_after_utc,
+            spki_sha256=spki_sha256(leaf.public_key()), ca=ca)
+        done = order.moved(VALID, certificate_id=cert.id)
+        await self.store.apply([Insert(cert), Update(done, expect=PROCESSING), Delete(job)])
+
+    # -- certificates ----------------------------------------------------------------
+
+    async def get_certificate(self, cert_id: str, account: Account | None) -> Certificate:
+        """A certificate for download; with ``account``, only if that account owns it."""
+        cert = await self.store.get_certificate(cert_id)
+        if cert is None:
+            raise GatewayError(ErrorKind.NOT_FOUND, "no certificate at this URL")
+        if account is not None and cert.account_id != account.id:
+            raise GatewayError(ErrorKind.UNAUTHORIZED,
+                               "this certificate belongs to another account")
+        return cert
+
+    async def revoke(self, cert_der: bytes, reason: Any, account: Account | None,
+                     jwk: dict[str, Any] | None) -> Certificate:
+        """Revoke by the owning account's key or by the certificate's own key (§7.6)."""
+        code = self._reason(reason)
+        try:
+            leaf = x509.load_der_x509_certificate(cert_der)
+        except ValueError as exc:
+            raise GatewayError(ErrorKind.MALFORMED, "certificate is not a DER X.509 "
+                               "certificate") from exc
+        cert = await self.store.get_certificate_by_serial(serial_hex(leaf))
+        if cert is None or cert.leaf_der != cert_der:
+            raise GatewayError(ErrorKind.NOT_FOUND, "this certificate was not issued here")
+        self._check_revoker(cert, leaf, account, jwk)
+        if cert.revoked_at is not None:
+            raise GatewayError(ErrorKind.ALREADY_REVOKED, "the certificate is already revoked")
+        try:
+            await self.connectors[cert.ca].revoke(cert_der, RevocationReason(code))
+        except AlreadyRevoked:
+            pass  # the CA knew already; record it here too
+        except RevocationUnsupported as exc:
+            raise GatewayError(ErrorKind.SERVER_INTERNAL,
+                               f"CA {cert.ca!r} cannot revoke through this gateway: {exc}") from exc
+        except ConnectorError as exc:
+            raise GatewayError(ErrorKind.CA_UNAVAILABLE, f"the CA could not revoke: {exc}",
+                               retry_after=30) from exc
+        revoked = replace(cert, revoked_at=self.clock.now(), revocation_reason=code)
+        await self.store.apply([Update(revoked)])
+        return revoked
+
+    @staticmethod
+    def _reason(reason: Any) -> int:
+        if reason is None:
+            return 0
+        if not isinstance(reason, int) or isinstance(reason, bool) \
+                or reason not in ACME_REVOCATION_REASONS:
+            raise GatewayError(ErrorKind.BAD_REVOCATION_REASON,
+                               f"reason {reason!r} is not allowed; use one of "
+                               f"{sorted(ACME_REVOCATION_REASONS)}")
+        return reason
+
+    @staticmethod
+    def _check_revoker(cert: Certificate, leaf: x509.Certificate, account: Account | None,
+                       jwk: dict[str, Any] | None) -> None:
+        if account is not None and account.id == cert.account_id:
+            return
+        if jwk is not None and spki_sha256(jwk_public_key(jwk)) == spki_sha256(leaf.public_key()):
+            return
+        raise GatewayError(ErrorKind.UNAUTHORIZED,
+                           "only the account that ordered the certificate, or the holder of "
+                           "its private key, may revoke it")
+

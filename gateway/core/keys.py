@@ -1,0 +1,35 @@
+"""Public-key helpers the core needs: JWK → key, SPKI hashes, thumbprints."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import josepy
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+
+from gateway.errors import ErrorKind, GatewayError
+
+
+def jwk_public_key(jwk: dict[str, Any]) -> PublicKeyTypes:
+    """The cryptography public key of a JWK dict (badPublicKey if it does not parse)."""
+    try:
+        return josepy.JWK.from_json(jwk).key  # type: ignore[no-any-return]
+    except (josepy.errors.DeserializationError, ValueError, TypeError, KeyError) as exc:
+        raise GatewayError(ErrorKind.BAD_PUBLIC_KEY, f"the JWK cannot be used: {exc}") from exc
+
+
+def spki_sha256(key: PublicKeyTypes) -> str:
+    """Hex SHA-256 of the DER SubjectPublicKeyInfo: a stable key identity across formats."""
+    der = key.public_bytes(serialization.Encoding.DER,
+                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
+def jwk_thumbprint(jwk: dict[str, Any]) -> str:
+    """RFC 7638 thumbprint (SHA-256, base64url without padding)."""
+    try:
+        return josepy.b64encode(josepy.JWK.from_json(jwk).thumbprint()).decode()
+    except (josepy.errors.DeserializationError, ValueError, TypeError, KeyError) as exc:
+        raise GatewayError(ErrorKind.BAD_PUBLIC_KEY, f"the JWK cannot be used: {exc}") from exc

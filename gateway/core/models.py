@@ -1,0 +1,186 @@
+"""Domain objects of the issuance core and their state machines (RFC 8555 §7.1.6).
+
+The transition functions here are the only code that changes a status: they
+check that the move is legal and raise :class:`IllegalTransition` otherwise,
+which keeps a slow CA, a retried request or a racing client from driving an
+object into a state the RFC does not allow.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+# Status values, as they appear on the wire.
+PENDING = "pending"
+PROCESSING = "processing"
+READY = "ready"
+VALID = "valid"
+INVALID = "invalid"
+DEACTIVATED = "deactivated"
+REVOKED = "revoked"
+EXPIRED = "expired"
+
+ORDER_MOVES = {
+    PENDING: {READY, INVALID},
+    READY: {PROCESSING, INVALID},
+    PROCESSING: {VALID, INVALID},
+    VALID: set(),
+    INVALID: set(),
+}
+AUTHZ_MOVES = {
+    PENDING: {VALID, INVALID, DEACTIVATED, EXPIRED},
+    VALID: {DEACTIVATED, REVOKED, EXPIRED},
+    INVALID: set(),
+    DEACTIVATED: set(),
+    EXPIRED: set(),
+    REVOKED: set(),
+}
+CHALLENGE_MOVES = {PENDING: {PROCESSING, INVALID}, PROCESSING: {VALID, INVALID}, VALID: set(), INVALID: set()}
+ACCOUNT_MOVES = {VALID: {DEACTIVATED, REVOKED}, DEACTIVATED: set(), REVOKED: set()}
+
+
+class IllegalTransition(Exception):
+    """A status change the state machine does not allow."""
+
+
+def new_id() -> str:
+    """A random, URL-safe identifier with 128 bits of entropy."""
+    return secrets.token_urlsafe(16)
+
+
+def _move(moves: dict[str, set[str]], what: str, current: str, target: str) -> None:
+    if target not in moves.get(current, set()):
+        raise IllegalTransition(f"{what} cannot go from {current} to {target}")
+
+
+@dataclass(frozen=True)
+class Identifier:
+    """An ACME identifier (RFC 8555 §9.7.7): type ``dns`` or ``ip``."""
+
+    type: str
+    value: str
+
+    def to_json(self) -> dict[str, str]:
+        """The wire form."""
+        return {"type": self.type, "value": self.value}
+
+
+@dataclass(frozen=True)
+class Account:
+    """An ACME account (RFC 8555 §7.1.2)."""
+
+    id: str
+    thumbprint: str
+    jwk: dict[str, Any]
+    status: str = VALID
+    contact: tuple[str, ...] = ()
+    tos_agreed: bool = False
+    created_at: datetime | None = None
+    eab_kid: str | None = None
+
+    def moved(self, status: str) -> Account:
+        """A copy in ``status``, if the account state machine allows it."""
+        _move(ACCOUNT_MOVES, "account", self.status, status)
+        return replace(self, status=status)
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """One way to prove control of an authorization's identifier."""
+
+    id: str
+    authz_id: str
+    type: str
+    token: str
+    status: str = PENDING
+    validated: datetime | None = None
+    error: dict[str, Any] | None = None
+    records: tuple[dict[str, Any], ...] = ()
+
+    def moved(self, status: str, **changes: Any) -> Challenge:
+        """A copy in ``status`` with ``changes``, if the state machine allows it."""
+        _move(CHALLENGE_MOVES, "challenge", self.status, status)
+        return replace(self, status=status, **changes)
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """Proof of control over one identifier for one account (RFC 8555 §7.1.4)."""
+
+    id: str
+    account_id: str
+    order_id: str
+    identifier: Identifier
+    status: str
+    expires: datetime
+    wildcard: bool = False
+    challenges: tuple[Challenge, ...] = ()
+
+    def moved(self, status: str) -> Authorization:
+        """A copy in ``status``, if the state machine allows it."""
+        _move(AUTHZ_MOVES, "authorization", self.status, status)
+        return replace(self, status=status)
+
+    def challenge(self, challenge_id: str) -> Challenge | None:
+        """The challenge with this id, if it belongs here."""
+        return next((c for c in self.challenges if c.id == challenge_id), None)
+
+
+@dataclass(frozen=True)
+class Order:
+    """A request for one certificate (RFC 8555 §7.1.3)."""
+
+    id: str
+    account_id: str
+    status: str
+    identifiers: tuple[Identifier, ...]
+    authz_ids: tuple[str, ...]
+    expires: datetime
+    profile: str
+    created_at: datetime
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    error: dict[str, Any] | None = None
+    certificate_id: str | None = None
+    csr_der: bytes | None = None
+    approval: str | None = None  # None, "pending", "approved", "rejected"
+
+    def moved(self, status: str, **changes: Any) -> Order:
+        """A copy in ``status`` with ``changes``, if the state machine allows it."""
+        _move(ORDER_MOVES, "order", self.status, status)
+        return replace(self, status=status, **changes)
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """An issued certificate and the chain served with it."""
+
+    id: str
+    order_id: str
+    account_id: str
+    serial: str  # lower-case hex, no leading zeros
+    leaf_der: bytes
+    chain_pem: str  # leaf first, as served to the client
+    not_before: datetime
+    not_after: datetime
+    spki_sha256: str
+    ca: str
+    revoked_at: datetime | None = None
+    revocation_reason: int | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """A persisted unit of long work (a CA call) that survives restarts."""
+
+    id: str
+    order_id: str
+    state: str = "queued"  # queued | waiting (CA pending) | done | failed
+    attempts: int = 0
+    run_at: datetime | None = None
+    ca_ref: str | None = None
+    last_error: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,244 @@
+"""Orders, authorizations and challenges: creation, lookup and the validation outcome."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from gateway.config import ProfileSettings, Settings
+from gateway.core import policy
+from gateway.core.clock import Clock
+from gateway.core.models import (
+    DEACTIVATED,
+    INVALID,
+    PENDING,
+    PROCESSING,
+    READY,
+    VALID,
+    Account,
+    Authorization,
+    Challenge,
+    Identifier,
+    Order,
+    new_id,
+)
+from gateway.errors import ErrorKind, GatewayError
+from gateway.storage.base import Insert, Store, Update
+
+
+def parse_time(value: Any, name: str) -> datetime | None:
+    """An optional RFC 3339 timestamp from a newOrder payload."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise GatewayError(ErrorKind.MALFORMED, f"{name} is not an RFC 3339 date-time") from None
+    if parsed.tzinfo is None:
+        raise GatewayError(ErrorKind.MALFORMED, f"{name} must carry a time zone")
+    return parsed
+
+
+def parse_identifiers(value: Any) -> list[Identifier]:
+    """The ``identifiers`` array of a newOrder payload."""
+    if not isinstance(value, list) or not value:
+        raise GatewayError(ErrorKind.MALFORMED, "identifiers must be a non-empty array")
+    out = []
+    for item in value:
+        if not (isinstance(item, dict) and isinstance(item.get("type"), str)
+                and isinstance(item.get("value"), str)):
+            raise GatewayError(ErrorKind.MALFORMED,
+                               "each identifier must be an object with string type and value")
+        out.append(Identifier(item["type"], item["value"]))
+    return out
+
+
+def problem_dict(kind: ErrorKind, detail: str,
+                 subproblems: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The stored form of an error on an order or challenge (rendered by the front end)."""
+    out: dict[str, Any] = {"kind": kind.value, "detail": detail}
+    if subproblems:
+        out["subproblems"] = subproblems
+    return out
+
+
+class OrderService:
+    """newOrder, order/authorization/challenge reads and the effects of a validation."""
+
+    def __init__(self, settings: Settings, store: Store, clock: Clock) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        # Called with (authz, challenge, account) when a challenge starts processing.
+        self.on_challenge: Callable[[Authorization, Challenge, Account], None] = lambda *a: None
+
+    def profile(self, name: str | None) -> ProfileSettings:
+        """The named profile, or the default one; invalidProfile when unknown."""
+        chosen = name or self.settings.acme.default_profile
+        profile = self.settings.profiles.get(chosen)
+        if profile is None:
+            raise GatewayError(ErrorKind.INVALID_PROFILE,
+                               f"unknown profile {chosen!r}; offered: "
+                               f"{', '.join(sorted(self.settings.profiles))}")
+        return profile
+
+    async def new_order(self, account: Account, payload: dict[str, Any]) -> Order:
+        """Check the request against policy and persist the order with its authorizations."""
+        profile_name = payload.get("profile")
+        if profile_name is not None and not isinstance(profile_name, str):
+            raise GatewayError(ErrorKind.MALFORMED, "profile must be a string")
+        profile = self.profile(profile_name)
+        idents = policy.check_identifiers(profile, parse_identifiers(payload.get("identifiers")))
+        not_before = parse_time(payload.get("notBefore"), "notBefore")
+        not_after = parse_time(payload.get("notAfter"), "notAfter")
+        now = self.clock.now()
+        order_id = new_id()
+        authzs = [self._new_authz(account, order_id, i, now) for i in idents]
+        order = Order(id=order_id, account_id=account.id, status=PENDING, identifiers=idents,
+                      authz_ids=tuple(a.id for a in authzs), profile=profile.name,
+                      expires=now + timedelta(seconds=self.settings.acme.order_lifetime_seconds),
+                      created_at=now, not_before=not_before, not_after=not_after)
+        await self.store.apply([Insert(order), *(Insert(a) for a in authzs)])
+        return order
+
+    def _challenge_types(self, ident: Identifier, wildcard: bool) -> list[str]:
+        offered = self.settings.validation.challenge_types
+        if wildcard:
+            return [t for t in offered if t == "dns-01"]
+        if ident.type == "ip":  # RFC 8738 §7: no dns-01 for IP addresses
+            return [t for t in offered if t != "dns-01"]
+        return list(offered)
+
+    def _new_authz(self, account: Account, order_id: str, ident: Identifier,
+                   now: datetime) -> Authorization:
+        wildcard = ident.value.startswith("*.")
+        base = Identifier(ident.type, ident.value[2:] if wildcard else ident.value)
+        authz_id = new_id()
+        types = self._challenge_types(base, wildcard)
+        if not types:
+            raise GatewayError(ErrorKind.REJECTED_IDENTIFIER,
+                               f"no enabled challenge type can validate {ident.value!r}")
+        challenges = tuple(Challenge(id=new_id(), authz_id=authz_id, type=t,
+                                     token=secrets.token_urlsafe(32)) for t in types)
+        return Authorization(
+            id=authz_id, account_id=account.id, order_id=order_id, identifier=base,
+            status=PENDING, wildcard=wildcard, challenges=challenges,
+            expires=now + timedelta(seconds=self.settings.acme.authz_lifetime_seconds))
+
+    async def get_order(self, order_id: str, account: Account | None = None) -> Order:
+        """An order; with ``account``, only if that account owns it."""
+        order = await self.store.get_order(order_id)
+        if order is None:
+            raise GatewayError(ErrorKind.NOT_FOUND, "no order at this URL")
+        if account is not None and order.account_id != account.id:
+            raise GatewayError(ErrorKind.UNAUTHORIZED, "this order belongs to another account")
+        return await self._expire_order(order)
+
+    async def _expire_order(self, order: Order) -> Order:
+        if order.status in (PENDING, READY) and order.expires <= self.clock.now():
+            expired = order.moved(INVALID, error=problem_dict(
+                ErrorKind.MALFORMED, "the order expired before it was finalized"))
+            if await self.store.apply([Update(expired, expect=order.status)]):
+                return expired
+            return await self.get_order(order.id)
+        return order
+
+    async def list_orders(self, account: Account, after: str, limit: int) -> list[str]:
+        """Ids of the account's orders (a page of them)."""
+        return await self.store.list_order_ids(account.id, after, limit)
+
+    async def get_authz(self, authz_id: str, account: Account | None = None) -> Authorization:
+        """An authorization; with ``account``, only if that account owns it."""
+        authz = await self.store.get_authz(authz_id)
+        if authz is None:
+            raise GatewayError(ErrorKind.NOT_FOUND, "no authorization at this URL")
+        if account is not None and authz.account_id != account.id:
+            raise GatewayError(ErrorKind.UNAUTHORIZED,
+                               "this authorization belongs to another account")
+        return authz
+
+    async def get_authz_for_challenge(self, challenge_id: str,
+                                      account: Account) -> Authorization:
+        """The authorization owning a challenge, if ``account`` owns it."""
+        authz = await self.store.get_authz_by_challenge(challenge_id)
+        if authz is None:
+            raise GatewayError(ErrorKind.NOT_FOUND, "no challenge at this URL")
+        if authz.account_id != account.id:
+            raise GatewayError(ErrorKind.UNAUTHORIZED, "this challenge belongs to another account")
+        return authz
+
+    async def deactivate_authz(self, account: Account, authz_id: str,
+                               payload: dict[str, Any]) -> Authorization:
+        """Client-requested deactivation (RFC 8555 §7.5.2)."""
+        authz = await self.get_authz(authz_id, account)
+        if payload.get("status") != DEACTIVATED:
+            raise GatewayError(ErrorKind.MALFORMED,
+                               "the only status a client may set is \"deactivated\"")
+        if authz.status not in (PENDING, VALID):
+            raise GatewayError(ErrorKind.MALFORMED,
+                               f"an authorization that is {authz.status} cannot be deactivated")
+        done = authz.moved(DEACTIVATED)
+        ops: list[Any] = [Update(done, expect=authz.status)]
+        order = await self.store.get_order(authz.order_id)
+        if order is not None and order.status in (PENDING, READY):
+            ops.append(Update(order.moved(INVALID, error=problem_dict(
+                ErrorKind.UNAUTHORIZED, "an authorization of the order was deactivated")),
+                expect=order.status))
+        if not await self.store.apply(ops):
+            raise GatewayError(ErrorKind.MALFORMED, "the authorization changed meanwhile; retry")
+        return done
+
+    async def respond_challenge(self, account: Account, challenge_id: str,
+                                payload: dict[str, Any]) -> tuple[Authorization, Challenge]:
+        """Start validating a challenge (RFC 8555 §7.5.1); repeated calls are harmless."""
+        authz = await self.get_authz_for_challenge(challenge_id, account)
+        chall = authz.challenge(challenge_id)
+        assert chall is not None
+        if chall.status != PENDING or authz.status != PENDING:
+            return authz, chall
+        if authz.expires <= self.clock.now():
+            raise GatewayError(ErrorKind.MALFORMED, "the authorization has expired")
+        started = chall.moved(PROCESSING)
+        if not await self.store.apply([Update(started, expect=PENDING)]):
+            fresh = await self.get_authz(authz.id)
+            return fresh, fresh.challenge(challenge_id) or chall
+        authz = replace(authz, challenges=tuple(started if c.id == chall.id else c
+                                                for c in authz.challenges))
+        self.on_challenge(authz, started, account)
+        return authz, started
+
+    async def record_validation(self, authz: Authorization, chall: Challenge,
+                                error: dict[str, Any] | None,
+                                records: tuple[dict[str, Any], ...]) -> None:
+        """Persist a validation outcome and move the authorization and order along."""
+        now = self.clock.now()
+        if error is None:
+            done = chall.moved(VALID, validated=now, records=records)
+        else:
+            done = chall.moved(INVALID, error=error, records=records)
+        for _ in range(3):  # the order may change under us (e.g. another authz finished)
+            if await self._apply_validation(authz, done, now):
+                return
+
+    async def _apply_validation(self, authz: Authorization, done: Challenge,
+                                now: datetime) -> bool:
+        current = await self.store.get_authz(authz.id)
+        if current is None or current.status != PENDING:
+            return await self.store.apply([Update(done, expect=PROCESSING)]) or True
+        new_authz = current.moved(VALID if done.status == VALID else INVALID)
+        ops: list[Any] = [Update(done, expect=PROCESSING), Update(new_authz, expect=PENDING)]
+        order = await self.store.get_order(authz.order_id)
+        if order is not None and order.status == PENDING:
+            siblings = await self.store.get_authzs(order.authz_ids)
+            statuses = {a.id: a.status for a in siblings} | {new_authz.id: new_authz.status}
+            if new_authz.status == INVALID:
+                sub = dict(done.error or {}, identifier=authz.identifier.to_json())
+                ops.append(Update(order.moved(INVALID, error=problem_dict(
+                    ErrorKind.UNAUTHORIZED, f"authorization for {authz.identifier.value} failed",
+                    [sub])), expect=PENDING))
+            elif all(s == VALID for s in statuses.values()) and order.expires > now:
+                ops.append(Update(order.moved(READY), expect=PENDING))
+        return await self.store.apply(ops)

@@ -1,0 +1,61 @@
+"""The issuance core: one object that front ends call, wiring the services together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from connectors.base import Connector
+from gateway.config import Settings
+from gateway.core.accounts import AccountService
+from gateway.core.clock import Clock, SystemClock
+from gateway.core.issuance import IssuanceService
+from gateway.core.orders import OrderService
+from gateway.core.validations import ValidationRunner
+from gateway.storage.base import Store
+from gateway.validation import Validator
+
+log = logging.getLogger("gateway.core")
+
+
+class Core:
+    """Accounts, orders, validations and issuance behind one facade.
+
+    Front ends hold a Core and call its services; they never see the store,
+    the validator or the connectors.
+    """
+
+    def __init__(self, settings: Settings, store: Store, validator: Validator,
+                 connectors: Mapping[str, Connector], clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.connectors = connectors
+        self.accounts = AccountService(settings.acme, store, self.clock)
+        self.orders = OrderService(settings, store, self.clock)
+        self.validations = ValidationRunner(settings, store, self.orders, validator)
+        self.orders.on_challenge = self.validations.start
+        self.issuance = IssuanceService(settings, store, self.clock, connectors, self.orders,
+                                        validator)
+
+    async def start(self) -> None:
+        """Resume validations and CA jobs left from a previous run."""
+        resumed = await self.validations.resume()
+        if resumed:
+            log.info("resumed %d validation(s) in flight", resumed)
+        await self.issuance.start()
+
+    async def stop(self) -> None:
+        """Stop background work; anything unfinished resumes on the next start."""
+        await self.validations.stop()
+        await self.issuance.stop()
+
+    async def ready(self) -> dict[str, str]:
+        """Each CA's health: "ok" or the reason it is not usable."""
+        health = {}
+        for name, connector in self.connectors.items():
+            try:
+                await connector.check()
+                health[name] = "ok"
+            except Exception as exc:  # report any failure, never raise from a health check
+                health[name] = str(exc) or type(exc).__name__
+        return health

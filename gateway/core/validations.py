@@ -1,0 +1,88 @@
+"""Runs challenge validations as background tasks and resumes them after a restart.
+
+A challenge in ``processing`` is its own persisted job: if the process stops
+mid-validation, :meth:`ValidationRunner.resume` starts it again on the next
+start, so a client polling the authorization eventually gets an answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from gateway.config import Settings
+from gateway.core.models import Account, Authorization, Challenge
+from gateway.core.orders import OrderService, problem_dict
+from gateway.errors import ErrorKind
+from gateway.storage.base import Store
+from gateway.validation import ChallengeTask, Validator
+
+log = logging.getLogger("gateway.validation")
+
+
+def key_authorization(token: str, thumbprint: str) -> str:
+    """RFC 8555 §8.1: token || '.' || base64url(JWK thumbprint)."""
+    return f"{token}.{thumbprint}"
+
+
+class ValidationRunner:
+    """Owns the validation tasks in flight."""
+
+    def __init__(self, settings: Settings, store: Store, orders: OrderService,
+                 validator: Validator) -> None:
+        self.settings = settings
+        self.store = store
+        self.orders = orders
+        self.validator = validator
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def account_uri(self, account_id: str) -> str:
+        """The account URL as CAA accounturi parameters name it (RFC 8657)."""
+        return f"{self.settings.server.public_base_url()}/acme/acct/{account_id}"
+
+    def start(self, authz: Authorization, chall: Challenge, account: Account) -> None:
+        """Validate in the background; the caller has already persisted ``processing``."""
+        task = asyncio.create_task(self._run(authz, chall, account.thumbprint, account.id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, authz: Authorization, chall: Challenge, thumbprint: str,
+                   account_id: str) -> None:
+        task = ChallengeTask(
+            identifier_type=authz.identifier.type, identifier_value=authz.identifier.value,
+            challenge_type=chall.type, token=chall.token,
+            key_authorization=key_authorization(chall.token, thumbprint),
+            account_uri=self.account_uri(account_id), wildcard=authz.wildcard)
+        try:
+            outcome = await self.validator.validate(task)
+        except asyncio.CancelledError:
+            raise  # shutting down: the challenge stays processing and resumes next start
+        except Exception as exc:  # a validator bug must not leave the client waiting forever
+            log.exception("validation of %s crashed", chall.id)
+            error = problem_dict(ErrorKind.SERVER_INTERNAL, f"validation failed: {exc}")
+            await self.orders.record_validation(authz, chall, error, ())
+            return
+        error = None
+        if outcome.failure is not None:
+            error = problem_dict(outcome.failure.kind, outcome.failure.detail)
+        await self.orders.record_validation(authz, chall, error, outcome.records)
+
+    async def resume(self) -> int:
+        """Restart validations that were in flight when the process stopped."""
+        count = 0
+        for authz in await self.store.processing_challenges():
+            account = await self.store.get_account(authz.account_id)
+            if account is None:
+                continue
+            for chall in authz.challenges:
+                if chall.status == "processing":
+                    self.start(authz, chall, account)
+                    count += 1
+        return count
+
+    async def stop(self) -> None:
+        """Cancel validations in flight (they resume on the next start)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+

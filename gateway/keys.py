@@ -1,0 +1,16 @@
+"""Every aiohttp AppKey of the gateway, in one place (no module-level singletons)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from gateway.acme.nonces import NonceService
+    from gateway.config import Settings
+    from gateway.core.service import Core
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+CORE: web.AppKey[Core] = web.AppKey("core")
+NONCES: web.AppKey[NonceService] = web.AppKey("nonces")

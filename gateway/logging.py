@@ -1,0 +1,62 @@
+"""Structured logs: one JSON line per request and per event, never a secret."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web import BaseRequest, StreamResponse
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON object per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The JSON line."""
+        out: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            out.update(fields)
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, separators=(",", ":"), default=str)
+
+
+def setup(level: str) -> None:
+    """Send every gateway log to stderr as JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("aiohttp.access").setLevel(logging.INFO)
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request: method, path (no query: it may carry tokens), status, time."""
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        """Write the access line."""
+        self.logger.info("request", extra={"fields": {
+            "method": request.method,
+            "path": request.path,
+            "status": response.status,
+            "ms": round(time * 1000, 2),
+            "remote": request.remote,
+            "bytes": response.body_length,
+        }})
+
+    @property
+    def enabled(self) -> bool:
+        """Skip the work when the access logger is silenced."""
+        return self.logger.isEnabledFor(logging.INFO)

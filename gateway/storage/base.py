@@ -1,0 +1,117 @@
+"""The Store protocol: what the issuance core needs from a database.
+
+Writes are expressed as a list of :class:`Insert` / :class:`Update` operations
+applied all-or-nothing by :meth:`Store.apply`. An ``Update`` carries the status
+the row must still have (``expect``); if another request changed it first, the
+whole unit is rolled back and ``apply`` returns False. That compare-and-set is
+how two racing finalizes, or a validation finishing during a deactivation,
+resolve without locks held across awaits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from gateway.core.models import Account, Authorization, Certificate, Challenge, Job, Order
+
+Model = Account | Order | Authorization | Challenge | Certificate | Job
+
+
+@dataclass(frozen=True)
+class Insert:
+    """Insert a new row for ``model`` (an Authorization inserts its challenges too)."""
+
+    model: Model
+
+
+@dataclass(frozen=True)
+class Update:
+    """Overwrite ``model``'s row, if its stored status still equals ``expect`` (when given)."""
+
+    model: Model
+    expect: str | None = None
+
+
+@dataclass(frozen=True)
+class Delete:
+    """Remove a row (used only for finished jobs)."""
+
+    model: Job
+
+
+Op = Insert | Update | Delete
+
+
+class Conflict(Exception):
+    """An Insert hit a unique constraint (e.g. an account key registered twice)."""
+
+
+class Store(Protocol):
+    """Persistence of accounts, orders, authorizations, certificates and jobs."""
+
+    async def open(self) -> None:
+        """Connect and run migrations."""
+        ...
+
+    async def close(self) -> None:
+        """Flush pending writes and disconnect."""
+        ...
+
+    async def apply(self, ops: Sequence[Op]) -> bool:
+        """Apply ``ops`` atomically and durably; False if an ``expect`` did not hold."""
+        ...
+
+    async def get_account(self, account_id: str) -> Account | None:
+        """One account by id."""
+        ...
+
+    async def get_account_by_thumbprint(self, thumbprint: str) -> Account | None:
+        """The account registered with this key (RFC 7638 thumbprint)."""
+        ...
+
+    async def get_order(self, order_id: str) -> Order | None:
+        """One order by id."""
+        ...
+
+    async def list_order_ids(self, account_id: str, after: str, limit: int) -> list[str]:
+        """An account's order ids, oldest first, after the cursor ``after`` ("" = start)."""
+        ...
+
+    async def get_authz(self, authz_id: str) -> Authorization | None:
+        """One authorization with its challenges."""
+        ...
+
+    async def get_authzs(self, authz_ids: Sequence[str]) -> list[Authorization]:
+        """Several authorizations with their challenges, in the order asked."""
+        ...
+
+    async def get_authz_by_challenge(self, challenge_id: str) -> Authorization | None:
+        """The authorization that owns a challenge, with all its challenges."""
+        ...
+
+    async def processing_challenges(self) -> list[Authorization]:
+        """Authorizations that have a challenge in ``processing`` (to resume after a restart)."""
+        ...
+
+    async def get_certificate(self, cert_id: str) -> Certificate | None:
+        """One certificate by id."""
+        ...
+
+    async def get_certificate_by_serial(self, serial: str) -> Certificate | None:
+        """One certificate by lower-case hex serial."""
+        ...
+
+    async def count_certificates_by_spki(self, spki_sha256: str) -> int:
+        """How many certificates were issued for this public key."""
+        ...
+
+    async def get_job(self, order_id: str) -> Job | None:
+        """The CA job of an order, if any."""
+        ...
+
+    async def due_jobs(self, now: datetime, limit: int) -> list[Job]:
+        """Jobs whose ``run_at`` has come, oldest first."""
+        ...

@@ -1,0 +1,89 @@
+"""Numbered schema migrations, portable between SQLite and PostgreSQL.
+
+Each entry is applied once, in order, and recorded in ``schema_version``. Add
+new migrations at the end; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (1, """
+CREATE TABLE accounts (
+    id TEXT PRIMARY KEY,
+    thumbprint TEXT NOT NULL UNIQUE,
+    jwk TEXT NOT NULL,
+    status TEXT NOT NULL,
+    contact TEXT NOT NULL,
+    tos_agreed INTEGER NOT NULL,
+    created_at DOUBLE PRECISION,
+    eab_kid TEXT
+);
+CREATE TABLE orders (
+    id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    identifiers TEXT NOT NULL,
+    authz_ids TEXT NOT NULL,
+    expires DOUBLE PRECISION NOT NULL,
+    profile TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    not_before DOUBLE PRECISION,
+    not_after DOUBLE PRECISION,
+    error TEXT,
+    certificate_id TEXT,
+    csr BYTEA,
+    approval TEXT
+);
+CREATE INDEX orders_account ON orders (account_id, created_at);
+CREATE TABLE authorizations (
+    id TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    identifier_type TEXT NOT NULL,
+    identifier_value TEXT NOT NULL,
+    status TEXT NOT NULL,
+    expires DOUBLE PRECISION NOT NULL,
+    wildcard INTEGER NOT NULL
+);
+CREATE TABLE challenges (
+    id TEXT PRIMARY KEY,
+    authz_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    token TEXT NOT NULL,
+    status TEXT NOT NULL,
+    validated DOUBLE PRECISION,
+    error TEXT,
+    records TEXT
+);
+CREATE INDEX challenges_authz ON challenges (authz_id);
+CREATE INDEX challenges_status ON challenges (status);
+CREATE TABLE certificates (
+    id TEXT PRIMARY KEY,
+    order_id TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    serial TEXT NOT NULL,
+    leaf_der BYTEA NOT NULL,
+    chain_pem TEXT NOT NULL,
+    not_before DOUBLE PRECISION NOT NULL,
+    not_after DOUBLE PRECISION NOT NULL,
+    spki_sha256 TEXT NOT NULL,
+    ca TEXT NOT NULL,
+    revoked_at DOUBLE PRECISION,
+    revocation_reason INTEGER
+);
+CREATE UNIQUE INDEX certificates_ca_serial ON certificates (ca, serial);
+CREATE INDEX certificates_serial ON certificates (serial);
+CREATE INDEX certificates_spki ON certificates (spki_sha256);
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY,
+    order_id TEXT NOT NULL UNIQUE,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    run_at DOUBLE PRECISION,
+    ca_ref TEXT,
+    last_error TEXT,
+    extra TEXT
+);
+CREATE INDEX jobs_run_at ON jobs (run_at);
+"""),
+)

@@ -1,0 +1,285 @@
+"""SQLite store: the embedded default (WAL, synchronous=FULL, grouped commits).
+
+Reads go through aiosqlite. Writes go through one writer thread that owns its
+own connection and commits in groups: every unit of work that arrives while a
+commit is running is applied in the next transaction, each inside a SAVEPOINT
+so that one unit's failed compare-and-set cannot undo another's. One fsync then
+covers many client-visible changes without weakening durability: no caller is
+answered before the commit that holds its change has returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from gateway.core.models import Account, Authorization, Certificate, Job, Order
+from gateway.storage import rows
+from gateway.storage.base import Conflict, Delete, Insert, Op, Update
+from gateway.storage.schema import MIGRATIONS
+
+Statement = tuple[str, tuple[Any, ...], bool]  # sql, params, must change a row
+
+
+def _insert_sql(table: str, cols: tuple[str, ...]) -> str:
+    return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+
+
+def _update_sql(table: str, cols: tuple[str, ...], expect: bool) -> str:
+    sets = ", ".join(f"{c} = ?" for c in cols if c != "id")
+    return f"UPDATE {table} SET {sets} WHERE id = ?" + (" AND status = ?" if expect else "")
+
+
+def statements(op: Op) -> list[Statement]:
+    """The SQL statements of one operation."""
+    table, cols = rows.TABLES[type(op.model)]
+    values = rows.to_row(op.model)
+    if isinstance(op, Delete):
+        return [(f"DELETE FROM {table} WHERE id = ?", (op.model.id,), False)]
+    if isinstance(op, Insert):
+        out = [(_insert_sql(table, cols), tuple(values[c] for c in cols), False)]
+        if isinstance(op.model, Authorization):
+            for chall in op.model.challenges:
+                out += statements(Insert(chall))
+        return out
+    params = tuple(values[c] for c in cols if c != "id") + (op.model.id,)
+    if op.expect is not None:
+        params += (op.expect,)
+    return [(_update_sql(table, cols, op.expect is not None), params, True)]
+
+
+class _Unit:
+    """One caller's all-or-nothing list of statements and the future it waits on."""
+
+    def __init__(self, stmts: list[Statement], future: asyncio.Future[bool]) -> None:
+        self.stmts = stmts
+        self.future = future
+        self.result: bool | BaseException = False
+
+
+def _apply_unit(conn: sqlite3.Connection, unit: _Unit) -> None:
+    conn.execute("SAVEPOINT unit")
+    try:
+        for sql, params, must_change in unit.stmts:
+            if conn.execute(sql, params).rowcount == 0 and must_change:
+                conn.execute("ROLLBACK TO unit")
+                unit.result = False
+                return
+        unit.result = True
+    except sqlite3.IntegrityError as exc:
+        conn.execute("ROLLBACK TO unit")
+        unit.result = Conflict(str(exc))
+    finally:
+        conn.execute("RELEASE unit")
+
+
+class SQLiteStore:
+    """The Store protocol on one SQLite file."""
+
+    def __init__(self, path: Path, group_commit_ms: float = 0.0) -> None:
+        self.path = path
+        self.group_commit_s = group_commit_ms / 1000
+        self._reader: aiosqlite.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: list[_Unit] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create the file if needed, migrate, start the writer."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        loop = asyncio.get_running_loop()
+        self._writer = await loop.run_in_executor(self._executor, self._connect_writer)
+        self._reader = await aiosqlite.connect(self.path)
+        self._reader.row_factory = aiosqlite.Row
+        await self._reader.execute("PRAGMA query_only = ON")
+        self._task = asyncio.create_task(self._write_loop(), name="sqlite-writer")
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        done = {v for (v,) in conn.execute("SELECT version FROM schema_version")}
+        for version, sql in MIGRATIONS:
+            if version not in done:
+                conn.execute("BEGIN IMMEDIATE")
+                for part in sql.replace("BYTEA", "BLOB").split(";"):
+                    if part.strip():
+                        conn.execute(part)
+                conn.execute("INSERT INTO schema_version VALUES (?)", (version,))
+                conn.execute("COMMIT")
+        return conn
+
+    async def close(self) -> None:
+        """Finish every queued write, then close both connections."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+        if self._reader is not None:
+            await self._reader.close()
+        if self._writer is not None and self._executor is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._writer.close)
+            self._executor.shutdown()
+
+    # -- writes --------------------------------------------------------------------
+
+    async def apply(self, ops: Sequence[Op]) -> bool:
+        """Apply ``ops`` atomically; returns once they are committed to disk."""
+        stmts = [s for op in ops for s in statements(op)]
+        unit = _Unit(stmts, asyncio.get_running_loop().create_future())
+        self._pending.append(unit)
+        self._wake.set()
+        return await unit.future
+
+    async def _write_loop(self) -> None:
+        assert self._executor is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            if self.group_commit_s:
+                await asyncio.sleep(self.group_commit_s)
+            self._wake.clear()
+            batch, self._pending = self._pending, []
+            if batch:
+                await self._commit(loop, batch)
+            if self._closing and not self._pending:
+                return
+
+    async def _commit(self, loop: asyncio.AbstractEventLoop, batch: list[_Unit]) -> None:
+        try:
+            await loop.run_in_executor(self._executor, self._commit_batch, batch)
+        except Exception as exc:  # the commit itself failed: nobody's change is durable
+            for unit in batch:
+                if not unit.future.done():
+                    unit.future.set_exception(exc)
+            return
+        for unit in batch:
+            if unit.future.done():
+                continue
+            if isinstance(unit.result, BaseException):
+                unit.future.set_exception(unit.result)
+            else:
+                unit.future.set_result(unit.result)
+
+    def _commit_batch(self, batch: list[_Unit]) -> None:
+        conn = self._writer
+        assert conn is not None
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for unit in batch:
+                _apply_unit(conn, unit)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # -- reads ---------------------------------------------------------------------
+
+    async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        assert self._reader is not None
+        return list(await self._reader.execute_fetchall(sql, tuple(params)))
+
+    async def _one(self, sql: str, params: Sequence[Any]) -> Any | None:
+        found = await self._rows(sql, params)
+        return found[0] if found else None
+
+    async def get_account(self, account_id: str) -> Account | None:
+        """One account by id."""
+        r = await self._one("SELECT * FROM accounts WHERE id = ?", (account_id,))
+        return rows.account(r) if r else None
+
+    async def get_account_by_thumbprint(self, thumbprint: str) -> Account | None:
+        """The account registered with this key."""
+        r = await self._one("SELECT * FROM accounts WHERE thumbprint = ?", (thumbprint,))
+        return rows.account(r) if r else None
+
+    async def get_order(self, order_id: str) -> Order | None:
+        """One order by id."""
+        r = await self._one("SELECT * FROM orders WHERE id = ?", (order_id,))
+        return rows.order(r) if r else None
+
+    async def list_order_ids(self, account_id: str, after: str, limit: int) -> list[str]:
+        """An account's order ids, oldest first, after the cursor."""
+        sql = ("SELECT id FROM orders WHERE account_id = ? AND rowid > "
+               "COALESCE((SELECT rowid FROM orders WHERE id = ?), 0) ORDER BY rowid LIMIT ?")
+        return [r["id"] for r in await self._rows(sql, (account_id, after, limit))]
+
+    async def _authzs_where(self, where: str, params: Sequence[Any]) -> list[Authorization]:
+        found = await self._rows(f"SELECT * FROM authorizations WHERE {where}", params)
+        if not found:
+            return []
+        ids = [r["id"] for r in found]
+        marks = ", ".join("?" * len(ids))
+        challs = await self._rows(
+            f"SELECT * FROM challenges WHERE authz_id IN ({marks}) ORDER BY rowid", ids)
+        by_authz: dict[str, list[Any]] = {i: [] for i in ids}
+        for c in challs:
+            by_authz[c["authz_id"]].append(rows.challenge(c))
+        return [rows.authorization(r, by_authz[r["id"]]) for r in found]
+
+    async def get_authz(self, authz_id: str) -> Authorization | None:
+        """One authorization with its challenges."""
+        found = await self._authzs_where("id = ?", (authz_id,))
+        return found[0] if found else None
+
+    async def get_authzs(self, authz_ids: Sequence[str]) -> list[Authorization]:
+        """Several authorizations, in the order asked."""
+        if not authz_ids:
+            return []
+        found = await self._authzs_where(f"id IN ({', '.join('?' * len(authz_ids))})", authz_ids)
+        by_id = {a.id: a for a in found}
+        return [by_id[i] for i in authz_ids if i in by_id]
+
+    async def get_authz_by_challenge(self, challenge_id: str) -> Authorization | None:
+        """The authorization that owns a challenge."""
+        found = await self._authzs_where(
+            "id = (SELECT authz_id FROM challenges WHERE id = ?)", (challenge_id,))
+        return found[0] if found else None
+
+    async def processing_challenges(self) -> list[Authorization]:
+        """Authorizations with a challenge being validated."""
+        return await self._authzs_where(
+            "id IN (SELECT authz_id FROM challenges WHERE status = 'processing')", ())
+
+    async def get_certificate(self, cert_id: str) -> Certificate | None:
+        """One certificate by id."""
+        r = await self._one("SELECT * FROM certificates WHERE id = ?", (cert_id,))
+        return rows.certificate(r) if r else None
+
+    async def get_certificate_by_serial(self, serial: str) -> Certificate | None:
+        """One certificate by hex serial."""
+        r = await self._one("SELECT * FROM certificates WHERE serial = ?", (serial,))
+        return rows.certificate(r) if r else None
+
+    async def count_certificates_by_spki(self, spki_sha256: str) -> int:
+        """How many certificates carry this public key."""
+        r = await self._one("SELECT COUNT(*) AS n FROM certificates WHERE spki_sha256 = ?",
+                            (spki_sha256,))
+        return int(r["n"]) if r else 0
+
+    async def get_job(self, order_id: str) -> Job | None:
+        """The CA job of an order."""
+        r = await self._one("SELECT * FROM jobs WHERE order_id = ?", (order_id,))
+        return rows.job(r) if r else None
+
+    async def due_jobs(self, now: datetime, limit: int) -> list[Job]:
+        """Jobs whose time has come."""
+        found = await self._rows(
+            "SELECT * FROM jobs WHERE state IN ('queued', 'waiting') AND run_at <= ? "
+            "ORDER BY run_at LIMIT ?", (now.timestamp(), limit))
+        return [rows.job(r) for r in found]
