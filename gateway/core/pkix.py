@@ -1,0 +1,83 @@
+"""Revocation data for relying parties: CRLs and OCSP answers of the CAs that publish them.
+
+The ``/pkix/<ca>/...`` routes reach connectors only through this service (the
+front ends never import connectors). A connector publishes revocation data when
+it has ``crl_der()`` and ``ocsp_response()`` (the local CA does; AD CS and
+EJBCA publish their own).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
+
+from connectors.base import ConnectorError
+from gateway.errors import ErrorKind, GatewayError
+
+log = logging.getLogger(__name__)
+
+# How long a client should wait before asking again when the CA key is unusable.
+RETRY_AFTER_SECONDS = 30
+
+
+@runtime_checkable
+class RevocationPublisher(Protocol):
+    """A connector that signs its own CRLs and OCSP responses."""
+
+    async def crl_der(self) -> bytes:
+        """The current CRL, DER."""
+        ...
+
+    async def ocsp_response(self, request_der: bytes) -> bytes:
+        """The DER OCSP response to a DER request (malformed input gets malformedRequest)."""
+        ...
+
+
+class PkixService:
+    """CRL and OCSP of every connector that publishes them, by CA name."""
+
+    def __init__(self, connectors: Mapping[str, object]) -> None:
+        self._publishers = {
+            n: c for n, c in connectors.items() if isinstance(c, RevocationPublisher)
+        }
+
+    def names(self) -> tuple[str, ...]:
+        """The CAs whose revocation data this service serves."""
+        return tuple(sorted(self._publishers))
+
+    def _publisher(self, ca: str) -> RevocationPublisher:
+        publisher = self._publishers.get(ca)
+        if publisher is None:
+            served = ", ".join(self.names()) or "none"
+            raise GatewayError(
+                ErrorKind.NOT_FOUND,
+                f"no CA {ca!r} publishes revocation data here (served: {served})",
+            )
+        return publisher
+
+    async def crl(self, ca: str) -> bytes:
+        """The current CRL of ``ca``."""
+        publisher = self._publisher(ca)
+        try:
+            return await publisher.crl_der()
+        except ConnectorError as exc:
+            log.warning("CRL of CA %s unavailable: %s", ca, exc)
+            raise GatewayError(
+                ErrorKind.CA_UNAVAILABLE,
+                f"the CRL of {ca!r} cannot be produced now",
+                retry_after=RETRY_AFTER_SECONDS,
+            ) from exc
+
+    async def ocsp(self, ca: str, request_der: bytes) -> bytes:
+        """The OCSP response of ``ca`` to ``request_der`` (errors are OCSP responses too)."""
+        publisher = self._publisher(ca)
+        try:
+            return await publisher.ocsp_response(request_der)
+        except ConnectorError as exc:
+            log.warning("OCSP of CA %s unavailable: %s", ca, exc)
+            raise GatewayError(
+                ErrorKind.CA_UNAVAILABLE,
+                f"the OCSP responder of {ca!r} is unavailable",
+                retry_after=RETRY_AFTER_SECONDS,
+            ) from exc

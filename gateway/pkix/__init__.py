@@ -1,0 +1,1 @@
+"""HTTP publication of revocation data: ``/pkix/<ca>/crl`` and ``/pkix/<ca>/ocsp``."""

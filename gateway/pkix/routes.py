@@ -1,0 +1,98 @@
+"""Routes that publish CRLs (RFC 5280) and answer OCSP (RFC 6960) for the CAs we sign for.
+
+``GET  /pkix/<ca>/crl``               the current CRL, ``application/pkix-crl`` (DER)
+``POST /pkix/<ca>/ocsp``              body ``application/ocsp-request`` (DER)
+``GET  /pkix/<ca>/ocsp/<base64>``     the DER request, base64 then URL-encoded (RFC 6960 A.1)
+
+Each handler parses the wire, makes one call into
+:class:`gateway.core.pkix.PkixService` (under :data:`PKIX_SERVICE`) and renders
+the bytes it returns. Malformed OCSP requests are answered by the responder
+itself with ``malformedRequest``, as RFC 6960 asks.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from gateway.core.pkix import PkixService
+from gateway.errors import ErrorKind, GatewayError
+
+PKIX_SERVICE: web.AppKey[PkixService] = web.AppKey("pkix_service", PkixService)
+
+CRL_TYPE = "application/pkix-crl"
+OCSP_REQUEST_TYPE = "application/ocsp-request"
+OCSP_RESPONSE_TYPE = "application/ocsp-response"
+# An OCSP request for one certificate is ~100 bytes; a generous bound stops abuse.
+MAX_OCSP_REQUEST = 16 * 1024
+
+routes = web.RouteTableDef()
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the /pkix routes on ``app`` (which must hold a PkixService under PKIX_SERVICE)."""
+    app.router.add_routes(routes)
+
+
+def _service(request: web.Request) -> PkixService:
+    return request.app[PKIX_SERVICE]
+
+
+def _failure(exc: GatewayError) -> web.Response:
+    if exc.kind is ErrorKind.NOT_FOUND:
+        return web.Response(status=404, text=exc.detail + "\n")
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+    return web.Response(status=503, text=exc.detail + "\n", headers=headers)
+
+
+@routes.get("/pkix/{ca}/crl")
+async def get_crl(request: web.Request) -> web.Response:
+    """The CA's current CRL."""
+    try:
+        der = await _service(request).crl(request.match_info["ca"])
+    except GatewayError as exc:
+        return _failure(exc)
+    return web.Response(body=der, content_type=CRL_TYPE, headers={"Cache-Control": "max-age=300"})
+
+
+@routes.post("/pkix/{ca}/ocsp")
+async def post_ocsp(request: web.Request) -> web.Response:
+    """OCSP over POST: the DER request is the body."""
+    if request.content_type != OCSP_REQUEST_TYPE:
+        raise web.HTTPUnsupportedMediaType(text=f"send the OCSP request as {OCSP_REQUEST_TYPE}\n")
+    if request.content_length is not None and request.content_length > MAX_OCSP_REQUEST:
+        raise web.HTTPRequestEntityTooLarge(MAX_OCSP_REQUEST, request.content_length)
+    body = await request.content.read(MAX_OCSP_REQUEST + 1)
+    if len(body) > MAX_OCSP_REQUEST:
+        raise web.HTTPRequestEntityTooLarge(MAX_OCSP_REQUEST, len(body))
+    return await _answer(request, body)
+
+
+@routes.get("/pkix/{ca}/ocsp/{encoded:.+}")
+async def get_ocsp(request: web.Request) -> web.Response:
+    """OCSP over GET: the DER request, base64 and URL-encoded, is the last path segment(s)."""
+    # The raw path keeps %2F and %2B as sent; decode them ourselves.
+    raw = request.raw_path.split("?", 1)[0]
+    encoded = unquote(raw.split("/ocsp/", 1)[1])
+    return await _answer(request, _decode_base64(encoded))
+
+
+def _decode_base64(text: str) -> bytes:
+    """Standard or URL-safe base64, padding optional; b'' (→ malformedRequest) when invalid."""
+    text = text.strip().replace(" ", "+")  # a '+' that a client left unescaped arrives as ' '
+    text += "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(text.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError):
+        return b""
+
+
+async def _answer(request: web.Request, request_der: bytes) -> web.Response:
+    try:
+        der = await _service(request).ocsp(request.match_info["ca"], request_der)
+    except GatewayError as exc:
+        return _failure(exc)
+    return web.Response(body=der, content_type=OCSP_RESPONSE_TYPE)
