@@ -56,7 +56,8 @@ class IssueValue:
 def parse_issue_value(value: str) -> IssueValue | None:
     """Parse ``issuer-domain-name; key=value; ...``; None when the value is malformed."""
     issuer, _, rest = value.partition(";")
-    issuer = issuer.strip()
+    # A trailing dot is not in RFC 8659's grammar, but it names the same domain: accept it.
+    issuer = issuer.strip().removesuffix(".")
     if issuer and not _DOMAIN.match(issuer):
         return None
     parameters: dict[str, str] = {}
@@ -71,7 +72,7 @@ def parse_issue_value(value: str) -> IssueValue | None:
         ):
             return None
         parameters[key.lower()] = val
-    return IssueValue(issuer.lower().rstrip("."), parameters)
+    return IssueValue(issuer.lower(), parameters)
 
 
 def evaluate(
