@@ -65,7 +65,7 @@ from connectors.base import (
     RevocationReason,
     RevocationUnsupported,
 )
-from connectors.http_common import HttpPolicy, TlsSettings, translate, with_retries
+from connectors.http_common import HttpPolicy, TlsSettings, order_chain, translate, with_retries
 from connectors.secrets import OptionReader
 
 AUTH_MODES = ("ntlm", "negotiate", "kerberos", "basic", "client_cert")
@@ -258,7 +258,7 @@ class CertsrvConnector:
         chain = await self._read(
             f"chain of request {req_id}", f"certnew.p7b?ReqID={req_id}&Enc=b64"
         )
-        return Issued(leaf, pages.order_chain(leaf, pages.parse_p7b(chain.body)))
+        return Issued(leaf, order_chain(leaf, pages.parse_p7b(chain.body)))
 
     async def revoke(self, cert_der: bytes, reason: RevocationReason) -> None:
         """Always refused: certsrv offers no revocation."""
@@ -278,7 +278,7 @@ class CertsrvConnector:
         certs = pages.parse_p7b(reply.body)
         if not certs:
             raise CAProtocolError("certsrv sent an empty CA chain")
-        return pages.order_chain(None, certs)
+        return order_chain(None, certs)
 
     async def check(self) -> None:
         """Authenticate and read certcarc.asp; raise when that fails."""

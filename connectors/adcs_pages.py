@@ -119,28 +119,3 @@ def parse_p7b(data: bytes) -> list[bytes]:
     except ValueError as exc:
         raise CAProtocolError(f"certsrv sent a PKCS#7 chain that does not parse: {exc}") from exc
     return [c.public_bytes(Encoding.DER) for c in certs]
-
-
-def order_chain(leaf_der: bytes | None, certs_der: list[bytes]) -> tuple[bytes, ...]:
-    """The CA certificates of ``certs_der`` upwards: the leaf's issuer first, root last.
-
-    With no leaf, start from the certificate that issued none of the others
-    (the issuing CA). The leaf itself is left out.
-    """
-    certs = {der: x509.load_der_x509_certificate(der) for der in certs_der if der != leaf_der}
-    by_subject = {c.subject: der for der, c in certs.items()}
-    ordered: list[bytes] = []
-    if leaf_der is not None:
-        current = x509.load_der_x509_certificate(leaf_der)
-    else:
-        issuers = {c.issuer for c in certs.values() if c.issuer != c.subject}
-        bottom = [der for der, c in certs.items() if c.subject not in issuers]
-        if not bottom:
-            return tuple(certs)
-        current = certs[bottom[0]]
-        ordered.append(by_subject.pop(current.subject))
-    while current.issuer != current.subject and current.issuer in by_subject:
-        der = by_subject.pop(current.issuer)
-        ordered.append(der)
-        current = certs[der]
-    return tuple(ordered)

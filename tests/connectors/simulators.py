@@ -9,7 +9,9 @@ from typing import Any
 
 from connectors.adcs import CertsrvConnector, CertsrvSettings
 from connectors.base import CAProfile, IssueRequest
+from connectors.ejbca import EjbcaConnector, EjbcaSettings
 from tests.fakes.certsrv import CertsrvSimulator
+from tests.fakes.ejbca import EjbcaSimulator
 from tests.fakes.pki import make_csr
 
 FAST = {"retries": 1, "retry_backoff_seconds": 0.0, "timeout_seconds": 5.0}
@@ -50,6 +52,42 @@ async def certsrv(
         options = certsrv_options(sim, auth, **extra)
         settings = CertsrvSettings.from_options(options, tmp, "adcs")
         connector = CertsrvConnector("adcs", settings, None)
+        await connector.start()
+        try:
+            yield sim, connector
+        finally:
+            await connector.aclose()
+    finally:
+        await sim.stop()
+
+
+def ejbca_options(sim: EjbcaSimulator, **extra: Any) -> dict[str, Any]:
+    """The [cas.ejbca] table that points at ``sim`` with an administrator's certificate."""
+    cert, key = sim.client_files()
+    options: dict[str, Any] = {
+        "type": "ejbca",
+        "url": sim.url,
+        "ca_bundle_file": str(sim.trust_file),
+        "client_cert_file": str(cert),
+        "client_key_file": str(key),
+        "ca_name": sim.ca_name,
+        "certificate_profile": "SERVER",
+        "end_entity_profile": "ACME",
+        **FAST,
+    }
+    return options | extra
+
+
+@asynccontextmanager
+async def ejbca(
+    tmp: Path, mode: str = "auto", approval_style: str = "202", **extra: Any
+) -> AsyncIterator[tuple[EjbcaSimulator, EjbcaConnector]]:
+    """A running EJBCA simulator and a started connector for it."""
+    sim = EjbcaSimulator(tmp / "ejbca", mode=mode, approval_style=approval_style)
+    await sim.start()
+    try:
+        settings = EjbcaSettings.from_options(ejbca_options(sim, **extra), tmp, "ejbca")
+        connector = EjbcaConnector("ejbca", settings, None)
         await connector.start()
         try:
             yield sim, connector

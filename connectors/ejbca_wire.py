@@ -1,0 +1,169 @@
+"""EJBCA REST wire details: answer classification, usernames, pending references.
+
+EJBCA 8's ``pkcs10enroll`` answers 400 for nearly every failure, so the class
+of an error is read from ``error_message``:
+
+==========================  ===========================================
+message says                result
+==========================  ===========================================
+approval … rejected/denied  :class:`Rejected` (an approver said no)
+waiting for approval        :class:`Pending`
+offline / not active /      :class:`CAUnavailable` (retried later)
+crypto token / unavailable
+unknown CA or profile,      :class:`CAConfigError` (fix the profile's
+not authorized              ``ca_params`` or the admin role)
+anything else               :class:`Rejected` with EJBCA's message
+==========================  ===========================================
+
+Other codes: 200/201 issued, 202 waiting for approval, 401/403 our client
+certificate lacks rights, 404 unknown CA/profile, 409/422 refusal, 5xx
+unavailable.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from connectors.base import (
+    CAConfigError,
+    CAProtocolError,
+    CAUnavailable,
+    Pending,
+    Rejected,
+    RevocationReason,
+)
+
+_APPROVAL_REFUSED = re.compile(
+    r"approv\w*.*(reject|denied|declined)|(reject|denied)\w*.*approv", re.I
+)
+_APPROVAL_WAIT = re.compile(r"wait\w*\s+for\s+approval|approval\s+(is\s+)?(required|pending)", re.I)
+_OFFLINE = re.compile(
+    r"off-?\s?line|not active|crypto\s?token|temporarily|unavailable|is not online", re.I
+)
+_CONFIG = re.compile(
+    r"(profile|\bca\b|certificate authority).{0,80}(does ?n[o']t exist|not exist|not found|"
+    r"unknown|could not find)|could not find (profile|ca)|not authori[sz]ed|unauthori[sz]ed",
+    re.I,
+)
+
+REASONS = {
+    RevocationReason.UNSPECIFIED: "UNSPECIFIED",
+    RevocationReason.KEY_COMPROMISE: "KEY_COMPROMISE",
+    RevocationReason.CA_COMPROMISE: "CA_COMPROMISE",
+    RevocationReason.AFFILIATION_CHANGED: "AFFILIATION_CHANGED",
+    RevocationReason.SUPERSEDED: "SUPERSEDED",
+    RevocationReason.CESSATION_OF_OPERATION: "CESSATION_OF_OPERATION",
+    RevocationReason.CERTIFICATE_HOLD: "CERTIFICATE_HOLD",
+    RevocationReason.PRIVILEGES_WITHDRAWN: "PRIVILEGES_WITHDRAWN",
+    RevocationReason.AA_COMPROMISE: "AA_COMPROMISE",
+}
+USERNAME_STRATEGIES = ("per_order", "fixed", "cn")
+
+
+def error_message(status: int, body: bytes) -> str:
+    """EJBCA's ``error_message`` (or ``info_message``), else a short excerpt of the body."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict):
+        for key in ("error_message", "info_message"):
+            if isinstance(doc.get(key), str):
+                return str(doc[key])
+    text = body.decode("utf-8", "replace").strip()
+    return f"HTTP {status}: {text[:200]}" if text else f"HTTP {status}"
+
+
+def classify_refusal(status: int, message: str, ref: str, retry_after: float) -> Pending | Rejected:
+    """Map a non-success enrollment answer to a result or raise the matching error."""
+    if status == 202 or (status == 400 and _APPROVAL_WAIT.search(message)):
+        if _APPROVAL_REFUSED.search(message):
+            return Rejected(message)
+        return Pending(ref=ref, retry_after=retry_after, message=f"EJBCA: {message}")
+    if status >= 500 or _OFFLINE.search(message):
+        raise CAUnavailable(f"EJBCA cannot issue now ({message}); will retry")
+    if status in (401, 403):
+        raise CAConfigError(
+            f"EJBCA refused our client certificate ({message}); give it an administrator role "
+            "with RA rights for this CA and profiles"
+        )
+    if status == 404 or (status == 400 and _CONFIG.search(message)):
+        raise CAConfigError(
+            f"EJBCA does not accept the configured CA or profile names ({message}); fix "
+            "ca_name / certificate_profile / end_entity_profile in the profile's ca_params"
+        )
+    if _APPROVAL_REFUSED.search(message):
+        return Rejected(message)
+    if 400 <= status < 500:
+        return Rejected(message)
+    raise CAProtocolError(f"EJBCA answered an unexpected HTTP {status}: {message}")
+
+
+@dataclass(frozen=True)
+class EnrollParams:
+    """Everything needed to (re-)submit one enrollment; a pending ``ref`` carries it."""
+
+    username: str
+    certificate_profile: str
+    end_entity_profile: str
+    ca_name: str
+    csr_b64: str
+    enrollment_code_file: str = ""
+    enrollment_code_env: str = ""
+
+    def to_ref(self) -> str:
+        """An opaque, compact reference (no secret inside: only where the code is kept)."""
+        raw = json.dumps(asdict(self), separators=(",", ":")).encode()
+        return "ejbca1." + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def from_ref(cls, ref: str) -> EnrollParams:
+        """Parse a reference made by :meth:`to_ref`."""
+        prefix, _, payload = ref.partition(".")
+        try:
+            if prefix != "ejbca1":
+                raise ValueError(prefix)
+            doc: dict[str, Any] = json.loads(
+                base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+            )
+            return cls(**doc)
+        except (ValueError, TypeError) as exc:
+            raise CAConfigError(f"{ref[:40]!r} is not a pending EJBCA reference") from exc
+
+
+def choose_username(
+    strategy: str,
+    request_id: str,
+    csr: x509.CertificateSigningRequest,
+    dns_names: tuple[str, ...],
+    fixed: str,
+    prefix: str,
+) -> str:
+    """The end-entity username for one request, by strategy.
+
+    * ``per_order``: ``prefix + request_id`` – one end entity per order, stable
+      across retries and polls of that order (EJBCA updates it on each call).
+    * ``cn``: the CSR's common name, else the first DNS name – one end entity
+      per host, as EJBCA operators often keep them.
+    * ``fixed``: one configured username for everything.
+    """
+    if strategy == "fixed":
+        if not fixed:
+            raise CAConfigError("username_strategy = fixed needs ca_params.username (or username)")
+        return fixed
+    if strategy == "cn":
+        cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        name = str(cns[0].value) if cns else (dns_names[0] if dns_names else "")
+        if not name:
+            raise CAConfigError(
+                "username_strategy = cn, but the CSR has neither a CN nor a DNS name"
+            )
+        return name
+    return f"{prefix}{request_id}"
