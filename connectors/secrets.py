@@ -103,11 +103,12 @@ class OptionReader:
         return float(value)
 
     def path(self, key: str) -> Path | None:
-        """A file path that must exist; relative paths are taken from the data directory."""
+        """A file path that must exist (relative paths from the working directory, as elsewhere
+        in the gateway's configuration)."""
         raw = self.string(key)
         if not raw:
             return None
-        path = Path(raw) if Path(raw).is_absolute() else self.data_dir / raw
+        path = Path(raw)
         if not path.is_file():
             raise self.error(key, f"{path} is not a readable file; fix the path")
         return path
