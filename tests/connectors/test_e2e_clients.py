@@ -44,7 +44,7 @@ def _free_port() -> int:
 async def _gateway(
     tmp: Path, ca: dict[str, Any], params: dict[str, str]
 ) -> AsyncIterator[tuple[str, Path, int]]:
-    """The gateway on a loopback port; yields its directory URL, its TLS cert and the HTTP-01 port."""
+    """The gateway on a loopback port: its directory URL, TLS certificate and HTTP-01 port."""
     dns = DnsResponder()
     await dns.start()
     dns.zone.add(DOMAIN, "A", "127.0.0.1")
@@ -96,8 +96,7 @@ async def _run(args: list[str], env: dict[str, str]) -> tuple[int, str]:
 
 async def _approve_when_pending(sim: CertsrvSimulator) -> int:
     """Act as the certificate manager: approve the first request once it arrives."""
-    while not sim.requests:
-        await asyncio.sleep(0.05)  # polls the simulator's state, not a timing assumption
+    await sim.submitted.wait()
     req_id = next(iter(sim.requests))
     assert sim.requests[req_id].status == "pending"
     sim.approve(req_id)

@@ -84,6 +84,7 @@ class CertsrvSimulator:
         self.auth_legs: list[str] = []  # "basic", "ntlm-1", "ntlm-2", "ntlm-ok" per leg, for tests
         self._next_id = 41
         self._release = asyncio.Event()
+        self.submitted = asyncio.Event()  # set whenever a request arrives
         # NTLM state per TCP connection (keyed by transport; closed ones are pruned)
         self._ntlm: dict[Any, Any] = {}
         self._authed: set[Any] = set()
@@ -195,6 +196,7 @@ class CertsrvSimulator:
         req = SimRequest(self._next_id, csr.public_bytes(Encoding.DER), template, "pending")
         self._next_id += 1
         self.requests[req.req_id] = req
+        self.submitted.set()
         if template not in self.templates:
             req.status, req.message = "denied", UNSUPPORTED_TEMPLATE.format(template)
         elif self.mode == "deny":
