@@ -37,6 +37,16 @@ async def test_issue_returns_leaf_and_chain(tmp_path: Path, auth: str) -> None:
     ]
 
 
+async def test_negotiate_falls_back_to_ntlm_inside_spnego(tmp_path: Path) -> None:
+    # Without a Kerberos ticket, Negotiate carries NTLM inside SPNEGO tokens.
+    async with certsrv(tmp_path, auth="ntlm") as (sim, conn):
+        object.__setattr__(conn.settings, "auth", "negotiate")
+        await conn.aclose()
+        await conn.start()
+        assert isinstance(await conn.issue(request(["n.example.net"], WEB)), Issued)
+    assert sim.auth_legs[-1] == "ntlm-ok"
+
+
 async def test_ntlm_handshake_runs_once_per_connection(tmp_path: Path) -> None:
     async with certsrv(tmp_path, auth="ntlm") as (sim, conn):
         await conn.issue(request(["a.example.net"], WEB))

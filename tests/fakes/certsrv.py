@@ -135,7 +135,8 @@ class CertsrvSimulator:
             return self._challenge(["Negotiate", "NTLM"])
         conn = request.transport
         if conn not in self._ntlm:
-            self._ntlm[conn] = spnego.server(protocol="ntlm", channel_bindings=self._bindings)
+            protocol = "negotiate" if scheme.lower() == "negotiate" else "ntlm"
+            self._ntlm[conn] = spnego.server(protocol=protocol, channel_bindings=self._bindings)
         try:
             out = self._ntlm[conn].step(base64.b64decode(token))
         except spnego.exceptions.SpnegoError:
