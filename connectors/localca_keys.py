@@ -59,6 +59,7 @@ class KeyBackend(Protocol):
     """A CA signing key and the place its signatures are made."""
 
     key_type: str
+    created: bool  # open(create=True) generated the key
 
     def describe(self) -> str:
         """Where the key lives, for ``ca info`` and error messages (never a secret)."""
@@ -95,6 +96,7 @@ class FileKeyBackend:
     def __init__(self, path: Path, key_type: str) -> None:
         self.path = path
         self.key_type = key_type
+        self.created = False
         self._key: CertificateIssuerPrivateKeyTypes | None = None
 
     def describe(self) -> str:
@@ -110,6 +112,7 @@ class FileKeyBackend:
                     "or remove the CA certificate so that the gateway creates both"
                 )
             self._key = self._create()
+            self.created = True
             return
         self._key = self._load()
 

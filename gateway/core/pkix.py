@@ -38,17 +38,17 @@ class PkixService:
     """CRL and OCSP of every connector that publishes them, by CA name."""
 
     def __init__(self, connectors: Mapping[str, object]) -> None:
-        self._publishers = {
-            n: c for n, c in connectors.items() if isinstance(c, RevocationPublisher)
-        }
+        # Kept as given, not filtered now: the app may fill the mapping after building us.
+        self._connectors = connectors
 
     def names(self) -> tuple[str, ...]:
         """The CAs whose revocation data this service serves."""
-        return tuple(sorted(self._publishers))
+        served = (n for n, c in self._connectors.items() if isinstance(c, RevocationPublisher))
+        return tuple(sorted(served))
 
     def _publisher(self, ca: str) -> RevocationPublisher:
-        publisher = self._publishers.get(ca)
-        if publisher is None:
+        publisher = self._connectors.get(ca)
+        if not isinstance(publisher, RevocationPublisher):
             served = ", ".join(self.names()) or "none"
             raise GatewayError(
                 ErrorKind.NOT_FOUND,

@@ -1,0 +1,144 @@
+"""``acme-gateway ca init | import-cert | info``: operate the local CA.
+
+``ca init`` creates the CA key (in a file, or non-extractable in a PKCS#11
+token) and either a self-signed CA certificate or, with ``--csr``, a request
+for an external root; ``ca import-cert`` installs what the root signed;
+``ca info`` shows the chain, where the key lives and what the CA has done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from connectors.base import CAConfigError
+from connectors.localca_admin import CAInfo, describe, fingerprint, import_certificate, init_ca
+from connectors.localca_settings import LocalCASettings
+from gateway.config import Settings
+
+
+def add_subcommands(subparsers: Any) -> None:
+    """Add ``ca`` and its subcommands to the top-level subparsers of ``acme-gateway``."""
+    ca = subparsers.add_parser("ca", help="create and inspect the local CA")
+    ca_sub = ca.add_subparsers(dest="ca_command", required=True)
+    init = _sub(
+        ca_sub, "init", "create the CA key and a self-signed certificate (or a CSR)", handle_init
+    )
+    init.add_argument("--csr", action="store_true", help="write a CSR for an external root instead")
+    init.add_argument("--force", action="store_true", help="replace an existing CA certificate")
+    imp = _sub(
+        ca_sub, "import-cert", "install the CA certificate an external root signed", handle_import
+    )
+    imp.add_argument(
+        "certificate", type=Path, help="PEM file: the CA certificate, optionally its chain"
+    )
+    imp.add_argument("--chain", type=Path, help="PEM file with the chain above the CA certificate")
+    _sub(ca_sub, "info", "show the CA chain, key location and counts", handle_info)
+
+
+def _sub(parent: Any, name: str, help_text: str, handler: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = parent.add_parser(name, help=help_text)
+    # SUPPRESS: a --config given before the subcommand is not overwritten by a default here.
+    parser.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="TOML config file")
+    parser.add_argument(
+        "--ca", default="local", help="name of the [cas.NAME] table (default: local)"
+    )
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def local_ca_settings(settings: Settings, name: str) -> LocalCASettings:
+    """The local CA ``name`` of the gateway config, built exactly as the server builds it."""
+    ca = settings.cas.get(name)
+    if ca is None:
+        raise CAConfigError(
+            f"{settings.source}: no [cas.{name}]; configured: {', '.join(settings.cas) or 'none'}"
+        )
+    if ca.type != "local":
+        raise CAConfigError(
+            f"[cas.{name}] is of type {ca.type!r}; these commands manage local CAs only"
+        )
+    options = dict(ca.options)
+    options.setdefault("public_base_url", settings.server.public_base_url())
+    return LocalCASettings.from_options(options, settings.server.data_dir, name)
+
+
+def _run(args: argparse.Namespace, settings: Settings, action: Any) -> int:
+    try:
+        ca_settings = local_ca_settings(settings, args.ca)
+        return int(asyncio.run(action(ca_settings)))
+    except CAConfigError as exc:
+        print(f"acme-gateway ca {args.ca_command}: {exc}", file=sys.stderr)
+        return 1
+
+
+def handle_init(args: argparse.Namespace, settings: Settings) -> int:
+    """``ca init``."""
+
+    async def action(ca: LocalCASettings) -> int:
+        result = await init_ca(ca, args.ca, csr=args.csr, force=args.force)
+        print(f"key: {'created' if result.key_created else 'existing'}, {result.key_location}")
+        if result.csr:
+            print(f"CSR for the external root: {result.written}")
+            hint = f"acme-gateway ca import-cert --ca {args.ca} SIGNED.pem [--chain CHAIN.pem]"
+            print(f"when it is signed: {hint}")
+        else:
+            print(f"self-signed CA certificate: {result.written}")
+        return 0
+
+    return _run(args, settings, action)
+
+
+def handle_import(args: argparse.Namespace, settings: Settings) -> int:
+    """``ca import-cert``."""
+
+    async def action(ca: LocalCASettings) -> int:
+        try:
+            pem = args.certificate.read_bytes()
+            chain = args.chain.read_bytes() if args.chain else b""
+        except OSError as exc:
+            raise CAConfigError(f"cannot read {exc.filename}: {exc.strerror}") from exc
+        target = await import_certificate(ca, pem, chain)
+        print(f"installed {target}; restart the gateway to use it")
+        return 0
+
+    return _run(args, settings, action)
+
+
+def handle_info(args: argparse.Namespace, settings: Settings) -> int:
+    """``ca info``."""
+
+    async def action(ca: LocalCASettings) -> int:
+        info = await describe(ca, args.ca)
+        print(render_info(info))
+        return 0 if info.chain and info.key_status == "ok" else 1
+
+    return _run(args, settings, action)
+
+
+def render_info(info: CAInfo) -> str:
+    """The ``ca info`` text."""
+    lines = [
+        f"CA {info.name!r}",
+        f"  key:      {info.key_location} ({info.key_type}) — {info.key_status}",
+    ]
+    if not info.chain:
+        pending = f"; CSR waiting for a root: {info.pending_csr}" if info.pending_csr else ""
+        lines.append(f"  certificate: none (run `acme-gateway ca init --ca {info.name}`){pending}")
+    for depth, cert in enumerate(info.chain):
+        lines += [
+            f"  [{depth}] subject:  {cert.subject.rfc4514_string()}",
+            f"      issuer:   {cert.issuer.rfc4514_string()}",
+            f"      valid:    {cert.not_valid_before_utc:%Y-%m-%d %H:%M} .. "
+            f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC",
+            f"      serial:   {cert.serial_number:x}",
+            f"      sha256:   {fingerprint(cert)}",
+        ]
+    lines.append(f"  CRL:      {info.crl_url or '(no public URL)'}")
+    lines.append(f"  OCSP:     {info.ocsp_url or '(no public URL)'}")
+    if info.issued is not None:
+        lines.append(f"  issued:   {info.issued} certificates, {info.revoked} revoked")
+    return "\n".join(lines)
