@@ -44,9 +44,8 @@ async def certsrv(
     tmp: Path, auth: str = "basic", mode: str = "auto", **extra: Any
 ) -> AsyncIterator[tuple[CertsrvSimulator, CertsrvConnector]]:
     """A running certsrv simulator and a started connector for it."""
-    sim = CertsrvSimulator(
-        tmp / "sim", mode=mode, auth="none" if auth == "client_cert_none" else auth
-    )
+    # certsrv offers both Negotiate and NTLM; the simulator's "ntlm" answers either
+    sim = CertsrvSimulator(tmp / "sim", mode=mode, auth="ntlm" if auth == "negotiate" else auth)
     await sim.start()
     try:
         options = certsrv_options(sim, auth, **extra)
