@@ -96,6 +96,30 @@ async def test_pending_then_approved(tmp_path: Path) -> None:
         assert isinstance(await conn.poll(first.ref), Issued)
 
 
+@pytest.mark.parametrize(("retries", "recovers"), [(1, True), (0, False)])
+async def test_reads_are_retried_after_a_transient_failure(
+    tmp_path: Path, retries: int, recovers: bool
+) -> None:
+    async with certsrv(tmp_path, mode="pending", retries=retries) as (sim, conn):
+        first = await conn.issue(request(["p.example.net"], WEB))
+        assert isinstance(first, Pending)
+        sim.approve(int(first.ref))
+        sim.fail_next = 1
+        if recovers:
+            assert isinstance(await conn.poll(first.ref), Issued)
+        else:
+            with pytest.raises(CAUnavailable, match="503"):
+                await conn.poll(first.ref)
+
+
+async def test_submission_is_not_retried(tmp_path: Path) -> None:
+    async with certsrv(tmp_path, retries=2) as (sim, conn):
+        sim.fail_next = 1
+        with pytest.raises(CAUnavailable):
+            await conn.issue(request(["p.example.net"], WEB))
+    assert sim.requests == {}
+
+
 async def test_pending_then_denied_by_officer(tmp_path: Path) -> None:
     async with certsrv(tmp_path, mode="pending") as (sim, conn):
         first = await conn.issue(request(["p.example.net"], WEB))

@@ -85,6 +85,7 @@ class CertsrvSimulator:
         self._next_id = 41
         self._release = asyncio.Event()
         self.submitted = asyncio.Event()  # set whenever a request arrives
+        self.fail_next = 0  # answer this many next requests with 503, then recover
         # NTLM state per TCP connection (keyed by transport; closed ones are pruned)
         self._ntlm: dict[Any, Any] = {}
         self._authed: set[Any] = set()
@@ -161,6 +162,11 @@ class CertsrvSimulator:
                 await asyncio.wait_for(self._release.wait(), self.slow_seconds)
             except TimeoutError:
                 pass
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            return web.Response(
+                status=503, text="<h1>Service Unavailable</h1>", content_type="text/html"
+            )
         if self.mode == "down":
             return web.Response(
                 status=503, text="<h1>Service Unavailable</h1>", content_type="text/html"
