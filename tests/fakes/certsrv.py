@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
 from connectors.adcs_auth import channel_bindings
 from tests.fakes import certsrv_pages as pages
+from tests.fakes import standalone
 from tests.fakes.pki import MiniCA
 
 MODES = ("auto", "pending", "deny", "slow", "down", "garbage")
@@ -319,8 +320,8 @@ def _is_browser(request: web.Request) -> bool:
     return "mozilla" in request.headers.get("User-Agent", "").lower()
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    workdir = Path(args.dir)
+async def _serve(args: argparse.Namespace) -> str:
+    workdir = Path(args.dir).resolve()
     sim = CertsrvSimulator(workdir, mode=args.mode, auth=args.auth)
     url = await sim.start(args.port)
     client = ""
@@ -329,33 +330,21 @@ async def _serve(args: argparse.Namespace) -> None:
             sim.ca.leaf("gateway", client=True, days=365), workdir, "client"
         )
         client = f'\n  client_cert_file = "{cert}"\n  client_key_file = "{key}"'
-    print(
+    return (
         f"certsrv simulator ({args.mode}, auth {args.auth}) at {url}\n"
         f'[cas.adcs] settings:\n  type = "adcs"\n  url = "{url}"\n  auth = "{args.auth}"\n'
-        f'  username = "{sim.username}"\n  password_file = "{sim.password_file}"\n'
+        f'  username = '{sim.username}'\n  password_file = "{sim.password_file}"\n'
         f'  ca_bundle_file = "{sim.trust_file}"{client}\n'
         f"approve request N: curl --cacert {sim.trust_file} -X POST "
-        f"https://127.0.0.1:{args.port or url.split(':')[2].split('/')[0]}/sim/approve/N",
-        flush=True,
+        f"{url.removesuffix('/certsrv')}/sim/approve/N"
     )
-    await asyncio.Event().wait()
 
 
 def main() -> None:
     """Command line entry: run the simulator until interrupted."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--port", type=int, default=8081)
-    parser.add_argument("--mode", choices=MODES, default="auto")
-    parser.add_argument("--auth", choices=("basic", "ntlm", "client_cert", "none"), default="basic")
-    parser.add_argument("--dir", default="certsrv-sim", help="where the CA and credential files go")
-    args = parser.parse_args()
-    Path(args.dir).mkdir(parents=True, exist_ok=True)
-    try:
-        asyncio.run(_serve(args))
-    except KeyboardInterrupt:
-        pass
+    p = standalone.parser(__doc__, 8081, "certsrv-sim", MODES)
+    p.add_argument("--auth", choices=("basic", "ntlm", "client_cert", "none"), default="basic")
+    standalone.run(p.parse_args(), _serve)
 
 
 if __name__ == "__main__":

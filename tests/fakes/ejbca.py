@@ -22,7 +22,6 @@ the URL and the client certificate, key and trust files to configure.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import ssl
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
+from tests.fakes import standalone
 from tests.fakes.pki import MiniCA
 
 PREFIX = "/ejbca/ejbca-rest-api"
@@ -328,37 +328,27 @@ class EjbcaSimulator:
             await self._runner.cleanup()
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    sim = EjbcaSimulator(Path(args.dir), mode=args.mode, approval_style=args.approval_style)
+async def _serve(args: argparse.Namespace) -> str:
+    sim = EjbcaSimulator(
+        Path(args.dir).resolve(), mode=args.mode, approval_style=args.approval_style
+    )
     url = await sim.start(args.port)
     cert, key = sim.client_files(days=365)
-    print(
+    return (
         f'EJBCA simulator ({args.mode}) at {url}\n[cas.ejbca] settings:\n  type = "ejbca"\n'
         f'  url = "{url}"\n  client_cert_file = "{cert}"\n  client_key_file = "{key}"\n'
         f'  ca_bundle_file = "{sim.trust_file}"\n  ca_name = "{sim.ca_name}"\n'
         f'  certificate_profile = "SERVER"\n  end_entity_profile = "ACME"\n'
         f"approve username U: curl --cacert {sim.trust_file} --cert {cert} --key {key} -X POST "
-        f"{url.split(PREFIX)[0]}/sim/approve/U",
-        flush=True,
+        f"{url.split(PREFIX)[0]}/sim/approve/U"
     )
-    await asyncio.Event().wait()
 
 
 def main() -> None:
     """Command line entry: run the simulator until interrupted."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--port", type=int, default=8443)
-    parser.add_argument("--mode", choices=MODES, default="auto")
-    parser.add_argument("--approval-style", choices=("202", "400"), default="202")
-    parser.add_argument("--dir", default="ejbca-sim", help="where the CA and client files go")
-    args = parser.parse_args()
-    Path(args.dir).mkdir(parents=True, exist_ok=True)
-    try:
-        asyncio.run(_serve(args))
-    except KeyboardInterrupt:
-        pass
+    p = standalone.parser(__doc__, 8443, "ejbca-sim", MODES)
+    p.add_argument("--approval-style", choices=("202", "400"), default="202")
+    standalone.run(p.parse_args(), _serve)
 
 
 if __name__ == "__main__":
