@@ -46,6 +46,11 @@ ACME_STEPS = {
 
 
 def acme_argv(pebble: RunningPebble, tmp_path: Path, *extra: str) -> list[str]:
+    """Options shared by the Pebble runs.
+
+    One order in flight at a time: Pebble 2.4.0 can deadlock when newOrder runs
+    while a certificate is being stored (see docs/bench-loadtest.md).
+    """
     return [
         "acme",
         "--directory",
@@ -61,6 +66,8 @@ def acme_argv(pebble: RunningPebble, tmp_path: Path, *extra: str) -> list[str]:
         "--json",
         str(tmp_path / "out.json"),
         "--quiet",
+        "--timeout",
+        "20",
         *extra,
     ]
 
@@ -75,6 +82,8 @@ async def test_acme_issues_n_certificates_from_pebble(
         "-n",
         "5",
         "-c",
+        "1",
+        "--accounts",
         "2",
         "--names",
         "2",
@@ -90,6 +99,7 @@ async def test_acme_issues_n_certificates_from_pebble(
     on_disk = json.loads((tmp_path / "out.json").read_text())
     assert RESULT_FIELDS <= set(on_disk)
     assert on_disk["certificates_issued"] == 5 and on_disk["failed"] == 0
+    assert on_disk["plan"]["accounts"] == 2 and on_disk["plan"]["challenge"] == challenge
     assert ACME_STEPS <= set(on_disk["latency_ms"])
     assert on_disk["latency_ms"]["validation"]["count"] == 10  # two names per order
     assert set(on_disk["latency_ms"]["total"]) == {"count", "mean", "p50", "p95", "p99", "max"}
@@ -104,7 +114,7 @@ async def test_acme_issues_n_certificates_from_pebble(
 
 async def test_acme_fixed_rate_bounded_by_count(pebble: RunningPebble, tmp_path: Path) -> None:
     status, result = await execute(
-        acme_argv(pebble, tmp_path, "-n", "4", "-c", "4", "--rate", "20")
+        acme_argv(pebble, tmp_path, "-n", "4", "-c", "1", "--rate", "20")
     )
     assert status == 0
     assert result is not None and result["certificates_issued"] == 4
