@@ -321,7 +321,7 @@ def _is_browser(request: web.Request) -> bool:
 
 
 async def _serve(args: argparse.Namespace) -> str:
-    workdir = Path(args.dir).resolve()
+    workdir = Path(args.dir)
     sim = CertsrvSimulator(workdir, mode=args.mode, auth=args.auth)
     url = await sim.start(args.port)
     client = ""
@@ -333,7 +333,7 @@ async def _serve(args: argparse.Namespace) -> str:
     return (
         f"certsrv simulator ({args.mode}, auth {args.auth}) at {url}\n"
         f'[cas.adcs] settings:\n  type = "adcs"\n  url = "{url}"\n  auth = "{args.auth}"\n'
-        f'  username = '{sim.username}'\n  password_file = "{sim.password_file}"\n'
+        f"  username = '{sim.username}'\n  password_file = \"{sim.password_file}\"\n"
         f'  ca_bundle_file = "{sim.trust_file}"{client}\n'
         f"approve request N: curl --cacert {sim.trust_file} -X POST "
         f"{url.removesuffix('/certsrv')}/sim/approve/N"

@@ -329,9 +329,7 @@ class EjbcaSimulator:
 
 
 async def _serve(args: argparse.Namespace) -> str:
-    sim = EjbcaSimulator(
-        Path(args.dir).resolve(), mode=args.mode, approval_style=args.approval_style
-    )
+    sim = EjbcaSimulator(Path(args.dir), mode=args.mode, approval_style=args.approval_style)
     url = await sim.start(args.port)
     cert, key = sim.client_files(days=365)
     return (

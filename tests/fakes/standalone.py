@@ -27,6 +27,7 @@ def run(
 ) -> None:
     """Create the work directory, start ``serve`` (which prints how to use it) and wait for ^C."""
     Path(args.dir).mkdir(parents=True, exist_ok=True)
+    args.dir = str(Path(args.dir).resolve())  # the printed settings must work from anywhere
 
     async def forever() -> None:
         print(await serve(args), flush=True)
