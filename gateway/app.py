@@ -91,12 +91,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     acme = acme_app()
     app.add_subapp("/acme/", acme)
     # Clients configured with the bare directory path land on the real one.
-    app.router.add_get("/directory", lambda r: _redirect(r, "/acme/directory"))
+    app.router.add_get("/directory", directory_redirect)
     return app
 
 
-async def _redirect(request: web.Request, path: str) -> web.Response:
-    raise web.HTTPMovedPermanently(path)
+async def directory_redirect(request: web.Request) -> web.Response:
+    """/directory → /acme/directory, for clients configured with the bare path."""
+    raise web.HTTPMovedPermanently("/acme/directory")
 
 
 async def healthz(request: web.Request) -> web.Response:

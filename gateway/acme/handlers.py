@@ -93,7 +93,7 @@ async def account_orders(request: web.Request) -> web.Response:
 async def key_change(request: web.Request) -> web.Response:
     """POST /acme/key-change: the inner JWS is signed by the new key (RFC 8555 §7.3.5)."""
     v = await verified(request)
-    inner = jwslib.parse(v.jws.payload)
+    inner = jwslib.parse(v.jws.payload, inner=True)
     if inner.jwk is None:
         raise GatewayError(ErrorKind.MALFORMED, "the inner JWS must carry the new key as jwk")
     if inner.header["url"] != v.jws.header["url"]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -29,11 +30,12 @@ ALGORITHMS = ("RS256", "ES256", "ES384", "ES512", "EdDSA")
 _EC = {"ES256": (ec.SECP256R1, hashes.SHA256, 32), "ES384": (ec.SECP384R1, hashes.SHA384, 48),
        "ES512": (ec.SECP521R1, hashes.SHA512, 66)}
 MIN_RSA_BITS = 2048
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def b64decode(value: Any, what: str) -> bytes:
     """Strict base64url without padding, as JWS requires."""
-    if not isinstance(value, str) or "=" in value:
+    if not isinstance(value, str) or not _B64URL.fullmatch(value):
         raise GatewayError(ErrorKind.MALFORMED, f"{what} is not base64url without padding")
     try:
         return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
@@ -88,8 +90,12 @@ def parse_json_object(raw: bytes, what: str) -> dict[str, Any]:
     return value
 
 
-def parse(body: bytes) -> Jws:
-    """Parse a flattened JWS and check every rule that needs no key."""
+def parse(body: bytes, *, inner: bool = False) -> Jws:
+    """Parse a flattened JWS and check every rule that needs no key.
+
+    ``inner`` is for the nested JWS of a key change (RFC 8555 §7.3.5), which
+    carries a jwk and no nonce.
+    """
     outer = parse_json_object(body, "the request body")
     if "signatures" in outer:
         raise GatewayError(ErrorKind.MALFORMED, "only the flattened JWS serialization is accepted")
@@ -100,13 +106,13 @@ def parse(body: bytes) -> Jws:
                            "a JWS needs exactly protected, payload and signature members")
     protected, payload = outer["protected"], outer["payload"]
     header = parse_json_object(b64decode(protected, "protected"), "the protected header")
-    _check_header(header)
+    _check_header(header, inner)
     return Jws(header=header, payload=b64decode(payload, "payload"),
                signing_input=f"{protected}.{payload}".encode(),
                signature=b64decode(outer["signature"], "signature"))
 
 
-def _check_header(header: dict[str, Any]) -> None:
+def _check_header(header: dict[str, Any], inner: bool) -> None:
     alg = header.get("alg")
     if alg not in ALGORITHMS:
         raise GatewayError(ErrorKind.BAD_SIGNATURE_ALGORITHM,
@@ -121,7 +127,10 @@ def _check_header(header: dict[str, Any]) -> None:
         raise GatewayError(ErrorKind.MALFORMED, "kid must be a string")
     if not isinstance(header.get("url"), str):
         raise GatewayError(ErrorKind.MALFORMED, "the protected header must contain a url")
-    if not isinstance(header.get("nonce"), str):
+    if inner:
+        if "nonce" in header:
+            raise GatewayError(ErrorKind.MALFORMED, "the inner key-change JWS must not have a nonce")
+    elif not isinstance(header.get("nonce"), str):
         raise GatewayError(ErrorKind.BAD_NONCE, "JWS has no anti-replay nonce")
     crit = header.get("crit")
     if crit is not None:

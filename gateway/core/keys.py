@@ -15,9 +15,11 @@ from gateway.errors import ErrorKind, GatewayError
 def jwk_public_key(jwk: dict[str, Any]) -> PublicKeyTypes:
     """The cryptography public key of a JWK dict (badPublicKey if it does not parse)."""
     try:
-        return josepy.JWK.from_json(jwk).key  # type: ignore[no-any-return]
+        key = josepy.JWK.from_json(jwk).key
     except (josepy.errors.DeserializationError, ValueError, TypeError, KeyError) as exc:
         raise GatewayError(ErrorKind.BAD_PUBLIC_KEY, f"the JWK cannot be used: {exc}") from exc
+    # josepy wraps keys in comparable proxies; the signature code wants the real object.
+    return getattr(key, "_wrapped", key)  # type: ignore[no-any-return]
 
 
 def spki_sha256(key: PublicKeyTypes) -> str:
