@@ -8,10 +8,7 @@ Results are checked with ``openssl verify`` / ``openssl ocsp``.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,53 +26,17 @@ from gateway import cli
 from gateway.core.pkix import PkixService
 from gateway.pkix.routes import PKIX_SERVICE, add_routes
 from tests.conftest import require_tool
-from tests.pkix.localca_support import issue_request
+from tests.pkix.localca_support import SOFTHSM_LIBRARY, SoftHSM, issue_request, softhsm
 
-LIBRARY = "/usr/lib/softhsm/libsofthsm2.so"
-PIN = "4321"
-TOKENS = ("ec", "rsa", "sub", "faults")
-
-
-@dataclass(frozen=True)
-class HSM:
-    """A private SoftHSM directory with one initialised token per name in TOKENS."""
-
-    conf: Path
-    pin_file: Path
+LIBRARY = SOFTHSM_LIBRARY
+HSM = SoftHSM
 
 
-@pytest.fixture(scope="module")
-def hsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HSM]:
+@pytest.fixture
+def hsm() -> SoftHSM:
+    """The process's SoftHSM tokens (skipped, or failed under CI, without SoftHSM)."""
     require_tool("softhsm2-util", LIBRARY)
-    root = tmp_path_factory.mktemp("softhsm")
-    (root / "tokens").mkdir()
-    conf = root / "softhsm2.conf"
-    conf.write_text(
-        f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
-    )
-    env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
-    for label in TOKENS:
-        cmd = [
-            "softhsm2-util",
-            "--init-token",
-            "--free",
-            "--label",
-            label,
-            "--so-pin",
-            "87654321",
-            "--pin",
-            PIN,
-        ]
-        subprocess.run(cmd, env=env, check=True, capture_output=True)
-    pin_file = root / "pin"
-    pin_file.write_text(PIN + "\n")
-    old = os.environ.get("SOFTHSM2_CONF")
-    os.environ["SOFTHSM2_CONF"] = str(conf)
-    yield HSM(conf, pin_file)
-    if old is None:
-        del os.environ["SOFTHSM2_CONF"]
-    else:
-        os.environ["SOFTHSM2_CONF"] = old
+    return softhsm()
 
 
 def _config(path: Path, hsm: HSM, token: str, key_type: str, port: int = 8080) -> Path:

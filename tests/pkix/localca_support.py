@@ -1,8 +1,14 @@
-"""Helpers shared by the local CA tests: CSRs, requests, a started file-backed CA."""
+"""Helpers shared by the local CA tests: CSRs, requests, a file-backed CA, SoftHSM tokens."""
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +69,44 @@ def ocsp_request_der(
     if nonce is not None:
         builder = builder.add_extension(x509.OCSPNonce(nonce), False)
     return builder.build().public_bytes(serialization.Encoding.DER)
+
+
+SOFTHSM_LIBRARY = "/usr/lib/softhsm/libsofthsm2.so"
+TOKEN_PIN = "4321"
+# Every token any local CA test uses: SoftHSM reads its token list once, when the
+# library is initialised, and python-pkcs11 initialises it once per process.
+TOKENS = ("ec", "rsa", "sub", "faults", "e2e")
+
+
+@dataclass(frozen=True)
+class SoftHSM:
+    """A private SoftHSM2 directory with one initialised token per name in TOKENS."""
+
+    conf: Path
+    pin_file: Path
+
+
+_softhsm: SoftHSM | None = None
+
+
+def softhsm() -> SoftHSM:
+    """The process's SoftHSM tokens, made on first use; SOFTHSM2_CONF names them from then on."""
+    global _softhsm
+    if _softhsm is not None:
+        return _softhsm
+    root = Path(tempfile.mkdtemp(prefix="localca-softhsm-"))
+    atexit.register(shutil.rmtree, root, True)
+    (root / "tokens").mkdir()
+    conf = root / "softhsm2.conf"
+    conf.write_text(
+        f"directories.tokendir = {root / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n"
+    )
+    env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
+    for label in TOKENS:
+        cmd = ["softhsm2-util", "--init-token", "--free", "--label", label, "--so-pin", "87654321"]
+        subprocess.run([*cmd, "--pin", TOKEN_PIN], env=env, check=True, capture_output=True)
+    pin_file = root / "pin"
+    pin_file.write_text(TOKEN_PIN + "\n")
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    _softhsm = SoftHSM(conf, pin_file)
+    return _softhsm
