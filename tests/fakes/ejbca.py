@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import base64
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,6 +39,7 @@ from tests.fakes import standalone
 from tests.fakes.pki import MiniCA
 
 PREFIX = "/ejbca/ejbca-rest-api"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MODES = ("auto", "approval", "offline", "down")
 REASONS = {
     "UNSPECIFIED",
@@ -125,7 +127,7 @@ class EjbcaSimulator:
 
     # -- middleware -------------------------------------------------------
     @web.middleware
-    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith("/sim/"):
             return await handler(request)
         if self.mode == "down":

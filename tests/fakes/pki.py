@@ -151,9 +151,9 @@ class MiniCA:
     def leaf(
         self,
         cn: str,
-        hosts: list[str] = (),
+        hosts: tuple[str, ...] = (),
         days: int = 30,
-        start: datetime | None = None,  # type: ignore[assignment]
+        start: datetime | None = None,
         client: bool = False,
     ) -> Leaf:
         """A TLS server (``hosts``) or client certificate with a fresh key."""
@@ -211,7 +211,7 @@ class MiniCA:
     ) -> tuple[ssl.SSLContext, Leaf]:
         """A TLS server context for 127.0.0.1/localhost (optionally demanding a client
         certificate issued under this CA) and the server's certificate."""
-        leaf = self.leaf("localhost", ["127.0.0.1", "localhost"])
+        leaf = self.leaf("localhost", ("127.0.0.1", "localhost"))
         cert_path, key_path = self.write_leaf(leaf, directory, "server")
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cert_path, key_path)
