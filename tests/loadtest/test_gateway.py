@@ -1,0 +1,122 @@
+"""``python -m loadtest acme`` against ``acme-gateway serve`` with real HTTP-01 validation.
+
+The gateway runs as its own process from a TOML config: loopback allowed for
+validation, HTTP-01 checked on the load generator's responder port, and names
+resolved by the load generator's DNS responder (which answers 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from loadtest.cli import execute
+from tests.loadtest.conftest import free_port, spawn
+
+
+def gateway_config(tmp_path: Path, port: int, http01_port: int, dns_port: int) -> Path:
+    """A minimal config: plain HTTP listener, embedded SQLite + local CA."""
+    path = tmp_path / "gateway.toml"
+    path.write_text(f"""
+[server]
+data_dir = "{tmp_path / "data"}"
+listen = "127.0.0.1"
+https_port = 0
+http_port = {port}
+log_level = "warning"
+access_log = false
+
+[acme]
+retry_after_seconds = 1
+
+[validation]
+allow_loopback = true
+http01_port = {http01_port}
+resolvers = ["127.0.0.1:{dns_port}"]
+""")
+    return path
+
+
+async def wait_for_directory(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Poll the directory until it answers; fail early when the gateway exits."""
+    async with aiohttp.ClientSession() as http:
+        for _ in range(150):
+            if process.poll() is not None:
+                pytest.fail(f"acme-gateway exited: {log.read_text()[-2000:]}")
+            try:
+                async with http.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    pytest.fail("acme-gateway did not serve its directory within 15 s")
+
+
+class RunningGateway:
+    """Ports and process of a gateway started for one test."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.port = free_port()
+        self.http01_port = free_port()
+        self.dns_port = free_port(socket.SOCK_DGRAM)
+        self.config = gateway_config(tmp_path, self.port, self.http01_port, self.dns_port)
+        self.log = tmp_path / "gateway.log"
+        self.directory = f"http://127.0.0.1:{self.port}/acme/directory"
+        argv = [sys.executable, "-m", "gateway", "--config", str(self.config), "serve"]
+        self.process = spawn(argv, dict(os.environ), self.log)
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[RunningGateway]:
+    running = RunningGateway(tmp_path)
+    try:
+        await wait_for_directory(running.directory, running.process, running.log)
+        yield running
+    finally:
+        running.process.terminate()
+        try:
+            running.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            running.process.kill()
+            running.process.wait()
+
+
+async def test_loadtest_issues_from_the_gateway(gateway: RunningGateway, tmp_path: Path) -> None:
+    argv = [
+        "acme",
+        "--directory",
+        gateway.directory,
+        "-n",
+        "6",
+        "-c",
+        "3",
+        "--names",
+        "1",
+        "--http01-port",
+        str(gateway.http01_port),
+        "--dns-port",
+        str(gateway.dns_port),
+        "--server-pid",
+        str(gateway.process.pid),
+        "--timeout",
+        "30",
+        "--quiet",
+        "--json",
+        str(tmp_path / "gw.json"),
+    ]
+    status, result = await execute(argv)
+    assert result is not None
+    assert status == 0, result["errors"]
+    assert result["certificates_issued"] == 6
+    assert result["latency_ms"]["validation"]["count"] == 6
+    cpu = result["server_cpu"]
+    assert cpu["certificates"] == 6 and cpu["cpu_ms"] > 0
