@@ -308,10 +308,12 @@ class EjbcaConnector:
         return str(matches[0]["subject_dn"])
 
     async def check(self) -> None:
-        """GET /v1/certificate/status must say OK."""
+        """GET /v1/certificate/status must say OK, and the configured CA must exist."""
         status = _json(await self._get("health check", "v1", "certificate", "status")).get("status")
         if status != "OK":
             raise CAUnavailable(f"EJBCA REST reports status {status!r}")
+        if self.settings.ca_name:
+            await self._ca_subject_dn()
 
 
 def _json(body: bytes) -> dict[str, Any]:

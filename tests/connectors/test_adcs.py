@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,17 @@ async def test_ntlm_handshake_runs_once_per_connection(tmp_path: Path) -> None:
     # one handshake (negotiate+challenge, authenticate), then the kept-alive
     # connection stays authenticated for the chain fetches and the check
     assert sim.auth_legs == ["ntlm-1", "ntlm-ok"]
+
+
+async def test_concurrent_ntlm_requests_share_a_few_authenticated_lanes(tmp_path: Path) -> None:
+    async with certsrv(tmp_path, auth="ntlm", max_connections=2) as (sim, conn):
+        results = await asyncio.gather(
+            *(conn.issue(request([f"h{i}.example.net"], WEB, f"o{i}")) for i in range(8))
+        )
+    assert all(isinstance(r, Issued) for r in results)
+    # each lane (one kept-alive connection) authenticates once, however many requests it carries
+    assert sim.auth_legs.count("ntlm-ok") == 2
+    assert "ntlm-refused" not in sim.auth_legs
 
 
 async def test_ntlm_without_channel_bindings_is_refused_by_epa_server(tmp_path: Path) -> None:

@@ -160,6 +160,14 @@ async def test_ca_certs_and_check(tmp_path: Path) -> None:
     ]
 
 
+async def test_check_names_a_missing_ca(tmp_path: Path) -> None:
+    async with ejbca(tmp_path, ca_name="OtherCA") as (_, conn):
+        with pytest.raises(
+            CAConfigError, match="'OtherCA' does not pick one CA; EJBCA has: IssuingCA"
+        ):
+            await conn.check()
+
+
 async def test_down_is_unavailable(tmp_path: Path) -> None:
     async with ejbca(tmp_path, mode="down") as (_, conn):
         with pytest.raises(CAUnavailable):
