@@ -98,6 +98,7 @@ class CertsrvSimulator:
         self.password_file = workdir / "password"
         self.password_file.write_text(password + "\n")
         self._runner: web.AppRunner | None = None
+        self._saved_env: str | None = None
         self.url = ""
 
     # -- administration --------------------------------------------------
@@ -296,6 +297,7 @@ class CertsrvSimulator:
             users = self.workdir / "ntlm_users"
             domain, _, user = self.username.rpartition("\\")
             users.write_text(f"{domain}:{user}:{self.password}\n")
+            self._saved_env = os.environ.get("NTLM_USER_FILE")
             os.environ["NTLM_USER_FILE"] = str(users)  # pyspnego's acceptor reads its users here
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
@@ -310,6 +312,11 @@ class CertsrvSimulator:
         self.release()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.auth == "ntlm":  # leave the process environment as we found it
+            if self._saved_env is None:
+                os.environ.pop("NTLM_USER_FILE", None)
+            else:
+                os.environ["NTLM_USER_FILE"] = self._saved_env
 
 
 def _html(text: str) -> web.Response:
