@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -92,10 +92,13 @@ class LocalCAConnector:
         settings: LocalCASettings,
         clock: Clock = utcnow,
         backend: KeyBackend | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.name = name
         self.settings = settings
         self.clock = clock
+        self._sleep = sleep  # injected so tests drive the CRL schedule without waiting
+        self._crl_stale = False
         self.backend = backend or make_backend(settings)
         self.ledger = CALedger(settings.dir / "ca.db")
         self._ca: CAIdentity | None = None
@@ -115,7 +118,7 @@ class LocalCAConnector:
     async def start(self) -> None:
         """Open the key and ledger; create a file-backed CA on first start; publish a CRL."""
         self.settings.dir.mkdir(parents=True, exist_ok=True)
-        file_backend = isinstance(self.backend, FileKeyBackend)
+        file_backend = self.settings.pkcs11 is None
         # A file CA is created on first start; a token CA only by `ca init`, deliberately.
         await self.backend.open(create=file_backend and not self.cert_path.exists())
         try:
@@ -197,14 +200,20 @@ class LocalCAConnector:
         raise UnknownCertificate(f"the local CA {self.name!r} has no pending request {ref!r}")
 
     async def revoke(self, cert_der: bytes, reason: RevocationReason) -> None:
-        """Record the revocation and publish a new CRL at once."""
+        """Record the revocation (OCSP answers from it at once) and publish a new CRL."""
         cert = self._own_certificate(cert_der)
         fresh = await self.ledger.revoke(
             cert.serial_number, int(reason), self.clock(), cert.not_valid_after_utc
         )
         if not fresh:
             raise AlreadyRevoked(f"serial {cert.serial_number:x} is already revoked")
-        await self.refresh_crl()
+        try:
+            await self.refresh_crl()
+        except ConnectorError as exc:
+            # The revocation is recorded: failing here would make a retry meet AlreadyRevoked.
+            # The next CRL request or scheduled refresh signs the CRL instead.
+            self._crl_stale = True
+            log.warning("local CA %s: CRL after revocation deferred: %s", self.name, exc)
 
     def _own_certificate(self, cert_der: bytes) -> x509.Certificate:
         ca = self._identity()
@@ -256,13 +265,20 @@ class LocalCAConnector:
                 lambda: build_crl(key, ca, entries, number, now, next_update)
             )
             der = crl.public_bytes(Encoding.DER)
-            await asyncio.to_thread((self.settings.dir / "crl.der").write_bytes, der)
+            await asyncio.to_thread(self._write_crl, der)
             self._crl_der, self._crl_next_update = der, next_update
+            self._crl_stale = False
             return der
 
+    def _write_crl(self, der: bytes) -> None:
+        # Replace atomically: a reader of crl.der never sees half a CRL.
+        tmp = self.settings.dir / "crl.der.tmp"
+        tmp.write_bytes(der)
+        tmp.replace(self.settings.dir / "crl.der")
+
     async def crl_der(self) -> bytes:
-        """The current CRL; a new one when the published one has run out."""
-        if not self._crl_der or self.clock() >= self._crl_next_update:
+        """The current CRL; a new one when it has run out or misses a revocation."""
+        if self._crl_stale or not self._crl_der or self.clock() >= self._crl_next_update:
             return await self.refresh_crl()
         return self._crl_der
 
@@ -275,7 +291,7 @@ class LocalCAConnector:
     async def _refresh_loop(self) -> None:
         period = self.settings.crl_refresh.total_seconds()
         while True:
-            await asyncio.sleep(period)
+            await self._sleep(period)
             try:
                 await self.refresh_crl()
             except ConnectorError as exc:

@@ -18,12 +18,13 @@ from connectors.base import (
     AlreadyRevoked,
     CAConfigError,
     CAProfile,
+    CAUnavailable,
     Connector,
     Issued,
     Rejected,
     RevocationReason,
 )
-from connectors.localca import LocalCAConnector, LocalCASettings, UnknownCertificate
+from connectors.localca import LocalCAConnector, LocalCASettings, UnknownCertificate, make_backend
 from tests.pkix.localca_support import BASE_URL, csr_der, issue_request, settings, started_ca
 
 
@@ -267,3 +268,65 @@ async def test_concurrent_issuance_records_every_serial(tmp_path: Path) -> None:
     }
     assert len(serials) == 50
     assert counts == (50, 0)
+
+
+class _FailingBackend:
+    """Wraps a key backend; while ``failing``, signing raises CAUnavailable like a dead HSM."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.failing = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    async def run(self, fn: object) -> object:
+        if self.failing:
+            raise CAUnavailable("the HSM failed (test); retry later")
+        return await self.inner.run(fn)  # type: ignore[attr-defined]
+
+
+async def test_revocation_survives_a_signing_failure(tmp_path: Path) -> None:
+    s = settings(tmp_path)
+    backend = _FailingBackend(make_backend(s))
+    ca = LocalCAConnector("test", s, backend=backend)  # type: ignore[arg-type]
+    await ca.start()
+    try:
+        issued = await ca.issue(issue_request())
+        assert isinstance(issued, Issued)
+        backend.failing = True
+        await ca.revoke(issued.leaf_der, RevocationReason.KEY_COMPROMISE)  # recorded, CRL deferred
+        with pytest.raises(CAUnavailable):
+            await ca.crl_der()
+        backend.failing = False
+        crl = x509.load_der_x509_crl(await ca.crl_der())
+    finally:
+        await ca.aclose()
+    serial = x509.load_der_x509_certificate(issued.leaf_der).serial_number
+    assert crl.get_revoked_certificate_by_serial_number(serial) is not None
+
+
+async def test_crl_is_reissued_on_schedule(tmp_path: Path) -> None:
+    periods: list[float] = []
+    tick = asyncio.Event()
+    release = asyncio.Queue[None]()
+
+    async def sleep(seconds: float) -> None:
+        periods.append(seconds)
+        tick.set()
+        await release.get()
+
+    ca = LocalCAConnector("test", settings(tmp_path, crl_refresh_seconds=600), sleep=sleep)
+    await ca.start()
+    try:
+        first = x509.load_der_x509_crl(await ca.crl_der())
+        await tick.wait()
+        tick.clear()
+        release.put_nowait(None)  # the first period is over
+        await tick.wait()  # the loop has refreshed and sleeps again
+        second = x509.load_der_x509_crl(await ca.crl_der())
+    finally:
+        await ca.aclose()
+    assert periods[:2] == [600.0, 600.0]
+    number = second.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    assert number == first.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number + 1
