@@ -84,29 +84,29 @@ def write_pebble_setup(
     management_port: int = 15000,
     http01_port: int = 5002,
     tls_port: int = 5001,
+    eab_keys: dict[str, str] | None = None,
 ) -> PebbleSetup:
-    """Write ``pebble-config.json``, ``cert.pem`` and ``key.pem`` into ``workdir``."""
+    """Write ``pebble-config.json``, ``cert.pem`` and ``key.pem`` into ``workdir``.
+
+    ``eab_keys`` (kid → base64url HMAC key) makes external account binding mandatory.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     cert_pem, key_pem = self_signed(["localhost"], ["127.0.0.1"])
     cert, key, config = workdir / "cert.pem", workdir / "key.pem", workdir / "pebble-config.json"
     cert.write_bytes(cert_pem)
     key.write_bytes(key_pem)
     key.chmod(0o600)
-    config.write_text(
-        json.dumps(
-            {
-                "pebble": {
-                    "listenAddress": f"127.0.0.1:{port}",
-                    "managementListenAddress": f"127.0.0.1:{management_port}",
-                    "certificate": str(cert),
-                    "privateKey": str(key),
-                    "httpPort": http01_port,
-                    "tlsPort": tls_port,
-                    "ocspResponderURL": "",
-                    "externalAccountBindingRequired": False,
-                }
-            },
-            indent=2,
-        )
-    )
+    settings: dict[str, object] = {
+        "listenAddress": f"127.0.0.1:{port}",
+        "managementListenAddress": f"127.0.0.1:{management_port}",
+        "certificate": str(cert),
+        "privateKey": str(key),
+        "httpPort": http01_port,
+        "tlsPort": tls_port,
+        "ocspResponderURL": "",
+        "externalAccountBindingRequired": bool(eab_keys),
+    }
+    if eab_keys:
+        settings["externalAccountMACKeys"] = eab_keys
+    config.write_text(json.dumps({"pebble": settings}, indent=2))
     return PebbleSetup(config, cert, key, port, http01_port)

@@ -40,12 +40,17 @@ class RunningPebble:
         return self.setup.directory_url
 
 
+def tail(log: Path) -> str:
+    """The end of a process log, for failure messages."""
+    return log.read_text()[-2000:]
+
+
 async def _wait_ready(pebble: RunningPebble, limit_seconds: float = 15.0) -> None:
     context = ssl.create_default_context(cafile=str(pebble.setup.cert))
     async with aiohttp.ClientSession() as http:
         for _ in range(int(limit_seconds / 0.1)):
             if pebble.process.poll() is not None:
-                raise RuntimeError(f"pebble exited: {pebble.log.read_text()[-2000:]}")
+                raise RuntimeError(f"pebble exited: {tail(pebble.log)}")
             try:
                 async with http.get(pebble.directory, ssl=context) as resp:
                     if resp.status == 200:
@@ -68,13 +73,16 @@ def pebble_factory(tmp_path: Path) -> Iterator[object]:
     require_tool("pebble")
     started: list[subprocess.Popen[bytes]] = []
 
-    async def start(extra_env: dict[str, str] | None = None) -> RunningPebble:
+    async def start(
+        extra_env: dict[str, str] | None = None, eab_keys: dict[str, str] | None = None
+    ) -> RunningPebble:
         setup = write_pebble_setup(
             tmp_path / f"pebble{len(started)}",
             port=free_port(),
             management_port=free_port(),
             http01_port=free_port(),
             tls_port=free_port(),
+            eab_keys=eab_keys,
         )
         dns_port = free_port(socket.SOCK_DGRAM)
         log = tmp_path / f"pebble{len(started)}.log"

@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from loadtest.cli import execute
-from tests.loadtest.conftest import free_port, spawn
+from tests.loadtest.conftest import free_port, spawn, tail
 
 
 def gateway_config(tmp_path: Path, port: int, http01_port: int, dns_port: int) -> Path:
@@ -50,7 +50,7 @@ async def wait_for_directory(url: str, process: subprocess.Popen[bytes], log: Pa
     async with aiohttp.ClientSession() as http:
         for _ in range(150):
             if process.poll() is not None:
-                pytest.fail(f"acme-gateway exited: {log.read_text()[-2000:]}")
+                pytest.fail(f"acme-gateway exited: {tail(log)}")
             try:
                 async with http.get(url) as resp:
                     if resp.status == 200:
