@@ -25,24 +25,16 @@ Every option, with its default::
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from connectors.base import CAConfigError
 from connectors.localca_keys import KEY_TYPES
+from connectors.secrets import OptionReader
 
 DEFAULT_PKCS11_LIBRARY = "/usr/lib/softhsm/libsofthsm2.so"
-
-_KNOWN = {
-    "type", "dir", "key_backend", "key_type", "common_name", "organization", "ca_validity_days",
-    "backdate_seconds", "public_base_url", "crl_validity_hours", "crl_refresh_seconds",
-    "ocsp_responder", "ocsp_validity_minutes", "pkcs11_library", "token_label", "key_label",
-    "pin_file", "pin_env", "pin",
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -78,24 +70,25 @@ class LocalCASettings:
         cls, options: Mapping[str, Any], data_dir: Path, name: str = "local"
     ) -> LocalCASettings:
         """Parse a ``[cas.NAME]`` table; raise CAConfigError naming the key on bad input."""
-        opts = _Options(options, name)
-        opts.refuse_unknown()
-        backend = opts.choice("key_backend", "file", ("file", "pkcs11"))
-        return cls(
-            dir=Path(opts.text("dir", str(data_dir / "ca" / name))),
+        r = OptionReader(name, options, data_dir)
+        backend = r.choice("key_backend", "file", ("file", "pkcs11"))
+        settings = cls(
+            dir=Path(r.string("dir", str(data_dir / "ca" / name))),
             key_backend=backend,
-            key_type=opts.choice("key_type", "ec-p256", KEY_TYPES),
-            common_name=opts.text("common_name", f"ACME Gateway {name} CA"),
-            organization=opts.text("organization", ""),
-            ca_validity=timedelta(days=opts.int("ca_validity_days", 3650, 1, 36500)),
-            backdate=timedelta(seconds=opts.int("backdate_seconds", 60, 0, 86400)),
-            public_base_url=opts.url("public_base_url"),
-            crl_validity=timedelta(hours=opts.int("crl_validity_hours", 24, 1, 24 * 365)),
-            crl_refresh=timedelta(seconds=opts.int("crl_refresh_seconds", 3600, 10, 86400 * 7)),
-            ocsp_responder=opts.choice("ocsp_responder", "ca", ("ca", "delegated")),
-            ocsp_validity=timedelta(minutes=opts.int("ocsp_validity_minutes", 60, 1, 7 * 24 * 60)),
-            pkcs11=opts.pkcs11(name) if backend == "pkcs11" else None,
+            key_type=r.choice("key_type", "ec-p256", KEY_TYPES),
+            common_name=r.string("common_name", f"ACME Gateway {name} CA"),
+            organization=r.string("organization"),
+            ca_validity=timedelta(days=r.integer("ca_validity_days", 3650, 1, 36500)),
+            backdate=timedelta(seconds=r.integer("backdate_seconds", 60, 0, 86400)),
+            public_base_url=_url(r, "public_base_url"),
+            crl_validity=timedelta(hours=r.integer("crl_validity_hours", 24, 1, 24 * 365)),
+            crl_refresh=timedelta(seconds=r.integer("crl_refresh_seconds", 3600, 10, 86400 * 7)),
+            ocsp_responder=r.choice("ocsp_responder", "ca", ("ca", "delegated")),
+            ocsp_validity=timedelta(minutes=r.integer("ocsp_validity_minutes", 60, 1, 10080)),
+            pkcs11=_pkcs11(r, name) if backend == "pkcs11" else None,
         )
+        r.check_unknown()
+        return settings
 
     def crl_url(self, name: str) -> str:
         """The CRL distribution point written into leaves ('' without a public URL)."""
@@ -106,71 +99,18 @@ class LocalCASettings:
         return f"{self.public_base_url}/pkix/{name}/ocsp" if self.public_base_url else ""
 
 
-class _Options:
-    """Typed reads of the CA's table; errors name ``[cas.NAME] key`` and the fix."""
+def _url(r: OptionReader, key: str) -> str:
+    value = r.string(key).rstrip("/")
+    if value and not value.startswith(("http://", "https://")):
+        raise r.error(key, f"expected an http:// or https:// URL, got {value!r}")
+    return value
 
-    def __init__(self, data: Mapping[str, Any], name: str) -> None:
-        self.data = data
-        self.name = name
 
-    def error(self, key: str, expected: str) -> CAConfigError:
-        return CAConfigError(f"[cas.{self.name}] {key}: {expected}")
-
-    def refuse_unknown(self) -> None:
-        unknown = sorted(set(self.data) - _KNOWN)
-        if unknown:
-            raise self.error(unknown[0], "unknown option of a local CA (check the spelling)")
-        if "pin" in self.data:
-            raise self.error("pin", "a PIN is never inline: use pin_file or pin_env")
-
-    def text(self, key: str, default: str) -> str:
-        value = self.data.get(key, default)
-        if not isinstance(value, str):
-            raise self.error(key, f"expected a string, got {value!r}")
-        return str(value)
-
-    def int(self, key: str, default: int, low: int, high: int) -> int:
-        value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise self.error(key, f"expected an integer from {low} to {high}, got {value!r}")
-        return value
-
-    def choice(self, key: str, default: str, allowed: tuple[str, ...]) -> str:
-        value = self.text(key, default)
-        if value not in allowed:
-            raise self.error(key, f"expected one of {', '.join(allowed)}, got {value!r}")
-        return value
-
-    def url(self, key: str) -> str:
-        value = self.text(key, "").rstrip("/")
-        if value and not value.startswith(("http://", "https://")):
-            raise self.error(key, f"expected an http:// or https:// URL, got {value!r}")
-        return value
-
-    def pkcs11(self, name: str) -> Pkcs11Settings:
-        token = self.text("token_label", "")
-        if not token:
-            raise self.error(
-                "token_label", 'required with key_backend = "pkcs11" (the token\'s label)'
-            )
-        return Pkcs11Settings(
-            library=self.text("pkcs11_library", DEFAULT_PKCS11_LIBRARY),
-            token_label=token,
-            key_label=self.text("key_label", f"acme-gateway-{name}"),
-            pin=self.pin(),
-        )
-
-    def pin(self) -> str:
-        path, env = self.text("pin_file", ""), self.text("pin_env", "")
-        if path and env:
-            raise self.error("pin_file", "give pin_file or pin_env, not both")
-        if path:
-            try:
-                return Path(path).read_text().strip()
-            except OSError as exc:
-                raise self.error("pin_file", f"cannot read {path}: {exc.strerror}") from exc
-        if env:
-            if env not in os.environ:
-                raise self.error("pin_env", f"environment variable {env} is not set")
-            return os.environ[env]
-        raise self.error("pin_file", "the token's user PIN is required: set pin_file or pin_env")
+def _pkcs11(r: OptionReader, name: str) -> Pkcs11Settings:
+    library = r.string("pkcs11_library", DEFAULT_PKCS11_LIBRARY)
+    token = r.required_str("token_label", 'the token\'s label; with key_backend = "pkcs11"')
+    key_label = r.string("key_label", f"acme-gateway-{name}")
+    pin = r.secret("pin")
+    if pin is None:
+        raise r.error("pin_file", "the token's user PIN is required: set pin_file or pin_env")
+    return Pkcs11Settings(library=library, token_label=token, key_label=key_label, pin=pin)

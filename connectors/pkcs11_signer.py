@@ -11,7 +11,7 @@ the token (CKM_SHA256_RSA_PKCS / CKM_SHA384_RSA_PKCS).
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Self
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
@@ -40,7 +40,27 @@ def _digest(data: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
     return h.finalize()
 
 
-class TokenECKey(ec.EllipticCurvePrivateKey):
+class _InToken:
+    """What every token key shares: it cannot leave the token, and copies are itself."""
+
+    def private_bytes(
+        self,
+        encoding: serialization.Encoding,
+        format: serialization.PrivateFormat,
+        encryption_algorithm: serialization.KeySerializationEncryption,
+    ) -> bytes:
+        """Refused: the key is not extractable."""
+        _refuse("export")
+
+    def __copy__(self) -> Self:
+        # The builders copy keys; the token object is shared state, so a copy is the same key.
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Self:
+        return self
+
+
+class TokenECKey(_InToken, ec.EllipticCurvePrivateKey):
     """An EC key in a token: ``sign`` only."""
 
     def __init__(self, ref: TokenKeyRef, public: ec.EllipticCurvePublicKey) -> None:
@@ -87,23 +107,8 @@ class TokenECKey(ec.EllipticCurvePrivateKey):
         """Refused: the key is not extractable."""
         _refuse("export")
 
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        """Refused: the key is not extractable."""
-        _refuse("export")
 
-    def __copy__(self) -> TokenECKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> TokenECKey:
-        return self
-
-
-class TokenRSAKey(rsa.RSAPrivateKey):
+class TokenRSAKey(_InToken, rsa.RSAPrivateKey):
     """An RSA key in a token: PKCS#1 v1.5 ``sign`` only."""
 
     def __init__(self, ref: TokenKeyRef, public: rsa.RSAPublicKey) -> None:
@@ -143,18 +148,3 @@ class TokenRSAKey(rsa.RSAPrivateKey):
     def private_numbers(self) -> rsa.RSAPrivateNumbers:
         """Refused: the key is not extractable."""
         _refuse("export")
-
-    def private_bytes(
-        self,
-        encoding: serialization.Encoding,
-        format: serialization.PrivateFormat,
-        encryption_algorithm: serialization.KeySerializationEncryption,
-    ) -> bytes:
-        """Refused: the key is not extractable."""
-        _refuse("export")
-
-    def __copy__(self) -> TokenRSAKey:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, object]) -> TokenRSAKey:
-        return self

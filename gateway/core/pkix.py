@@ -9,7 +9,7 @@ EJBCA publish their own).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Protocol, runtime_checkable
 
 from connectors.base import ConnectorError
@@ -59,25 +59,21 @@ class PkixService:
     async def crl(self, ca: str) -> bytes:
         """The current CRL of ``ca``."""
         publisher = self._publisher(ca)
-        try:
-            return await publisher.crl_der()
-        except ConnectorError as exc:
-            log.warning("CRL of CA %s unavailable: %s", ca, exc)
-            raise GatewayError(
-                ErrorKind.CA_UNAVAILABLE,
-                f"the CRL of {ca!r} cannot be produced now",
-                retry_after=RETRY_AFTER_SECONDS,
-            ) from exc
+        return await _unavailable_as_error(publisher.crl_der(), f"the CRL of {ca!r}")
 
     async def ocsp(self, ca: str, request_der: bytes) -> bytes:
         """The OCSP response of ``ca`` to ``request_der`` (errors are OCSP responses too)."""
         publisher = self._publisher(ca)
-        try:
-            return await publisher.ocsp_response(request_der)
-        except ConnectorError as exc:
-            log.warning("OCSP of CA %s unavailable: %s", ca, exc)
-            raise GatewayError(
-                ErrorKind.CA_UNAVAILABLE,
-                f"the OCSP responder of {ca!r} is unavailable",
-                retry_after=RETRY_AFTER_SECONDS,
-            ) from exc
+        answer = publisher.ocsp_response(request_der)
+        return await _unavailable_as_error(answer, f"the OCSP responder of {ca!r}")
+
+
+async def _unavailable_as_error(pending: Awaitable[bytes], what: str) -> bytes:
+    """Await ``pending``; a connector failure becomes a retryable CA_UNAVAILABLE refusal."""
+    try:
+        return await pending
+    except ConnectorError as exc:
+        log.warning("%s is unavailable: %s", what, exc)
+        raise GatewayError(
+            ErrorKind.CA_UNAVAILABLE, f"{what} is unavailable now", retry_after=RETRY_AFTER_SECONDS
+        ) from exc

@@ -44,7 +44,7 @@ from tests.pkix.localca_support import BASE_URL, csr_der, issue_request, setting
     ],
 )
 def test_bad_options_name_the_key(tmp_path: Path, options: dict[str, object], key: str) -> None:
-    with pytest.raises(CAConfigError, match=rf"\[cas\.test\] {key}:"):
+    with pytest.raises(CAConfigError, match=rf"\[cas\.test\]:? {key}:"):
         LocalCASettings.from_options({"type": "local", **options}, tmp_path, name="test")
 
 

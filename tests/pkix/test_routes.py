@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from connectors.base import Issued, RevocationReason
+from connectors.base import CAUnavailable, Issued, RevocationReason
 from connectors.localca import LocalCAConnector
 from gateway.core.pkix import PkixService
 from gateway.pkix.routes import PKIX_SERVICE, add_routes
@@ -185,3 +185,23 @@ async def test_delegated_responder_signs_with_its_own_certificate(
         answer.responder_key_hash
         == responder.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
     )
+
+
+class _DownPublisher:
+    """A CA whose key cannot sign right now."""
+
+    async def crl_der(self) -> bytes:
+        raise CAUnavailable("the HSM failed; retry later")
+
+    async def ocsp_response(self, request_der: bytes) -> bytes:
+        raise CAUnavailable("the HSM failed; retry later")
+
+
+async def test_unavailable_ca_answers_503_with_retry_after(aiohttp_client: MakeClient) -> None:
+    client = await _client(aiohttp_client, {"down": _DownPublisher()})
+    resp = await client.get("/pkix/down/crl")
+    assert resp.status == 503 and resp.headers["Retry-After"] == "30"
+    resp = await client.post(
+        "/pkix/down/ocsp", data=b"x", headers={"Content-Type": "application/ocsp-request"}
+    )
+    assert resp.status == 503
