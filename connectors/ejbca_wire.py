@@ -6,7 +6,7 @@ of an error is read from ``error_message``:
 ==========================  ===========================================
 message says                result
 ==========================  ===========================================
-approval … rejected/denied  :class:`Rejected` (an approver said no)
+approval rejected/expired   :class:`Rejected` (an approver said no, or never)
 waiting for approval        :class:`Pending`
 offline / not active /      :class:`CAUnavailable` (retried later)
 crypto token / unavailable
@@ -41,7 +41,7 @@ from connectors.base import (
 )
 
 _APPROVAL_REFUSED = re.compile(
-    r"approv\w*.*(reject|denied|declined)|(reject|denied)\w*.*approv", re.I
+    r"approv\w*.*(reject|denied|declined|expired)|(reject|denied)\w*.*approv", re.I
 )
 _APPROVAL_WAIT = re.compile(r"wait\w*\s+for\s+approval|approval\s+(is\s+)?(required|pending)", re.I)
 _OFFLINE = re.compile(
