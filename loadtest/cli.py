@@ -9,11 +9,12 @@ certificate for a local Pebble). Exit status: 0 when every unit succeeded,
 from __future__ import annotations
 
 import argparse
-import base64
 import asyncio
+import base64
 import contextlib
 import ssl
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ from loadtest.runner import Plan, drive
 from loadtest.stats import Recorder
 
 DEFAULT_DNS_PORT = 8053
+DEFAULT_COUNT = 10
+RATE_MODE_CONCURRENCY = 256
+UNLIMITED = 2**62
 
 
 class SetupError(Exception):
@@ -42,9 +46,11 @@ class SetupError(Exception):
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "-n", "--count", type=int, default=10, help="units to run (orders or enrollments)"
+        "-n", "--count", type=int, help="units to run (default 10; unlimited with --duration)"
     )
-    p.add_argument("-c", "--concurrency", type=int, default=1, help="units in flight at once")
+    p.add_argument(
+        "-c", "--concurrency", type=int, help="units in flight (default 1; 256 with --rate)"
+    )
     p.add_argument(
         "--rate", type=float, default=0.0, help="fixed rate (units/s) instead of closed loop"
     )
@@ -129,7 +135,9 @@ async def http_session(
     """One keep-alive session for the whole run (or one connection per request)."""
     connector = aiohttp.TCPConnector(ssl=tls_context(args), limit=0, force_close=force_close)
     timeout = aiohttp.ClientTimeout(total=min(args.timeout, 60.0))
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as session:
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, headers=headers
+    ) as session:
         yield session
 
 
@@ -140,14 +148,18 @@ async def _measure(
     meter = CpuMeter(args.server_pid) if args.server_pid else None
     if meter:
         meter.start()
-    progress = asyncio.create_task(show_progress(recorder, args.count))
+    target = args.count if args.count < UNLIMITED else 0
+    progress = asyncio.create_task(show_progress(recorder, target))
     plan = Plan(args.count, args.concurrency, args.rate, args.duration, args.timeout)
+    client_begin = time.process_time()
     try:
         await drive(work, plan, recorder)
     finally:
         progress.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await progress
+    # The load generator's own CPU, to see when it (not the server) is the bottleneck.
+    recorder.counters["client_cpu_ms"] = round((time.process_time() - client_begin) * 1000.0)
     if meter:
         meter.stop()
         return meter.result(recorder.ok)
@@ -265,7 +277,7 @@ def _result(
     config: dict[str, Any],
 ) -> dict[str, Any]:
     plan = {
-        "count": args.count,
+        "count": args.count if args.count < UNLIMITED else None,
         "concurrency": args.concurrency,
         "rate": args.rate,
         "duration": args.duration,
@@ -281,9 +293,23 @@ def _result(
     }
 
 
+def resolve_plan(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Fill the defaults that depend on other options and refuse unbounded or empty runs."""
+    if args.count is None:
+        args.count = UNLIMITED if args.duration else DEFAULT_COUNT
+    if args.concurrency is None:
+        args.concurrency = RATE_MODE_CONCURRENCY if args.rate else 1
+    for name in ("count", "concurrency", "timeout"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name} must be positive")
+    if args.rate < 0 or args.duration < 0:
+        parser.error("--rate and --duration cannot be negative")
+
+
 async def execute(argv: list[str]) -> tuple[int, dict[str, Any] | None]:
     """Parse ``argv``, run the subcommand, write outputs; returns (exit status, result)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.mode == "cpu":
         print(f"{tree_cpu_ms(args.pid):.0f}")
         return 0, None
@@ -293,6 +319,7 @@ async def execute(argv: list[str]) -> tuple[int, dict[str, Any] | None]:
             " ".join(setup.command()), f"\n# directory: {setup.directory_url}  cafile: {setup.cert}"
         )
         return 0, None
+    resolve_plan(parser, args)
     try:
         result = await (run_acme(args) if args.mode == "acme" else run_est(args))
     except SetupError as exc:

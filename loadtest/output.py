@@ -26,23 +26,26 @@ STEP_ORDER = (
 
 
 def progress_line(recorder: Recorder, target: int) -> str:
-    """One status line: done/target, failures, throughput so far, in flight."""
+    """One status line: done/target (0: no fixed target), failures, throughput, in flight."""
     elapsed = recorder.elapsed()
     rate = recorder.ok / elapsed if elapsed > 0 else 0.0
     failed = sum(recorder.errors.values())
+    done = f"{recorder.ok}/{target}" if target else str(recorder.ok)
     return (
-        f"{elapsed:7.1f}s  ok {recorder.ok}/{target}  err {failed}  "
-        f"{rate:8.1f}/s  in flight {recorder.in_flight}"
+        f"{elapsed:7.1f}s  ok {done}  err {failed}  {rate:8.1f}/s  in flight {recorder.in_flight}"
     )
 
 
-async def show_progress(recorder: Recorder, target: int, stream: TextIO = sys.stdout) -> None:
-    """Redraw the progress line twice a second until cancelled (terminals only)."""
+async def show_progress(
+    recorder: Recorder, target: int, stream: TextIO | None = None, interval: float = 0.5
+) -> None:
+    """Redraw the progress line every ``interval`` seconds until cancelled (terminals only)."""
+    stream = stream or sys.stdout
     if not stream.isatty():
         return
     try:
         while True:
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(interval)
             stream.write("\r" + progress_line(recorder, target) + "\x1b[K")
             stream.flush()
     finally:

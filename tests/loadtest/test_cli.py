@@ -223,3 +223,29 @@ async def test_pebble_setup_writes_config(
     assert config["listenAddress"] == "127.0.0.1:14444"
     assert config["certificate"] == str(tmp_path / "cert.pem")
     assert "pebble -config" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("options", "count", "concurrency"),
+    [
+        ([], 10, 1),
+        (["--duration", "0.2"], None, 1),
+        (["--rate", "10"], 10, 256),
+        (["-n", "3", "-c", "2", "--rate", "10"], 3, 2),
+    ],
+)
+async def test_plan_defaults(
+    aiohttp_server: Any, tmp_path: Path, options: list[str], count: int | None, concurrency: int
+) -> None:
+    server = await aiohttp_server(FakeEst(pend_first=False).app())
+    argv = est_argv(str(server.make_url("/")), tmp_path, *options)
+    status, result = await execute(argv)
+    assert status == 0 and result is not None
+    assert result["plan"]["count"] == count and result["plan"]["concurrency"] == concurrency
+    assert result["counters"]["client_cpu_ms"] >= 0
+
+
+@pytest.mark.parametrize("options", [["-n", "0"], ["-c", "-1"], ["--rate", "-2"]])
+async def test_nonsense_plans_are_refused(tmp_path: Path, options: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        await execute(est_argv("http://127.0.0.1:1", tmp_path, *options))
