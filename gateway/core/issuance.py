@@ -105,7 +105,7 @@ class IssuanceService:
 
     async def finalize(self, account: Account, order_id: str, csr_der: bytes) -> Order:
         """Check the CSR, persist the job, and wait briefly for a fast CA."""
-        order = await self.orders.get_order(order_id, account)
+        order = await self.orders.settle(await self.orders.get_order(order_id, account))
         if order.status in (PROCESSING, VALID):
             return order  # a repeated finalize is answered with the order, not an error
         if order.status != READY:
@@ -184,6 +184,10 @@ class IssuanceService:
                 await asyncio.wait_for(self._wake.wait(), SCAN_PERIOD_SECONDS)
             except TimeoutError:
                 pass
+
+    def run_now(self, job: Job) -> None:
+        """Start a job that the caller has just persisted, without waiting for the next scan."""
+        self._spawn(job)
 
     def _spawn(self, job: Job) -> None:
         if job.order_id in self._running:

@@ -183,12 +183,12 @@ class OrderService:
         done = authz.moved(DEACTIVATED)
         ops: list[Any] = [Update(done, expect=authz.status)]
         order = await self.store.get_order(authz.order_id)
-        if order is not None and order.status in (PENDING, READY):
-            ops.append(Update(order.moved(INVALID, error=problem_dict(
-                ErrorKind.UNAUTHORIZED, "an authorization of the order was deactivated")),
-                expect=order.status))
+        if order is not None and order.status == READY:
+            ops.append(Update(order.moved(INVALID, error=self._authz_error(done)), expect=READY))
         if not await self.store.apply(ops):
             raise GatewayError(ErrorKind.MALFORMED, "the authorization changed meanwhile; retry")
+        if order is not None:
+            await self.settle(order)
         return done
 
     async def respond_challenge(self, account: Account, challenge_id: str,
@@ -214,31 +214,51 @@ class OrderService:
                                 error: dict[str, Any] | None,
                                 records: tuple[dict[str, Any], ...]) -> None:
         """Persist a validation outcome and move the authorization and order along."""
-        now = self.clock.now()
         if error is None:
-            done = chall.moved(VALID, validated=now, records=records)
+            done = chall.moved(VALID, validated=self.clock.now(), records=records)
         else:
             done = chall.moved(INVALID, error=error, records=records)
-        for _ in range(3):  # the order may change under us (e.g. another authz finished)
-            if await self._apply_validation(authz, done, now):
-                return
-
-    async def _apply_validation(self, authz: Authorization, done: Challenge,
-                                now: datetime) -> bool:
+        ops: list[Any] = [Update(done, expect=PROCESSING)]
         current = await self.store.get_authz(authz.id)
-        if current is None or current.status != PENDING:
-            return await self.store.apply([Update(done, expect=PROCESSING)]) or True
-        new_authz = current.moved(VALID if done.status == VALID else INVALID)
-        ops: list[Any] = [Update(done, expect=PROCESSING), Update(new_authz, expect=PENDING)]
+        if current is not None and current.status == PENDING:
+            ops.append(Update(current.moved(VALID if error is None else INVALID),
+                              expect=PENDING))
+        await self.store.apply(ops)
         order = await self.store.get_order(authz.order_id)
-        if order is not None and order.status == PENDING:
-            siblings = await self.store.get_authzs(order.authz_ids)
-            statuses = {a.id: a.status for a in siblings} | {new_authz.id: new_authz.status}
-            if new_authz.status == INVALID:
-                sub = dict(done.error or {}, identifier=authz.identifier.to_json())
-                ops.append(Update(order.moved(INVALID, error=problem_dict(
-                    ErrorKind.UNAUTHORIZED, f"authorization for {authz.identifier.value} failed",
-                    [sub])), expect=PENDING))
-            elif all(s == VALID for s in statuses.values()) and order.expires > now:
-                ops.append(Update(order.moved(READY), expect=PENDING))
-        return await self.store.apply(ops)
+        if order is not None:
+            await self.settle(order)
+
+    async def settle(self, order: Order) -> Order:
+        """Move a pending order to ready or invalid from its authorizations' statuses.
+
+        Run after every authorization change and before finalize: validations of
+        sibling authorizations finish concurrently, and whichever commits last
+        sees them all decided here.
+        """
+        if order.status != PENDING:
+            return order
+        authzs = await self.store.get_authzs(order.authz_ids)
+        failed = next((a for a in authzs if a.status in (INVALID, DEACTIVATED)), None)
+        if failed is not None:
+            moved = order.moved(INVALID, error=self._authz_error(failed))
+        elif len(authzs) == len(order.authz_ids) and all(a.status == VALID for a in authzs) \
+                and order.expires > self.clock.now():
+            moved = order.moved(READY)
+        else:
+            return order
+        if await self.store.apply([Update(moved, expect=PENDING)]):
+            return moved
+        fresh = await self.store.get_order(order.id)
+        return fresh or order
+
+    @staticmethod
+    def _authz_error(authz: Authorization) -> dict[str, Any]:
+        if authz.status == DEACTIVATED:
+            return problem_dict(ErrorKind.UNAUTHORIZED,
+                                f"the authorization for {authz.identifier.value} was deactivated")
+        chall = next((c for c in authz.challenges if c.error), None)
+        sub = dict(chall.error if chall and chall.error else
+                   problem_dict(ErrorKind.UNAUTHORIZED, "validation failed"),
+                   identifier=authz.identifier.to_json())
+        return problem_dict(ErrorKind.UNAUTHORIZED,
+                            f"authorization for {authz.identifier.value} failed", [sub])
