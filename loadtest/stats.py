@@ -41,16 +41,20 @@ def summarize(values: list[float]) -> dict[str, float]:
 
 
 def histogram(values: list[float], bins: int = 40) -> dict[str, list[float] | list[int]]:
-    """Bin lower edges (ms) and counts; the last bin also holds everything above p99."""
+    """Bin lower edges (ms) and counts from the minimum to p99; the last bin also holds the tail.
+
+    Starting at the minimum rather than 0 keeps the bins where the samples are
+    (a poll-bound flow has nothing below its first poll delay).
+    """
     if not values:
         return {"edges": [], "counts": []}
     ordered = sorted(values)
-    top = percentile(ordered, 0.99) or ordered[-1] or 1.0
-    width = top / (bins - 1)
+    low = ordered[0]
+    width = max(percentile(ordered, 0.99) - low, 1e-3) / (bins - 1)
     counts = [0] * bins
     for value in ordered:
-        counts[min(bins - 1, int(value / width))] += 1
-    return {"edges": [round(i * width, 2) for i in range(bins)], "counts": counts}
+        counts[min(bins - 1, int((value - low) / width))] += 1
+    return {"edges": [round(low + i * width, 2) for i in range(bins)], "counts": counts}
 
 
 @dataclass

@@ -84,5 +84,15 @@ def test_histogram_puts_outliers_in_the_last_bin() -> None:
     assert result["counts"][-1] >= 1 and result["edges"][-1] < 10_000.0
 
 
+def test_histogram_starts_at_the_minimum() -> None:
+    result = histogram([1000.0, 1010.0, 1020.0, 1030.0], bins=4)
+    assert result["edges"][0] == 1000.0
+    assert result["counts"] == [1, 1, 1, 1]
+
+
+def test_histogram_of_identical_values_has_one_full_bin() -> None:
+    assert histogram([5.0, 5.0], bins=3)["counts"] == [2, 0, 0]
+
+
 def test_histogram_of_nothing_is_empty() -> None:
     assert histogram([]) == {"edges": [], "counts": []}
