@@ -333,6 +333,13 @@ async def test_token_error_while_signing_is_retryable_and_recovers(
         assert caught.value.retryable
         assert isinstance(await ca.issue(issue_request()), Issued)
         await ca.check()
+        # Concurrent requests travel to the token in one batch: only the one that met
+        # the dead session fails, the rest of the batch runs on a fresh session.
+        await backend._call(lambda: backend._session.close())  # type: ignore[attr-defined]
+        results = await asyncio.gather(
+            *(ca.issue(issue_request()) for _ in range(5)), return_exceptions=True
+        )
+        assert [type(r).__name__ for r in results] == ["CAUnavailable"] + ["Issued"] * 4
     finally:
         await ca.aclose()
 
