@@ -54,10 +54,11 @@ def _connector(ca: CASettings, settings: Settings) -> Connector:
     if ca.type == "adcs":
         from connectors.adcs import CertsrvConnector, CertsrvSettings
 
-        return CertsrvConnector(ca.name, CertsrvSettings.from_options(ca.options, data_dir))
+        settings_ = CertsrvSettings.from_options(ca.options, data_dir, ca.name)
+        return CertsrvConnector(ca.name, settings_)
     from connectors.ejbca import EjbcaConnector, EjbcaSettings
 
-    return EjbcaConnector(ca.name, EjbcaSettings.from_options(ca.options, data_dir))
+    return EjbcaConnector(ca.name, EjbcaSettings.from_options(ca.options, data_dir, ca.name))
 
 
 def build_connectors(settings: Settings) -> dict[str, Connector]:
