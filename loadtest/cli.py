@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import os
 import ssl
 import sys
 import time
@@ -34,6 +35,7 @@ from loadtest.responders import DnsResponder, Http01Responder
 from loadtest.runner import Plan, drive
 from loadtest.stats import Recorder
 
+DESCRIPTION = "ACME and EST load against any server on loopback, plus measuring helpers."
 DEFAULT_DNS_PORT = 8053
 DEFAULT_COUNT = 10
 RATE_MODE_CONCURRENCY = 256
@@ -66,14 +68,16 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--server-pid", type=int, help="report this process tree's CPU ms per certificate"
     )
-    p.add_argument("--json", type=Path, help="write the result as JSON to FILE")
-    p.add_argument("--report", type=Path, help="write an HTML report with SVG charts to FILE")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the result as JSON to FILE")
+    p.add_argument(
+        "--report", type=Path, metavar="FILE", help="write an HTML report with SVG charts to FILE"
+    )
     p.add_argument("--quiet", action="store_true", help="no summary on stdout")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="python -m loadtest", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m loadtest", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="mode", required=True)
     acme = sub.add_parser("acme", help="full ACME order flow")
     acme.add_argument("--directory", required=True, help="ACME directory URL")
@@ -86,7 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     acme.add_argument("--account-alg", choices=ACCOUNT_ALGS, default="ES256")
     acme.add_argument("--eab-kid", default="", help="external account binding key id")
-    acme.add_argument("--eab-hmac", default="", help="EAB HMAC key, base64url")
+    acme.add_argument(
+        "--eab-hmac",
+        default=os.environ.get("LOADTEST_EAB_HMAC", ""),
+        help="EAB HMAC key, base64url (default: $LOADTEST_EAB_HMAC, kept off the command line)",
+    )
     acme.add_argument(
         "--http01-port", type=int, default=5002, help="HTTP-01 responder port (0: none)"
     )
@@ -102,7 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--label", default="", help="EST label (/.well-known/est/<label>/)")
     est.add_argument("--client-cert", type=Path, help="TLS client certificate (PEM)")
     est.add_argument("--client-key", type=Path, help="TLS client key (PEM)")
-    est.add_argument("--user", default="", help="HTTP Basic credentials USER:PASSWORD")
+    est.add_argument(
+        "--user",
+        default=os.environ.get("LOADTEST_EST_USER", ""),
+        help="HTTP Basic credentials USER:PASSWORD (default: $LOADTEST_EST_USER)",
+    )
     est.add_argument(
         "--new-connection-per-request",
         action="store_true",
