@@ -1,0 +1,96 @@
+"""The JWS verifier's rules, without HTTP."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from gateway.acme import jws
+from gateway.errors import ErrorKind, GatewayError
+from tests.acmeclient import b64, jwk_of, sign
+
+
+def body(protected: dict, payload: bytes | None = b"{}", key=None) -> bytes:  # type: ignore[no-untyped-def,type-arg]
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    return json.dumps(sign(key, protected, payload)).encode()
+
+
+HEADER = {"alg": "ES256", "nonce": "n", "url": "https://gw/acme/x", "kid": "https://gw/acct/1"}
+
+
+@pytest.mark.parametrize("raw,kind", [
+    (b"[]", ErrorKind.MALFORMED),
+    (b'{"protected":"e30","payload":"","signature":"","extra":1}', ErrorKind.MALFORMED),
+    (b'{"signatures":[],"payload":""}', ErrorKind.MALFORMED),
+    (b'{"protected":"!!","payload":"","signature":""}', ErrorKind.MALFORMED),
+    (b'{"protected":"W10","payload":"","signature":""}', ErrorKind.MALFORMED),
+])
+def test_structure(raw: bytes, kind: ErrorKind) -> None:
+    with pytest.raises(GatewayError) as err:
+        jws.parse(raw)
+    assert err.value.kind is kind
+
+
+@pytest.mark.parametrize("change,kind", [
+    ({"alg": "none"}, ErrorKind.BAD_SIGNATURE_ALGORITHM),
+    ({"alg": "HS256"}, ErrorKind.BAD_SIGNATURE_ALGORITHM),
+    ({"jwk": {"kty": "EC"}}, ErrorKind.MALFORMED),
+    ({"kid": None}, ErrorKind.MALFORMED),
+    ({"url": None}, ErrorKind.MALFORMED),
+    ({"nonce": None}, ErrorKind.BAD_NONCE),
+    ({"crit": ["b64"]}, ErrorKind.MALFORMED),
+])
+def test_header_rules(change: dict, kind: ErrorKind) -> None:  # type: ignore[type-arg]
+    header = {k: v for k, v in {**HEADER, **change}.items() if v is not None}
+    with pytest.raises(GatewayError) as err:
+        jws.parse(body(header))
+    assert err.value.kind is kind
+
+
+def test_inner_jws_must_not_carry_a_nonce() -> None:
+    with pytest.raises(GatewayError):
+        jws.parse(body(HEADER), inner=True)
+
+
+@pytest.mark.parametrize("make,alg", [
+    (lambda: ec.generate_private_key(ec.SECP256R1()), "ES256"),
+    (lambda: rsa.generate_private_key(65537, 2048), "RS256"),
+])
+def test_signatures_verify_and_tampering_fails(make, alg: str) -> None:  # type: ignore[no-untyped-def]
+    key = make()
+    parsed = jws.parse(body({**HEADER, "alg": alg}, key=key))
+    jws.verify(parsed, jws.public_key(jwk_of(key)))
+    forged = jws.Jws(parsed.header, parsed.payload, parsed.signing_input + b"x", parsed.signature)
+    with pytest.raises(GatewayError) as err:
+        jws.verify(forged, jws.public_key(jwk_of(key)))
+    assert err.value.kind is ErrorKind.MALFORMED
+
+
+def test_algorithm_must_match_key_type() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    parsed = jws.parse(body({**HEADER, "alg": "ES384"}, key=key))
+    with pytest.raises(GatewayError) as err:
+        jws.verify(parsed, jws.public_key(jwk_of(key)))
+    assert err.value.kind is ErrorKind.BAD_SIGNATURE_ALGORITHM
+
+
+def test_private_jwk_is_refused() -> None:
+    with pytest.raises(GatewayError) as err:
+        jws.public_key({"kty": "EC", "crv": "P-256", "x": "a", "y": "b", "d": "c"})
+    assert err.value.kind is ErrorKind.BAD_PUBLIC_KEY
+
+
+def test_b64decode_is_strict() -> None:
+    assert jws.b64decode(b64(b"\xff\xfe"), "x") == b"\xff\xfe"
+    for bad in ("a=", "a+b", "a/b", 3):
+        with pytest.raises(GatewayError):
+            jws.b64decode(bad, "x")
+
+
+def test_eddsa_signature_verifies() -> None:
+    key = ed25519.Ed25519PrivateKey.generate()
+    data = b"p.q"
+    parsed = jws.Jws({"alg": "EdDSA"}, b"", data, key.sign(data))
+    jws.verify(parsed, key.public_key())

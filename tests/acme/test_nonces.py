@@ -1,0 +1,28 @@
+"""Nonces are single-use, expire, and the pool stays bounded."""
+
+from __future__ import annotations
+
+from gateway.acme.nonces import NonceService
+
+
+def test_nonce_redeems_once() -> None:
+    svc = NonceService(60)
+    nonce = svc.new()
+    assert svc.redeem(nonce) is True
+    assert svc.redeem(nonce) is False
+    assert svc.redeem("never-issued") is False
+
+
+def test_nonce_expires() -> None:
+    now = [0.0]
+    svc = NonceService(10, monotonic=lambda: now[0])
+    nonce = svc.new()
+    now[0] = 11
+    assert svc.redeem(nonce) is False
+
+
+def test_pool_drops_the_oldest_when_full() -> None:
+    svc = NonceService(60, capacity=2)
+    first, second, third = svc.new(), svc.new(), svc.new()
+    assert svc.redeem(first) is False
+    assert svc.redeem(second) and svc.redeem(third)

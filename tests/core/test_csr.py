@@ -1,0 +1,64 @@
+"""CSR parsing and the name/key checks of finalize."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from gateway.core import csr
+from gateway.core.models import Identifier
+from gateway.errors import ErrorKind, GatewayError
+from tests.acmeclient import make_csr
+
+
+def test_parse_extracts_names_and_key() -> None:
+    der, _ = make_csr(["A.example.com", "ip:192.0.2.9"], cn="a.example.com")
+    parsed = csr.parse_csr(der)
+    assert parsed.dns_names == ("a.example.com",)
+    assert parsed.ip_addresses == ("192.0.2.9",)
+    assert (parsed.key_type, parsed.key_bits) == ("ec", 256)
+    assert parsed.identifiers() == {Identifier("dns", "a.example.com"),
+                                    Identifier("ip", "192.0.2.9")}
+
+
+def test_bad_signature_is_refused() -> None:
+    der, _ = make_csr(["a.example.com"])
+    tampered = bytearray(der)
+    tampered[-5] ^= 0xFF
+    with pytest.raises(GatewayError) as err:
+        csr.parse_csr(bytes(tampered))
+    assert err.value.kind is ErrorKind.BAD_CSR
+
+
+def test_not_a_csr() -> None:
+    with pytest.raises(GatewayError) as err:
+        csr.parse_csr(b"\x30\x03\x02\x01\x00")
+    assert err.value.kind is ErrorKind.BAD_CSR
+
+
+def test_key_rules() -> None:
+    der, _ = make_csr(["a.example.com"], key=rsa.generate_private_key(65537, 2048))
+    parsed = csr.parse_csr(der)
+    csr.check_key(parsed, ("rsa", "ec"), 2048)
+    with pytest.raises(GatewayError, match="minimum is 3072"):
+        csr.check_key(parsed, ("rsa", "ec"), 3072)
+    with pytest.raises(GatewayError, match="not allowed"):
+        csr.check_key(parsed, ("ec",), 2048)
+
+
+def test_names_must_match_exactly() -> None:
+    parsed = csr.parse_csr(make_csr(["a.example.com", "b.example.com"])[0])
+    csr.check_names(parsed, (Identifier("dns", "b.example.com"), Identifier("dns", "a.example.com")))
+    with pytest.raises(GatewayError, match="not in the order"):
+        csr.check_names(parsed, (Identifier("dns", "a.example.com"),))
+
+
+def test_cn_only_csr_is_accepted() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    req = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "c.example.com")]))
+           .sign(key, hashes.SHA256()))
+    parsed = csr.parse_csr(req.public_bytes(serialization.Encoding.DER))
+    csr.check_names(parsed, (Identifier("dns", "c.example.com"),))
