@@ -35,6 +35,7 @@ from connectors.localca_keys import KEY_TYPES
 from connectors.secrets import OptionReader
 
 DEFAULT_PKCS11_LIBRARY = "/usr/lib/softhsm/libsofthsm2.so"
+_PKCS11_KEYS = {"pkcs11_library", "token_label", "key_label", "pin_file", "pin_env"}
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,9 @@ class LocalCASettings:
             ocsp_validity=timedelta(minutes=r.integer("ocsp_validity_minutes", 60, 1, 10080)),
             pkcs11=_pkcs11(r, name) if backend == "pkcs11" else None,
         )
+        misplaced = sorted(_PKCS11_KEYS & set(options)) if backend == "file" else []
+        if misplaced:
+            raise r.error(misplaced[0], 'is used only with key_backend = "pkcs11"')
         r.check_unknown()
         return settings
 

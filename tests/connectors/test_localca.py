@@ -39,6 +39,7 @@ from tests.pkix.localca_support import BASE_URL, csr_der, issue_request, setting
         ({"crl_validity_hours": 0}, "crl_validity_hours"),
         ({"ca_validity_days": "ten"}, "ca_validity_days"),
         ({"key_backend": "pkcs11", "pin_env": "X"}, "token_label"),
+        ({"token_label": "t"}, "token_label"),
         ({"key_backend": "pkcs11", "token_label": "t"}, "pin_file"),
         ({"key_backend": "pkcs11", "token_label": "t", "pin_env": "NO_SUCH_VARIABLE_X"}, "pin_env"),
     ],

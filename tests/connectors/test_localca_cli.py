@@ -1,0 +1,62 @@
+"""``acme-gateway ca init | info`` with the file key backend."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from gateway import cli
+
+
+def _config(tmp: Path, **ca: str) -> Path:
+    extra = "".join(f'{k} = "{v}"\n' for k, v in ca.items())
+    path = tmp / "gateway.toml"
+    path.write_text(
+        f'[server]\ndata_dir = "{tmp / "data"}"\nhttps_port = 0\nhttp_port = 8081\n\n'
+        f'[cas.edge]\ntype = "local"\n{extra}\n[profiles.default]\nca = "edge"\n'
+    )
+    return path
+
+
+def test_init_then_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _config(tmp_path, key_type="ec-p384", common_name="Edge CA", organization="Example")
+    assert cli.main(["--config", str(config), "ca", "info", "--ca", "edge"]) == 1
+    assert "certificate: none (run `acme-gateway ca init --ca edge`)" in capsys.readouterr().out
+    assert cli.main(["--config", str(config), "ca", "init", "--ca", "edge"]) == 0
+    assert "key: created, file" in capsys.readouterr().out
+    ca_dir = tmp_path / "data" / "ca" / "edge"
+    assert stat.S_IMODE((ca_dir / "ca.key.pem").stat().st_mode) == 0o600
+    cert = x509.load_pem_x509_certificate((ca_dir / "ca.pem").read_bytes())
+    assert cert.subject.rfc4514_string() == "CN=Edge CA,O=Example"
+    assert cli.main(["--config", str(config), "ca", "info", "--ca", "edge"]) == 0
+    out = capsys.readouterr().out
+    assert "(ec-p384) — ok" in out and "CN=Edge CA,O=Example" in out
+    assert (
+        "http://127.0.0.1:8081/pkix/edge/crl" in out
+        and "http://127.0.0.1:8081/pkix/edge/ocsp" in out
+    )
+
+
+def test_init_refuses_to_replace_a_ca_without_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(tmp_path)
+    assert cli.main(["--config", str(config), "ca", "init", "--ca", "edge"]) == 0
+    first = (tmp_path / "data" / "ca" / "edge" / "ca.pem").read_bytes()
+    assert cli.main(["--config", str(config), "ca", "init", "--ca", "edge"]) == 1
+    assert "already has a certificate" in capsys.readouterr().err
+    assert cli.main(["--config", str(config), "ca", "init", "--ca", "edge", "--force"]) == 0
+    assert "key: existing" in capsys.readouterr().out
+    again = x509.load_pem_x509_certificate(
+        (tmp_path / "data" / "ca" / "edge" / "ca.pem").read_bytes()
+    )
+    assert again.public_key() == x509.load_pem_x509_certificate(first).public_key()
+
+
+def test_unknown_or_foreign_ca_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _config(tmp_path)
+    assert cli.main(["--config", str(config), "ca", "info", "--ca", "nope"]) == 1
+    assert "no [cas.nope]; configured: edge" in capsys.readouterr().err
