@@ -120,3 +120,27 @@ async def test_loadtest_issues_from_the_gateway(gateway: RunningGateway, tmp_pat
     assert result["latency_ms"]["validation"]["count"] == 6
     cpu = result["server_cpu"]
     assert cpu["certificates"] == 6 and cpu["cpu_ms"] > 0
+
+
+async def test_profiles_reach_the_gateway(gateway: RunningGateway, tmp_path: Path) -> None:
+    common = [
+        "acme",
+        "--directory",
+        gateway.directory,
+        "-n",
+        "2",
+        "--timeout",
+        "30",
+        "--quiet",
+        "--http01-port",
+        str(gateway.http01_port),
+        "--dns-port",
+        str(gateway.dns_port),
+    ]
+    status, known = await execute([*common, "--profile", "default"])
+    assert status == 0 and known is not None and known["certificates_issued"] == 2
+    status, unknown = await execute([*common, "--profile", "no-such-profile"])
+    assert status == 1 and unknown is not None
+    assert unknown["succeeded"] == 0 and sum(unknown["errors"].values()) == 2
+    # The refusal is an ACME problem document, counted by its type.
+    assert not any(kind.startswith("http-") for kind in unknown["errors"]), unknown["errors"]
