@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from connectors.base import (
@@ -101,7 +102,6 @@ class LocalCAConnector:
         self._crl_stale = False
         self.backend = backend or make_backend(settings)
         self.ledger = CALedger(settings.dir / "ca.db")
-        self._ca: CAIdentity | None = None
         self._urls = LeafURLs(settings.crl_url(name), settings.ocsp_url(name))
         self._template: LeafTemplate | None = None
         self._crl_der = b""
@@ -122,12 +122,10 @@ class LocalCAConnector:
         # A file CA is created on first start; a token CA only by `ca init`, deliberately.
         await self.backend.open(create=file_backend and not self.cert_path.exists())
         try:
-            self._ca = await self._load_or_create_ca(file_backend)
-            self._template = LeafTemplate.of(self._ca, self._urls)
+            ca = await self._load_or_create_ca(file_backend)
+            self._template = LeafTemplate.of(ca, self._urls)
             await self.ledger.open()
-            self._ocsp = OCSPResponder(
-                self.settings, self._ca, self.backend, self.ledger, self.clock
-            )
+            self._ocsp = OCSPResponder(self.settings, ca, self.backend, self.ledger, self.clock)
             await self._ocsp.start()
             await self.refresh_crl()
         except BaseException:
@@ -173,19 +171,20 @@ class LocalCAConnector:
         return CAIdentity.of(cert, chain, hash_for(self.settings.key_type))
 
     def _identity(self) -> CAIdentity:
-        if self._ca is None:
+        return self._leaf_template().ca
+
+    def _leaf_template(self) -> LeafTemplate:
+        if self._template is None:
             raise CAConfigError(f"local CA {self.name!r} is not started; call start() first")
-        return self._ca
+        return self._template
 
     async def issue(self, request: IssueRequest) -> IssueResult:
         """Sign a leaf for the request's CSR at once; the local CA never defers."""
-        ca = self._identity()
-        assert self._template is not None  # set together with the identity
+        template = self._leaf_template()
+        ca = template.ca
         try:
             csr = x509.load_der_x509_csr(request.csr_der)
-            builder = leaf_builder(
-                request, csr, self._template, self.clock() - self.settings.backdate
-            )
+            builder = leaf_builder(request, csr, template, self.clock() - self.settings.backdate)
         except ValueError as exc:
             return Rejected(f"the local CA cannot use this request: {exc}")
         key = self.backend.signing_key()
@@ -224,7 +223,7 @@ class LocalCAConnector:
             raise UnknownCertificate(
                 f"the certificate was not issued by the local CA {self.name!r} ({exc})"
             ) from exc
-        except Exception as exc:  # InvalidSignature: a look-alike issuer name, another key
+        except InvalidSignature as exc:  # a look-alike issuer name on another key's certificate
             raise UnknownCertificate(
                 f"the certificate was not signed by the local CA {self.name!r}'s key"
             ) from exc

@@ -105,14 +105,13 @@ class OCSPResponder:
             return unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
         except Exception:  # noqa: BLE001 - e.g. an unsupported hash algorithm (UnsupportedAlgorithm)
             return unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
-        status = SerialStatus("unknown")
-        if self._issuer.get(alg_name) == (name_hash, key_hash):
-            status = await self.ledger.status(serial)
-        builder = self._builder(req, status, alg_name)
         try:
-            return await self._sign(builder)
+            status = SerialStatus("unknown")
+            if self._issuer.get(alg_name) == (name_hash, key_hash):
+                status = await self.ledger.status(serial)
+            return await self._sign(self._builder(req, status, alg_name))
         except ConnectorError as exc:
-            log.warning("OCSP signing failed, answering tryLater: %s", exc)
+            log.warning("OCSP answer failed, answering tryLater: %s", exc)
             return unsuccessful(ocsp.OCSPResponseStatus.TRY_LATER)
 
     def _builder(

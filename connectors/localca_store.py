@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from connectors.base import CAUnavailable
+
 T = TypeVar("T")
 
 _SCHEMA = """
@@ -97,8 +99,13 @@ class CALedger:
 
     async def _run(self, fn: Callable[[], T]) -> T:
         if self._executor is None:
-            raise RuntimeError("the CA ledger is not open")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+            raise CAUnavailable(f"the CA ledger {self.path} is not open; start the connector")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        except sqlite3.Error as exc:
+            raise CAUnavailable(
+                f"the CA ledger {self.path} failed: {exc}; check the disk and file permissions"
+            ) from exc
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:

@@ -12,6 +12,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from connectors.base import (
@@ -25,7 +26,14 @@ from connectors.base import (
     RevocationReason,
 )
 from connectors.localca import LocalCAConnector, LocalCASettings, UnknownCertificate, make_backend
-from tests.pkix.localca_support import BASE_URL, csr_der, issue_request, settings, started_ca
+from tests.pkix.localca_support import (
+    BASE_URL,
+    csr_der,
+    issue_request,
+    ocsp_request_der,
+    settings,
+    started_ca,
+)
 
 
 @pytest.mark.parametrize(
@@ -299,6 +307,13 @@ async def test_revocation_survives_a_signing_failure(tmp_path: Path) -> None:
         await ca.revoke(issued.leaf_der, RevocationReason.KEY_COMPROMISE)  # recorded, CRL deferred
         with pytest.raises(CAUnavailable):
             await ca.crl_der()
+        leaf = x509.load_der_x509_certificate(issued.leaf_der)
+        answer = ocsp.load_der_ocsp_response(
+            await ca.ocsp_response(
+                ocsp_request_der(leaf, x509.load_der_x509_certificate(issued.chain_der[0]))
+            )
+        )
+        assert answer.response_status == ocsp.OCSPResponseStatus.TRY_LATER
         backend.failing = False
         crl = x509.load_der_x509_crl(await ca.crl_der())
     finally:
