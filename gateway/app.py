@@ -24,6 +24,7 @@ from gateway.config import CASettings, Settings
 from gateway.core.clock import Clock
 from gateway.core.service import Core
 from gateway.errors import ConfigError
+from gateway.est.routes import est_app
 from gateway.storage.base import Store
 from gateway.validation import Validator
 from gateway.validation.engine import ValidationAuthority
@@ -91,6 +92,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.router.add_get("/readyz", readyz)
     acme = acme_app()
     app.add_subapp("/acme/", acme)
+    app.add_subapp("/.well-known/est/", est_app(settings))
     # Clients configured with the bare directory path land on the real one.
     app.router.add_get("/directory", directory_redirect)
     return app

@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
         pass
     else:
         cli_ca.add_subcommands(sub)
+    from gateway.est import cli as est_cli
+
+    est_cli.add_subcommands(sub)
     return parser
 
 
@@ -44,8 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = config.load(args.config)
         if args.command == "check-config":
             from gateway.app import build_connectors
+            from gateway.est.settings import parse as parse_est
 
             build_connectors(settings)
+            parse_est(settings)
             print(f"{settings.source}: OK")
             return 0
         if args.command == "serve":
@@ -74,6 +79,7 @@ def serve(settings: config.Settings) -> int:
 async def _serve(settings: config.Settings) -> int:
     from gateway import tls
     from gateway.app import create_app
+    from gateway.est.trust import client_ca_pem
     from gateway.logging import AccessLogger
 
     app = create_app(settings)
@@ -86,7 +92,7 @@ async def _serve(settings: config.Settings) -> int:
     urls = []
     if server.https_port:
         cert = tls.ensure_self_signed(server) if server.tls_cert_file is None else None
-        ctx = tls.server_context(server, getattr(app, "client_ca_files", ()))
+        ctx = tls.server_context(server, client_ca_data=await client_ca_pem(app))
         await web.TCPSite(runner, server.listen, server.https_port, ssl_context=ctx).start()
         urls.append(f"https://{_host(server.listen)}:{server.https_port}")
         if cert is not None:
@@ -98,6 +104,7 @@ async def _serve(settings: config.Settings) -> int:
         urls.append(f"http://{_host(server.listen)}:{server.http_port}")
     for url in urls:
         print(f"ACME directory: {url}/acme/directory", flush=True)
+        print(f"EST base:       {url}/.well-known/est/", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -58,14 +58,22 @@ def ensure_self_signed(server: ServerSettings) -> Path:
     return cert_path
 
 
-def server_context(server: ServerSettings, client_ca_files: tuple[Path, ...] = ()) -> ssl.SSLContext:
-    """TLS 1.2 and 1.3; client certificates requested (optional) when trust anchors are given."""
+def server_context(server: ServerSettings, client_ca_files: tuple[Path, ...] = (),
+                   client_ca_data: str = "") -> ssl.SSLContext:
+    """TLS 1.2 and 1.3; client certificates requested (optional) when trust anchors are given.
+
+    ``client_ca_data`` is PEM text (e.g. from :func:`gateway.est.trust.client_ca_pem`).
+    """
     cert_path, key_path = server_cert_paths(server)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(cert_path, key_path)
-    if client_ca_files:
+    if client_ca_files or client_ca_data:
         for path in client_ca_files:
             ctx.load_verify_locations(cafile=str(path))
+        if client_ca_data:
+            ctx.load_verify_locations(cadata=client_ca_data)
+        # An intermediate (e.g. a manufacturer's issuing CA) may be the anchor itself.
+        ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
         ctx.verify_mode = ssl.CERT_OPTIONAL
     return ctx

@@ -9,6 +9,7 @@ from connectors.base import Connector
 from gateway.config import Settings
 from gateway.core.accounts import AccountService
 from gateway.core.clock import Clock, SystemClock
+from gateway.core.est import EstService
 from gateway.core.issuance import IssuanceService
 from gateway.core.orders import OrderService
 from gateway.core.validations import ValidationRunner
@@ -36,6 +37,7 @@ class Core:
         self.orders.on_challenge = self.validations.start
         self.issuance = IssuanceService(settings, store, self.clock, connectors, self.orders,
                                         validator)
+        self.est = EstService(settings, store, self.clock, connectors, self.issuance)
 
     async def start(self) -> None:
         """Resume validations and CA jobs left from a previous run."""

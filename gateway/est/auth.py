@@ -1,0 +1,145 @@
+"""Who is asking: TLS client certificates and HTTP Basic, per label (RFC 7030 §3.2.3, §3.3).
+
+The listener asks every client for a certificate (optional, so ACME clients are
+unaffected) and OpenSSL verifies it against the union of all labels' trust
+anchors. Here each label then accepts only certificates directly issued by its
+own anchors: its CA's certificates and its ``client_ca_files``.
+
+A requester becomes a synthetic account id: ``est:user:<name>`` for Basic,
+``est:cert:<sha256 of the certificate>`` for a certificate alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import ssl
+from dataclasses import dataclass
+
+from aiohttp import web
+from cryptography import x509
+
+from gateway import keys
+from gateway.errors import ErrorKind, GatewayError
+from gateway.est.passwords import verify_password_async
+from gateway.est.settings import EstSettings, LabelSettings
+
+
+class AuthRequired(Exception):
+    """401: credentials are missing or wrong; the client should retry with Basic."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated EST client."""
+
+    requester: str
+    client_cert: bytes | None  # DER, verified, when the client presented one
+
+
+def forbidden(detail: str) -> GatewayError:
+    """403 with a reason."""
+    return GatewayError(ErrorKind.UNAUTHORIZED, detail)
+
+
+def ssl_object(request: web.Request) -> ssl.SSLObject | None:
+    """The connection's TLS object (None over plain HTTP)."""
+    if request.transport is None:
+        return None
+    obj = request.transport.get_extra_info("ssl_object")
+    return obj if isinstance(obj, ssl.SSLObject) else None
+
+
+def peer_certificate(request: web.Request) -> bytes | None:
+    """The client certificate (DER) that TLS verified, if one was presented."""
+    tls = ssl_object(request)
+    return tls.getpeercert(binary_form=True) if tls is not None else None
+
+
+def tls_unique(request: web.Request) -> bytes | None:
+    """The tls-unique channel binding; None on TLS 1.3, which has none (RFC 8446 §C.5)."""
+    tls = ssl_object(request)
+    if tls is None or tls.version() != "TLSv1.2":
+        return None
+    return tls.get_channel_binding("tls-unique")
+
+
+def _basic(request: web.Request) -> tuple[str, str] | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, ValueError):
+        raise AuthRequired("the Authorization header is not valid HTTP Basic") from None
+    if not sep:
+        raise AuthRequired("the Authorization header is not valid HTTP Basic")
+    return user, password
+
+
+async def _basic_user(request: web.Request, est: EstSettings, label: LabelSettings) -> str | None:
+    creds = _basic(request)
+    if creds is None:
+        return None
+    user, password = creds
+    if not await verify_password_async(password, est.users.get(user)):
+        raise AuthRequired("wrong user name or password")
+    if label.users and user not in label.users:
+        raise forbidden(f"user {user!r} may not enroll through label {label.name!r}")
+    return user
+
+
+async def _label_trusts(request: web.Request, label: LabelSettings, cert_der: bytes) -> bool:
+    cert = x509.load_der_x509_certificate(cert_der)
+    core = request.config_dict[keys.CORE]
+    anchors = (*await core.est.ca_certs(label.profile), *label.client_ca_der)
+    for der in anchors:
+        try:
+            cert.verify_directly_issued_by(x509.load_der_x509_certificate(der))
+            return True
+        except (ValueError, TypeError, Exception):  # wrong issuer, signature or key type
+            continue
+    return False
+
+
+async def authenticate(request: web.Request, est: EstSettings, label: LabelSettings,
+                       renewing: bool = False) -> Caller:
+    """Check the label's rule; raise AuthRequired (401) or a 403 GatewayError."""
+    if ssl_object(request) is None:
+        raise forbidden("EST enrollment needs HTTPS")
+    if label.auth == "none":
+        raise forbidden(f"label {label.name!r} serves only cacerts and csrattrs (auth = none)")
+    cert = peer_certificate(request)
+    if cert is not None:
+        # A certificate we issued and later revoked is refused whatever the mode.
+        await request.config_dict[keys.CORE].est.issued_here(cert)
+    cert_ok = cert is not None and (renewing or label.wants_cert) \
+        and await _label_trusts(request, label, cert)
+    user = await _basic_user(request, est, label) if label.wants_basic else None
+    _check_mode(label, cert, cert_ok, user, renewing)
+    if user is not None:
+        return Caller(f"est:user:{user}", cert if cert_ok else None)
+    assert cert is not None
+    return Caller(f"est:cert:{hashlib.sha256(cert).hexdigest()}", cert)
+
+
+def _check_mode(label: LabelSettings, cert: bytes | None, cert_ok: bool, user: str | None,
+                renewing: bool) -> None:
+    if cert is not None and not cert_ok and (label.wants_cert or renewing):
+        raise forbidden(f"the client certificate is not issued by a CA that label "
+                        f"{label.name!r} trusts")
+    if renewing and not cert_ok:
+        raise forbidden("re-enrollment needs the certificate being renewed as the TLS "
+                        "client certificate")
+    need_basic = label.auth in ("basic", "both") or (label.auth == "either" and not cert_ok)
+    if need_basic and user is None:
+        raise AuthRequired("credentials are required: HTTP Basic user and password"
+                           + (" or a client certificate" if label.auth == "either" else ""))
+    if label.auth in ("cert", "both") and not cert_ok:
+        raise forbidden(f"label {label.name!r} needs a TLS client certificate")

@@ -1,0 +1,81 @@
+"""The EST sub-application under /.well-known/est/ and the middleware every answer passes.
+
+Routes (each also under ``/<label>/``; the bare path serves the default label):
+``GET cacerts``, ``GET csrattrs``, ``POST simpleenroll``, ``POST simplereenroll``,
+``POST serverkeygen``, ``POST fullcmc`` (501).
+
+Every failure is a 4xx/5xx with a one-line text/plain reason, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateway.config import Settings
+from gateway.errors import ErrorKind, GatewayError
+from gateway.est import handlers as h
+from gateway.est import wire
+from gateway.est.auth import AuthRequired
+from gateway.est.settings import parse
+
+log = logging.getLogger("gateway.est")
+
+STATUS = {
+    ErrorKind.UNAUTHORIZED: 403,
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.METHOD_NOT_ALLOWED: 405,
+    ErrorKind.UNSUPPORTED_MEDIA_TYPE: 415,
+    ErrorKind.RATE_LIMITED: 429,
+    ErrorKind.SERVER_INTERNAL: 500,
+    ErrorKind.CA_UNAVAILABLE: 503,
+}
+# Header names aiohttp adds that EST clients never need (small header blocks for devices).
+_DROPPED_HEADERS = ("Server",)
+
+
+def error_response(request: web.Request, err: GatewayError) -> web.Response:
+    """The status and one-line reason of a core refusal (policy text is shared with ACME)."""
+    headers = {"Retry-After": str(err.retry_after)} if err.retry_after is not None else None
+    return wire.text_response(STATUS.get(err.kind, 400), err.detail, headers)
+
+
+@web.middleware
+async def est_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every failure into a one-line text answer."""
+    try:
+        return await handler(request)
+    except AuthRequired as exc:
+        realm = request.app[h.EST_SETTINGS].realm
+        return wire.text_response(401, exc.reason,
+                                  {"WWW-Authenticate": f'Basic realm="{realm}"'})
+    except GatewayError as exc:
+        return error_response(request, exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return wire.text_response(exc.status, exc.reason or "request refused")
+    except Exception:  # never a traceback to a device: log it, answer 500
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return wire.text_response(500, "internal error; the gateway log has details")
+
+
+async def _trim_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name in _DROPPED_HEADERS:
+        response.headers.popall(name, None)
+
+
+def est_app(settings: Settings) -> web.Application:
+    """The EST routes (mounted at /.well-known/est/ by gateway.app)."""
+    app = web.Application(middlewares=[est_middleware], client_max_size=wire.MAX_BODY)
+    app[h.EST_SETTINGS] = parse(settings)
+    app.on_response_prepare.append(_trim_headers)
+    ops = (("GET", "cacerts", h.cacerts), ("GET", "csrattrs", h.csrattrs),
+           ("POST", "simpleenroll", h.simpleenroll), ("POST", "simplereenroll", h.simplereenroll),
+           ("POST", "serverkeygen", h.serverkeygen), ("POST", "fullcmc", h.fullcmc))
+    for method, name, handler in ops:
+        app.router.add_route(method, f"/{name}", handler)
+        app.router.add_route(method, f"/{{label}}/{name}", handler)
+    return app

@@ -1,0 +1,148 @@
+"""The ``[est]`` section of the config: labels, their authentication and wire options.
+
+```toml
+[est]
+retry_after_seconds = 30          # Retry-After of a 202 (request waits for the CA/approver)
+enroll_wait_seconds = 5.0         # how long an enroll waits for a fast CA before answering 202
+realm = "acme-gateway EST"        # WWW-Authenticate realm
+one_line_user_agents = ["strongSwan"]   # User-Agent substrings of clients needing one-line base64
+default_label = "default"         # the label served at /.well-known/est/ itself ("" = none)
+
+[est.users]                       # HTTP Basic users: `acme-gateway est hash-password` output
+router-admin = "pbkdf2-sha256$600000$...$..."
+
+[est.labels.default]
+profile = "default"               # a [profiles.NAME]: its policy and its CA
+auth = "cert"                     # cert | basic | either | both | none
+users = []                        # Basic users allowed here (empty: every user above)
+client_ca_files = []              # extra PEM trust anchors for client certificates
+base64_line_length = 64           # 0: one unbroken line
+proof_of_possession = false       # tls-unique in challengePassword (TLS 1.2 only)
+```
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from gateway.config import Settings, Table
+from gateway.errors import ConfigError
+from gateway.est.passwords import check_hash_format
+
+AUTH_MODES = ("cert", "basic", "either", "both", "none")
+OPERATIONS = ("cacerts", "simpleenroll", "simplereenroll", "csrattrs", "serverkeygen", "fullcmc")
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class LabelSettings:
+    """One EST label (``/.well-known/est/<label>/``)."""
+
+    name: str
+    profile: str
+    auth: str = "cert"
+    users: tuple[str, ...] = ()
+    client_ca_der: tuple[bytes, ...] = ()  # extra trust anchors (DER), read at start
+    base64_line_length: int = 64
+    proof_of_possession: bool = False
+
+    @property
+    def wants_cert(self) -> bool:
+        """Whether a client certificate can authenticate here."""
+        return self.auth in ("cert", "either", "both")
+
+    @property
+    def wants_basic(self) -> bool:
+        """Whether HTTP Basic can authenticate here."""
+        return self.auth in ("basic", "either", "both")
+
+
+@dataclass(frozen=True)
+class EstSettings:
+    """Everything the EST front end is configured with."""
+
+    labels: Mapping[str, LabelSettings] = field(default_factory=dict)
+    users: Mapping[str, str] = field(default_factory=dict)  # name → password hash
+    default_label: str = ""
+    retry_after_seconds: int = 30
+    enroll_wait_seconds: float = 5.0
+    realm: str = "acme-gateway EST"
+    one_line_user_agents: tuple[str, ...] = ("strongSwan",)
+
+    def label(self, name: str | None) -> LabelSettings | None:
+        """The label of a request path (None for the bare path: the default label)."""
+        return self.labels.get(self.default_label if name is None else name)
+
+
+def _read_anchors(t: Table, files: tuple[str, ...]) -> tuple[bytes, ...]:
+    out: list[bytes] = []
+    for name in files:
+        try:
+            certs = x509.load_pem_x509_certificates(Path(name).read_bytes())
+        except OSError as exc:
+            raise t.error("client_ca_files", f"cannot read {name}: {exc.strerror}") from exc
+        except ValueError as exc:
+            raise t.error("client_ca_files", f"{name} holds no PEM certificate") from exc
+        out.extend(c.public_bytes(Encoding.DER) for c in certs)
+    return tuple(out)
+
+
+def _label(t: Table, name: str, settings: Settings, users: Mapping[str, str]) -> LabelSettings:
+    if not _LABEL.match(name) or name in OPERATIONS:
+        raise ConfigError(t.source, t.prefix, f"label {name!r} must be letters, digits, '.', "
+                          "'_' or '-' and not an EST operation name")
+    profile = t.str("profile", settings.acme.default_profile)
+    if profile not in settings.profiles:
+        raise t.error("profile", f"names no profile; configured: {', '.join(settings.profiles)}")
+    auth = t.str("auth", "cert")
+    if auth not in AUTH_MODES:
+        raise t.error("auth", f"expected one of {', '.join(AUTH_MODES)}")
+    allowed = t.strs("users")
+    for user in allowed:
+        if user not in users:
+            raise t.error("users", f"{user!r} is not in [est.users]")
+    label = LabelSettings(
+        name=name, profile=profile, auth=auth, users=allowed,
+        client_ca_der=_read_anchors(t, t.strs("client_ca_files")),
+        base64_line_length=t.int("base64_line_length", 64, 0, 1024),
+        proof_of_possession=t.bool("proof_of_possession"))
+    t.check_unknown()
+    return label
+
+
+def _users(t: Table) -> dict[str, str]:
+    for user, value in t.data.items():
+        if not isinstance(value, str) or not check_hash_format(value):
+            raise t.error(user, "expected a password hash made by `acme-gateway est "
+                          "hash-password` (plain passwords are never accepted)")
+        if ":" in user:
+            raise t.error(user, "a Basic user name cannot contain ':'")
+    return dict(t.data)
+
+
+def parse(settings: Settings) -> EstSettings:
+    """Parse ``settings.extra["est"]``; an absent section means no EST label is served."""
+    raw: Mapping[str, Any] = settings.extra.get("est", {})
+    t = Table(settings.source, "est", raw)
+    users = _users(t.table("users"))
+    labels_t = t.table("labels")
+    labels = {n: _label(labels_t.table(n), n, settings, users) for n in labels_t.data}
+    default = t.str("default_label", "default" if "default" in labels else "")
+    if default and default not in labels:
+        raise t.error("default_label", f"names no label; configured: {', '.join(labels)}")
+    est = EstSettings(
+        labels=labels, users=users, default_label=default,
+        retry_after_seconds=t.int("retry_after_seconds", 30, 1, 86400),
+        enroll_wait_seconds=t.float("enroll_wait_seconds", 5.0),
+        realm=t.str("realm", "acme-gateway EST").replace('"', "'"),
+        one_line_user_agents=t.strs("one_line_user_agents", ("strongSwan",)))
+    t.check_unknown()
+    return est
+
