@@ -305,6 +305,11 @@ class Pkcs11KeyBackend:
             raise CAUnavailable(
                 f"the HSM failed ({type(exc).__name__}: {exc}); retry later"
             ) from exc
+        except CAConfigError as exc:
+            # Found while reopening (token pulled, PIN changed): the next call tries again,
+            # so it is retryable here although the same fault stops start().
+            self._broken = True
+            raise CAUnavailable(f"the HSM session cannot be reopened: {exc}") from exc
 
     def _reopen(self) -> None:
         if self._session is not None:

@@ -8,6 +8,7 @@ Results are checked with ``openssl verify`` / ``openssl ocsp``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -340,6 +341,18 @@ async def test_token_error_while_signing_is_retryable_and_recovers(
             *(ca.issue(issue_request()) for _ in range(5)), return_exceptions=True
         )
         assert [type(r).__name__ for r in results] == ["CAUnavailable"] + ["Issued"] * 4
+        # A session that cannot be reopened (here: the PIN was changed) is retryable too.
+        good = backend.settings  # type: ignore[attr-defined]
+        backend.settings = dataclasses.replace(good, pin="000000")  # type: ignore[attr-defined]
+        await backend._call(lambda: backend._session.close())  # type: ignore[attr-defined]
+        with pytest.raises(CAUnavailable, match="HSM failed"):
+            await ca.issue(issue_request())  # meets the dead session
+        with pytest.raises(
+            CAUnavailable, match="cannot be reopened: the PIN for token 'faults' is wrong"
+        ):
+            await ca.issue(issue_request())  # tries to log in again
+        backend.settings = good  # type: ignore[attr-defined]
+        assert isinstance(await ca.issue(issue_request()), Issued)
     finally:
         await ca.aclose()
 
