@@ -17,9 +17,10 @@ from typing import Any
 from aiohttp import web
 
 from connectors.base import CAConfigError, Connector
-from gateway import keys
+from gateway import audit, keys
 from gateway.acme.nonces import NonceService
 from gateway.acme.routes import acme_app
+from gateway.admin.routes import admin_app
 from gateway.config import CASettings, Settings
 from gateway.core.clock import Clock
 from gateway.core.service import Core
@@ -77,7 +78,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
                validator: Validator | None = None,
                connectors: Mapping[str, Connector] | None = None) -> web.Application:
     """The gateway application; tests may inject a clock, validator or connectors."""
-    app = web.Application(client_max_size=1024 * 1024)
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[request_context])
     app[keys.SETTINGS] = settings
     app[keys.NONCES] = NonceService(settings.acme.nonce_lifetime_seconds)
     chosen = dict(connectors) if connectors is not None else build_connectors(settings)
@@ -88,6 +89,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             yield
 
     app.cleanup_ctx.append(resources)
+    if settings.admin.token:  # no token configured: no admin API at all
+        app.add_subapp("/admin/", admin_app(settings.admin.token))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     acme = acme_app()
@@ -101,6 +104,17 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
 async def directory_redirect(request: web.Request) -> web.Response:
     """/directory → /acme/directory, for clients configured with the bare path."""
     raise web.HTTPMovedPermanently("/acme/directory")
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Source address and a request id for the audit events this request causes."""
+    info = audit.RequestInfo(audit.new_request_id(), request.remote or "")
+    token = audit.CURRENT_REQUEST.set(info)
+    try:
+        return await handler(request)  # type: ignore[no-any-return]
+    finally:
+        audit.CURRENT_REQUEST.reset(token)
 
 
 async def healthz(request: web.Request) -> web.Response:

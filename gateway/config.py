@@ -192,9 +192,41 @@ class ProfileSettings:
     allowed_patterns: tuple[str, ...] = ()
     key_types: tuple[str, ...] = ("rsa", "ec")
     min_rsa_bits: int = 2048
+    min_ec_bits: int = 256
     cn_from_first_san: bool = False
     approval_required: bool = False
     description: str = ""
+    # RFC 2818 §3.1: names live in subjectAltName; a CN, if any, must repeat one of them.
+    rfc2818: bool = False
+    allow_key_reuse: bool = True
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """Backoff of persisted CA jobs: retries after transient errors and polls of a pending CA."""
+
+    retry_base_seconds: float = 2.0
+    retry_cap_seconds: float = 300.0
+    max_attempts: int = 10
+    poll_base_seconds: float = 5.0
+    poll_cap_seconds: float = 600.0
+    scan_period_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class AdminSettings:
+    """The admin HTTP API (off unless a token is configured) and the approval webhook."""
+
+    token: str | None = None
+    webhook_url: str = ""
+    webhook_timeout_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """The audit trail: compliance thresholds used by ``audit report``."""
+
+    max_validity_days: int = 398
 
 
 @dataclass(frozen=True)
@@ -208,6 +240,9 @@ class Settings:
     validation: ValidationSettings = field(default_factory=ValidationSettings)
     cas: Mapping[str, CASettings] = field(default_factory=dict)
     profiles: Mapping[str, ProfileSettings] = field(default_factory=dict)
+    jobs: JobSettings = field(default_factory=JobSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     # Raw tables of sections owned by other modules (e.g. "est", "admin"), parsed there.
     extra: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -348,12 +383,43 @@ def _profile(t: Table, name: str, cas: Mapping[str, CASettings]) -> ProfileSetti
         allowed_patterns=t.strs("allowed_patterns"),
         key_types=key_types,
         min_rsa_bits=t.int("min_rsa_bits", 2048, 1024, 16384),
+        min_ec_bits=t.int("min_ec_bits", 256, 256, 384),
         cn_from_first_san=t.bool("cn_from_first_san"),
         approval_required=t.bool("approval_required"),
         description=t.str("description"),
+        rfc2818=t.bool("rfc2818"),
+        allow_key_reuse=t.bool("allow_key_reuse", True),
     )
     t.check_unknown()
     return profile
+
+
+def _jobs(t: Table) -> JobSettings:
+    jobs = JobSettings(
+        retry_base_seconds=t.float("retry_base_seconds", 2.0, 0.01),
+        retry_cap_seconds=t.float("retry_cap_seconds", 300.0, 0.01),
+        max_attempts=t.int("max_attempts", 10, 1, 1000),
+        poll_base_seconds=t.float("poll_base_seconds", 5.0, 0.01),
+        poll_cap_seconds=t.float("poll_cap_seconds", 600.0, 0.01),
+        scan_period_seconds=t.float("scan_period_seconds", 1.0, 0.01),
+    )
+    if jobs.retry_cap_seconds < jobs.retry_base_seconds:
+        raise t.error("retry_cap_seconds", "must be at least retry_base_seconds")
+    if jobs.poll_cap_seconds < jobs.poll_base_seconds:
+        raise t.error("poll_cap_seconds", "must be at least poll_base_seconds")
+    return jobs
+
+
+def _admin(t: Table) -> AdminSettings:
+    url = t.str("webhook_url")
+    if url and not re.match(r"^https?://", url):
+        raise t.error("webhook_url", f"expected an http:// or https:// URL, got {url!r}")
+    return AdminSettings(token=t.secret("token"), webhook_url=url,
+                         webhook_timeout_seconds=t.float("webhook_timeout_seconds", 5.0, 0.1))
+
+
+def _audit(t: Table) -> AuditSettings:
+    return AuditSettings(max_validity_days=t.int("max_validity_days", 398, 1, 36500))
 
 
 def default_cas() -> dict[str, CASettings]:
@@ -366,11 +432,13 @@ def parse(data: Mapping[str, Any], source: str) -> Settings:
     root = Table(source, "", data)
     server_t, storage_t = root.table("server"), root.table("storage")
     acme_t, validation_t = root.table("acme"), root.table("validation")
+    jobs_t, admin_t, audit_t = root.table("jobs"), root.table("admin"), root.table("audit")
     server = _server(server_t)
     storage = _storage(storage_t)
     acme = _acme(acme_t)
     validation = _validation(validation_t)
-    for t in (server_t, storage_t, acme_t, validation_t):
+    jobs, admin, audit = _jobs(jobs_t), _admin(admin_t), _audit(audit_t)
+    for t in (server_t, storage_t, acme_t, validation_t, jobs_t, admin_t, audit_t):
         t.check_unknown()
     cas_t = root.table("cas")
     cas = {name: _ca(cas_t.table(name), name) for name in cas_t.data} or default_cas()
@@ -385,7 +453,8 @@ def parse(data: Mapping[str, Any], source: str) -> Settings:
     for key in data:
         if key not in root._read and key not in known_extra:
             raise root.error(key, "unknown section (check the spelling against config/gateway.toml)")
-    return Settings(source, server, storage, acme, validation, cas, profiles, extra)
+    return Settings(source, server, storage, acme, validation, cas, profiles, jobs, admin, audit,
+                    extra)
 
 
 def load(path: Path | None) -> Settings:

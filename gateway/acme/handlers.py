@@ -9,6 +9,7 @@ from aiohttp import web
 from gateway import keys
 from gateway.acme import jws as jwslib
 from gateway.acme import render
+from gateway.acme.eab import eab_proof
 from gateway.acme.post import Verified, urls_for, verified
 from gateway.core.keys import jwk_thumbprint
 from gateway.core.models import PROCESSING, Authorization, Order
@@ -59,7 +60,8 @@ async def new_account(request: web.Request) -> web.Response:
     v = await verified(request, jwk_allowed=True, kid_allowed=False)
     assert v.jwk is not None
     core = request.config_dict[keys.CORE]
-    account, created = await core.accounts.register(v.jwk, v.thumbprint, v.payload)
+    proof = eab_proof(v.payload, v.jws, v.thumbprint)
+    account, created = await core.accounts.register(v.jwk, v.thumbprint, v.payload, eab=proof)
     return _json(render.account(v.urls, account), 201 if created else 200,
                  v.urls.account(account.id))
 

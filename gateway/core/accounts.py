@@ -6,11 +6,13 @@ import re
 from dataclasses import replace
 from typing import Any
 
+from gateway import audit
 from gateway.config import AcmeSettings
 from gateway.core.clock import Clock
+from gateway.core.eab import EabProof, EabService
 from gateway.core.models import DEACTIVATED, VALID, Account, new_id
 from gateway.errors import ErrorKind, GatewayError
-from gateway.storage.base import Conflict, Insert, Store, Update
+from gateway.storage.base import Conflict, Insert, Op, Store, Update
 
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
@@ -38,14 +40,22 @@ def check_contacts(contact: Any) -> tuple[str, ...]:
 class AccountService:
     """Everything that creates or changes an ACME account."""
 
-    def __init__(self, settings: AcmeSettings, store: Store, clock: Clock) -> None:
+    def __init__(self, settings: AcmeSettings, store: Store, clock: Clock,
+                 eab: EabService | None = None, trail: audit.AuditTrail | None = None) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
+        self.eab = eab
+        self.trail = trail or audit.AuditTrail(store, clock)
 
     async def register(self, jwk: dict[str, Any], thumbprint: str, payload: dict[str, Any],
-                       eab_kid: str | None = None) -> tuple[Account, bool]:
-        """Create an account for this key, or return the existing one (created flag second)."""
+                       eab_kid: str | None = None,
+                       eab: EabProof | None = None) -> tuple[Account, bool]:
+        """Create an account for this key, or return the existing one (created flag second).
+
+        With ``eab`` (a binding whose wire form the front end checked), the MAC is
+        verified and the key consumed in the same unit that creates the account.
+        """
         existing = await self.store.get_account_by_thumbprint(thumbprint)
         if existing is not None:
             return existing, False
@@ -58,16 +68,41 @@ class AccountService:
             raise GatewayError(ErrorKind.USER_ACTION_REQUIRED,
                                "you must agree to the terms of service "
                                f"({self.settings.terms_of_service}): set termsOfServiceAgreed")
-        account = Account(id=new_id(), thumbprint=thumbprint, jwk=jwk, contact=contact,
+        account_id = new_id()
+        eab_ops = await self._external_account(eab, account_id)
+        if eab is not None:
+            eab_kid = eab.kid
+        account = Account(id=account_id, thumbprint=thumbprint, jwk=jwk, contact=contact,
                           tos_agreed=agreed, created_at=self.clock.now(), eab_kid=eab_kid)
+        created = self.trail.event(audit.ACCOUNT_CREATED, actor=audit.acme_actor(account_id),
+                                   extra={"eab_kid": eab_kid} if eab_kid else None)
         try:
-            await self.store.apply([Insert(account)])
+            if not await self.store.apply([Insert(account), *eab_ops, created]):
+                raise GatewayError(ErrorKind.UNAUTHORIZED,
+                                   f"externalAccountBinding: key {eab_kid!r} was used or revoked "
+                                   "meanwhile")
         except Conflict:  # the same key registered concurrently: return that account
             raced = await self.store.get_account_by_thumbprint(thumbprint)
             if raced is None:
                 raise
             return raced, False
         return account, True
+
+    async def _external_account(self, eab: EabProof | None, account_id: str) -> list[Op]:
+        """The ops that consume the EAB key, or [] when no binding is needed."""
+        if eab is None:
+            if self.settings.external_account_required:
+                await self.trail.record(audit.UNAUTHORIZED, actor=audit.acme_actor(account_id),
+                                        result=ErrorKind.EXTERNAL_ACCOUNT_REQUIRED.value,
+                                        detail="newAccount without externalAccountBinding")
+                raise GatewayError(ErrorKind.EXTERNAL_ACCOUNT_REQUIRED,
+                                   "this server requires an external account binding: ask the "
+                                   "operator for a key id and HMAC key (acme-gateway eab create)")
+            return []
+        if self.eab is None:
+            raise GatewayError(ErrorKind.MALFORMED, "external account binding is not enabled here")
+        _key, ops = await self.eab.verify(eab, audit.acme_actor(account_id))
+        return ops
 
     async def get(self, account_id: str) -> Account:
         """A valid account, or accountDoesNotExist / unauthorized."""

@@ -27,16 +27,18 @@ from connectors.base import (
     CAProfile,
     Connector,
     ConnectorError,
+    Issued,
     IssueRequest,
     IssueResult,
-    Issued,
     Pending,
     Rejected,
     RevocationReason,
     RevocationUnsupported,
 )
+from gateway import audit
 from gateway.config import ProfileSettings, Settings
 from gateway.core import csr as csrs
+from gateway.core.approvals import PENDING_APPROVAL, ApprovalService, actor_of
 from gateway.core.clock import Clock
 from gateway.core.keys import jwk_public_key, spki_sha256
 from gateway.core.models import (
@@ -51,18 +53,22 @@ from gateway.core.models import (
     new_id,
 )
 from gateway.core.orders import OrderService, problem_dict
+from gateway.core.profiles import ProfilePolicy
 from gateway.errors import ErrorKind, GatewayError
-from gateway.storage.base import Delete, Insert, Store, Update
+from gateway.storage.base import Delete, Insert, Op, Store, Update
 from gateway.validation import Validator
 
 log = logging.getLogger("gateway.jobs")
 
+# Defaults of the [jobs] table (gateway.config.JobSettings holds the configured values).
 RETRY_BASE_SECONDS = 2.0
 RETRY_CAP_SECONDS = 300.0
 MAX_ATTEMPTS = 10
 POLL_BASE_SECONDS = 5.0
 POLL_CAP_SECONDS = 600.0
 SCAN_PERIOD_SECONDS = 1.0
+# Set in a job's ``extra`` once its CSR passed the profile rules (ACME does it at finalize).
+POLICY_CHECKED = "checked"
 ACME_REVOCATION_REASONS = {0, 1, 3, 4, 5, 9}
 
 
@@ -89,13 +95,19 @@ class IssuanceService:
 
     def __init__(self, settings: Settings, store: Store, clock: Clock,
                  connectors: Mapping[str, Connector], orders: OrderService,
-                 validator: Validator) -> None:
+                 validator: Validator, *, trail: audit.AuditTrail | None = None,
+                 profiles: ProfilePolicy | None = None,
+                 approvals: ApprovalService | None = None) -> None:
         self.settings = settings
+        self.jobs = settings.jobs
         self.store = store
         self.clock = clock
         self.connectors = connectors
         self.orders = orders
         self.validator = validator
+        self.trail = trail or audit.AuditTrail(store, clock)
+        self.profiles = profiles or ProfilePolicy(settings, store, self.trail)
+        self.approvals = approvals or ApprovalService(settings, store, clock, self.trail)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._done: dict[str, asyncio.Event] = {}
         self._wake = asyncio.Event()
@@ -113,20 +125,32 @@ class IssuanceService:
                                f"the order is {order.status}, not ready; "
                                "complete its authorizations first")
         profile = self.orders.profile(order.profile)
-        parsed = csrs.parse_csr(csr_der)
-        csrs.check_key(parsed, profile.key_types, profile.min_rsa_bits)
-        if parsed.spki_sha256 == spki_sha256(jwk_public_key(account.jwk)):
-            raise GatewayError(ErrorKind.BAD_CSR, "the CSR's key must differ from the account key")
-        csrs.check_names(parsed, order.identifiers)
+        await self._check_csr(order, account, csr_der, profile)
         await self._recheck_caa(order, account)
         now = self.clock.now()
-        job = Job(id=new_id(), order_id=order.id, run_at=now)
+        job = Job(id=new_id(), order_id=order.id, run_at=now, extra={"policy": POLICY_CHECKED})
         started = order.moved(PROCESSING, csr_der=csr_der)
         if not await self.store.apply([Update(started, expect=READY), Insert(job)]):
             return await self.orders.get_order(order_id, account)
         self._spawn(job)
         await self.wait_for(order.id, self.settings.acme.finalize_wait_seconds)
         return await self.orders.get_order(order_id, account)
+
+    async def _check_csr(self, order: Order, account: Account, csr_der: bytes,
+                         profile: ProfileSettings) -> None:
+        actor = audit.acme_actor(account.id)
+        try:
+            parsed = csrs.parse_csr(csr_der)
+            if parsed.spki_sha256 == spki_sha256(jwk_public_key(account.jwk)):
+                raise GatewayError(ErrorKind.BAD_CSR,
+                                   "the CSR's key must differ from the account key")
+            csrs.check_names(parsed, order.identifiers)
+        except GatewayError as exc:
+            await self.trail.record(audit.POLICY_REFUSED, actor=actor, profile=profile.name,
+                                    identifiers=audit.names(order.identifiers), ca=profile.ca,
+                                    result=exc.kind.value, detail=exc.detail, request_id=order.id)
+            raise
+        await self.profiles.check_csr(profile, parsed, actor=actor, request_id=order.id)
 
     async def _recheck_caa(self, order: Order, account: Account) -> None:
         limit = self.settings.validation.caa_recheck_after_seconds
@@ -181,9 +205,13 @@ class IssuanceService:
                 log.exception("scanning for due CA jobs failed")
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), SCAN_PERIOD_SECONDS)
+                await asyncio.wait_for(self._wake.wait(), self.jobs.scan_period_seconds)
             except TimeoutError:
                 pass
+
+    def wake(self) -> None:
+        """Scan for due jobs now (e.g. one an approver has just released)."""
+        self._wake.set()
 
     def run_now(self, job: Job) -> None:
         """Start a job that the caller has just persisted, without waiting for the next scan."""
@@ -208,7 +236,14 @@ class IssuanceService:
         if order is None or order.status != PROCESSING or order.csr_der is None:
             await self.store.apply([Delete(job)])
             return
+        if order.approval == PENDING_APPROVAL:
+            return  # parked until an approver acts (only a stale scan gets here)
         profile = self.orders.profile(order.profile)
+        if not job.ca_ref:
+            admitted = await self._admit(order, job, profile)
+            if admitted is None:
+                return
+            job = admitted
         connector = self.connectors[profile.ca]
         try:
             if job.ca_ref:
@@ -223,6 +258,41 @@ class IssuanceService:
             await self._ca_failed(order, job, exc, True)
             return
         await self._handle_result(order, job, result, profile.ca)
+
+    async def _admit(self, order: Order, job: Job, profile: ProfileSettings) -> Job | None:
+        """Before a first CA call: the profile gate and the approval hold.
+
+        Requests that did not pass ACME finalize (EST) get their CSR checked here,
+        so a profile rule binds every entry point; a refusal ends the order with
+        the rule's reason. A profile needing approval parks the order here.
+        """
+        ops: list[Op] = []
+        if job.extra.get("policy") != POLICY_CHECKED:
+            try:
+                assert order.csr_der is not None
+                parsed = csrs.parse_csr(order.csr_der)
+                await self.profiles.check_csr(profile, parsed, actor=actor_of(order),
+                                              request_id=order.id)
+            except GatewayError as exc:
+                await self._fail(order, job, exc.kind, exc.detail, event=None)
+                return None
+            job = replace(job, extra={**job.extra, "policy": POLICY_CHECKED})
+            ops += [Update(job), self._event(audit.REQUESTED, order, profile.ca)]
+        if profile.approval_required and order.approval is None:
+            ops += self.approvals.hold_ops(order, job, profile.ca)
+            if await self.store.apply(ops):
+                self.approvals.announce(order)
+            return None
+        if ops:
+            await self.store.apply(ops)
+        return job
+
+    def _event(self, event: str, order: Order, ca: str, result: str = "ok", detail: str = "",
+               extra: dict[str, Any] | None = None) -> Op:
+        return self.trail.event(event, actor=actor_of(order),
+                                identifiers=audit.names(order.identifiers), profile=order.profile,
+                                ca=ca, result=result, detail=detail, request_id=order.id,
+                                extra=extra)
 
     def _issue_request(self, order: Order, profile: ProfileSettings) -> IssueRequest:
         dns = tuple(i.value for i in order.identifiers if i.type == "dns")
@@ -241,8 +311,8 @@ class IssuanceService:
         if isinstance(result, Issued):
             await self._store_issued(order, job, result, ca)
         elif isinstance(result, Pending):
-            delay = result.retry_after or backoff(job.attempts + 1, POLL_BASE_SECONDS,
-                                                  POLL_CAP_SECONDS)
+            delay = result.retry_after or backoff(job.attempts + 1, self.jobs.poll_base_seconds,
+                                                  self.jobs.poll_cap_seconds)
             waiting = replace(job, state="waiting", ca_ref=result.ref, attempts=job.attempts + 1,
                               run_at=now + timedelta(seconds=delay), last_error=result.message)
             await self.store.apply([Update(waiting)])
@@ -252,8 +322,8 @@ class IssuanceService:
 
     async def _ca_failed(self, order: Order, job: Job, exc: Exception, retryable: bool) -> None:
         attempts = job.attempts + 1
-        if retryable and attempts < MAX_ATTEMPTS:
-            delay = backoff(attempts, RETRY_BASE_SECONDS, RETRY_CAP_SECONDS)
+        if retryable and attempts < self.jobs.max_attempts:
+            delay = backoff(attempts, self.jobs.retry_base_seconds, self.jobs.retry_cap_seconds)
             log.warning("CA call for order %s failed (attempt %d), retrying in %.0fs: %s",
                         order.id, attempts, delay, exc)
             again = replace(job, attempts=attempts, last_error=str(exc),
@@ -263,9 +333,15 @@ class IssuanceService:
         await self._fail(order, job, ErrorKind.CA_UNAVAILABLE,
                          f"the CA could not issue after {attempts} attempt(s): {exc}")
 
-    async def _fail(self, order: Order, job: Job, kind: ErrorKind, detail: str) -> None:
+    async def _fail(self, order: Order, job: Job, kind: ErrorKind, detail: str,
+                    event: str | None = audit.FAILED) -> None:
         failed = order.moved(INVALID, error=problem_dict(kind, detail))
-        await self.store.apply([Update(failed, expect=PROCESSING), Delete(job)])
+        ops: list[Op] = [Update(failed, expect=PROCESSING), Delete(job)]
+        if event is not None:
+            ca = self.orders.profile(order.profile).ca if order.profile in self.settings.profiles \
+                else ""
+            ops.append(self._event(event, order, ca, kind.value, detail))
+        await self.store.apply(ops)
 
     async def _store_issued(self, order: Order, job: Job, issued: Issued, ca: str) -> None:
         leaf = x509.load_der_x509_certificate(issued.leaf_der)
@@ -282,7 +358,11 @@ class IssuanceService:
             not_before=leaf.not_valid_before_utc, not_after=leaf.not_valid_after_utc,
             spki_sha256=spki_sha256(leaf.public_key()), ca=ca)
         done = order.moved(VALID, certificate_id=cert.id)
-        await self.store.apply([Insert(cert), Update(done, expect=PROCESSING), Delete(job)])
+        lifetime = (cert.not_after - cert.not_before).total_seconds()
+        facts = {"serial": cert.serial, "validity_days": round(lifetime / 86400, 2),
+                 "duration_s": round((self.clock.now() - order.created_at).total_seconds(), 3)}
+        await self.store.apply([Insert(cert), Update(done, expect=PROCESSING), Delete(job),
+                                self._event(audit.ISSUED, order, ca, extra=facts)])
 
     # -- certificates ----------------------------------------------------------------
 
@@ -322,7 +402,10 @@ class IssuanceService:
             raise GatewayError(ErrorKind.CA_UNAVAILABLE, f"the CA could not revoke: {exc}",
                                retry_after=30) from exc
         revoked = replace(cert, revoked_at=self.clock.now(), revocation_reason=code)
-        await self.store.apply([Update(revoked)])
+        actor = audit.acme_actor(account.id) if account is not None else "certificate-key"
+        await self.store.apply([Update(revoked), self.trail.event(
+            audit.REVOKED, actor=actor, ca=cert.ca, request_id=cert.order_id,
+            extra={"serial": cert.serial, "reason": code})])
         return revoked
 
     @staticmethod

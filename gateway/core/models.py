@@ -184,3 +184,39 @@ class Job:
     ca_ref: str | None = None
     last_error: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EabKey:
+    """An External Account Binding key (RFC 8555 §7.3.4) and what it lets an account do.
+
+    ``hmac_key`` is kept because verifying a MAC needs it; it is never logged or listed.
+    ``status`` is ``active``, ``used`` (a single-use key that bound an account) or ``revoked``.
+    """
+
+    id: str  # the key identifier (kid) given to the client
+    hmac_key: str  # base64url, no padding
+    status: str = "active"
+    profiles: tuple[str, ...] = ()
+    allowed_domains: tuple[str, ...] = ()
+    reusable: bool = False
+    uses: int = 0
+    created_at: datetime | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One entry of the append-only audit trail; the store adds sequence and hash chain."""
+
+    event: str
+    at: datetime
+    actor: str = ""
+    identifiers: tuple[str, ...] = ()
+    profile: str = ""
+    ca: str = ""
+    result: str = "ok"
+    detail: str = ""
+    request_id: str = ""
+    source: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)

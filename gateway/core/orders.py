@@ -8,8 +8,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from gateway import audit
 from gateway.config import ProfileSettings, Settings
-from gateway.core import policy
 from gateway.core.clock import Clock
 from gateway.core.models import (
     DEACTIVATED,
@@ -21,10 +21,12 @@ from gateway.core.models import (
     Account,
     Authorization,
     Challenge,
+    EabKey,
     Identifier,
     Order,
     new_id,
 )
+from gateway.core.profiles import ProfilePolicy
 from gateway.errors import ErrorKind, GatewayError
 from gateway.storage.base import Insert, Store, Update
 
@@ -68,10 +70,14 @@ def problem_dict(kind: ErrorKind, detail: str,
 class OrderService:
     """newOrder, order/authorization/challenge reads and the effects of a validation."""
 
-    def __init__(self, settings: Settings, store: Store, clock: Clock) -> None:
+    def __init__(self, settings: Settings, store: Store, clock: Clock, *,
+                 trail: audit.AuditTrail | None = None,
+                 profiles: ProfilePolicy | None = None) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
+        self.trail = trail or audit.AuditTrail(store, clock)
+        self.profiles = profiles or ProfilePolicy(settings, store, self.trail)
         # Called with (authz, challenge, account) when a challenge starts processing.
         self.on_challenge: Callable[[Authorization, Challenge, Account], None] = lambda *a: None
 
@@ -90,8 +96,11 @@ class OrderService:
         profile_name = payload.get("profile")
         if profile_name is not None and not isinstance(profile_name, str):
             raise GatewayError(ErrorKind.MALFORMED, "profile must be a string")
-        profile = self.profile(profile_name)
-        idents = policy.check_identifiers(profile, parse_identifiers(payload.get("identifiers")))
+        actor = audit.acme_actor(account.id)
+        binding = await self._binding(account, actor)
+        profile = await self.profiles.select(profile_name, actor=actor, binding=binding)
+        idents = await self.profiles.check_identifiers(
+            profile, parse_identifiers(payload.get("identifiers")), actor=actor, binding=binding)
         not_before = parse_time(payload.get("notBefore"), "notBefore")
         not_after = parse_time(payload.get("notAfter"), "notAfter")
         now = self.clock.now()
@@ -101,8 +110,23 @@ class OrderService:
                       authz_ids=tuple(a.id for a in authzs), profile=profile.name,
                       expires=now + timedelta(seconds=self.settings.acme.order_lifetime_seconds),
                       created_at=now, not_before=not_before, not_after=not_after)
-        await self.store.apply([Insert(order), *(Insert(a) for a in authzs)])
+        requested = self.trail.event(audit.REQUESTED, actor=actor, identifiers=audit.names(idents),
+                                     profile=profile.name, ca=profile.ca, request_id=order_id)
+        await self.store.apply([Insert(order), *(Insert(a) for a in authzs), requested])
         return order
+
+    async def _binding(self, account: Account, actor: str) -> EabKey | None:
+        """The EAB key that limits this account; refused once that key is revoked."""
+        if account.eab_kid is None:
+            return None
+        key = await self.store.get_eab_key(account.eab_kid)
+        if key is not None and key.status == "revoked":
+            detail = (f"the external account key {key.id!r} this account was bound with has "
+                      "been revoked; ask the operator for a new one")
+            await self.trail.record(audit.UNAUTHORIZED, actor=actor, detail=detail,
+                                    result=ErrorKind.UNAUTHORIZED.value)
+            raise GatewayError(ErrorKind.UNAUTHORIZED, detail)
+        return key
 
     def _challenge_types(self, ident: Identifier, wildcard: bool) -> list[str]:
         offered = self.settings.validation.challenge_types
@@ -223,6 +247,12 @@ class OrderService:
         if current is not None and current.status == PENDING:
             ops.append(Update(current.moved(VALID if error is None else INVALID),
                               expect=PENDING))
+        ops.append(self.trail.event(
+            audit.VALIDATED, actor=audit.acme_actor(authz.account_id),
+            identifiers=(authz.identifier.value,), request_id=authz.order_id,
+            result="ok" if error is None else str(error.get("kind", "failed")),
+            detail="" if error is None else str(error.get("detail", "")),
+            extra={"challenge": chall.type}))
         await self.store.apply(ops)
         order = await self.store.get_order(authz.order_id)
         if order is not None:

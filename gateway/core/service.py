@@ -6,12 +6,16 @@ import logging
 from collections.abc import Mapping
 
 from connectors.base import Connector
+from gateway import audit
 from gateway.config import Settings
 from gateway.core.accounts import AccountService
+from gateway.core.approvals import ApprovalService
 from gateway.core.clock import Clock, SystemClock
+from gateway.core.eab import EabService
 from gateway.core.est import EstService
 from gateway.core.issuance import IssuanceService
 from gateway.core.orders import OrderService
+from gateway.core.profiles import ProfilePolicy
 from gateway.core.validations import ValidationRunner
 from gateway.storage.base import Store
 from gateway.validation import Validator
@@ -31,12 +35,19 @@ class Core:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.connectors = connectors
-        self.accounts = AccountService(settings.acme, store, self.clock)
-        self.orders = OrderService(settings, store, self.clock)
+        self.audit = audit.AuditTrail(store, self.clock)
+        self.profiles = ProfilePolicy(settings, store, self.audit)
+        self.eab = EabService(settings, store, self.clock, self.audit)
+        self.approvals = ApprovalService(settings, store, self.clock, self.audit)
+        self.accounts = AccountService(settings.acme, store, self.clock, self.eab, self.audit)
+        self.orders = OrderService(settings, store, self.clock, trail=self.audit,
+                                   profiles=self.profiles)
         self.validations = ValidationRunner(settings, store, self.orders, validator)
         self.orders.on_challenge = self.validations.start
         self.issuance = IssuanceService(settings, store, self.clock, connectors, self.orders,
-                                        validator)
+                                        validator, trail=self.audit, profiles=self.profiles,
+                                        approvals=self.approvals)
+        self.approvals.on_approved = self.issuance.wake
         self.est = EstService(settings, store, self.clock, connectors, self.issuance)
 
     async def start(self) -> None:
@@ -50,6 +61,7 @@ class Core:
         """Stop background work; anything unfinished resumes on the next start."""
         await self.validations.stop()
         await self.issuance.stop()
+        await self.approvals.aclose()
 
     async def ready(self) -> dict[str, str]:
         """Each CA's health: "ok" or the reason it is not usable."""

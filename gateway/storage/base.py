@@ -13,11 +13,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
-from gateway.core.models import Account, Authorization, Certificate, Challenge, Job, Order
+from gateway.core.models import (
+    Account,
+    AuditEvent,
+    Authorization,
+    Certificate,
+    Challenge,
+    EabKey,
+    Job,
+    Order,
+)
 
-Model = Account | Order | Authorization | Challenge | Certificate | Job
+# An AuditEvent may only be inserted: the audit table is append-only and hash-chained.
+Model = Account | Order | Authorization | Challenge | Certificate | Job | EabKey | AuditEvent
 
 
 @dataclass(frozen=True)
@@ -114,4 +124,21 @@ class Store(Protocol):
 
     async def due_jobs(self, now: datetime, limit: int) -> list[Job]:
         """Jobs whose ``run_at`` has come, oldest first."""
+        ...
+
+    async def get_eab_key(self, kid: str) -> EabKey | None:
+        """One External Account Binding key by key identifier."""
+        ...
+
+    async def list_eab_keys(self) -> list[EabKey]:
+        """Every EAB key, oldest first."""
+        ...
+
+    async def orders_awaiting_approval(self, limit: int) -> list[Order]:
+        """Orders held for an approver, oldest first."""
+        ...
+
+    async def audit_rows(self, after_seq: int, limit: int, since: datetime | None = None,
+                         until: datetime | None = None) -> list[dict[str, Any]]:
+        """Raw audit rows (every column, chain included) with seq > after_seq, in seq order."""
         ...

@@ -13,9 +13,11 @@ from typing import Any
 
 from gateway.core.models import (
     Account,
+    AuditEvent,
     Authorization,
     Certificate,
     Challenge,
+    EabKey,
     Identifier,
     Job,
     Order,
@@ -62,7 +64,38 @@ TABLES: dict[type, tuple[str, tuple[str, ...]]] = {
                                    "revoked_at", "revocation_reason")),
     Job: ("jobs", ("id", "order_id", "state", "attempts", "run_at", "ca_ref", "last_error",
                    "extra")),
+    EabKey: ("eab_keys", ("id", "hmac_key", "status", "profiles", "allowed_domains", "reusable",
+                          "uses", "created_at", "note")),
 }
+
+# The audit table is append-only and hash-chained; the store fills seq, prev_hash and hash.
+AUDIT_TABLE = "audit_events"
+AUDIT_COLUMNS = ("seq", "at", "event", "actor", "identifiers", "profile", "ca", "result",
+                 "detail", "request_id", "source", "extra", "prev_hash", "hash")
+
+
+def audit_values(e: AuditEvent) -> tuple[Any, ...]:
+    """The stored values of an audit event, without seq and the chain columns."""
+    return (ts(e.at), e.event, e.actor, _json(list(e.identifiers)), e.profile, e.ca, e.result,
+            e.detail, e.request_id, e.source, _json(e.extra))
+
+
+def audit_event(r: Row) -> AuditEvent:
+    """An AuditEvent from its row (seq and hashes are read from the row directly)."""
+    return AuditEvent(event=r["event"], at=_dt(r["at"]), actor=r["actor"],
+                      identifiers=tuple(json.loads(r["identifiers"])), profile=r["profile"],
+                      ca=r["ca"], result=r["result"], detail=r["detail"],
+                      request_id=r["request_id"], source=r["source"],
+                      extra=json.loads(r["extra"]))
+
+
+def eab_key(r: Row) -> EabKey:
+    """An EabKey from its row."""
+    return EabKey(id=r["id"], hmac_key=r["hmac_key"], status=r["status"],
+                  profiles=tuple(json.loads(r["profiles"])),
+                  allowed_domains=tuple(json.loads(r["allowed_domains"])),
+                  reusable=bool(r["reusable"]), uses=r["uses"], created_at=dt(r["created_at"]),
+                  note=r["note"])
 
 
 def to_row(model: Any) -> dict[str, Any]:
@@ -99,6 +132,12 @@ def to_row(model: Any) -> dict[str, Any]:
         return {"id": model.id, "order_id": model.order_id, "state": model.state,
                 "attempts": model.attempts, "run_at": ts(model.run_at), "ca_ref": model.ca_ref,
                 "last_error": model.last_error, "extra": _json(model.extra)}
+    if isinstance(model, EabKey):
+        return {"id": model.id, "hmac_key": model.hmac_key, "status": model.status,
+                "profiles": _json(list(model.profiles)),
+                "allowed_domains": _json(list(model.allowed_domains)),
+                "reusable": int(model.reusable), "uses": model.uses,
+                "created_at": ts(model.created_at), "note": model.note}
     raise TypeError(f"no table for {type(model).__name__}")
 
 

@@ -86,4 +86,35 @@ CREATE TABLE jobs (
 );
 CREATE INDEX jobs_run_at ON jobs (run_at);
 """),
+    (2, """
+CREATE TABLE audit_events (
+    seq INTEGER PRIMARY KEY,
+    at DOUBLE PRECISION NOT NULL,
+    event TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    identifiers TEXT NOT NULL,
+    profile TEXT NOT NULL,
+    ca TEXT NOT NULL,
+    result TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    extra TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX audit_events_at ON audit_events (at);
+CREATE TABLE eab_keys (
+    id TEXT PRIMARY KEY,
+    hmac_key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    profiles TEXT NOT NULL,
+    allowed_domains TEXT NOT NULL,
+    reusable INTEGER NOT NULL,
+    uses INTEGER NOT NULL,
+    created_at DOUBLE PRECISION,
+    note TEXT NOT NULL
+);
+CREATE INDEX orders_approval ON orders (approval);
+"""),
 )

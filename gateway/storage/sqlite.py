@@ -20,12 +20,18 @@ from typing import Any
 
 import aiosqlite
 
-from gateway.core.models import Account, Authorization, Certificate, Job, Order
+from gateway import audit_chain
+from gateway.core.models import Account, AuditEvent, Authorization, Certificate, EabKey, Job, Order
 from gateway.storage import rows
 from gateway.storage.base import Conflict, Delete, Insert, Op, Update
 from gateway.storage.schema import MIGRATIONS
 
 Statement = tuple[str, tuple[Any, ...], bool]  # sql, params, must change a row
+
+# Marks an audit append: its seq and hashes are filled in the writer, inside the transaction.
+_AUDIT = "-- audit append"
+_AUDIT_INSERT = (f"INSERT INTO {rows.AUDIT_TABLE} ({', '.join(rows.AUDIT_COLUMNS)}) "
+                 f"VALUES ({', '.join('?' * len(rows.AUDIT_COLUMNS))})")
 
 
 def _insert_sql(table: str, cols: tuple[str, ...]) -> str:
@@ -39,6 +45,10 @@ def _update_sql(table: str, cols: tuple[str, ...], expect: bool) -> str:
 
 def statements(op: Op) -> list[Statement]:
     """The SQL statements of one operation."""
+    if isinstance(op.model, AuditEvent):
+        if not isinstance(op, Insert):
+            raise TypeError("audit events are append-only")
+        return [(_AUDIT, rows.audit_values(op.model), False)]
     table, cols = rows.TABLES[type(op.model)]
     values = rows.to_row(op.model)
     if isinstance(op, Delete):
@@ -64,17 +74,44 @@ class _Unit:
         self.result: bool | BaseException = False
 
 
-def _apply_unit(conn: sqlite3.Connection, unit: _Unit) -> None:
+class _Chain:
+    """The audit chain's head during one write transaction.
+
+    It is read inside the transaction (which holds SQLite's write lock), so a
+    CLI appending from another process between two of our commits is seen.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.head: tuple[int, str] | None = None
+
+    def append(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        if self.head is None:
+            last = self.conn.execute(
+                f"SELECT seq, hash FROM {rows.AUDIT_TABLE} ORDER BY seq DESC LIMIT 1").fetchone()
+            self.head = (last[0], last[1]) if last else (0, audit_chain.GENESIS)
+        seq, prev = self.head[0] + 1, self.head[1]
+        digest = audit_chain.link(prev, (seq, *values))
+        self.head = (seq, digest)
+        return (seq, *values, prev, digest)
+
+
+def _apply_unit(conn: sqlite3.Connection, unit: _Unit, chain: _Chain) -> None:
+    mark = chain.head
     conn.execute("SAVEPOINT unit")
     try:
         for sql, params, must_change in unit.stmts:
+            if sql == _AUDIT:
+                sql, params = _AUDIT_INSERT, chain.append(params)
             if conn.execute(sql, params).rowcount == 0 and must_change:
                 conn.execute("ROLLBACK TO unit")
+                chain.head = mark
                 unit.result = False
                 return
         unit.result = True
     except sqlite3.IntegrityError as exc:
         conn.execute("ROLLBACK TO unit")
+        chain.head = mark
         unit.result = Conflict(str(exc))
     finally:
         conn.execute("RELEASE unit")
@@ -180,9 +217,10 @@ class SQLiteStore:
         conn = self._writer
         assert conn is not None
         conn.execute("BEGIN IMMEDIATE")
+        chain = _Chain(conn)
         try:
             for unit in batch:
-                _apply_unit(conn, unit)
+                _apply_unit(conn, unit, chain)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -283,3 +321,36 @@ class SQLiteStore:
             "SELECT * FROM jobs WHERE state IN ('queued', 'waiting') AND run_at <= ? "
             "ORDER BY run_at LIMIT ?", (now.timestamp(), limit))
         return [rows.job(r) for r in found]
+
+    async def get_eab_key(self, kid: str) -> EabKey | None:
+        """One EAB key by key identifier."""
+        r = await self._one("SELECT * FROM eab_keys WHERE id = ?", (kid,))
+        return rows.eab_key(r) if r else None
+
+    async def list_eab_keys(self) -> list[EabKey]:
+        """Every EAB key, oldest first."""
+        return [rows.eab_key(r) for r in await self._rows(
+            "SELECT * FROM eab_keys ORDER BY created_at, id")]
+
+    async def orders_awaiting_approval(self, limit: int) -> list[Order]:
+        """Orders held for an approver, oldest first."""
+        found = await self._rows(
+            "SELECT * FROM orders WHERE approval = 'pending' AND status = 'processing' "
+            "ORDER BY created_at LIMIT ?", (limit,))
+        return [rows.order(r) for r in found]
+
+    async def audit_rows(self, after_seq: int, limit: int, since: datetime | None = None,
+                         until: datetime | None = None) -> list[dict[str, Any]]:
+        """Raw audit rows after ``after_seq``, optionally within [since, until)."""
+        where: list[str] = ["seq > ?"]
+        params: list[Any] = [after_seq]
+        if since is not None:
+            where.append("at >= ?")
+            params.append(since.timestamp())
+        if until is not None:
+            where.append("at < ?")
+            params.append(until.timestamp())
+        found = await self._rows(
+            f"SELECT * FROM {rows.AUDIT_TABLE} WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?",
+            (*params, limit))
+        return [dict(r) for r in found]

@@ -1,0 +1,1 @@
+"""The admin HTTP API: pending approvals, approve, reject (bearer-token authenticated)."""

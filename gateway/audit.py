@@ -1,0 +1,101 @@
+"""The audit trail: who asked for what, what the gateway decided, and what the CA did.
+
+Every decision of the core (an order requested, a validation done, a policy
+refusal, an approval, an issuance, a failure, a revocation, an unauthorized
+attempt) becomes one :class:`gateway.core.models.AuditEvent`. The core adds the
+event to the same ``Store.apply`` unit as the state change it records, so an
+audit write costs one more INSERT in a transaction that commits anyway; only
+refusals, which change no state, are appended on their own.
+
+The store chains the rows (``gateway.audit_chain``); ``acme-gateway audit
+verify`` recomputes the chain and ``audit report`` summarises a period
+(``gateway.audit_report``).
+
+Where a request came from (source address, HTTP request id) is set by the app's
+middleware in a context variable, so the core records it without knowing HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.core.clock import Clock
+from gateway.core.models import AuditEvent, Identifier
+from gateway.storage.base import Insert, Store
+
+log = logging.getLogger("gateway.audit")
+
+# Event types, as stored and reported.
+ACCOUNT_CREATED = "account_created"
+REQUESTED = "requested"
+VALIDATED = "validated"
+POLICY_REFUSED = "policy_refused"
+APPROVAL_PENDING = "approval_pending"
+APPROVED = "approved"
+REJECTED = "rejected"
+ISSUED = "issued"
+FAILED = "failed"
+REVOKED = "revoked"
+UNAUTHORIZED = "unauthorized"
+EAB_CREATED = "eab_created"
+EAB_REVOKED = "eab_revoked"
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """The transport facts of the request being served."""
+
+    request_id: str
+    source: str
+
+
+CURRENT_REQUEST: ContextVar[RequestInfo | None] = ContextVar("gateway_request", default=None)
+
+
+def new_request_id() -> str:
+    """A short random id tying the audit events of one HTTP request together."""
+    return secrets.token_hex(8)
+
+
+def acme_actor(account_id: str) -> str:
+    """How an ACME account appears as an actor."""
+    return f"acme:{account_id}"
+
+
+def names(idents: tuple[Identifier, ...] | list[Identifier]) -> tuple[str, ...]:
+    """Identifier values, as stored in events."""
+    return tuple(i.value for i in idents)
+
+
+class AuditTrail:
+    """Builds audit events and appends them through the store."""
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    def event(self, event: str, *, actor: str = "", identifiers: tuple[str, ...] = (),
+              profile: str = "", ca: str = "", result: str = "ok", detail: str = "",
+              request_id: str = "", extra: dict[str, Any] | None = None) -> Insert:
+        """An Insert op for one event, to put into the same apply as the state change."""
+        info = CURRENT_REQUEST.get()
+        return Insert(AuditEvent(
+            event=event, at=self.clock.now(), actor=actor, identifiers=tuple(identifiers),
+            profile=profile, ca=ca, result=result, detail=detail,
+            request_id=request_id or (info.request_id if info else ""),
+            source=info.source if info else "", extra=extra or {}))
+
+    async def record(self, event: str, **fields: Any) -> None:
+        """Append one event on its own (for decisions that change no other state).
+
+        A failing audit write is logged and swallowed: the refusal it records has
+        already happened, and the client must still get its answer.
+        """
+        try:
+            await self.store.apply([self.event(event, **fields)])
+        except Exception:
+            log.exception("could not append audit event %s", event)
