@@ -18,12 +18,14 @@ from typing import cast
 import dns.flags
 import dns.message
 import dns.rcode
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 from aiohttp import web
 
 LOOPBACK = "127.0.0.1"
+LOOPBACK_A = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.A, LOOPBACK)
 
 
 class Http01Responder:
@@ -83,14 +85,16 @@ class DnsResponder:
     def __init__(self, port: int, address: str = LOOPBACK) -> None:
         self.port = port
         self.address = address
-        # Lower-case absolute names ("_acme-challenge.x.test.") → TXT values.
-        self.txt: dict[str, list[str]] = {}
+        # Lower-case absolute names ("_acme-challenge.x.test.") → TXT records, built once at
+        # publish time: parsing rdata text per query would double the cost of an answer.
+        self.txt: dict[str, list[dns.rdata.Rdata]] = {}
         self.queries: Counter[str] = Counter()
         self._transport: asyncio.DatagramTransport | None = None
 
     def publish(self, name: str, value: str) -> None:
         """Add a TXT value at ``_acme-challenge.<name>``."""
-        self.txt.setdefault(self._key(name), []).append(value)
+        record = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.TXT, f'"{value}"')
+        self.txt.setdefault(self._key(name), []).append(record)
 
     def withdraw(self, name: str) -> None:
         """Remove every TXT value at ``_acme-challenge.<name>``."""
@@ -108,14 +112,9 @@ class DnsResponder:
             name = question.name.to_text().lower()
             self.queries[dns.rdatatype.to_text(question.rdtype)] += 1
             if question.rdtype == dns.rdatatype.TXT and name in self.txt:
-                values = [f'"{v}"' for v in self.txt[name]]
-                response.answer.append(
-                    dns.rrset.from_text_list(name, 0, dns.rdataclass.IN, dns.rdatatype.TXT, values)
-                )
+                response.answer.append(dns.rrset.from_rdata_list(question.name, 0, self.txt[name]))
             elif question.rdtype == dns.rdatatype.A and not name.startswith("_acme-challenge."):
-                response.answer.append(
-                    dns.rrset.from_text(name, 0, dns.rdataclass.IN, dns.rdatatype.A, LOOPBACK)
-                )
+                response.answer.append(dns.rrset.from_rdata(question.name, 0, LOOPBACK_A))
         return response
 
     async def start(self) -> None:
