@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
         pass
     else:
         cli_ca.add_subcommands(sub)
+    from gateway import cli_admin
+
+    cli_admin.add_subcommands(sub)
     from gateway.est import cli as est_cli
 
     est_cli.add_subcommands(sub)

@@ -1,0 +1,192 @@
+"""``audit verify`` and ``audit report``: read the audit trail back.
+
+``verify`` recomputes the hash chain row by row and names the first rows that
+are not what was written: a changed row (its content no longer matches its
+hash), a row whose link to its predecessor is broken (the predecessor was
+changed and re-hashed, or removed), and gaps in the sequence (removed rows).
+Removing rows at the *end* leaves a shorter, consistent chain; an operator who
+keeps the printed head (``SEQ:HASH``) can pass it as ``--anchor`` later to
+detect that too.
+
+``report`` summarises a period for compliance: requests, issued, failed,
+policy refusals, validation failures, unauthorized attempts, per profile and
+per requester, issuance time (mean, p95) and violations such as a validity
+above the configured maximum (398 days by default, the CA/Browser Forum limit).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from gateway import audit, audit_chain
+from gateway.storage.base import Store
+
+PAGE = 2000
+
+
+async def rows_of(store: Store, since: datetime | None = None,
+                  until: datetime | None = None) -> AsyncIterator[dict[str, Any]]:
+    """Every audit row (in the period), in sequence order, read page by page."""
+    after = 0
+    while True:
+        page = await store.audit_rows(after, PAGE, since, until)
+        for row in page:
+            yield row
+        if len(page) < PAGE:
+            return
+        after = page[-1]["seq"]
+
+
+@dataclass
+class ChainCheck:
+    """The outcome of ``audit verify``."""
+
+    rows: int = 0
+    head: str = f"0:{audit_chain.GENESIS}"
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no row was found changed or missing."""
+        return not self.problems
+
+
+def check_row(row: dict[str, Any], prev_seq: int, prev_hash: str) -> list[str]:
+    """What is wrong with one row, given the row before it."""
+    seq = row["seq"]
+    found = []
+    if seq != prev_seq + 1:
+        missing = f"row {prev_seq + 1}" if seq == prev_seq + 2 else \
+            f"rows {prev_seq + 1} to {seq - 1}"
+        found.append(f"{missing} removed (the sequence jumps from {prev_seq} to {seq})")
+    if row["prev_hash"] != prev_hash:
+        found.append(f"row {seq}: its link to row {seq - 1} is broken — row {seq - 1} was "
+                     "changed and re-hashed, or removed")
+    values = [row[c] for c in audit_chain.HASHED_COLUMNS]
+    if audit_chain.link(row["prev_hash"], values) != row["hash"]:
+        found.append(f"row {seq} was changed: its content no longer matches its hash "
+                     f"(event {row['event']!r}, request {row['request_id']!r})")
+    return found
+
+
+async def verify(store: Store, anchor: str | None = None) -> ChainCheck:
+    """Recompute the whole chain; ``anchor`` (``SEQ:HASH``) must still be in it."""
+    result = ChainCheck()
+    prev_seq, prev_hash = 0, audit_chain.GENESIS
+    anchor_seq, _, anchor_hash = (anchor or "").partition(":")
+    anchor_seen = anchor is None
+    async for row in rows_of(store):
+        result.problems += check_row(row, prev_seq, prev_hash)
+        if anchor and str(row["seq"]) == anchor_seq:
+            anchor_seen = True
+            if row["hash"] != anchor_hash:
+                result.problems.append(f"row {anchor_seq} differs from the anchor you kept")
+        prev_seq, prev_hash = row["seq"], row["hash"]
+        result.rows += 1
+    if not anchor_seen:
+        result.problems.append(f"row {anchor_seq} of the anchor is gone: rows were removed "
+                               f"from the end (the chain now ends at row {prev_seq})")
+    result.head = f"{prev_seq}:{prev_hash}"
+    return result
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """The nearest-rank percentile of ``values`` (which must not be empty)."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+class _Tally:
+    """Counters of one report."""
+
+    def __init__(self) -> None:
+        self.totals: Counter[str] = Counter()
+        self.by_profile: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.by_requester: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.durations: list[float] = []
+        self.violations: list[dict[str, Any]] = []
+
+
+# event type → report counter name (only these are counted per profile and requester)
+COUNTED = {audit.REQUESTED: "requests", audit.ISSUED: "issued", audit.FAILED: "failed",
+           audit.POLICY_REFUSED: "policy_refused", audit.UNAUTHORIZED: "unauthorized_attempts",
+           audit.APPROVED: "approved", audit.REJECTED: "rejected", audit.REVOKED: "revoked",
+           audit.APPROVAL_PENDING: "held_for_approval"}
+
+
+def _count(tally: _Tally, row: dict[str, Any], max_validity_days: int) -> None:
+    event, extra = row["event"], json.loads(row["extra"])
+    if event == audit.VALIDATED:
+        if row["result"] != "ok":
+            tally.totals["validation_failures"] += 1
+        return
+    name = COUNTED.get(event)
+    if name is None or row["result"] == "refused":
+        return
+    tally.totals[name] += 1
+    requester = extra.get("requester", row["actor"]) if event in (audit.APPROVED,
+                                                                   audit.REJECTED) else row["actor"]
+    if row["profile"]:
+        tally.by_profile[row["profile"]][name] += 1
+    tally.by_requester[requester or "?"][name] += 1
+    if event == audit.ISSUED:
+        _issued(tally, row, extra, max_validity_days)
+
+
+def _issued(tally: _Tally, row: dict[str, Any], extra: dict[str, Any], limit: int) -> None:
+    if isinstance(extra.get("duration_s"), int | float):
+        tally.durations.append(float(extra["duration_s"]))
+    days = extra.get("validity_days")
+    if isinstance(days, int | float) and days > limit:
+        tally.violations.append({"type": "validity_over_maximum", "serial": extra.get("serial"),
+                                 "validity_days": days, "maximum_days": limit,
+                                 "profile": row["profile"], "request_id": row["request_id"]})
+
+
+def build_report(rows: Iterable[dict[str, Any]], since: datetime | None, until: datetime | None,
+                 max_validity_days: int) -> dict[str, Any]:
+    """The report of a period, as a JSON-ready dict."""
+    tally = _Tally()
+    for row in rows:
+        _count(tally, row, max_validity_days)
+    timing: dict[str, Any] = {"count": len(tally.durations), "mean_s": None, "p95_s": None}
+    if tally.durations:
+        timing["mean_s"] = round(sum(tally.durations) / len(tally.durations), 3)
+        timing["p95_s"] = round(percentile(tally.durations, 95), 3)
+    totals = {name: tally.totals.get(name, 0) for name in
+              ("requests", "issued", "failed", "policy_refused", "validation_failures",
+               "unauthorized_attempts", "held_for_approval", "approved", "rejected", "revoked")}
+    return {"since": since.isoformat() if since else None,
+            "until": until.isoformat() if until else None,
+            "totals": totals,
+            "by_profile": {k: dict(v) for k, v in sorted(tally.by_profile.items())},
+            "by_requester": {k: dict(v) for k, v in sorted(tally.by_requester.items())},
+            "issuance_time": timing, "violations": tally.violations}
+
+
+def render_text(report: dict[str, Any]) -> str:
+    """The report for a terminal."""
+    lines = [f"Audit report {report['since'] or 'start'} .. {report['until'] or 'now'}", ""]
+    lines += [f"  {name.replace('_', ' '):<24}{value}" for name, value in report["totals"].items()]
+    timing = report["issuance_time"]
+    if timing["count"]:
+        lines.append(f"  {'issuance time':<24}mean {timing['mean_s']} s, p95 {timing['p95_s']} s "
+                     f"({timing['count']} certificates)")
+    for title in ("by_profile", "by_requester"):
+        lines += ["", f"{title.replace('_', ' ').capitalize()}:"]
+        for key, counts in report[title].items():
+            shown = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(counts.items()))
+            lines.append(f"  {key:<32}{shown}")
+    lines += ["", f"Violations: {len(report['violations']) or 'none'}"]
+    for v in report["violations"]:
+        lines.append(f"  {v['type']}: serial {v['serial']} valid {v['validity_days']} days "
+                     f"(maximum {v['maximum_days']}), profile {v['profile']}, "
+                     f"request {v['request_id']}")
+    return "\n".join(lines)

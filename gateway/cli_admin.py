@@ -1,0 +1,203 @@
+"""Operator subcommands: ``eab``, ``approvals``, ``approve``, ``reject`` and ``audit``.
+
+They work on the gateway's database directly, through the same Store and core
+services as the server (so every action is audited the same way), and may run
+while the gateway serves: SQLite serialises the writes, and the server's job
+scanner picks up an approved request within ``[jobs] scan_period_seconds``.
+
+Exit codes: 0 done, 1 refused (unknown id, broken audit chain, ...), 2 config error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway import audit_report
+from gateway.audit import AuditTrail
+from gateway.config import Settings
+from gateway.core.approvals import ApprovalService, actor_of
+from gateway.core.clock import SystemClock
+from gateway.core.eab import EabService
+from gateway.errors import GatewayError
+from gateway.storage.base import Store
+
+Action = Callable[[argparse.Namespace, Settings, Store], Awaitable[int]]
+
+
+def add_subcommands(subparsers: Any) -> None:
+    """Add the operator subcommands to the top-level subparsers of ``acme-gateway``."""
+    eab = subparsers.add_parser("eab", help="External Account Binding keys for ACME clients")
+    eab_sub = eab.add_subparsers(dest="eab_command", required=True)
+    create = _sub(eab_sub, "create", "create a key; prints its key id and HMAC key once",
+                  eab_create)
+    create.add_argument("--profile", action="append", default=[], metavar="NAME",
+                        help="a profile the bound account may use (repeatable; default: all)")
+    create.add_argument("--allowed-domains", nargs="+", default=[], metavar="PATTERN",
+                        help="domains the account may order: globs (*.example.com) or re:REGEX")
+    create.add_argument("--reusable", action="store_true",
+                        help="may bind several accounts (default: single use)")
+    create.add_argument("--note", default="", help="a free-text note shown by `eab list`")
+    _sub(eab_sub, "list", "list keys (never their HMAC keys)", eab_list)
+    revoke = _sub(eab_sub, "revoke", "stop a key from binding accounts; bound accounts "
+                  "can no longer order", eab_revoke)
+    revoke.add_argument("kid", help="the key id")
+    _sub(subparsers, "approvals", "list requests waiting for an approver", approvals_list)
+    approve = _sub(subparsers, "approve", "release a held request to its CA", approve_request)
+    approve.add_argument("id", help="the request id (ACME order id or EST request id)")
+    approve.add_argument("--approver", default="", help="who approves (default: login name)")
+    reject = _sub(subparsers, "reject", "refuse a held request; the client sees the reason",
+                  reject_request)
+    reject.add_argument("id", help="the request id")
+    reject.add_argument("--reason", required=True, help="shown to the requester")
+    reject.add_argument("--approver", default="", help="who rejects (default: login name)")
+    _audit_subcommands(subparsers)
+
+
+def _audit_subcommands(subparsers: Any) -> None:
+    aud = subparsers.add_parser("audit", help="verify and report on the audit trail")
+    aud_sub = aud.add_subparsers(dest="audit_command", required=True)
+    ver = _sub(aud_sub, "verify", "recompute the hash chain; name changed or removed rows",
+               audit_verify)
+    ver.add_argument("--anchor", metavar="SEQ:HASH",
+                     help="a head printed by an earlier verify: detects rows removed at the end")
+    rep = _sub(aud_sub, "report", "requests, issuance, failures and violations of a period",
+               audit_report_cmd)
+    rep.add_argument("--since", type=_when, help="start, ISO date or date-time (UTC)")
+    rep.add_argument("--until", type=_when, help="end (exclusive), ISO date or date-time (UTC)")
+    rep.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _sub(parent: Any, name: str, help_text: str, action: Action) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = parent.add_parser(name, help=help_text)
+    parser.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="TOML config file")
+    parser.set_defaults(handler=lambda args, settings: _run(args, settings, action))
+    return parser
+
+
+def _when(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date or date-time") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _run(args: argparse.Namespace, settings: Settings, action: Action) -> int:
+    from gateway.app import build_store  # the one place that picks the concrete store
+
+    async def main() -> int:
+        store = build_store(settings)
+        await store.open()
+        try:
+            return await action(args, settings, store)
+        except GatewayError as exc:
+            print(f"acme-gateway: {exc.detail}", file=sys.stderr)
+            return 1
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def _operator(args: argparse.Namespace) -> str:
+    return f"cli:{args.approver or getpass.getuser()}"
+
+
+def _services(settings: Settings, store: Store) -> tuple[EabService, ApprovalService]:
+    clock = SystemClock()
+    trail = AuditTrail(store, clock)
+    return (EabService(settings, store, clock, trail),
+            ApprovalService(settings, store, clock, trail))
+
+
+async def eab_create(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    """``eab create``: the HMAC key is printed here once and never again."""
+    eab, _ = _services(settings, store)
+    key = await eab.create(tuple(args.profile), tuple(args.allowed_domains), args.reusable,
+                           args.note, actor=f"cli:{getpass.getuser()}")
+    print(f"kid:  {key.id}\nhmac: {key.hmac_key}")
+    print(f"profiles: {', '.join(key.profiles) or 'all'}; domains: "
+          f"{', '.join(key.allowed_domains) or 'any the profile allows'}; "
+          f"{'reusable' if key.reusable else 'single use'}")
+    print(f"certbot: --eab-kid {key.id} --eab-hmac-key <hmac>   "
+          f"lego: --eab --kid {key.id} --hmac <hmac>", file=sys.stderr)
+    return 0
+
+
+async def eab_list(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    """``eab list``."""
+    eab, _ = _services(settings, store)
+    keys = await eab.list_keys()
+    if not keys:
+        print("no EAB keys; create one with `acme-gateway eab create --profile NAME`")
+    for k in keys:
+        created = k.created_at.strftime("%Y-%m-%d %H:%M") if k.created_at else "?"
+        print(f"{k.id}  {k.status:<8} uses {k.uses:<3} {'reusable' if k.reusable else 'single':<8}"
+              f" created {created}  profiles {','.join(k.profiles) or '*'}  domains "
+              f"{','.join(k.allowed_domains) or '*'}  {k.note}")
+    return 0
+
+
+async def eab_revoke(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    """``eab revoke KID``."""
+    eab, _ = _services(settings, store)
+    key = await eab.revoke(args.kid, actor=f"cli:{getpass.getuser()}")
+    print(f"{key.id}: revoked")
+    return 0
+
+
+async def approvals_list(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    """``approvals``: what waits for an approver."""
+    _, approvals = _services(settings, store)
+    pending = await approvals.pending()
+    if not pending:
+        print("no request is waiting for approval")
+    for o in pending:
+        print(f"{o.id}  {o.created_at:%Y-%m-%d %H:%M:%S}  profile {o.profile}  "
+              f"{actor_of(o)}  {', '.join(i.value for i in o.identifiers)}")
+    return 0
+
+
+async def approve_request(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    """``approve ID``."""
+    _, approvals = _services(settings, store)
+    order = await approvals.approve(args.id, _operator(args))
+    print(f"{order.id}: approved; the gateway sends it to its CA within "
+          f"{settings.jobs.scan_period_seconds:g} s")
+    return 0
+
+
+async def reject_request(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    """``reject ID --reason TEXT``."""
+    _, approvals = _services(settings, store)
+    order = await approvals.reject(args.id, _operator(args), args.reason)
+    print(f"{order.id}: rejected")
+    return 0
+
+
+async def audit_verify(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    """``audit verify``."""
+    result = await audit_report.verify(store, args.anchor)
+    for problem in result.problems:
+        print(f"TAMPERED: {problem}")
+    state = "intact" if result.ok else "BROKEN"
+    print(f"audit chain {state}: {result.rows} rows; head {result.head} "
+          "(keep it; pass it as --anchor to a later verify)")
+    return 0 if result.ok else 1
+
+
+async def audit_report_cmd(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    """``audit report``."""
+    rows = [r async for r in audit_report.rows_of(store, args.since, args.until)]
+    report = audit_report.build_report(rows, args.since, args.until,
+                                       settings.audit.max_validity_days)
+    print(json.dumps(report, indent=2) if args.json else audit_report.render_text(report))
+    return 0
