@@ -1,13 +1,17 @@
 """The validation authority: one engine that runs every challenge type.
 
-It owns one aiohttp ``ClientSession`` (whose connector may never resolve a
-name: every request goes to an address the network guard has checked) and one
-async dnspython resolver. Bounds:
+It owns the DNS stub (:mod:`dnswire`, the configured resolvers) and the
+checkers. No connection is ever made to a name: every name is resolved by the
+stub, every address passes the network guard, and the connection goes to that
+address (:mod:`targets`). Connections are opened per attempt and closed at its
+end, so nothing is pooled between applicants. Bounds:
 
 - ``concurrency``: attempts in flight at once, over all targets;
 - ``per_target_concurrency``: attempts in flight against one identifier, so one
   slow or hostile applicant cannot take every slot;
-- ``attempt_timeout_seconds``: the whole of one attempt (DNS, connect, body).
+- ``attempt_timeout_seconds``: the whole of one attempt (DNS, connect, body);
+- :class:`Pacer`: attempts started per event-loop turn, so that a burst does
+  not stall the ACME handlers sharing the loop.
 
 Failures the network caused (timeouts, refused connections, SERVFAIL) are
 retried up to ``attempts`` times with exponential backoff, as RFC 8555 §8.2
@@ -23,9 +27,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-
 from gateway.errors import ErrorKind
 from gateway.validation import ChallengeTask, ValidationFailure, ValidationOutcome
 from gateway.validation.attempt import Attempt, ChallengeError
@@ -34,26 +35,18 @@ from gateway.validation.dns01 import Dns01Checker
 from gateway.validation.dnsclient import DnsClient, make_resolver
 from gateway.validation.http01 import Http01Checker
 from gateway.validation.netguard import NetworkGuard
+from gateway.validation.pacer import Pacer
 from gateway.validation.settings import ValidationSettings
 from gateway.validation.tlsalpn01 import TlsAlpn01Checker
 
 log = logging.getLogger("gateway.validation")
 
 T = TypeVar("T")
-USER_AGENT = "acme-gateway-validator/0.1"
 MAX_BACKOFF_SECONDS = 30.0
+# Attempts started per event-loop turn (see pacer.py); measured with loadtest/validation_burst.
+STARTS_PER_LOOP_TURN = 4
 Sleep = Callable[[float], Awaitable[None]]
 Check = Callable[[Attempt, Callable[[], float]], Awaitable[None]]
-
-
-class _NoResolver(AbstractResolver):
-    """aiohttp must never resolve a name itself: that lookup would bypass the guard."""
-
-    async def resolve(self, host: str, port: int = 0, family: int = 0) -> list[ResolveResult]:
-        raise OSError(f"validator refuses to let aiohttp resolve {host!r}")
-
-    async def close(self) -> None:
-        return None
 
 
 @dataclass
@@ -65,7 +58,13 @@ class _TargetSlot:
 class ValidationAuthority:
     """Implements :class:`gateway.validation.Validator`; await :meth:`start` in the loop first."""
 
-    def __init__(self, settings: ValidationSettings, *, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        settings: ValidationSettings,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        starts_per_turn: int = STARTS_PER_LOOP_TURN,
+    ) -> None:
         self._settings = settings
         self._sleep = sleep
         self._guard = NetworkGuard(
@@ -75,7 +74,7 @@ class ValidationAuthority:
         )
         self._global = asyncio.Semaphore(settings.concurrency)
         self._targets: dict[str, _TargetSlot] = {}
-        self._session: aiohttp.ClientSession | None = None
+        self._pacer = Pacer(starts_per_turn)
         self._http01: Http01Checker | None = None
         self._dns01: Dns01Checker | None = None
         self._tlsalpn01: TlsAlpn01Checker | None = None
@@ -87,34 +86,20 @@ class ValidationAuthority:
         return self._guard
 
     async def start(self) -> None:
-        """Create the client session and the resolver (needs the running loop)."""
+        """Set up the DNS stub and the checkers (call inside the running loop)."""
         s = self._settings
         dns = DnsClient(make_resolver(s.resolvers, s.attempt_timeout_seconds))
-        connector = aiohttp.TCPConnector(
-            limit=s.concurrency, limit_per_host=0, force_close=True, resolver=_NoResolver()
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=s.attempt_timeout_seconds),
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            headers={"User-Agent": USER_AGENT},
-            trust_env=False,
-        )
-        # aiohttp silently repeats an idempotent request once after a reset; the engine
-        # counts and records every attempt itself, so turn the hidden retry off.
-        if hasattr(self._session, "_retry_connection"):
-            self._session._retry_connection = False
-        self._http01 = Http01Checker(self._session, dns, self._guard, s)
+        self._http01 = Http01Checker(dns, self._guard, s)
         self._dns01 = Dns01Checker(dns)
         self._tlsalpn01 = TlsAlpn01Checker(dns, self._guard, s)
         self._caa = CaaChecker(dns, s.caa_identities)
 
     async def aclose(self) -> None:
-        """Close the client session; safe to call twice."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        """Stop accepting work; safe to call twice. Each attempt closes its own sockets."""
+        self._http01 = None
+        self._dns01 = None
+        self._tlsalpn01 = None
+        self._caa = None
 
     async def validate(self, task: ChallengeTask) -> ValidationOutcome:
         """Run the challenge with retries, then CAA for DNS identifiers; never raises."""
@@ -198,6 +183,7 @@ class ValidationAuthority:
     async def _attempt(self, key: str, check: Check, attempt: Attempt) -> ChallengeError | None:
         timeout = self._settings.attempt_timeout_seconds
         async with self._slot(key.lower()):
+            await self._pacer.admit()
             loop = asyncio.get_running_loop()
             deadline = loop.time() + timeout
             try:

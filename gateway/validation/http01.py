@@ -3,22 +3,30 @@
 GET ``http://<identifier>:<http01_port>/.well-known/acme-challenge/<token>``.
 Each hop (the first URL and every redirect) is resolved by our resolver, passed
 through the network guard, and requested from the checked IP literal with the
-real name in ``Host`` (and in SNI for https): aiohttp never resolves anything.
+real name in ``Host`` (and in SNI for https): nothing else resolves a name.
 Redirects are followed by hand so that scheme, port and address are checked
 before every hop. Bodies are read up to ``max_body_bytes`` and no further.
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 
-import aiohttp
 from yarl import URL
 
 from gateway.errors import ErrorKind
 from gateway.validation import ChallengeTask
 from gateway.validation.attempt import Attempt, ChallengeError
 from gateway.validation.dnsclient import DnsClient
+from gateway.validation.httpfetch import (
+    ConnectFailed,
+    IncompleteResponse,
+    MalformedResponse,
+    Response,
+    fetch,
+    request_bytes,
+)
 from gateway.validation.netguard import IPAddress, NetworkGuard, parse_address
 from gateway.validation.settings import ValidationSettings
 from gateway.validation.targets import host_header, resolve_target, try_in_order
@@ -26,23 +34,28 @@ from gateway.validation.targets import host_header, resolve_target, try_in_order
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 SHOWN_BODY_CHARS = 64
+USER_AGENT = "acme-gateway-validator/0.1"
+
+
+def redirect_tls_context() -> ssl.SSLContext:
+    """TLS for a redirect to https: any certificate (RFC 8555 §8.3 proves control, not PKI)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 class Http01Checker:
     """Runs the HTTP-01 check of one attempt."""
 
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        dns: DnsClient,
-        guard: NetworkGuard,
-        settings: ValidationSettings,
-    ) -> None:
-        self._session = session
+    def __init__(self, dns: DnsClient, guard: NetworkGuard, settings: ValidationSettings) -> None:
         self._dns = dns
         self._guard = guard
         self._settings = settings
         self._redirect_ports = {settings.http01_port, 443, *settings.http01_redirect_ports}
+        self._tls = redirect_tls_context()
 
     async def check(
         self, task: ChallengeTask, attempt: Attempt, remaining: Callable[[], float]
@@ -99,80 +112,44 @@ class Http01Checker:
         self, url: URL, address: IPAddress, task: ChallengeTask, attempt: Attempt
     ) -> str | None:
         scheme, host, port = url.scheme, url.host or "", url.port or DEFAULT_PORTS[url.scheme]
-        direct = url.with_host(str(address)).with_port(port)
-        headers = {
-            "Host": host_header(host, port, DEFAULT_PORTS[scheme]),
-            "Accept": "*/*",
-            "Accept-Encoding": "identity",
-        }
+        request = request_bytes(
+            host_header(host, port, DEFAULT_PORTS[scheme]), url.raw_path_qs, USER_AGENT
+        )
+        tls = self._tls if scheme == "https" else None
         # SNI carries names only; an IP host sends none.
-        sni = host if scheme == "https" and parse_address(host) is None else None
+        sni = host if tls and parse_address(host) is None else None
         attempt.enter(ErrorKind.CONNECTION, f"fetching {url} from {address}")
+        limit = self._settings.max_body_bytes
         try:
-            async with self._session.get(
-                direct, headers=headers, allow_redirects=False, ssl=False, server_hostname=sni
-            ) as response:
-                if response.status in REDIRECT_STATUSES:
-                    return self._location(response, url)
-                if response.status != 200:
-                    raise ChallengeError(
-                        ErrorKind.UNAUTHORIZED,
-                        f"{url} answered HTTP {response.status}, expected 200",
-                    )
-                body = await self._read_body(response, url, attempt)
-                response.close()  # never drain the rest of an endless body
-        except ChallengeError:
-            raise
-        except (aiohttp.ClientSSLError, aiohttp.ClientConnectorCertificateError) as exc:
-            raise ChallengeError(
-                ErrorKind.TLS, f"TLS with {address} for {url} failed: {exc}", retriable=True
-            ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise ChallengeError(
-                ErrorKind.CONNECTION,
-                f"cannot connect to {address} port {port} for {url}: {exc.strerror or exc}",
-                retriable=True,
-            ) from exc
-        except aiohttp.ClientResponseError as exc:
-            raise ChallengeError(
-                ErrorKind.CONNECTION, f"malformed HTTP response from {url}: {exc.message}"
-            ) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise ChallengeError(
-                ErrorKind.CONNECTION,
-                f"connection to {address} for {url} failed: {exc or type(exc).__name__}",
-                retriable=True,
-            ) from exc
-        _compare(body, task.key_authorization, url)
+            response = await fetch(str(address), port, request, limit, tls, sni)
+        except ssl.SSLError as exc:
+            detail = f"TLS with {address} for {url} failed: {exc.reason or exc}"
+            raise ChallengeError(ErrorKind.TLS, detail, retriable=True) from exc
+        except ConnectFailed as exc:
+            detail = f"cannot connect to {address} port {port} for {url}: {exc}"
+            raise ChallengeError(ErrorKind.CONNECTION, detail, retriable=True) from exc
+        except MalformedResponse as exc:
+            raise ChallengeError(ErrorKind.CONNECTION, f"{url}: {exc}") from exc
+        except (OSError, IncompleteResponse) as exc:
+            detail = f"connection to {address} port {port} for {url} failed: {_reason(exc)}"
+            raise ChallengeError(ErrorKind.CONNECTION, detail, retriable=True) from exc
+        if response.status in REDIRECT_STATUSES:
+            return self._location(response, url)
+        if response.status != 200:
+            detail = f"{url} answered HTTP {response.status}, expected 200"
+            raise ChallengeError(ErrorKind.UNAUTHORIZED, detail)
+        if response.too_big:
+            detail = f"{url}: response body is larger than {limit} bytes"
+            raise ChallengeError(ErrorKind.INCORRECT_RESPONSE, detail)
+        _compare(response.body, task.key_authorization, url)
         return None
 
-    def _location(self, response: aiohttp.ClientResponse, url: URL) -> str:
-        location = response.headers.get("Location", "")
+    def _location(self, response: Response, url: URL) -> str:
+        location = response.headers.get("location", "")
         if not location:
-            raise ChallengeError(
-                ErrorKind.CONNECTION, f"{url} answered HTTP {response.status} without a Location"
-            )
+            detail = f"{url} answered HTTP {response.status} without a Location"
+            raise ChallengeError(ErrorKind.CONNECTION, detail)
         return location
-
-    async def _read_body(
-        self, response: aiohttp.ClientResponse, url: URL, attempt: Attempt
-    ) -> bytes:
-        limit = self._settings.max_body_bytes
-        too_big = ChallengeError(
-            ErrorKind.INCORRECT_RESPONSE, f"{url}: response body is larger than {limit} bytes"
-        )
-        if response.content_length is not None and response.content_length > limit:
-            raise too_big
-        attempt.enter(ErrorKind.CONNECTION, f"reading the response body of {url}")
-        body = bytearray()
-        while len(body) <= limit:
-            chunk = await response.content.read(limit + 1 - len(body))
-            if not chunk:
-                break
-            body += chunk
-        if len(body) > limit:
-            raise too_big
-        return bytes(body)
 
     def _redirect_target(
         self, url: URL, location: str, seen: set[str], record: dict[str, object]
@@ -213,3 +190,9 @@ def _compare(body: bytes, key_authorization: str, url: URL) -> None:
         ErrorKind.INCORRECT_RESPONSE,
         f"{url} returned {shown!r}, which is not the key authorization of this challenge",
     )
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
