@@ -154,13 +154,14 @@ class EstService:
     async def enroll(self, request: EnrollRequest) -> EnrollResult:
         """Check the CSR against the profile, find or create its order, wait briefly."""
         profile = self.profile(request.profile)
+        renewed = await self._renewed(request.renewing) if request.renewing else None
         parsed = csrs.parse_csr(request.csr_der)
         csrs.check_key(parsed, profile.key_types, profile.min_rsa_bits)
         if request.channel_binding is not None:
             check_proof_of_possession(parsed.csr, request.channel_binding)
         idents = policy.check_identifiers(profile, identifiers_of(parsed))
-        if request.renewing is not None:
-            await self._check_renewal(parsed, idents, request.renewing)
+        if renewed is not None:
+            check_same_names(parsed, idents, renewed)
         order = await self._find_or_create(request, profile, idents)
         if order.status not in (VALID, INVALID):
             await self.issuance.wait_for(order.id, request.wait_seconds)
@@ -187,19 +188,12 @@ class EstService:
                                "your own key for a CA that takes longer")
         return keygen.pkcs8_der(key), result.certificate_der
 
-    async def _check_renewal(self, parsed: csrs.ParsedCSR, idents: tuple[Identifier, ...],
-                             old_der: bytes) -> None:
-        old = await self.issued_here(old_der)
-        if old is None:
+    async def _renewed(self, old_der: bytes) -> x509.Certificate:
+        if await self.issued_here(old_der) is None:
             raise GatewayError(ErrorKind.UNAUTHORIZED,
                                "re-enrollment needs a client certificate that this gateway "
                                "issued; use simpleenroll for a first certificate")
-        leaf = x509.load_der_x509_certificate(old_der)
-        if not same_subject(parsed.csr.subject, leaf.subject):
-            raise csrs.bad_csr("the CSR's subject differs from the certificate being renewed")
-        if set(idents) != set(identifiers_of(leaf)):
-            raise csrs.bad_csr("the CSR's names differ from those of the certificate being "
-                               "renewed")
+        return x509.load_der_x509_certificate(old_der)
 
     async def _order(self, order_id: str) -> Order:
         order = await self.store.get_order(order_id)
@@ -251,6 +245,15 @@ class EstService:
             raise GatewayError(kind, str(error.get("detail", "the request failed")))
         return EnrollResult(order.id, None)
 
+
+
+def check_same_names(parsed: csrs.ParsedCSR, idents: tuple[Identifier, ...],
+                     old: x509.Certificate) -> None:
+    """A renewal asks for the subject and names of the certificate it renews (§4.2.2)."""
+    if not same_subject(parsed.csr.subject, old.subject):
+        raise csrs.bad_csr("the CSR's subject differs from the certificate being renewed")
+    if set(idents) != set(identifiers_of(old)):
+        raise csrs.bad_csr("the CSR's names differ from those of the certificate being renewed")
 
 
 def _retryable(order: Order) -> bool:
