@@ -1,10 +1,11 @@
 """A loopback DNS responder for tests: UDP and TCP on one port of 127.0.0.1.
 
 Records are added as presentation text (``zone.add("a.test", "TXT", '"x"')``).
-Names can be told to misbehave: answer SERVFAIL, never answer, or send bytes
-that are not DNS. Large UDP answers are truncated (TC) so that clients retry
-over TCP, as a real server does. CNAMEs are answered bare by default, the way
-an authoritative server outside the target zone would answer.
+Names can be told to misbehave: answer SERVFAIL, never answer, send bytes
+that are not DNS, or answer with the wrong query ID. Large UDP answers are
+truncated (TC) so that clients retry over TCP, as a real server does. CNAMEs
+are answered bare, the way an authoritative server outside the target zone
+would answer.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Zone:
     servfail: set[str] = field(default_factory=set)
     silent: set[str] = field(default_factory=set)
     garbage: set[str] = field(default_factory=set)
+    wrong_id: set[str] = field(default_factory=set)
     queries: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, name: str, rdtype: str, *values: str) -> None:
@@ -99,6 +101,8 @@ class DnsResponder:
         response = dns.message.make_response(query)
         response.flags |= dns.flags.AA
         self._fill(response, question.name, name, rdtype)
+        if name in self.zone.wrong_id:
+            response.id = (query.id + 1) % 65536  # what a blind spoofer would send
         data = response.to_wire()
         if limit is not None and len(data) > limit:
             response.answer.clear()

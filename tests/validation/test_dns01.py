@@ -170,3 +170,30 @@ async def test_ip_identifier_cannot_use_dns01(make_va: MakeVA, ip: str) -> None:
     va = await make_va()
     outcome = await va.validate(task(ip, "ip"))
     assert_failed(outcome, ErrorKind.MALFORMED, "dns-01 cannot validate ip identifier", "RFC 8738")
+
+
+async def test_next_resolver_is_asked_when_the_first_fails(
+    dns_server: DnsResponder, make_va: MakeVA
+) -> None:
+    second = DnsResponder()
+    await second.start()
+    dns_server.zone.servfail.add(NAME)
+    second.zone.add(NAME, "TXT", f'"{DIGEST}"')
+    try:
+        va = await make_va(resolvers=(("127.0.0.1", dns_server.port), ("127.0.0.1", second.port)))
+        outcome = await va.validate(task())
+    finally:
+        await second.close()
+    assert outcome.valid, outcome.failure
+
+
+async def test_answer_with_wrong_id_is_not_believed(
+    dns_server: DnsResponder, make_va: MakeVA
+) -> None:
+    dns_server.zone.add(NAME, "TXT", f'"{DIGEST}"')
+    dns_server.zone.wrong_id.add(NAME)
+    va = await make_va()
+
+    outcome = await va.validate(task())
+
+    assert_failed(outcome, ErrorKind.DNS, "does not match the question")

@@ -138,3 +138,17 @@ async def test_aclose_is_idempotent(make_va: MakeVA) -> None:
     va = await make_va()
     await va.aclose()
     await va.aclose()
+
+
+async def test_unexpected_error_fails_one_validation(
+    make_va: MakeVA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    va = await make_va()
+
+    async def broken(*args: object) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(va._dns01, "check", broken)  # noqa: SLF001 - simulate a bug in a checker
+    outcome = await va.validate(ChallengeTask("dns", "x.test", "dns-01", "t", "t.k"))
+
+    assert_failed(outcome, ErrorKind.SERVER_INTERNAL, "internal error")
