@@ -36,8 +36,10 @@ def _label(request: web.Request) -> LabelSettings:
 
 def _line_length(request: web.Request, label: LabelSettings) -> int:
     """The label's base64 line length, or one line for clients known to need it."""
-    agent = request.headers.get("User-Agent", "")
-    if any(marker in agent for marker in _est(request).one_line_user_agents):
+    # strongSwan pki 5.9 sends no User-Agent at all, hence "" as a marker of a missing one.
+    agent = request.headers.get("User-Agent")
+    markers = _est(request).one_line_user_agents
+    if ("" in markers and agent is None) or any(m and m in (agent or "") for m in markers):
         return 0
     return label.base64_line_length
 

@@ -5,7 +5,8 @@
 retry_after_seconds = 30          # Retry-After of a 202 (request waits for the CA/approver)
 enroll_wait_seconds = 5.0         # how long an enroll waits for a fast CA before answering 202
 realm = "acme-gateway EST"        # WWW-Authenticate realm
-one_line_user_agents = ["strongSwan"]   # User-Agent substrings of clients needing one-line base64
+one_line_user_agents = ["strongSwan", ""]  # User-Agent substrings of clients needing one-line
+                                  # base64; "" matches a request without User-Agent (pki 5.9)
 default_label = "default"         # the label served at /.well-known/est/ itself ("" = none)
 
 [est.users]                       # HTTP Basic users: `acme-gateway est hash-password` output
@@ -74,7 +75,7 @@ class EstSettings:
     retry_after_seconds: int = 30
     enroll_wait_seconds: float = 5.0
     realm: str = "acme-gateway EST"
-    one_line_user_agents: tuple[str, ...] = ("strongSwan",)
+    one_line_user_agents: tuple[str, ...] = ("strongSwan", "")
 
     def label(self, name: str | None) -> LabelSettings | None:
         """The label of a request path (None for the bare path: the default label)."""
@@ -142,7 +143,7 @@ def parse(settings: Settings) -> EstSettings:
         retry_after_seconds=t.int("retry_after_seconds", 30, 1, 86400),
         enroll_wait_seconds=t.float("enroll_wait_seconds", 5.0),
         realm=t.str("realm", "acme-gateway EST").replace('"', "'"),
-        one_line_user_agents=t.strs("one_line_user_agents", ("strongSwan",)))
+        one_line_user_agents=t.strs("one_line_user_agents", ("strongSwan", "")))
     t.check_unknown()
     return est
 
