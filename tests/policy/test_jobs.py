@@ -1,0 +1,135 @@
+"""CA jobs: configurable retry and poll backoff, restarts, and never running a job twice."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from gateway import keys
+from gateway.app import create_app
+from gateway.core.clock import FakeClock
+from gateway.core.service import Core
+from tests.acme.conftest import FakeValidator, eventually, make_settings
+from tests.acmeclient import AcmeClient, make_csr
+from tests.policy.conftest import PROFILES, finalize, ready_order
+from tests.policy.fakeca import ScriptedCA
+
+JOBS = {"retry_base_seconds": 10, "retry_cap_seconds": 15, "max_attempts": 3,
+        "poll_base_seconds": 7, "poll_cap_seconds": 60, "scan_period_seconds": 0.02}
+
+
+async def _start(aiohttp_client: Any, tmp_path: Any, ca: ScriptedCA,
+                 clock: FakeClock) -> tuple[Any, Core, AcmeClient]:
+    settings = make_settings(tmp_path, profiles=PROFILES, jobs=JOBS,
+                             acme={"finalize_wait_seconds": 0.5, "retry_after_seconds": 1})
+    app = create_app(settings, clock=clock, validator=FakeValidator(), connectors={"local": ca})
+    http = await aiohttp_client(app)
+    c = AcmeClient(http.session, str(http.make_url("/acme/directory")))
+    await c.start()
+    await c.register()
+    return http, app[keys.CORE], c
+
+
+async def _order_status(c: AcmeClient, url: str, status: str) -> None:
+    async def reached() -> bool:
+        _, body = await c.post(url)
+        return bool(body["status"] == status)
+
+    await eventually(reached)
+
+
+async def test_transient_failures_retry_with_configured_backoff(aiohttp_client: Any,
+                                                                tmp_path: Any) -> None:
+    clock, ca = FakeClock(), ScriptedCA("fail")
+    _, core, c = await _start(aiohttp_client, tmp_path, ca, clock)
+    order = await ready_order(c, ["a.example.com"], "default")
+    resp, body = await finalize(c, order, make_csr(["a.example.com"])[0])
+    assert body["status"] == "processing" and resp.headers["Retry-After"] == "1"
+    order_id = order["url"].rsplit("/", 1)[1]
+    for attempt, delay in ((1, 10), (2, 15)):  # base 10, then 20 capped at 15
+        job = await core.issuance.store.get_job(order_id)
+        assert job is not None and job.attempts == attempt
+        assert job.run_at == clock.now() + timedelta(seconds=delay)
+        clock.advance(delay)
+        core.issuance.wake()
+
+        async def tried(n: int = attempt + 1) -> bool:
+            return len(ca.issue_calls) == n
+
+        await eventually(tried)
+    await _order_status(c, order["url"], "invalid")
+    _, body = await c.post(order["url"])
+    assert "could not issue after 3 attempt(s)" in body["error"]["detail"]
+    assert ca.issue_calls == [order_id] * 3
+
+
+async def test_pending_ca_is_polled_with_backoff(aiohttp_client: Any, tmp_path: Any) -> None:
+    clock, ca = FakeClock(), ScriptedCA("pending", "pending", "issue")
+    _, core, c = await _start(aiohttp_client, tmp_path, ca, clock)
+    order = await ready_order(c, ["a.example.com"], "default")
+    resp, body = await finalize(c, order, make_csr(["a.example.com"])[0])
+    assert body["status"] == "processing"
+    order_id = order["url"].rsplit("/", 1)[1]
+    for attempt, delay in ((1, 7), (2, 14)):
+        job = await core.issuance.store.get_job(order_id)
+        assert job is not None and job.state == "waiting" and job.attempts == attempt
+        assert job.run_at == clock.now() + timedelta(seconds=delay)
+        clock.advance(delay)
+        core.issuance.wake()
+
+        async def polled(n: int = attempt) -> bool:
+            return len(ca.poll_calls) == n
+
+        await eventually(polled)
+    await _order_status(c, order["url"], "valid")
+    assert ca.issue_calls == [order_id] and ca.poll_calls == [order_id, order_id]
+    # A repeated finalize of a valid order answers the order, not an error.
+    resp, again = await finalize(c, order, make_csr(["a.example.com"])[0])
+    assert resp.status == 200 and again["status"] == "valid"
+    assert again["certificate"] == (await c.post(order["url"]))[1]["certificate"]
+
+
+async def test_repeated_finalize_while_processing_returns_the_order(aiohttp_client: Any,
+                                                                     tmp_path: Any) -> None:
+    clock, ca = FakeClock(), ScriptedCA("pending")
+    _, core, c = await _start(aiohttp_client, tmp_path, ca, clock)
+    order = await ready_order(c, ["a.example.com"], "default")
+    csr = make_csr(["a.example.com"])[0]
+    for _ in range(3):
+        resp, body = await finalize(c, order, csr)
+        assert resp.status == 200 and body["status"] == "processing"
+        assert resp.headers["Retry-After"] == "1"
+    assert len(ca.issue_calls) == 1
+
+
+async def test_jobs_survive_a_restart_and_run_once(aiohttp_client: Any, tmp_path: Any) -> None:
+    clock, ca = FakeClock(), ScriptedCA("pending", "issue")
+    http, core, c = await _start(aiohttp_client, tmp_path, ca, clock)
+    order = await ready_order(c, ["a.example.com"], "default")
+    await finalize(c, order, make_csr(["a.example.com"])[0])
+    order_id = order["url"].rsplit("/", 1)[1]
+    await http.close()  # the app stops; the job row stays
+    clock.advance(3600)
+    http, core, _ = await _start(aiohttp_client, tmp_path, ca, clock)
+    c.session = http.session
+    c.directory_url = str(http.make_url("/acme/directory"))
+    await c.start()
+    c.kid = str(http.make_url(f"/acme/acct/{c.kid.rsplit('/', 1)[1]}"))  # type: ignore[union-attr]
+    await _order_status(c, str(http.make_url(f"/acme/order/{order_id}")), "valid")
+    assert ca.issue_calls == [order_id] and ca.poll_calls == [order_id]
+    assert await core.issuance.store.get_job(order_id) is None
+    issued = await core.audit.store.audit_rows(0, 1000)
+    assert [r["event"] for r in issued].count("issued") == 1
+
+
+async def test_ca_rejection_ends_invalid_and_is_audited(aiohttp_client: Any,
+                                                         tmp_path: Any) -> None:
+    clock, ca = FakeClock(), ScriptedCA("reject")
+    _, core, c = await _start(aiohttp_client, tmp_path, ca, clock)
+    order = await ready_order(c, ["a.example.com"], "default")
+    resp, body = await finalize(c, order, make_csr(["a.example.com"])[0])
+    assert body["status"] == "invalid"
+    assert "denied by CA policy module" in body["error"]["detail"]
+    rows = await core.audit.store.audit_rows(0, 1000)
+    [failed] = [r for r in rows if r["event"] == "failed"]
+    assert failed["result"] == "unauthorized" and "denied by CA" in failed["detail"]
