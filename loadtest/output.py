@@ -74,7 +74,11 @@ def format_summary(result: dict[str, Any]) -> str:
         figures = "".join(f"{s[k]:>10.1f}" for k in ("p50", "p95", "p99", "max"))
         lines.append(f"  {step:<14}{s['count']:>7}{figures}")
     if result["errors"]:
-        lines += ["", "  errors:"] + [f"    {n:>6}  {kind}" for kind, n in result["errors"].items()]
+        samples = result.get("error_samples", {})
+        lines += ["", "  errors:"] + [
+            f"    {n:>6}  {kind}" + (f"  ({samples[kind]})" if kind in samples else "")
+            for kind, n in result["errors"].items()
+        ]
     if result.get("counters"):
         lines += ["", "  " + ", ".join(f"{k}={v}" for k, v in result["counters"].items())]
     cpu = result.get("server_cpu")

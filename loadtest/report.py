@@ -102,11 +102,15 @@ def _latency_table(latency: dict[str, Any]) -> str:
     return f"<table><tr>{head}</tr>{rows}</table>"
 
 
-def _errors_table(errors: dict[str, int]) -> str:
+def _errors_table(errors: dict[str, int], samples: dict[str, str]) -> str:
     if not errors:
         return "<p>No errors.</p>"
-    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in errors.items())
-    return f"<table><tr><th>error</th><th>count</th></tr>{rows}</table>"
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{v}</td>"
+        f'<td style="text-align:left">{html.escape(samples.get(k, ""))}</td></tr>'
+        for k, v in errors.items()
+    )
+    return f"<table><tr><th>error</th><th>count</th><th>example</th></tr>{rows}</table>"
 
 
 def render(result: dict[str, Any]) -> str:
@@ -151,7 +155,7 @@ svg text{{font:11px sans-serif}}</style>
 <h2>Latency per step</h2>{_latency_table(result["latency_ms"])}
 <h2>Latency histogram (total)</h2>{latency_chart}
 <h2>Throughput over time</h2>{throughput_chart}
-<h2>Errors</h2>{_errors_table(result["errors"])}
+<h2>Errors</h2>{_errors_table(result["errors"], result.get("error_samples", {}))}
 <h2>Plan</h2><pre>{html.escape(json.dumps(result.get("plan", {}), indent=2))}</pre>
 </body></html>
 """

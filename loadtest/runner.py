@@ -58,7 +58,7 @@ async def run_unit(work: Work, index: int, recorder: Recorder, limit_seconds: fl
         recorder.failed("cancelled")
         raise
     except Exception as exc:  # noqa: BLE001 - a load run counts every failure and carries on
-        recorder.failed(error_kind(exc))
+        recorder.failed(error_kind(exc), str(exc) or repr(exc))
     else:
         recorder.succeeded((recorder.clock() - begin) * 1000.0)
     finally:

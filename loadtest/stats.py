@@ -66,6 +66,8 @@ class Recorder:
     finished: float = 0.0
     steps: dict[str, list[float]] = field(default_factory=dict)
     errors: Counter[str] = field(default_factory=Counter)
+    # One example message per error kind: "http-403" alone rarely says what to fix.
+    error_samples: dict[str, str] = field(default_factory=dict)
     counters: Counter[str] = field(default_factory=Counter)
     # (seconds since start, True for success / False for failure) per finished unit of work.
     completions: list[tuple[float, bool]] = field(default_factory=list)
@@ -100,9 +102,11 @@ class Recorder:
         self.add(TOTAL, total_ms)
         self.completions.append((self.clock() - self.started, True))
 
-    def failed(self, kind: str) -> None:
-        """One unit of work failed with an error of ``kind``."""
+    def failed(self, kind: str, detail: str = "") -> None:
+        """One unit of work failed with an error of ``kind``; the first detail per kind is kept."""
         self.errors[kind] += 1
+        if detail and kind not in self.error_samples:
+            self.error_samples[kind] = detail[:300]
         self.completions.append((self.clock() - self.started, False))
 
     @property
@@ -133,6 +137,7 @@ class Recorder:
             "throughput_per_s": round(self.ok / elapsed, 3) if elapsed > 0 else 0.0,
             "latency_ms": {step: summarize(values) for step, values in self.steps.items()},
             "errors": dict(self.errors.most_common()),
+            "error_samples": dict(sorted(self.error_samples.items())),
             "counters": dict(sorted(self.counters.items())),
             "timeline": self.timeline(),
             "histogram_ms": histogram(self.steps.get(TOTAL, [])),

@@ -181,6 +181,7 @@ async def test_est_wrong_password_counts_401(aiohttp_server: Any, tmp_path: Path
     status, result = await execute(argv)
     assert status == 1
     assert result is not None and result["errors"] == {"http-401": 3}
+    assert "http-401" in result["error_samples"]
 
 
 async def test_est_with_tls_client_certificate(aiohttp_server: Any, tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
-"""``python -m loadtest acme`` against ``acme-gateway serve`` with real HTTP-01 validation.
+"""``python -m loadtest`` against ``acme-gateway serve``: ACME with real HTTP-01, EST over TLS.
 
 The gateway runs as its own process from a TOML config: loopback allowed for
 validation, HTTP-01 checked on the load generator's responder port, and names
-resolved by the load generator's DNS responder (which answers 127.0.0.1).
+resolved by the load generator's DNS responder (which answers 127.0.0.1). EST
+needs HTTPS: the gateway gets a self-signed server certificate and an EST label
+``bench`` that trusts one self-signed client certificate.
 """
 
 from __future__ import annotations
@@ -19,18 +21,30 @@ import aiohttp
 import pytest
 
 from loadtest.cli import execute
+from loadtest.pebble import self_signed
 from tests.loadtest.conftest import free_port, spawn, tail
 
 
-def gateway_config(tmp_path: Path, port: int, http01_port: int, dns_port: int) -> Path:
-    """A minimal config: plain HTTP listener, embedded SQLite + local CA."""
+def write_tls_files(tmp_path: Path) -> None:
+    """server.pem/.key for the gateway, client.pem/.key for EST clients."""
+    for name, subject, ips in (("server", "localhost", ["127.0.0.1"]), ("client", "router-1", [])):
+        cert, key = self_signed([subject], ips)
+        (tmp_path / f"{name}.pem").write_bytes(cert)
+        (tmp_path / f"{name}.key").write_bytes(key)
+
+
+def gateway_config(tmp_path: Path, ports: dict[str, int]) -> Path:
+    """Embedded SQLite + local CA; ACME over HTTP, EST over HTTPS."""
+    write_tls_files(tmp_path)
     path = tmp_path / "gateway.toml"
     path.write_text(f"""
 [server]
 data_dir = "{tmp_path / "data"}"
 listen = "127.0.0.1"
-https_port = 0
-http_port = {port}
+https_port = {ports["https"]}
+http_port = {ports["http"]}
+tls_cert_file = "{tmp_path / "server.pem"}"
+tls_key_file = "{tmp_path / "server.key"}"
 log_level = "warning"
 access_log = false
 
@@ -39,8 +53,13 @@ retry_after_seconds = 1
 
 [validation]
 allow_loopback = true
-http01_port = {http01_port}
-resolvers = ["127.0.0.1:{dns_port}"]
+http01_port = {ports["http01"]}
+resolvers = ["127.0.0.1:{ports["dns"]}"]
+
+[est.labels.bench]
+profile = "default"
+auth = "cert"
+client_ca_files = ["{tmp_path / "client.pem"}"]
 """)
     return path
 
@@ -65,10 +84,18 @@ class RunningGateway:
     """Ports and process of a gateway started for one test."""
 
     def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
         self.port = free_port()
+        self.https_port = free_port()
         self.http01_port = free_port()
         self.dns_port = free_port(socket.SOCK_DGRAM)
-        self.config = gateway_config(tmp_path, self.port, self.http01_port, self.dns_port)
+        ports = {
+            "http": self.port,
+            "https": self.https_port,
+            "http01": self.http01_port,
+            "dns": self.dns_port,
+        }
+        self.config = gateway_config(tmp_path, ports)
         self.log = tmp_path / "gateway.log"
         self.directory = f"http://127.0.0.1:{self.port}/acme/directory"
         argv = [sys.executable, "-m", "gateway", "--config", str(self.config), "serve"]
@@ -144,3 +171,39 @@ async def test_profiles_reach_the_gateway(gateway: RunningGateway, tmp_path: Pat
     assert unknown["succeeded"] == 0 and sum(unknown["errors"].values()) == 2
     # The refusal is an ACME problem document, counted by its type.
     assert not any(kind.startswith("http-") for kind in unknown["errors"]), unknown["errors"]
+
+
+@pytest.mark.parametrize("new_connections", [False, True])
+async def test_est_enrolls_at_the_gateway_with_a_client_certificate(
+    gateway: RunningGateway, new_connections: bool
+) -> None:
+    tls = gateway.tmp_path
+    argv = [
+        "est",
+        "--url",
+        f"https://127.0.0.1:{gateway.https_port}",
+        "--label",
+        "bench",
+        "--cafile",
+        str(tls / "server.pem"),
+        "--client-cert",
+        str(tls / "client.pem"),
+        "--client-key",
+        str(tls / "client.key"),
+        "-n",
+        "6",
+        "-c",
+        "3",
+        "--timeout",
+        "30",
+        "--server-pid",
+        str(gateway.process.pid),
+        "--quiet",
+    ]
+    if new_connections:
+        argv.append("--new-connection-per-request")
+    status, result = await execute(argv)
+    assert result is not None
+    assert status == 0, result["error_samples"]
+    assert result["certificates_issued"] == 6
+    assert result["server_cpu"]["certificates"] == 6

@@ -47,6 +47,8 @@ async def test_failures_are_counted_by_kind() -> None:
     await drive(probe, Plan(count=5, concurrency=2), recorder)
     assert recorder.ok == 2
     assert dict(recorder.errors) == {"rateLimited": 2, "ConnectionResetError": 1}
+    assert recorder.error_samples["rateLimited"] == "rateLimited"
+    assert recorder.error_samples["ConnectionResetError"] == "ConnectionResetError()"
 
 
 async def test_unit_timeout_cuts_off_slow_units() -> None:
