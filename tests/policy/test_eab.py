@@ -1,4 +1,4 @@
-"""External Account Binding through ACME: MAC check, single use, revocation, profile and domain limits."""
+"""External Account Binding through ACME: MAC, single use, revocation, profile and domain limits."""
 
 from __future__ import annotations
 
