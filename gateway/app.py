@@ -23,9 +23,11 @@ from gateway.acme.routes import acme_app
 from gateway.admin.routes import admin_app
 from gateway.config import CASettings, Settings
 from gateway.core.clock import Clock
+from gateway.core.pkix import PkixService
 from gateway.core.service import Core
 from gateway.errors import ConfigError
 from gateway.est.routes import est_app
+from gateway.pkix.routes import add_routes as add_pkix_routes
 from gateway.storage.base import Store
 from gateway.validation import Validator
 from gateway.validation.engine import ValidationAuthority
@@ -89,6 +91,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
             yield
 
     app.cleanup_ctx.append(resources)
+    # CRLs and OCSP of the CAs that publish their own (the local CA), at the URLs
+    # written into the certificates it issues.
+    app[keys.PKIX_SERVICE] = PkixService(chosen)
+    add_pkix_routes(app)
     if settings.admin.token:  # no token configured: no admin API at all
         app.add_subapp("/admin/", admin_app(settings.admin.token))
     app.router.add_get("/healthz", healthz)

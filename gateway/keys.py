@@ -9,8 +9,10 @@ from aiohttp import web
 if TYPE_CHECKING:
     from gateway.acme.nonces import NonceService
     from gateway.config import Settings
+    from gateway.core.pkix import PkixService
     from gateway.core.service import Core
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 CORE: web.AppKey[Core] = web.AppKey("core")
 NONCES: web.AppKey[NonceService] = web.AppKey("nonces")
+PKIX_SERVICE: web.AppKey[PkixService] = web.AppKey("pkix_service")

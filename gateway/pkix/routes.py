@@ -20,8 +20,10 @@ from aiohttp import web
 
 from gateway.core.pkix import PkixService
 from gateway.errors import ErrorKind, GatewayError
+from gateway.keys import PKIX_SERVICE
 
-PKIX_SERVICE: web.AppKey[PkixService] = web.AppKey("pkix_service", PkixService)
+__all__ = ["PKIX_SERVICE", "add_routes", "routes"]
+
 
 CRL_TYPE = "application/pkix-crl"
 OCSP_REQUEST_TYPE = "application/ocsp-request"
