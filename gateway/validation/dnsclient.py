@@ -41,7 +41,8 @@ class NoRecords(ChallengeError):
 def make_resolver(resolvers: Sequence[tuple[str, int]], timeout: float) -> StubResolver:
     """A stub asking ``resolvers`` (or the system's); each server gets a slice of ``timeout``."""
     nameservers = tuple(resolvers) or system_nameservers()
-    return StubResolver(nameservers, try_seconds=min(2.0, timeout))
+    # Half the attempt at most, so that a server whose answer was lost can be asked again.
+    return StubResolver(nameservers, try_seconds=min(2.0, timeout / 2))
 
 
 class DnsClient:

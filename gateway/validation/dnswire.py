@@ -36,6 +36,8 @@ RD_FLAG = 0x0100
 MAX_UDP_ANSWER = 65535
 # How long one server gets before the next is asked (the attempt timeout bounds the total).
 TRY_SECONDS = 2.0
+# Passes over the servers that timed out (each pass gives each such server one more try).
+ROUNDS = 2
 # Answers that end the search: the name's owner spoke. Others mean "ask the next server".
 FINAL_RCODES = frozenset({dns.rcode.NOERROR, dns.rcode.NXDOMAIN})
 
@@ -51,6 +53,10 @@ def system_nameservers() -> tuple[tuple[str, int], ...]:
 
 class MismatchedAnswer(Exception):
     """An answer whose ID, QR bit or question is not that of the query sent."""
+
+
+class _ServerProblem(Exception):
+    """One server's unusable answer (its message says which server and why)."""
 
 
 class _Reply(asyncio.DatagramProtocol):
@@ -80,22 +86,39 @@ class StubResolver:
     async def query(
         self, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType
     ) -> dns.message.Message:
-        """The first final answer (NOERROR or NXDOMAIN); ChallengeError(dns) when none comes."""
+        """The first final answer (NOERROR or NXDOMAIN); ChallengeError(dns) when none comes.
+
+        A server that timed out is asked once more after the others (a lost UDP
+        packet is common); one that answered badly is not.
+        """
         problems: list[str] = []
-        for host, port in self._nameservers:
-            where = f"{host}:{port}"
-            try:
-                answer = await self._ask(qname, rdtype, host, port)
-            except TimeoutError:
-                problems.append(f"{where} timed out")
-                continue
-            except (OSError, dns.exception.DNSException, MismatchedAnswer) as exc:
-                problems.append(f"{where}: {_describe(exc)}")
-                continue
-            if answer.rcode() in FINAL_RCODES:
-                return answer
-            problems.append(f"{where} answered {dns.rcode.to_text(answer.rcode())}")
-        raise ChallengeError(ErrorKind.DNS, "; ".join(problems), retriable=True)
+        servers = list(self._nameservers)
+        for _ in range(ROUNDS):
+            timed_out: list[tuple[str, int]] = []
+            for host, port in servers:
+                try:
+                    return await self._final_answer(qname, rdtype, host, port)
+                except TimeoutError:
+                    timed_out.append((host, port))
+                    problems.append(f"{host}:{port} timed out")
+                except _ServerProblem as exc:
+                    problems.append(str(exc))
+            servers = timed_out
+        raise ChallengeError(ErrorKind.DNS, "; ".join(dict.fromkeys(problems)), retriable=True)
+
+    async def _final_answer(
+        self, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, host: str, port: int
+    ) -> dns.message.Message:
+        where = f"{host}:{port}"
+        try:
+            answer = await self._ask(qname, rdtype, host, port)
+        except TimeoutError:
+            raise  # an OSError too, but one worth another try
+        except (OSError, dns.exception.DNSException, MismatchedAnswer) as exc:
+            raise _ServerProblem(f"{where}: {_describe(exc)}") from exc
+        if answer.rcode() not in FINAL_RCODES:
+            raise _ServerProblem(f"{where} answered {dns.rcode.to_text(answer.rcode())}")
+        return answer
 
     async def _ask(
         self, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, host: str, port: int

@@ -29,7 +29,7 @@ from gateway.validation.httpfetch import (
 )
 from gateway.validation.netguard import IPAddress, NetworkGuard, parse_address
 from gateway.validation.settings import ValidationSettings
-from gateway.validation.targets import host_header, resolve_target, try_in_order
+from gateway.validation.targets import host_header, note_address, resolve_target, try_in_order
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -103,7 +103,7 @@ class Http01Checker:
         record["addressesResolved"] = [str(a) for a in target.resolved]
 
         async def fetch(address: IPAddress) -> str | None:
-            record["addressUsed"] = str(address)
+            note_address(record, address)
             return await self._fetch(url, address, task, attempt)
 
         return await try_in_order(target, attempt, remaining, fetch)

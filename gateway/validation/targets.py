@@ -11,7 +11,7 @@ import asyncio
 import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from gateway.errors import ErrorKind
 from gateway.validation.attempt import Attempt, ChallengeError
@@ -91,6 +91,14 @@ async def try_in_order(
             if last or exc.kind not in (ErrorKind.CONNECTION, ErrorKind.TLS):
                 raise
     raise AssertionError("unreachable: connection_order is never empty")
+
+
+def note_address(record: dict[str, Any], address: IPAddress) -> None:
+    """Record the address about to be used; after a fallback, keep every address tried."""
+    previous = record.get("addressUsed")
+    if previous is not None:
+        record.setdefault("addressesTried", [previous]).append(str(address))
+    record["addressUsed"] = str(address)
 
 
 def host_header(host: str, port: int, default_port: int) -> str:

@@ -25,7 +25,7 @@ from gateway.validation.attempt import Attempt, ChallengeError
 from gateway.validation.dnsclient import DnsClient
 from gateway.validation.netguard import IPAddress, NetworkGuard
 from gateway.validation.settings import ValidationSettings
-from gateway.validation.targets import resolve_target, reverse_name, try_in_order
+from gateway.validation.targets import note_address, resolve_target, reverse_name, try_in_order
 
 ACME_TLS_ALPN = "acme-tls/1"
 ID_PE_ACME_IDENTIFIER = ObjectIdentifier("1.3.6.1.5.5.7.1.31")
@@ -69,7 +69,7 @@ class TlsAlpn01Checker:
             record["addressesResolved"] = [str(a) for a in target.resolved]
 
             async def handshake(address: IPAddress) -> bytes:
-                record["addressUsed"] = str(address)
+                note_address(record, address)
                 return await self._handshake(address, sni, attempt)
 
             der = await try_in_order(target, attempt, remaining, handshake)

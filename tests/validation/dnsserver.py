@@ -37,6 +37,7 @@ class Zone:
     silent: set[str] = field(default_factory=set)
     garbage: set[str] = field(default_factory=set)
     wrong_id: set[str] = field(default_factory=set)
+    drop_once: set[str] = field(default_factory=set)
     queries: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, name: str, rdtype: str, *values: str) -> None:
@@ -95,6 +96,9 @@ class DnsResponder:
         name, rdtype = _key(question.name.to_text()), dns.rdatatype.to_text(question.rdtype)
         self.zone.queries.append((name, rdtype))
         if name in self.zone.silent:
+            return None
+        if name in self.zone.drop_once:
+            self.zone.drop_once.discard(name)  # a lost packet: the next query gets through
             return None
         if name in self.zone.garbage:
             return wire[:2] + b"\xff" * 7

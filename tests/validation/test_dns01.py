@@ -197,3 +197,14 @@ async def test_answer_with_wrong_id_is_not_believed(
     outcome = await va.validate(task())
 
     assert_failed(outcome, ErrorKind.DNS, "does not match the question")
+
+
+async def test_lost_query_is_asked_again(dns_server: DnsResponder, make_va: MakeVA) -> None:
+    dns_server.zone.add(NAME, "TXT", f'"{DIGEST}"')
+    dns_server.zone.drop_once.add(NAME)
+    va = await make_va(attempt_timeout_seconds=1.2)  # 0.6 s for each try (one per pass)
+
+    outcome = await va.validate(task())
+
+    assert outcome.valid, outcome.failure
+    assert dns_server.zone.queries.count((NAME, "TXT")) == 2

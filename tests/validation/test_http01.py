@@ -226,6 +226,7 @@ async def test_falls_back_to_ipv4_when_ipv6_refuses(
 
     assert outcome.valid, outcome.failure
     assert outcome.records[0]["addressUsed"] == "127.0.0.1"
+    assert outcome.records[0]["addressesTried"] == ["::1", "127.0.0.1"]
 
 
 async def test_redirect_is_followed_and_recorded(
