@@ -1,0 +1,77 @@
+"""The admin HTTP API: bearer token, pending list, approve, reject."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.app import create_app
+from tests.acme.conftest import FakeValidator, eventually
+from tests.acmeclient import make_csr
+from tests.policy.conftest import PolicyGateway, finalize, ready_order, settings_for
+
+TOKEN = "s3cret-admin-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+async def agw(aiohttp_client: Any, tmp_path: Path) -> PolicyGateway:
+    """A gateway whose admin token is read from a file."""
+    token_file = tmp_path / "admin.token"
+    token_file.write_text(TOKEN + "\n")
+    settings = settings_for(tmp_path, admin={"token_file": str(token_file)})
+    return PolicyGateway(await aiohttp_client(create_app(settings, validator=FakeValidator())),
+                         FakeValidator())
+
+
+async def _held(gw: PolicyGateway) -> tuple[Any, dict[str, Any], str]:
+    c = await gw.client()
+    order = await ready_order(c, ["api.example.com"], "manual")
+    await finalize(c, order, make_csr(["api.example.com"])[0])
+    return c, order, order["url"].rsplit("/", 1)[1]
+
+
+async def test_token_is_required(agw: PolicyGateway) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+        resp = await agw.http.get("/admin/approvals", headers=headers)
+        assert resp.status == 401
+        assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+    events = await agw.audit("unauthorized")
+    assert len(events) == 3 and events[0]["actor"] == "admin:127.0.0.1"
+    assert TOKEN not in str(events)
+
+
+async def test_list_approve_and_reject(agw: PolicyGateway) -> None:
+    c, order, first = await _held(agw)
+    _, _, second = await _held(agw)
+    resp = await agw.http.get("/admin/approvals", headers=AUTH)
+    pending = (await resp.json())["pending"]
+    assert [p["id"] for p in pending] == [first, second]
+    assert pending[0]["identifiers"] == ["api.example.com"] and pending[0]["profile"] == "manual"
+    resp = await agw.http.post(f"/admin/approvals/{first}/approve", headers=AUTH,
+                               json={"approver": "carol"})
+    assert resp.status == 200 and (await resp.json())["approval"] == "approved"
+
+    async def issued() -> bool:
+        return bool((await c.post(order["url"]))[1]["status"] == "valid")
+
+    await eventually(issued)
+    resp = await agw.http.post(f"/admin/approvals/{second}/reject", headers=AUTH, json={})
+    assert resp.status == 400 and "reason" in (await resp.json())["error"]
+    resp = await agw.http.post(f"/admin/approvals/{second}/reject", headers=AUTH,
+                               json={"reason": "wrong team", "approver": "carol"})
+    assert resp.status == 200 and (await resp.json())["status"] == "invalid"
+    resp = await agw.http.post("/admin/approvals/nope/approve", headers=AUTH)
+    assert resp.status == 404 and "not awaiting approval" in (await resp.json())["error"]
+    decided = [e for e in await agw.audit() if e["event"] in ("approved", "rejected")]
+    assert [(e["event"], e["actor"], e["result"]) for e in decided] == [
+        ("approved", "admin:carol", "ok"), ("rejected", "admin:carol", "ok"),
+        ("approved", "admin:api", "refused")]
+
+
+async def test_no_token_no_admin_api(aiohttp_client: Any, tmp_path: Path) -> None:
+    http = await aiohttp_client(create_app(settings_for(tmp_path), validator=FakeValidator()))
+    resp = await http.get("/admin/approvals", headers=AUTH)
+    assert resp.status == 404
