@@ -58,8 +58,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--duration", type=float, default=0.0, help="start no unit after S seconds")
     p.add_argument("--timeout", type=float, default=120.0, help="cut one unit off after S seconds")
-    p.add_argument("--cafile", type=Path, help="CA bundle that signs the server's TLS certificate")
-    p.add_argument(
+    trust = p.add_mutually_exclusive_group()
+    trust.add_argument("--cafile", type=Path, help="CA bundle that signs the server's TLS cert")
+    trust.add_argument(
         "--insecure", action="store_true", help="do not verify the server's TLS certificate"
     )
     p.add_argument(
@@ -316,6 +317,8 @@ def resolve_plan(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
             parser.error(f"--{name} must be positive")
     if args.rate < 0 or args.duration < 0:
         parser.error("--rate and --duration cannot be negative")
+    if bool(getattr(args, "client_cert", None)) != bool(getattr(args, "client_key", None)):
+        parser.error("--client-cert and --client-key go together")
 
 
 async def execute(argv: list[str]) -> tuple[int, dict[str, Any] | None]:
@@ -350,5 +353,10 @@ def main(argv: list[str] | None = None) -> int:
     """Console entry point: run on uvloop."""
     import uvloop
 
-    status, _ = uvloop.run(execute(sys.argv[1:] if argv is None else argv))
+    try:
+        status, _ = uvloop.run(execute(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`); say nothing more on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return status

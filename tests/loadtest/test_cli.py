@@ -246,7 +246,16 @@ async def test_plan_defaults(
     assert result["counters"]["client_cpu_ms"] >= 0
 
 
-@pytest.mark.parametrize("options", [["-n", "0"], ["-c", "-1"], ["--rate", "-2"]])
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["-n", "0"],
+        ["-c", "-1"],
+        ["--rate", "-2"],
+        ["--insecure", "--cafile", "x.pem"],
+        ["--client-cert", "c.pem"],
+    ],
+)
 async def test_nonsense_plans_are_refused(tmp_path: Path, options: list[str]) -> None:
     with pytest.raises(SystemExit):
         await execute(est_argv("http://127.0.0.1:1", tmp_path, *options))
