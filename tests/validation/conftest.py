@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -52,3 +53,12 @@ async def make_va(dns_server: DnsResponder) -> AsyncIterator[MakeVA]:
     yield make
     for va in made:
         await va.aclose()
+
+
+async def closed_port() -> int:
+    """A loopback TCP port that nothing listens on (it was bound, then closed)."""
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = int(server.sockets[0].getsockname()[1])
+    server.close()
+    await server.wait_closed()
+    return port

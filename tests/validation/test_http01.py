@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 
 from gateway.errors import ErrorKind
 from gateway.validation import ChallengeTask, ValidationOutcome
-from tests.validation.conftest import MakeVA
+from tests.validation.conftest import MakeVA, closed_port
 from tests.validation.dnsserver import DnsResponder
 
 TOKEN = "tok-EN_123"
@@ -165,8 +165,12 @@ async def test_only_allowed_addresses_of_a_name_are_used(
     assert sorted(outcome.records[0]["addressesResolved"]) == ["127.0.0.1", "169.254.169.254"]
 
 
+@pytest.mark.parametrize(
+    ("ip", "listen", "host"),
+    [("127.0.0.1", "127.0.0.1", "127.0.0.1:{port}"), ("::1", "::1", "[::1]:{port}")],
+)
 async def test_ip_identifier_is_fetched_by_address(
-    aiohttp_server: ServerFactory, make_va: MakeVA
+    aiohttp_server: ServerFactory, make_va: MakeVA, ip: str, listen: str, host: str
 ) -> None:
     seen: dict[str, str] = {}
 
@@ -174,13 +178,13 @@ async def test_ip_identifier_is_fetched_by_address(
         seen["host"] = request.headers["Host"]
         return web.Response(text=KEY_AUTH)
 
-    server = await serve(aiohttp_server, {PATH: handler})
+    server = await serve(aiohttp_server, {PATH: handler}, host=listen)
     va = await make_va(http01_port=server.port)
 
-    outcome = await va.validate(task("127.0.0.1", "ip"))
+    outcome = await va.validate(task(ip, "ip"))
 
     assert outcome.valid, outcome.failure
-    assert seen["host"] == f"127.0.0.1:{server.port}"
+    assert seen["host"] == host.format(port=server.port)
 
 
 async def test_ipv6_only_name(
@@ -194,24 +198,6 @@ async def test_ipv6_only_name(
 
     assert outcome.valid, outcome.failure
     assert outcome.records[0]["addressUsed"] == "::1"
-
-
-async def test_ipv6_identifier_uses_bracketed_host(
-    aiohttp_server: ServerFactory, make_va: MakeVA
-) -> None:
-    seen: dict[str, str] = {}
-
-    async def handler(request: web.Request) -> web.Response:
-        seen["host"] = request.headers["Host"]
-        return web.Response(text=KEY_AUTH)
-
-    server = await serve(aiohttp_server, {PATH: handler}, host="::1")
-    va = await make_va(http01_port=server.port)
-
-    outcome = await va.validate(task("::1", "ip"))
-
-    assert outcome.valid, outcome.failure
-    assert seen["host"] == f"[::1]:{server.port}"
 
 
 async def test_falls_back_to_ipv4_when_ipv6_refuses(
@@ -391,10 +377,7 @@ async def test_not_http_is_a_connection_failure(dns_server: DnsResponder, make_v
 async def test_refused_connection_is_retried_with_backoff(
     dns_server: DnsResponder, make_va: MakeVA
 ) -> None:
-    listener = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-    port = listener.sockets[0].getsockname()[1]
-    listener.close()
-    await listener.wait_closed()
+    port = await closed_port()
     naps: list[float] = []
 
     async def sleep(seconds: float) -> None:

@@ -21,7 +21,7 @@ from gateway.errors import ErrorKind
 from gateway.validation import ChallengeTask
 from gateway.validation.targets import reverse_name
 from gateway.validation.tlsalpn01 import ACME_TLS_ALPN, ID_PE_ACME_IDENTIFIER, acme_identifier_value
-from tests.validation.conftest import MakeVA
+from tests.validation.conftest import MakeVA, closed_port
 from tests.validation.dnsserver import DnsResponder
 from tests.validation.test_http01 import assert_failed
 
@@ -230,10 +230,7 @@ async def test_ip_identifier_rejects_dns_san(tmp_path: Path, make_va: MakeVA) ->
 async def test_refused_connection_is_a_connection_failure(
     dns_server: DnsResponder, make_va: MakeVA
 ) -> None:
-    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    server.close()
-    await server.wait_closed()
+    port = await closed_port()
     dns_server.zone.add(NAME, "A", "127.0.0.1")
     va = await make_va(tlsalpn01_port=port)
 
