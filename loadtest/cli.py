@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from loadtest.acme import AcmeError, AcmeSession
+from loadtest.acme import Account, AcmeError, AcmeSession
 from loadtest.cpu import CpuMeter, tree_cpu_ms
 from loadtest.csr import KEY_TYPES
 from loadtest.est import EstFlow, EstOptions, enroll_url
@@ -179,36 +179,47 @@ async def _measure(
     return None
 
 
-async def _start_responders(
+@contextlib.asynccontextmanager
+async def challenge_responders(
     args: argparse.Namespace,
-) -> tuple[Http01Responder | None, DnsResponder | None]:
-    http01 = (
-        Http01Responder(args.http01_port)
-        if args.challenge == "http-01" and args.http01_port
-        else None
-    )
-    dns_port = (
-        args.dns_port
-        if args.dns_port is not None
-        else (DEFAULT_DNS_PORT if args.challenge == "dns-01" else 0)
-    )
+) -> AsyncIterator[tuple[Http01Responder | None, DnsResponder | None]]:
+    """The HTTP-01 and DNS responders the options ask for, listening for the whole run."""
+    http01 = None
+    if args.challenge == "http-01" and args.http01_port:
+        http01 = Http01Responder(args.http01_port)
+    dns_port = args.dns_port
+    if dns_port is None:
+        dns_port = DEFAULT_DNS_PORT if args.challenge == "dns-01" else 0
     dns = DnsResponder(dns_port) if dns_port else None
-    for responder, what in ((http01, "HTTP-01 responder"), (dns, "DNS responder")):
-        if responder:
-            try:
-                await responder.start()
-            except OSError as exc:
-                raise SetupError(
-                    f"{what} cannot listen on 127.0.0.1:{responder.port}: {exc.strerror}"
-                    " (choose another port with --http01-port / --dns-port)"
-                ) from exc
-    return http01, dns
+    async with contextlib.AsyncExitStack() as stack:
+        for responder, what in ((http01, "HTTP-01 responder"), (dns, "DNS responder")):
+            if responder:
+                await _listen(responder, what)
+                stack.push_async_callback(responder.stop)
+        yield http01, dns
 
 
-async def _accounts(session: AcmeSession, args: argparse.Namespace) -> list[Any]:
+async def _listen(responder: Http01Responder | DnsResponder, what: str) -> None:
+    try:
+        await responder.start()
+    except OSError as exc:
+        raise SetupError(
+            f"{what} cannot listen on 127.0.0.1:{responder.port}: {exc.strerror}"
+            " (choose another port with --http01-port / --dns-port)"
+        ) from exc
+
+
+async def _load_directory(session: AcmeSession) -> None:
+    try:
+        await session.load_directory()
+    except (AcmeError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        raise SetupError(f"cannot read the ACME directory {session.directory_url}: {exc}") from exc
+
+
+async def _accounts(session: AcmeSession, args: argparse.Namespace) -> list[Account]:
     count = args.accounts or min(max(1, args.concurrency), 16)
 
-    async def one() -> Any:
+    async def one() -> Account:
         key = AccountKey.generate(args.account_alg)
         with session.recorder.timed("newAccount"):
             return await session.new_account(key, args.eab_kid, args.eab_hmac)
@@ -219,38 +230,25 @@ async def _accounts(session: AcmeSession, args: argparse.Namespace) -> list[Any]
         raise SetupError(f"cannot create accounts at {args.directory}: {exc}") from exc
 
 
+def _flow_options(args: argparse.Namespace) -> FlowOptions:
+    return FlowOptions(
+        args.challenge, args.names, args.domain, args.profile, args.key_type, args.poll_interval
+    )
+
+
 async def run_acme(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``acme`` subcommand: set up accounts and responders, then run the orders."""
+    """The ``acme`` subcommand: responders and accounts first, then the measured orders."""
     recorder = Recorder()
-    http01, dns = await _start_responders(args)
-    try:
-        async with http_session(args) as http:
-            session = AcmeSession(http, args.directory, recorder)
-            try:
-                await session.load_directory()
-            except (AcmeError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                raise SetupError(f"cannot read the ACME directory {args.directory}: {exc}") from exc
-            accounts = await _accounts(session, args)
-            options = FlowOptions(
-                args.challenge,
-                args.names,
-                args.domain,
-                args.profile,
-                args.key_type,
-                args.poll_interval,
-            )
-            flow = OrderFlow(session, options, http01, dns)
-            setup_latency = recorder.steps.pop("newAccount", [])
+    async with challenge_responders(args) as (http01, dns), http_session(args) as http:
+        session = AcmeSession(http, args.directory, recorder)
+        await _load_directory(session)
+        accounts = await _accounts(session, args)
+        flow = OrderFlow(session, _flow_options(args), http01, dns)
 
-            async def order(index: int) -> int:
-                return await flow.run(accounts[index % len(accounts)], index)
+        async def order(index: int) -> int:
+            return await flow.run(accounts[index % len(accounts)], index)
 
-            cpu = await _measure(args, recorder, order)
-            recorder.steps["newAccount"] = setup_latency
-    finally:
-        for responder in (http01, dns):
-            if responder:
-                await responder.stop()
+        cpu = await _measure(args, recorder, order)
     config = {
         "challenge": args.challenge,
         "names_per_order": args.names,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import ssl
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -259,3 +260,23 @@ async def test_plan_defaults(
 async def test_nonsense_plans_are_refused(tmp_path: Path, options: list[str]) -> None:
     with pytest.raises(SystemExit):
         await execute(est_argv("http://127.0.0.1:1", tmp_path, *options))
+
+
+async def test_taken_dns_port_is_a_setup_error_and_frees_the_http01_port(tmp_path: Path) -> None:
+    http01_port = free_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        dns_port = taken.getsockname()[1]
+        argv = [
+            "acme",
+            "--directory",
+            "http://127.0.0.1:1/dir",
+            "--quiet",
+            "--http01-port",
+            str(http01_port),
+            "--dns-port",
+            str(dns_port),
+        ]
+        assert await execute(argv) == (2, None)
+    with socket.socket() as again:
+        again.bind(("127.0.0.1", http01_port))  # the HTTP-01 responder was stopped
