@@ -31,7 +31,6 @@ from connectors.base import Connector, ConnectorError
 from gateway.config import ProfileSettings, Settings
 from gateway.core import csr as csrs
 from gateway.core import est_keygen as keygen
-from gateway.core import policy
 from gateway.core.clock import Clock
 from gateway.core.est_names import identifiers_of, same_subject
 from gateway.core.issuance import IssuanceService, serial_hex
@@ -156,10 +155,13 @@ class EstService:
         profile = self.profile(request.profile)
         renewed = await self._renewed(request.renewing) if request.renewing else None
         parsed = csrs.parse_csr(request.csr_der)
-        csrs.check_key(parsed, profile.key_types, profile.min_rsa_bits)
+        # The profile rules ACME applies, through the same checker (refusals are audited there).
+        rules = self.issuance.profiles
+        await rules.check_csr(profile, parsed, actor=request.requester)
         if request.channel_binding is not None:
             check_proof_of_possession(parsed.csr, request.channel_binding)
-        idents = policy.check_identifiers(profile, identifiers_of(parsed))
+        idents = await rules.check_identifiers(profile, identifiers_of(parsed),
+                                               actor=request.requester)
         if renewed is not None:
             check_same_names(parsed, idents, renewed)
         order = await self._find_or_create(request, profile, idents)

@@ -1,0 +1,29 @@
+"""One policy for both front ends: EST refuses a forbidden name with ACME's words, and audits it."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.core.models import Account
+from gateway.errors import GatewayError
+from tests.est.support import PASSWORD, Gateway, b64, ec_key, make_csr, request
+
+
+@pytest.mark.parametrize("kind,name", [("dns", "www.evil.org"), ("ip", "192.0.2.7")])
+async def test_same_refusal_text_through_acme_and_est(gw: Gateway, kind: str, name: str) -> None:
+    acme_account = Account(id="acct-1", thumbprint="t", jwk={})
+    with pytest.raises(GatewayError) as acme:
+        await gw.core.orders.new_order(acme_account, {
+            "profile": "routers", "identifiers": [{"type": kind, "value": name}]})
+    status, _, body = await request(gw, "POST", "/basic/simpleenroll",
+                                    b64(make_csr(ec_key(), cn=name)), ("alice", PASSWORD))
+    assert status == 400
+    assert body.decode().strip() == acme.value.detail
+
+
+async def test_est_refusal_is_audited_with_the_est_requester(gw: Gateway) -> None:
+    await request(gw, "POST", "/basic/simpleenroll",
+                  b64(make_csr(ec_key(), cn="www.evil.org")), ("alice", PASSWORD))
+    rows = await gw.core.est.store.audit_rows(0, 100)  # type: ignore[attr-defined]
+    refused = [r for r in rows if r["event"] == "policy_refused"]
+    assert refused and refused[-1]["actor"] == "est:user:alice"
