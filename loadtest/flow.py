@@ -66,7 +66,10 @@ class OrderFlow:
         """Run order ``index`` to a downloaded certificate; returns the chain length."""
         names = self.names_for(index)
         order, order_url = await self._new_order(account, names)
-        await asyncio.gather(*(self._authorize(account, url) for url in order["authorizations"]))
+        # A TaskGroup, not gather: when one authorization fails the others stop polling too.
+        async with asyncio.TaskGroup() as group:
+            for url in order["authorizations"]:
+                group.create_task(self._authorize(account, url))
         order = await self._finalize(account, order, order_url, names)
         return await self._download(account, order)
 
@@ -101,7 +104,7 @@ class OrderFlow:
             with self.recorder.timed("validation"):
                 await self._poll(account, authz_url, "authz-invalid")
         finally:
-            self._withdraw(name, challenge["token"])
+            self._withdraw(name, challenge["token"], key_authz)
 
     def _publish(self, name: str, token: str, key_authz: str) -> None:
         if self.options.challenge == "http-01" and self.http01:
@@ -109,11 +112,11 @@ class OrderFlow:
         elif self.options.challenge == "dns-01" and self.dns:
             self.dns.publish(name, dns01_txt(key_authz))
 
-    def _withdraw(self, name: str, token: str) -> None:
+    def _withdraw(self, name: str, token: str, key_authz: str) -> None:
         if self.http01:
             self.http01.tokens.pop(token, None)
         if self.dns and self.options.challenge == "dns-01":
-            self.dns.withdraw(name)
+            self.dns.withdraw(name, dns01_txt(key_authz))
 
     async def _poll(self, account: Account, url: str, failure: str) -> dict[str, Any]:
         """POST-as-GET ``url`` until its status leaves pending/processing; invalid raises."""

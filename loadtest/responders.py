@@ -96,9 +96,15 @@ class DnsResponder:
         record = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.TXT, f'"{value}"')
         self.txt.setdefault(self._key(name), []).append(record)
 
-    def withdraw(self, name: str) -> None:
-        """Remove every TXT value at ``_acme-challenge.<name>``."""
-        self.txt.pop(self._key(name), None)
+    def withdraw(self, name: str, value: str) -> None:
+        """Remove one TXT value at ``_acme-challenge.<name>`` (a wildcard may share the name)."""
+        key = self._key(name)
+        record = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.TXT, f'"{value}"')
+        remaining = [r for r in self.txt.get(key, []) if r != record]
+        if remaining:
+            self.txt[key] = remaining
+        else:
+            self.txt.pop(key, None)
 
     @staticmethod
     def _key(name: str) -> str:

@@ -35,8 +35,16 @@ class Plan:
     unit_timeout: float = 120.0
 
 
+def first_cause(exc: BaseException) -> BaseException:
+    """The first leaf exception of an exception group (a TaskGroup's failure), else ``exc``."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
 def error_kind(exc: BaseException) -> str:
     """The name a failure is counted under in the report."""
+    exc = first_cause(exc)
     if isinstance(exc, AcmeError):
         return exc.kind
     if isinstance(exc, TimeoutError):
@@ -58,7 +66,8 @@ async def run_unit(work: Work, index: int, recorder: Recorder, limit_seconds: fl
         recorder.failed("cancelled")
         raise
     except Exception as exc:  # noqa: BLE001 - a load run counts every failure and carries on
-        recorder.failed(error_kind(exc), str(exc) or repr(exc))
+        cause = first_cause(exc)
+        recorder.failed(error_kind(cause), str(cause) or repr(cause))
     else:
         recorder.succeeded((recorder.clock() - begin) * 1000.0)
     finally:

@@ -43,11 +43,14 @@ async def test_dns_answers_txt_and_loopback_a() -> None:
         txt = await ask(responder.port, "_acme-challenge.host.example.", "TXT")
         a = await ask(responder.port, "www.host.example.", "A")
         aaaa = await ask(responder.port, "www.host.example.", "AAAA")
-        responder.withdraw("host.example")
+        responder.withdraw("host.example", "digest-2")
+        left = await ask(responder.port, "_acme-challenge.host.example.", "TXT")
+        responder.withdraw("*.host.example", "digest-1")
         gone = await ask(responder.port, "_acme-challenge.host.example.", "TXT")
     finally:
         await responder.stop()
     values = sorted(s.decode() for rr in txt.answer[0] for s in rr.strings)
     assert values == ["digest-1", "digest-2"]
     assert [rr.address for rr in a.answer[0]] == ["127.0.0.1"]
+    assert [s.decode() for rr in left.answer[0] for s in rr.strings] == ["digest-1"]
     assert aaaa.answer == [] and gone.answer == []

@@ -51,6 +51,21 @@ async def test_failures_are_counted_by_kind() -> None:
     assert recorder.error_samples["ConnectionResetError"] == "ConnectionResetError()"
 
 
+async def test_a_failed_task_group_counts_as_its_first_error() -> None:
+    async def work(index: int) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(asyncio.sleep(5))
+            group.create_task(
+                Probe(delay=0, fail={index: AcmeError("authz-invalid", "dns")})(index)
+            )
+
+    recorder = Recorder()
+    await drive(work, Plan(count=1), recorder)
+    assert dict(recorder.errors) == {"authz-invalid": 1}
+    assert recorder.error_samples["authz-invalid"] == "authz-invalid: dns"
+    assert recorder.elapsed() < 1.0  # the sibling was cancelled, not awaited
+
+
 async def test_unit_timeout_cuts_off_slow_units() -> None:
     recorder = Recorder()
     await drive(Probe(delay=5.0), Plan(count=2, concurrency=2, unit_timeout=0.05), recorder)
