@@ -123,6 +123,7 @@ def est_section(manufacturer_ca: Path, **overrides: Any) -> dict[str, Any]:
         "pop": {"profile": "routers", "auth": "basic", "proof_of_possession": True},
         "oneline": {"profile": "routers", "auth": "basic", "base64_line_length": 0},
         "slow": {"profile": "slow", "auth": "basic"},
+        "held": {"profile": "held", "auth": "basic"},
     }
     section = {"users": users, "labels": labels, "retry_after_seconds": 1,
                "enroll_wait_seconds": 2.0}
@@ -141,6 +142,8 @@ def settings_doc(tmp: Path, est: dict[str, Any]) -> dict[str, Any]:
             "routers": {"ca": "local", "allowed_patterns": ["*.example.net"],
                         "validity_days": 30},
             "slow": {"ca": "slow", "allowed_patterns": ["*.example.net"]},
+            "held": {"ca": "local", "allowed_patterns": ["*.example.net"],
+                     "approval_required": True},
         },
         "est": est,
     }
