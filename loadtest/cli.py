@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import datetime as dt
 import os
 import ssl
 import sys
@@ -37,6 +38,8 @@ from loadtest.stats import Recorder
 
 DESCRIPTION = "ACME and EST load against any server on loopback, plus measuring helpers."
 DEFAULT_DNS_PORT = 8053
+# Bumped when a field of the JSON result changes meaning or disappears.
+RESULT_SCHEMA = 1
 DEFAULT_COUNT = 10
 RATE_MODE_CONCURRENCY = 256
 UNLIMITED = 2**62
@@ -295,8 +298,11 @@ def _result(
         "key_type": args.key_type,
     }
     return {
+        "schema": RESULT_SCHEMA,
         "mode": mode,
         "target": target,
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "host": {"cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()]},
         "plan": plan | config,
         **recorder.summary(),
         "certificates_issued": recorder.ok,

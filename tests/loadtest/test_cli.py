@@ -18,6 +18,9 @@ from tests.loadtest.conftest import RunningPebble, free_port
 from tests.loadtest.fake_est import FakeEst
 
 RESULT_FIELDS = {
+    "schema",
+    "finished_at",
+    "host",
     "mode",
     "target",
     "plan",
