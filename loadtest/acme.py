@@ -1,8 +1,9 @@
 """A small, fast RFC 8555 client for load: directory, shared nonce pool, signed POSTs, accounts.
 
 Nonces from every response (``Replay-Nonce``) go into one pool shared by all
-concurrent flows, so ``newNonce`` is only called when the pool runs dry; a
-``badNonce`` answer is retried once with the nonce it carries.
+concurrent flows, newest used first, so ``newNonce`` is only called when the
+pool runs dry; a ``badNonce`` answer is retried once, with the nonce it carries
+on top of the pool.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from loadtest.stats import Recorder
 
 JOSE = "application/jose+json"
 PROBLEM_PREFIX = "urn:ietf:params:acme:error:"
+NONCE_POOL_SIZE = 1024
 
 
 class AcmeError(Exception):
@@ -88,7 +90,8 @@ class AcmeSession:
         self.directory_url = directory_url
         self.recorder = recorder
         self.directory: dict[str, Any] = {}
-        self.nonces: deque[str] = deque()
+        # Newest first (LIFO) and bounded: servers keep a limited window of valid nonces.
+        self.nonces: deque[str] = deque(maxlen=NONCE_POOL_SIZE)
 
     async def load_directory(self) -> dict[str, Any]:
         """GET the directory once; its URLs are used for the whole run."""
@@ -108,7 +111,7 @@ class AcmeSession:
         """A fresh nonce: from the pool, else from newNonce (HEAD)."""
         if self.nonces:
             self.recorder.counters["nonce_reused"] += 1
-            return self.nonces.popleft()
+            return self.nonces.pop()
         self.recorder.counters["nonce_fetched"] += 1
         async with self.http.head(self.directory["newNonce"]) as resp:
             nonce = resp.headers.get("Replay-Nonce")

@@ -106,3 +106,12 @@ def test_retry_after_integer_seconds_only(value: str, seconds: float) -> None:
 
     headers = CIMultiDictProxy(CIMultiDict({"Retry-After": value} if value else {}))
     assert Reply(200, headers, b"{}").retry_after(0.5) == seconds
+
+
+async def test_pool_hands_out_the_newest_nonce_first() -> None:
+    async with aiohttp.ClientSession() as http:
+        session = AcmeSession(http, "http://127.0.0.1:1/dir", Recorder())
+        session.nonces.extend(["old", "new"])
+        assert await session.nonce() == "new"
+        assert await session.nonce() == "old"
+    assert session.recorder.counters["nonce_reused"] == 2
