@@ -44,7 +44,7 @@ log = logging.getLogger("gateway.validation")
 T = TypeVar("T")
 MAX_BACKOFF_SECONDS = 30.0
 # Attempts started per event-loop turn (see pacer.py); measured with loadtest/validation_burst.
-STARTS_PER_LOOP_TURN = 4
+STARTS_PER_LOOP_TURN = 2
 Sleep = Callable[[float], Awaitable[None]]
 Check = Callable[[Attempt, Callable[[], float]], Awaitable[None]]
 
