@@ -128,11 +128,22 @@ async def test_acme_fixed_rate_bounded_by_count(pebble: RunningPebble, tmp_path:
 EAB_KEY = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
 
 
-async def test_acme_with_external_account_binding(pebble_factory: Any, tmp_path: Path) -> None:
+async def test_acme_with_eab_rsa_account_and_rsa_certificate_key(
+    pebble_factory: Any, tmp_path: Path
+) -> None:
     pebble = await pebble_factory(eab_keys={"kid-1": EAB_KEY})
     without = await execute(acme_argv(pebble, tmp_path, "-n", "1"))
     assert without == (2, None)
-    eab = ("--eab-kid", "kid-1", "--eab-hmac", EAB_KEY, "--account-alg", "RS256")
+    eab = (
+        "--eab-kid",
+        "kid-1",
+        "--eab-hmac",
+        EAB_KEY,
+        "--account-alg",
+        "RS256",
+        "--key-type",
+        "rsa",
+    )
     status, result = await execute(acme_argv(pebble, tmp_path, "-n", "2", *eab))
     assert status == 0 and result is not None and result["certificates_issued"] == 2
 
