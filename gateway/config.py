@@ -7,6 +7,7 @@ the gateway runs on embedded defaults: SQLite and a local CA in ``data_dir``.
 
 from __future__ import annotations
 
+import builtins
 import ipaddress
 import os
 import re
@@ -29,21 +30,22 @@ EKU_NAMES = {"serverAuth": SERVER_AUTH, "clientAuth": CLIENT_AUTH}
 class Table:
     """A typed reader over one TOML table that reports errors with their full key."""
 
-    def __init__(self, source: str, prefix: str, data: Mapping[str, Any]) -> None:
+    def __init__(self, source: builtins.str, prefix: builtins.str, data: Mapping[str, Any]) -> None:
         self.source = source
         self.prefix = prefix
         self.data = data
         self._read: set[str] = set()
 
-    def key(self, name: str) -> str:
+    def key(self, name: builtins.str) -> builtins.str:
         """The dotted path of ``name`` in this table, for messages."""
         return f"{self.prefix}.{name}" if self.prefix else name
 
-    def error(self, name: str, expected: str) -> ConfigError:
+    def error(self, name: builtins.str, expected: builtins.str) -> ConfigError:
         """A ConfigError about key ``name``."""
         return ConfigError(self.source, self.key(name), expected)
 
-    def _get(self, name: str, default: T, kinds: tuple[type, ...], expected: str) -> T:
+    def _get(self, name: builtins.str, default: T, kinds: tuple[type, ...],
+             expected: builtins.str) -> T:
         self._read.add(name)
         if name not in self.data:
             return default
@@ -54,48 +56,51 @@ class Table:
             raise self.error(name, f"expected {expected}, got {value!r}")
         return value  # type: ignore[return-value]
 
-    def str(self, name: str, default: str = "") -> str:
+    def str(self, name: builtins.str, default: builtins.str = "") -> builtins.str:
         """A string value."""
         return self._get(name, default, (str,), "a string")
 
-    def bool(self, name: str, default: bool = False) -> bool:
+    def bool(self, name: builtins.str, default: bool = False) -> bool:
         """A boolean value."""
         return self._get(name, default, (bool,), "true or false")
 
-    def int(self, name: str, default: int, minimum: int | None = 0, maximum: int | None = None) -> int:
+    def int(self, name: builtins.str, default: int, minimum: int | None = 0,
+            maximum: int | None = None) -> int:
         """An integer within bounds."""
         value = self._get(name, default, (int,), "an integer")
         if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
             raise self.error(name, f"expected an integer from {minimum} to {maximum}, got {value}")
         return value
 
-    def float(self, name: str, default: float, minimum: float = 0.0) -> float:
+    def float(self, name: builtins.str, default: float, minimum: float = 0.0) -> float:
         """A non-negative number."""
         value = self._get(name, default, (int, float), "a number")
         if value < minimum:
             raise self.error(name, f"expected a number ≥ {minimum}, got {value}")
         return float(value)
 
-    def strs(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+    def strs(self, name: builtins.str,
+             default: tuple[builtins.str, ...] = ()) -> tuple[builtins.str, ...]:
         """A list of strings."""
         value = self._get(name, list(default), (list,), "a list of strings")
         if not all(isinstance(v, str) for v in value):
             raise self.error(name, "expected a list of strings")
         return tuple(value)
 
-    def ints(self, name: str, default: tuple[int, ...] = ()) -> tuple[int, ...]:
+    def ints(self, name: builtins.str,
+             default: tuple[builtins.int, ...] = ()) -> tuple[builtins.int, ...]:
         """A list of integers."""
         value = self._get(name, list(default), (list,), "a list of integers")
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise self.error(name, "expected a list of integers")
         return tuple(value)
 
-    def table(self, name: str) -> Table:
+    def table(self, name: builtins.str) -> Table:
         """A sub-table (empty when absent)."""
-        value = self._get(name, {}, (dict,), "a table")
+        value: dict[builtins.str, Any] = self._get(name, {}, (dict,), "a table")
         return Table(self.source, self.key(name), value)
 
-    def secret(self, name: str) -> str | None:
+    def secret(self, name: builtins.str) -> builtins.str | None:
         """A secret given as ``NAME_file`` (a path) or ``NAME_env`` (a variable), never inline."""
         if name in self.data:
             raise self.error(name, f"secrets are never inline: use {name}_file or {name}_env")
@@ -116,7 +121,8 @@ class Table:
         """Refuse keys that nothing read: a typo must not be silently ignored."""
         unknown = sorted(set(self.data) - self._read)
         if unknown:
-            raise self.error(unknown[0], "unknown option (check the spelling against config/gateway.toml)")
+            raise self.error(unknown[0],
+                             "unknown option (check the spelling against config/gateway.toml)")
 
 
 @dataclass(frozen=True)
@@ -447,12 +453,14 @@ def parse(data: Mapping[str, Any], source: str) -> Settings:
     if not profiles:
         profiles = {"default": ProfileSettings(name="default", ca=next(iter(cas)))}
     if acme.default_profile not in profiles:
-        raise acme_t.error("default_profile", f"names no profile; configured: {', '.join(profiles)}")
+        raise acme_t.error("default_profile",
+                           f"names no profile; configured: {', '.join(profiles)}")
     extra = {k: v for k, v in data.items() if k not in root._read and isinstance(v, dict)}
     known_extra = {"est", "admin", "audit", "metrics"}
     for key in data:
         if key not in root._read and key not in known_extra:
-            raise root.error(key, "unknown section (check the spelling against config/gateway.toml)")
+            raise root.error(key,
+                             "unknown section (check the spelling against config/gateway.toml)")
     return Settings(source, server, storage, acme, validation, cas, profiles, jobs, admin, audit,
                     extra)
 

@@ -54,7 +54,8 @@ def test_bad_toml_names_the_file(tmp_path: Path) -> None:
         config.load(bad)
 
 
-def test_cli_check_config_reports_the_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_check_config_reports_the_error(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
     from gateway.cli import main
 
     bad = tmp_path / "gw.toml"

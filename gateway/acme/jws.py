@@ -129,7 +129,8 @@ def _check_header(header: dict[str, Any], inner: bool) -> None:
         raise GatewayError(ErrorKind.MALFORMED, "the protected header must contain a url")
     if inner:
         if "nonce" in header:
-            raise GatewayError(ErrorKind.MALFORMED, "the inner key-change JWS must not have a nonce")
+            raise GatewayError(ErrorKind.MALFORMED,
+                               "the inner key-change JWS must not have a nonce")
     elif not isinstance(header.get("nonce"), str):
         raise GatewayError(ErrorKind.BAD_NONCE, "JWS has no anti-replay nonce")
     crit = header.get("crit")

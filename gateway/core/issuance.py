@@ -13,6 +13,7 @@ with the CA's reason.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
@@ -74,7 +75,7 @@ ACME_REVOCATION_REASONS = {0, 1, 3, 4, 5, 9}
 
 def backoff(attempt: int, base: float, cap: float) -> float:
     """Exponential backoff: base, 2·base, 4·base, ... capped."""
-    return min(cap, base * (2 ** max(0, attempt - 1)))
+    return float(min(cap, base * 2.0 ** max(0, attempt - 1)))
 
 
 def serial_hex(cert: x509.Certificate) -> str:
@@ -223,7 +224,10 @@ class IssuanceService:
         self._done.setdefault(job.order_id, asyncio.Event())
         task = asyncio.create_task(self._run_job(job), name=f"ca-job-{job.order_id}")
         self._running[job.order_id] = task
-        task.add_done_callback(lambda _t, oid=job.order_id: self._finished(oid))
+        task.add_done_callback(functools.partial(self._finished_task, job.order_id))
+
+    def _finished_task(self, order_id: str, _task: asyncio.Task[None]) -> None:
+        self._finished(order_id)
 
     def _finished(self, order_id: str) -> None:
         self._running.pop(order_id, None)

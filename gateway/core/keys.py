@@ -8,6 +8,7 @@ from typing import Any
 import josepy
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from josepy.jwk import JWK
 
 from gateway.errors import ErrorKind, GatewayError
 
@@ -15,7 +16,7 @@ from gateway.errors import ErrorKind, GatewayError
 def jwk_public_key(jwk: dict[str, Any]) -> PublicKeyTypes:
     """The cryptography public key of a JWK dict (badPublicKey if it does not parse)."""
     try:
-        key = josepy.JWK.from_json(jwk).key
+        key = JWK.from_json(jwk).key  # type: ignore[attr-defined]
     except (josepy.errors.DeserializationError, ValueError, TypeError, KeyError) as exc:
         raise GatewayError(ErrorKind.BAD_PUBLIC_KEY, f"the JWK cannot be used: {exc}") from exc
     # josepy wraps keys in comparable proxies; the signature code wants the real object.
@@ -32,6 +33,7 @@ def spki_sha256(key: PublicKeyTypes) -> str:
 def jwk_thumbprint(jwk: dict[str, Any]) -> str:
     """RFC 7638 thumbprint (SHA-256, base64url without padding)."""
     try:
-        return josepy.b64encode(josepy.JWK.from_json(jwk).thumbprint()).decode()
+        return josepy.json_util.encode_b64jose(
+            JWK.from_json(jwk).thumbprint())  # type: ignore[attr-defined]
     except (josepy.errors.DeserializationError, ValueError, TypeError, KeyError) as exc:
         raise GatewayError(ErrorKind.BAD_PUBLIC_KEY, f"the JWK cannot be used: {exc}") from exc

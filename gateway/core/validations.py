@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from gateway.config import Settings
 from gateway.core.models import Account, Authorization, Challenge
@@ -59,10 +60,10 @@ class ValidationRunner:
             raise  # shutting down: the challenge stays processing and resumes next start
         except Exception as exc:  # a validator bug must not leave the client waiting forever
             log.exception("validation of %s crashed", chall.id)
-            error = problem_dict(ErrorKind.SERVER_INTERNAL, f"validation failed: {exc}")
-            await self.orders.record_validation(authz, chall, error, ())
+            crash = problem_dict(ErrorKind.SERVER_INTERNAL, f"validation failed: {exc}")
+            await self.orders.record_validation(authz, chall, crash, ())
             return
-        error = None
+        error: dict[str, Any] | None = None
         if outcome.failure is not None:
             error = problem_dict(outcome.failure.kind, outcome.failure.detail)
         await self.orders.record_validation(authz, chall, error, outcome.records)

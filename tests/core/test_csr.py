@@ -50,7 +50,8 @@ def test_key_rules() -> None:
 
 def test_names_must_match_exactly() -> None:
     parsed = csr.parse_csr(make_csr(["a.example.com", "b.example.com"])[0])
-    csr.check_names(parsed, (Identifier("dns", "b.example.com"), Identifier("dns", "a.example.com")))
+    csr.check_names(parsed, (Identifier("dns", "b.example.com"),
+                             Identifier("dns", "a.example.com")))
     with pytest.raises(GatewayError, match="not in the order"):
         csr.check_names(parsed, (Identifier("dns", "a.example.com"),))
 
@@ -58,7 +59,8 @@ def test_names_must_match_exactly() -> None:
 def test_cn_only_csr_is_accepted() -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     req = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "c.example.com")]))
+           .subject_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME,
+                                                       "c.example.com")]))
            .sign(key, hashes.SHA256()))
     parsed = csr.parse_csr(req.public_bytes(serialization.Encoding.DER))
     csr.check_names(parsed, (Identifier("dns", "c.example.com"),))

@@ -42,8 +42,10 @@ def test_malformed_identifiers(ident: Identifier, kind: ErrorKind) -> None:
 @pytest.mark.parametrize("profile,ident,allowed", [
     (ProfileSettings(name="p", ca="l", allow_wildcards=False), "*.example.com", False),
     (ProfileSettings(name="p", ca="l", allow_ip=False), "ip:192.0.2.1", False),
-    (ProfileSettings(name="p", ca="l", allowed_patterns=("*.corp.example",)), "a.corp.example", True),
-    (ProfileSettings(name="p", ca="l", allowed_patterns=("*.corp.example",)), "a.example.com", False),
+    (ProfileSettings(name="p", ca="l", allowed_patterns=("*.corp.example",)),
+     "a.corp.example", True),
+    (ProfileSettings(name="p", ca="l", allowed_patterns=("*.corp.example",)),
+     "a.example.com", False),
     (ProfileSettings(name="p", ca="l", allowed_patterns=(r"re:^[a-z]+\.lab\.example$",)),
      "web.lab.example", True),
     (ProfileSettings(name="p", ca="l", allowed_patterns=(r"re:^[a-z]+\.lab\.example$",)),

@@ -9,8 +9,8 @@ import hashlib
 import aiohttp
 from cryptography import x509
 
-from tests.e2e.harness import ChallTestSrv, GatewayProcess
 from tests.acmeclient import AcmeClient, b64, make_csr
+from tests.e2e.harness import ChallTestSrv, GatewayProcess
 
 
 async def wait_status(c: AcmeClient, url: str, wanted: str, timeout: float = 30.0) -> dict:  # type: ignore[type-arg]
