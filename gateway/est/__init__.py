@@ -1,1 +1,1 @@
-"""gateway est package."""
+"""EST front end (RFC 7030, RFC 8951) under /.well-known/est/: see ``routes`` and docs/est.md."""

@@ -204,9 +204,10 @@ async def request(gw: Gateway, method: str, path: str, body: bytes | None = None
     """One request on a fresh connection: status, headers, body."""
     ctx = gw.client_context(*(cert or (None, None)))
     hdrs = {"Content-Type": "application/pkcs10", **(headers or {})}
-    basic = aiohttp.BasicAuth(*auth) if auth else None
+    if auth:
+        hdrs["Authorization"] = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
     async with aiohttp.ClientSession() as session, session.request(
-            method, gw.url + path, data=body, auth=basic, ssl=ctx, headers=hdrs) as resp:
+            method, gw.url + path, data=body, ssl=ctx, headers=hdrs) as resp:
         return resp.status, resp.headers, await resp.read()
 
 
