@@ -83,7 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="python -m loadtest", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="mode", required=True)
-    acme = sub.add_parser("acme", help="full ACME order flow")
+    _acme_options(sub.add_parser("acme", help="full ACME order flow"))
+    _est_options(sub.add_parser("est", help="EST simpleenroll"))
+    cpu = sub.add_parser("cpu", help="print the CPU ms used so far by a process and its children")
+    cpu.add_argument("--pid", type=int, required=True)
+    setup = sub.add_parser("pebble-setup", help="write a Pebble config and TLS cert into DIR")
+    setup.add_argument("dir", type=Path)
+    setup.add_argument("--port", type=int, default=14000)
+    setup.add_argument("--http01-port", type=int, default=5002)
+    return parser
+
+
+def _acme_options(acme: argparse.ArgumentParser) -> None:
     acme.add_argument("--directory", required=True, help="ACME directory URL")
     acme.add_argument("--challenge", choices=CHALLENGES, default="http-01")
     acme.add_argument("--names", type=int, default=1, help="DNS names per order")
@@ -109,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--poll-interval", type=float, default=0.2, help="poll delay without Retry-After"
     )
     _common(acme)
-    est = sub.add_parser("est", help="EST simpleenroll")
+
+
+def _est_options(est: argparse.ArgumentParser) -> None:
     est.add_argument("--url", required=True, help="server URL (https://host:port)")
     est.add_argument("--label", default="", help="EST label (/.well-known/est/<label>/)")
     est.add_argument("--client-cert", type=Path, help="TLS client certificate (PEM)")
@@ -125,13 +138,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="new TCP/TLS connection for every request, as most routers do",
     )
     _common(est)
-    cpu = sub.add_parser("cpu", help="print the CPU ms used so far by a process and its children")
-    cpu.add_argument("--pid", type=int, required=True)
-    setup = sub.add_parser("pebble-setup", help="write a Pebble config and TLS cert into DIR")
-    setup.add_argument("dir", type=Path)
-    setup.add_argument("--port", type=int, default=14000)
-    setup.add_argument("--http01-port", type=int, default=5002)
-    return parser
 
 
 def tls_context(args: argparse.Namespace) -> ssl.SSLContext | bool:

@@ -16,6 +16,7 @@ from loadtest.output import ordered_steps
 
 WIDTH, HEIGHT = 720, 260
 LEFT, RIGHT, TOP, BOTTOM = 56, 16, 16, 40
+PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 OK_COLOUR, ERROR_COLOUR = "#3a7bd5", "#d64545"
 
 
@@ -44,46 +45,58 @@ def bar_chart(
         return f"<p>{html.escape(title)}: no data</p>"
     totals = [sum(s.values[i] for s in series) for i in range(len(labels))]
     y_max = _nice_max(max(totals))
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    bar_w = plot_w / len(labels)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-        f'role="img" aria-label="{html.escape(title)}">'
+        f'role="img" aria-label="{html.escape(title)}">',
+        *_y_grid(y_max),
+        *_bars(labels, series, y_max),
+        *_x_labels(labels),
+        f'<text x="{LEFT + PLOT_W / 2}" y="{HEIGHT - 6}" text-anchor="middle">'
+        f"{html.escape(x_title)}</text>",
+        f'<text x="12" y="{TOP + PLOT_H / 2}" transform="rotate(-90 12 {TOP + PLOT_H / 2})" '
+        f'text-anchor="middle">{html.escape(y_title)}</text></svg>',
     ]
+    return "\n".join(parts)
+
+
+def _y_grid(y_max: float) -> list[str]:
+    parts = []
     for tick in range(5):
-        value = y_max * tick / 4
-        y = TOP + plot_h - plot_h * tick / 4
+        y = TOP + PLOT_H - PLOT_H * tick / 4
         parts.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
         )
-        parts.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{value:g}</text>')
+        parts.append(
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{y_max * tick / 4:g}</text>'
+        )
+    return parts
+
+
+def _bars(labels: list[str], series: list[Series], y_max: float) -> list[str]:
+    bar_w = PLOT_W / len(labels)
+    parts = []
     for i, label in enumerate(labels):
         base = 0.0
         for s in series:
-            height = plot_h * s.values[i] / y_max
-            y = TOP + plot_h - plot_h * base / y_max - height
+            height = PLOT_H * s.values[i] / y_max
+            y = TOP + PLOT_H - PLOT_H * base / y_max - height
             parts.append(
                 f'<rect x="{LEFT + i * bar_w + 1:.1f}" y="{y:.1f}" width="{max(bar_w - 2, 1):.1f}" '
                 f'height="{height:.1f}" fill="{s.colour}"><title>{html.escape(label)}: '
                 f"{s.values[i]:g} {html.escape(s.name)}</title></rect>"
             )
             base += s.values[i]
-    every = max(1, len(labels) // 8)
-    for i in range(0, len(labels), every):
-        x = LEFT + (i + 0.5) * bar_w
-        parts.append(
-            f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle">'
-            f"{html.escape(labels[i])}</text>"
-        )
-    parts.append(
-        f'<text x="{LEFT + plot_w / 2}" y="{HEIGHT - 6}" text-anchor="middle">'
-        f"{html.escape(x_title)}</text>"
-    )
-    parts.append(
-        f'<text x="12" y="{TOP + plot_h / 2}" transform="rotate(-90 12 {TOP + plot_h / 2})" '
-        f'text-anchor="middle">{html.escape(y_title)}</text></svg>'
-    )
-    return "\n".join(parts)
+    return parts
+
+
+def _x_labels(labels: list[str]) -> list[str]:
+    bar_w = PLOT_W / len(labels)
+    every = max(1, len(labels) // 8)  # about eight labels, whatever the number of bars
+    return [
+        f'<text x="{LEFT + (i + 0.5) * bar_w:.1f}" y="{HEIGHT - BOTTOM + 16}" '
+        f'text-anchor="middle">{html.escape(labels[i])}</text>'
+        for i in range(0, len(labels), every)
+    ]
 
 
 def _latency_table(latency: dict[str, Any]) -> str:
