@@ -7,9 +7,11 @@ issued chain must verify against the gateway's CA and carry the requested names.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import aiohttp
+import pytest
 from cryptography import x509
 
 from tests.conftest import require_tool
@@ -107,3 +109,24 @@ async def test_lego_dns01_wildcard(gateway: GatewayProcess, dns: ChallTestSrv,
     assert code == 0, out
     crt = tmp_path / "lego" / "certificates" / "_.wild.example.com.crt"
     check_chain(crt.read_bytes(), gateway, names)
+
+
+@pytest.mark.skipif(not os.environ.get("ACME_SH"),
+                    reason="acme.sh has no Debian, PyPI or npm package: "
+                           "set ACME_SH=/path/to/acme.sh to run it")
+async def test_acme_sh_standalone_then_revoke(gateway: GatewayProcess, tmp_path: Path) -> None:
+    """acme.sh (opt-in: not installable from the package registries CI reaches)."""
+    acme_sh = os.environ["ACME_SH"]
+    require_tool(acme_sh, "socat")
+    common = ["--home", str(tmp_path / "acmesh"), "--server", gateway.directory,
+              "--ca-bundle", str(gateway.tls_cert)]
+    port = str(gateway.doc["validation"]["http01_port"])
+    code, out = await run([acme_sh, *common, "--register-account", "-m", "ops@example.com"])
+    assert code == 0, out
+    code, out = await run([acme_sh, *common, "--issue", "--standalone", "--httpport", port,
+                           "-d", "sh.example.com", "--keylength", "ec-256"], timeout=TIMEOUT)
+    assert code == 0, out
+    cert = tmp_path / "acmesh" / "sh.example.com_ecc" / "fullchain.cer"
+    check_chain(cert.read_bytes(), gateway, ["sh.example.com"])
+    code, out = await run([acme_sh, *common, "--revoke", "-d", "sh.example.com", "--ecc"])
+    assert code == 0 and "Successfully revoked" in out, out
