@@ -30,7 +30,8 @@ async def _events(store: SQLiteStore, clock: FakeClock) -> None:
     await record(audit.VALIDATED, actor="acme:b", result="incorrectResponse")
     await record(audit.VALIDATED, actor="acme:b")
     await record(audit.UNAUTHORIZED, actor="acme:x", result="unauthorized")
-    await record(audit.APPROVED, actor="cli:bob", profile="iot", extra={"requester": "est:user:dev"})
+    await record(audit.APPROVED, actor="cli:bob", profile="iot",
+                 extra={"requester": "est:user:dev"})
     await record(audit.APPROVED, actor="cli:bob", result="refused")
     clock.advance(86400 * 10)
     await record(audit.REQUESTED, actor="acme:late", profile="web")
