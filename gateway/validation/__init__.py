@@ -3,6 +3,34 @@
 Only :mod:`gateway.core` calls into this package. A :class:`Validator` is made
 once per application (in a cleanup context) and is safe to call from many
 concurrent tasks; its bounds on concurrency live inside it.
+
+Modules: ``engine`` (the :class:`~gateway.validation.engine.ValidationAuthority`:
+bounds, retries, records), ``http01``, ``dns01``, ``tlsalpn01``, ``caa``,
+``netguard`` (blocked networks), ``targets`` (name → checked addresses),
+``dnsclient``/``dnswire`` (DNS lookups), ``httpfetch`` (bounded HTTP/1.1 GET),
+``pacer`` (starts per loop turn).
+
+Error kinds a failure carries, and whether another attempt is made:
+
+===================  =======================================================  =====
+kind                 when                                                     retry
+===================  =======================================================  =====
+dns                  SERVFAIL/REFUSED/timeout/malformed answer               yes
+dns                  NXDOMAIN or no A/AAAA for the name; name resolves only   no
+                     to blocked addresses; CNAME chain too long
+connection           refused, reset, timed out, closed mid-response           yes
+connection           not HTTP, bad redirect (scheme, port, loop, too many,    no
+                     blocked target)
+tls                  TLS handshake failed (tls-alpn-01, https redirect)       yes
+tls                  acme-tls/1 not negotiated                                no
+unauthorized         HTTP status other than 200; no TXT record at all         no
+incorrectResponse    wrong key authorization / TXT digest / validation        no
+                     certificate; body over ``max_body_bytes``
+caa                  CAA forbids issuance (checked after a valid challenge)   no
+rejectedIdentifier   an IP identifier in a blocked network                    no
+malformed            wildcard without dns-01; dns-01 for an IP; bad name      no
+unsupportedIdentifier  identifier type other than dns or ip                   no
+===================  =======================================================  =====
 """
 
 from __future__ import annotations
