@@ -112,9 +112,12 @@ class Http01Checker:
         self, url: URL, address: IPAddress, task: ChallengeTask, attempt: Attempt
     ) -> str | None:
         scheme, host, port = url.scheme, url.host or "", url.port or DEFAULT_PORTS[url.scheme]
-        request = request_bytes(
-            host_header(host, port, DEFAULT_PORTS[scheme]), url.raw_path_qs, USER_AGENT
-        )
+        try:
+            request = request_bytes(
+                host_header(host, port, DEFAULT_PORTS[scheme]), url.raw_path_qs, USER_AGENT
+            )
+        except ValueError as exc:
+            raise ChallengeError(ErrorKind.CONNECTION, f"{url} cannot be requested: {exc}") from exc
         tls = self._tls if scheme == "https" else None
         # SNI carries names only; an IP host sends none.
         sni = host if tls and parse_address(host) is None else None
