@@ -111,20 +111,31 @@ class Http01Checker:
     async def _fetch(
         self, url: URL, address: IPAddress, task: ChallengeTask, attempt: Attempt
     ) -> str | None:
+        attempt.enter(ErrorKind.CONNECTION, f"fetching {url} from {address}")
+        response = await self._get(url, address)
+        if response.status in REDIRECT_STATUSES:
+            return self._location(response, url)
+        if response.status != 200:
+            detail = f"{url} answered HTTP {response.status}, expected 200"
+            raise ChallengeError(ErrorKind.UNAUTHORIZED, detail)
+        if response.too_big:
+            detail = f"{url}: response body is larger than {self._settings.max_body_bytes} bytes"
+            raise ChallengeError(ErrorKind.INCORRECT_RESPONSE, detail)
+        _compare(response.body, task.key_authorization, url)
+        return None
+
+    async def _get(self, url: URL, address: IPAddress) -> Response:
+        """GET ``url`` from ``address``, with transport failures told apart by kind."""
         scheme, host, port = url.scheme, url.host or "", url.port or DEFAULT_PORTS[url.scheme]
+        tls = self._tls if scheme == "https" else None
+        sni = host if tls and parse_address(host) is None else None  # SNI carries names only
         try:
             request = request_bytes(
                 host_header(host, port, DEFAULT_PORTS[scheme]), url.raw_path_qs, USER_AGENT
             )
+            return await fetch(str(address), port, request, self._settings.max_body_bytes, tls, sni)
         except ValueError as exc:
             raise ChallengeError(ErrorKind.CONNECTION, f"{url} cannot be requested: {exc}") from exc
-        tls = self._tls if scheme == "https" else None
-        # SNI carries names only; an IP host sends none.
-        sni = host if tls and parse_address(host) is None else None
-        attempt.enter(ErrorKind.CONNECTION, f"fetching {url} from {address}")
-        limit = self._settings.max_body_bytes
-        try:
-            response = await fetch(str(address), port, request, limit, tls, sni)
         except ssl.SSLError as exc:
             detail = f"TLS with {address} for {url} failed: {exc.reason or exc}"
             raise ChallengeError(ErrorKind.TLS, detail, retriable=True) from exc
@@ -136,16 +147,6 @@ class Http01Checker:
         except (OSError, IncompleteResponse) as exc:
             detail = f"connection to {address} port {port} for {url} failed: {_reason(exc)}"
             raise ChallengeError(ErrorKind.CONNECTION, detail, retriable=True) from exc
-        if response.status in REDIRECT_STATUSES:
-            return self._location(response, url)
-        if response.status != 200:
-            detail = f"{url} answered HTTP {response.status}, expected 200"
-            raise ChallengeError(ErrorKind.UNAUTHORIZED, detail)
-        if response.too_big:
-            detail = f"{url}: response body is larger than {limit} bytes"
-            raise ChallengeError(ErrorKind.INCORRECT_RESPONSE, detail)
-        _compare(response.body, task.key_authorization, url)
-        return None
 
     def _location(self, response: Response, url: URL) -> str:
         location = response.headers.get("location", "")
