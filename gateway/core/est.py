@@ -155,17 +155,19 @@ class EstService:
         profile = self.profile(request.profile)
         renewed = await self._renewed(request.renewing) if request.renewing else None
         parsed = csrs.parse_csr(request.csr_der)
-        # The profile rules ACME applies, through the same checker (refusals are audited there).
+        # The profile rules ACME applies, through the same checker and in ACME's order (names
+        # at newOrder, then the CSR at finalize), so a request gets ACME's reason.
         rules = self.issuance.profiles
+        idents = await rules.check_identifiers(profile, identifiers_of(parsed),
+                                               actor=request.requester)
         await rules.check_csr(profile, parsed, actor=request.requester)
         if request.channel_binding is not None:
             check_proof_of_possession(parsed.csr, request.channel_binding)
-        idents = await rules.check_identifiers(profile, identifiers_of(parsed),
-                                               actor=request.requester)
         if renewed is not None:
             check_same_names(parsed, idents, renewed)
         order = await self._find_or_create(request, profile, idents)
         if order.status not in (VALID, INVALID):
+            await self._run_if_due(order.id)
             await self.issuance.wait_for(order.id, request.wait_seconds)
             order = await self._order(order.id)
         return await self._result(order)
@@ -196,6 +198,13 @@ class EstService:
                                "re-enrollment needs a client certificate that this gateway "
                                "issued; use simpleenroll for a first certificate")
         return x509.load_der_x509_certificate(old_der)
+
+    async def _run_if_due(self, order_id: str) -> None:
+        """Start the order's job now if it is due: a re-POST need not wait for the next scan."""
+        job = await self.store.get_job(order_id)
+        if job is not None and job.state in ("queued", "waiting") and job.run_at is not None \
+                and job.run_at <= self.clock.now():
+            self.issuance.run_now(job)
 
     async def _order(self, order_id: str) -> Order:
         order = await self.store.get_order(order_id)
