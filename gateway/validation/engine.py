@@ -102,11 +102,17 @@ class ValidationAuthority:
         self._caa = None
 
     async def validate(self, task: ChallengeTask) -> ValidationOutcome:
-        """Run the challenge with retries, then CAA for DNS identifiers; never raises."""
+        """Run the challenge with retries, then CAA for DNS identifiers.
+
+        Every failure, even a bug in a checker, comes back as the outcome's
+        ``failure``; only calling before :meth:`start` raises (RuntimeError).
+        """
         records: list[dict[str, Any]] = []
         failure = await self._with_retries(task.identifier_value, self._check_for(task), records)
         if failure is None and task.identifier_type == "dns":
-            failure = await self._caa_with_records(task, records)
+            failure = await self._caa_check(
+                task.identifier_value, task.wildcard, task.account_uri, task.challenge_type, records
+            )
         self._log(task, failure, records)
         return ValidationOutcome(failure=failure, records=tuple(records))
 
@@ -114,24 +120,22 @@ class ValidationAuthority:
         self, identifier_value: str, wildcard: bool, account_uri: str, method: str
     ) -> ValidationFailure | None:
         """Check CAA for a DNS identifier (IP identifiers have no CAA); None permits issuance."""
-        caa = self._require(self._caa)
+        return await self._caa_check(identifier_value, wildcard, account_uri, method, [])
 
-        async def run(attempt: Attempt, remaining: Callable[[], float]) -> None:
-            await caa.check(identifier_value, wildcard, account_uri, method, attempt)
-
-        return await self._with_retries(identifier_value, run, [])
-
-    async def _caa_with_records(
-        self, task: ChallengeTask, records: list[dict[str, Any]]
+    async def _caa_check(
+        self,
+        name: str,
+        wildcard: bool,
+        account_uri: str,
+        method: str,
+        records: list[dict[str, Any]],
     ) -> ValidationFailure | None:
         caa = self._require(self._caa)
 
         async def run(attempt: Attempt, remaining: Callable[[], float]) -> None:
-            await caa.check(
-                task.identifier_value, task.wildcard, task.account_uri, task.challenge_type, attempt
-            )
+            await caa.check(name, wildcard, account_uri, method, attempt)
 
-        return await self._with_retries(task.identifier_value, run, records)
+        return await self._with_retries(name, run, records)
 
     def _check_for(self, task: ChallengeTask) -> Check:
         refusal = self._refusal(task)
