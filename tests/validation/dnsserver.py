@@ -38,6 +38,8 @@ class Zone:
     garbage: set[str] = field(default_factory=set)
     wrong_id: set[str] = field(default_factory=set)
     drop_once: set[str] = field(default_factory=set)
+    # Answers given to the first query only (a rebinding attacker's first, harmless answer).
+    first_answer: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     queries: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, name: str, rdtype: str, *values: str) -> None:
@@ -125,7 +127,9 @@ class DnsResponder:
             rrset = dns.rrset.from_text_list(qname, 60, "IN", "CNAME", cname[:1])
             response.answer.append(rrset)
             return
-        values = self.zone.records.get((name, rdtype))
+        values = self.zone.first_answer.pop((name, rdtype), None) or self.zone.records.get(
+            (name, rdtype)
+        )
         if values:
             response.answer.append(dns.rrset.from_text_list(qname, 60, "IN", rdtype, values))
         elif not self.zone.exists(name):

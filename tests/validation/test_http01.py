@@ -165,6 +165,22 @@ async def test_only_allowed_addresses_of_a_name_are_used(
     assert sorted(outcome.records[0]["addressesResolved"]) == ["127.0.0.1", "169.254.169.254"]
 
 
+async def test_rebinding_cannot_redirect_the_connection(
+    aiohttp_server: ServerFactory, dns_server: DnsResponder, make_va: MakeVA
+) -> None:
+    server = await serve(aiohttp_server, {PATH: text(KEY_AUTH)})
+    # The first answer passes the guard; any later lookup would yield the metadata address.
+    dns_server.zone.first_answer[("web.test", "A")] = ["127.0.0.1"]
+    dns_server.zone.add("web.test", "A", "169.254.169.254")
+    va = await make_va(http01_port=server.port)
+
+    outcome = await va.validate(task())
+
+    assert outcome.valid, outcome.failure
+    assert dns_server.zone.queries.count(("web.test", "A")) == 1
+    assert outcome.records[0]["addressUsed"] == "127.0.0.1"
+
+
 @pytest.mark.parametrize(
     ("ip", "listen", "host"),
     [("127.0.0.1", "127.0.0.1", "127.0.0.1:{port}"), ("::1", "::1", "[::1]:{port}")],
