@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -108,6 +109,9 @@ async def _serve(settings: config.Settings) -> int:
     for url in urls:
         print(f"ACME directory: {url}/acme/directory", flush=True)
         print(f"EST base:       {url}/.well-known/est/", flush=True)
+    # Everything made at start-up lives for the whole run: moving it out of the
+    # collector's generations shortens the GC pauses that show up in tail latency.
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
