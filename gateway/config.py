@@ -170,6 +170,8 @@ class AcmeSettings:
     order_lifetime_seconds: int = 7 * 86400
     authz_lifetime_seconds: int = 30 * 86400
     finalize_wait_seconds: float = 5.0
+    # How long a challenge POST waits for its validation before answering "processing".
+    challenge_wait_seconds: float = 0.0
     retry_after_seconds: int = 2
     default_profile: str = "default"
 
@@ -302,6 +304,7 @@ def _acme(t: Table) -> AcmeSettings:
         order_lifetime_seconds=t.int("order_lifetime_seconds", 7 * 86400, 60),
         authz_lifetime_seconds=t.int("authz_lifetime_seconds", 30 * 86400, 60),
         finalize_wait_seconds=t.float("finalize_wait_seconds", 5.0),
+        challenge_wait_seconds=t.float("challenge_wait_seconds", 0.0),
         retry_after_seconds=t.int("retry_after_seconds", 2, 1, 3600),
         default_profile=t.str("default_profile", "default"),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Callable
 from dataclasses import replace
@@ -78,8 +79,10 @@ class OrderService:
         self.clock = clock
         self.trail = trail or audit.AuditTrail(store, clock)
         self.profiles = profiles or ProfilePolicy(settings, store, self.trail)
-        # Called with (authz, challenge, account) when a challenge starts processing.
-        self.on_challenge: Callable[[Authorization, Challenge, Account], None] = lambda *a: None
+        # Called with (authz, challenge, account) when a challenge starts processing;
+        # may return the validation's task, which respond_challenge waits on (bounded).
+        self.on_challenge: Callable[[Authorization, Challenge, Account],
+                                    asyncio.Task[None] | None] = lambda *a: None
 
     def profile(self, name: str | None) -> ProfileSettings:
         """The named profile, or the default one; invalidProfile when unknown."""
@@ -231,8 +234,17 @@ class OrderService:
             return fresh, fresh.challenge(challenge_id) or chall
         authz = replace(authz, challenges=tuple(started if c.id == chall.id else c
                                                 for c in authz.challenges))
-        self.on_challenge(authz, started, account)
-        return authz, started
+        task = self.on_challenge(authz, started, account)
+        wait = self.settings.acme.challenge_wait_seconds
+        if task is None or wait <= 0:
+            return authz, started
+        # A quick validation answers this POST with its outcome: the client's first
+        # poll then finds the authorization decided instead of waiting Retry-After.
+        await asyncio.wait((task,), timeout=wait)
+        if not task.done():
+            return authz, started
+        fresh = await self.get_authz(authz.id)
+        return fresh, fresh.challenge(challenge_id) or started
 
     async def record_validation(self, authz: Authorization, chall: Challenge,
                                 error: dict[str, Any] | None,

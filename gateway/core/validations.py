@@ -41,11 +41,17 @@ class ValidationRunner:
         """The account URL as CAA accounturi parameters name it (RFC 8657)."""
         return f"{self.settings.server.public_base_url()}/acme/acct/{account_id}"
 
-    def start(self, authz: Authorization, chall: Challenge, account: Account) -> None:
-        """Validate in the background; the caller has already persisted ``processing``."""
+    def start(self, authz: Authorization, chall: Challenge,
+              account: Account) -> asyncio.Task[None]:
+        """Validate in the background; the caller has already persisted ``processing``.
+
+        The task ends once the outcome is committed, so a caller may wait on it
+        (bounded) and then read the result from the store.
+        """
         task = asyncio.create_task(self._run(authz, chall, account.thumbprint, account.id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _run(self, authz: Authorization, chall: Challenge, thumbprint: str,
                    account_id: str) -> None:
