@@ -392,7 +392,14 @@ class IssuanceService:
         cert = await self.store.get_certificate_by_serial(serial_hex(leaf))
         if cert is None or cert.leaf_der != cert_der:
             raise GatewayError(ErrorKind.NOT_FOUND, "this certificate was not issued here")
-        self._check_revoker(cert, leaf, account, jwk)
+        try:
+            self._check_revoker(cert, leaf, account, jwk)
+        except GatewayError as exc:
+            await self.trail.record(
+                audit.UNAUTHORIZED, actor=audit.acme_actor(account.id) if account else "jwk",
+                ca=cert.ca, result=exc.kind.value, detail=exc.detail, request_id=cert.order_id,
+                extra={"serial": cert.serial})
+            raise
         if cert.revoked_at is not None:
             raise GatewayError(ErrorKind.ALREADY_REVOKED, "the certificate is already revoked")
         try:

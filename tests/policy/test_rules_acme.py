@@ -149,3 +149,24 @@ async def test_failed_validation_is_audited(pgw: PolicyGateway) -> None:
     await eventually(audited)
     [event] = await pgw.audit("validated")
     assert event["result"] == "incorrectResponse" and event["detail"] == "wrong token"
+
+
+async def test_revocation_and_a_strangers_attempt_are_audited(pgw: PolicyGateway) -> None:
+    from tests.acmeclient import b64
+
+    c = await pgw.client()
+    order = await ready_order(c, ["r.example.com"], "default")
+    _, done = await finalize(c, order, make_csr(["r.example.com"])[0])
+    _, pem = await c.post(done["certificate"])
+    der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(serialization.Encoding.DER)
+    stranger = await pgw.client()
+    resp, _ = await stranger.post(c.directory["revokeCert"], {"certificate": b64(der)})
+    assert resp.status == 403
+    resp, _ = await c.post(c.directory["revokeCert"], {"certificate": b64(der), "reason": 1})
+    assert resp.status == 200
+    [attempt] = await pgw.audit("unauthorized")
+    assert attempt["actor"] == "acme:" + stranger.kid.rsplit("/", 1)[1]  # type: ignore[union-attr]
+    assert "only the account that ordered the certificate" in attempt["detail"]
+    [revoked] = await pgw.audit("revoked")
+    assert revoked["actor"] == "acme:" + c.kid.rsplit("/", 1)[1]  # type: ignore[union-attr]
+    assert '"reason":1' in revoked["extra"]
