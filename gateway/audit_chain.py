@@ -16,6 +16,10 @@ from typing import Any
 
 GENESIS = "0" * 64
 
+# One encoder, built once: json.dumps with options builds a new one on every call, and
+# this runs for every audit row inside the store's write transaction.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
 # The hashed columns, in hashing order (prev_hash and hash themselves are not hashed).
 HASHED_COLUMNS = ("seq", "at", "event", "actor", "identifiers", "profile", "ca", "result",
                   "detail", "request_id", "source", "extra")
@@ -23,5 +27,5 @@ HASHED_COLUMNS = ("seq", "at", "event", "actor", "identifiers", "profile", "ca",
 
 def link(prev_hash: str, values: Sequence[Any]) -> str:
     """The hash of a row whose hashed column values are ``values`` and predecessor ``prev_hash``."""
-    body = json.dumps([prev_hash, *values], separators=(",", ":"), ensure_ascii=False)
+    body = _ENCODER.encode([prev_hash, *values])
     return hashlib.sha256(body.encode()).hexdigest()
