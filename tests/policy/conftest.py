@@ -13,6 +13,7 @@ from gateway.core.service import Core
 from tests.acme.conftest import FakeValidator, make_settings
 from tests.acme.flow import validate_all
 from tests.acmeclient import AcmeClient, b64
+from tests.e2e.conftest import dns  # noqa: F401  (pebble-challtestsrv, for the e2e tests here)
 
 PROFILES: dict[str, Any] = {
     "default": {"ca": "local"},

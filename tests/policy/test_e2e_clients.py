@@ -13,11 +13,9 @@ import re
 import signal
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp import web
 
 from tests.acmeclient import AcmeClient, b64, make_csr
@@ -25,16 +23,6 @@ from tests.conftest import require_tool
 from tests.e2e.harness import ChallTestSrv, GatewayProcess, free_port, run
 
 TIMEOUT = 150.0
-
-
-@pytest.fixture
-async def dns() -> AsyncIterator[ChallTestSrv]:
-    """pebble-challtestsrv answering every A query with 127.0.0.1."""
-    require_tool("pebble-challtestsrv", "curl")
-    srv = ChallTestSrv()
-    await srv.start()
-    yield srv
-    await srv.stop()
 
 
 def _doc(dns: ChallTestSrv, **profile: Any) -> dict[str, Any]:
