@@ -10,8 +10,10 @@ detect that too.
 
 ``report`` summarises a period for compliance: requests, issued, failed,
 policy refusals, validation failures, unauthorized attempts, per profile and
-per requester, issuance time (mean, p95) and violations such as a validity
-above the configured maximum (398 days by default, the CA/Browser Forum limit).
+per requester, issuance time (mean, p95) and violations: a validity above the
+configured maximum (398 days by default, the CA/Browser Forum limit), and a
+certificate issued for a profile that requires approval (by the current
+config) without an ``approved`` event for its request in the period.
 """
 
 from __future__ import annotations
@@ -112,6 +114,8 @@ class _Tally:
         self.by_requester: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self.durations: list[float] = []
         self.violations: list[dict[str, Any]] = []
+        self.approved: set[str] = set()
+        self.issued_held: list[dict[str, Any]] = []  # issued in profiles needing approval
 
 
 # event type → report counter name (only these are counted per profile and requester)
@@ -121,7 +125,8 @@ COUNTED = {audit.REQUESTED: "requests", audit.ISSUED: "issued", audit.FAILED: "f
            audit.APPROVAL_PENDING: "held_for_approval"}
 
 
-def _count(tally: _Tally, row: dict[str, Any], max_validity_days: int) -> None:
+def _count(tally: _Tally, row: dict[str, Any], max_validity_days: int,
+           approval_profiles: frozenset[str]) -> None:
     event, extra = row["event"], json.loads(row["extra"])
     if event == audit.VALIDATED:
         if row["result"] != "ok":
@@ -131,6 +136,12 @@ def _count(tally: _Tally, row: dict[str, Any], max_validity_days: int) -> None:
     if name is None or row["result"] == "refused":
         return
     tally.totals[name] += 1
+    if event == audit.APPROVED:
+        tally.approved.add(row["request_id"])
+    if event == audit.ISSUED and row["profile"] in approval_profiles:
+        tally.issued_held.append({"type": "issued_without_approval",
+                                  "serial": extra.get("serial"), "profile": row["profile"],
+                                  "request_id": row["request_id"]})
     requester = extra.get("requester", row["actor"]) if event in (audit.APPROVED,
                                                                    audit.REJECTED) else row["actor"]
     if row["profile"]:
@@ -151,11 +162,13 @@ def _issued(tally: _Tally, row: dict[str, Any], extra: dict[str, Any], limit: in
 
 
 def build_report(rows: Iterable[dict[str, Any]], since: datetime | None, until: datetime | None,
-                 max_validity_days: int) -> dict[str, Any]:
+                 max_validity_days: int,
+                 approval_profiles: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The report of a period, as a JSON-ready dict."""
     tally = _Tally()
     for row in rows:
-        _count(tally, row, max_validity_days)
+        _count(tally, row, max_validity_days, approval_profiles)
+    tally.violations += [v for v in tally.issued_held if v["request_id"] not in tally.approved]
     timing: dict[str, Any] = {"count": len(tally.durations), "mean_s": None, "p95_s": None}
     if tally.durations:
         timing["mean_s"] = round(sum(tally.durations) / len(tally.durations), 3)
@@ -186,7 +199,8 @@ def render_text(report: dict[str, Any]) -> str:
             lines.append(f"  {key:<32}{shown}")
     lines += ["", f"Violations: {len(report['violations']) or 'none'}"]
     for v in report["violations"]:
-        lines.append(f"  {v['type']}: serial {v['serial']} valid {v['validity_days']} days "
-                     f"(maximum {v['maximum_days']}), profile {v['profile']}, "
+        what = f"valid {v['validity_days']} days (maximum {v['maximum_days']}), " \
+            if "validity_days" in v else "no approval recorded, "
+        lines.append(f"  {v['type']}: serial {v['serial']} {what}profile {v['profile']}, "
                      f"request {v['request_id']}")
     return "\n".join(lines)

@@ -107,8 +107,15 @@ def _run(args: argparse.Namespace, settings: Settings, action: Action) -> int:
     return asyncio.run(main())
 
 
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except OSError:  # no login name (e.g. a container without a passwd entry)
+        return "unknown"
+
+
 def _operator(args: argparse.Namespace) -> str:
-    return f"cli:{args.approver or getpass.getuser()}"
+    return f"cli:{args.approver or _login()}"
 
 
 def _services(settings: Settings, store: Store) -> tuple[EabService, ApprovalService]:
@@ -122,7 +129,7 @@ async def eab_create(args: argparse.Namespace, settings: Settings, store: Store)
     """``eab create``: the HMAC key is printed here once and never again."""
     eab, _ = _services(settings, store)
     key = await eab.create(tuple(args.profile), tuple(args.allowed_domains), args.reusable,
-                           args.note, actor=f"cli:{getpass.getuser()}")
+                           args.note, actor=f"cli:{_login()}")
     print(f"kid:  {key.id}\nhmac: {key.hmac_key}")
     print(f"profiles: {', '.join(key.profiles) or 'all'}; domains: "
           f"{', '.join(key.allowed_domains) or 'any the profile allows'}; "
@@ -149,7 +156,7 @@ async def eab_list(args: argparse.Namespace, settings: Settings, store: Store) -
 async def eab_revoke(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     """``eab revoke KID``."""
     eab, _ = _services(settings, store)
-    key = await eab.revoke(args.kid, actor=f"cli:{getpass.getuser()}")
+    key = await eab.revoke(args.kid, actor=f"cli:{_login()}")
     print(f"{key.id}: revoked")
     return 0
 
@@ -197,7 +204,8 @@ async def audit_verify(args: argparse.Namespace, settings: Settings, store: Stor
 async def audit_report_cmd(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     """``audit report``."""
     rows = [r async for r in audit_report.rows_of(store, args.since, args.until)]
+    held = frozenset(n for n, p in settings.profiles.items() if p.approval_required)
     report = audit_report.build_report(rows, args.since, args.until,
-                                       settings.audit.max_validity_days)
+                                       settings.audit.max_validity_days, held)
     print(json.dumps(report, indent=2) if args.json else audit_report.render_text(report))
     return 0

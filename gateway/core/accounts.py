@@ -69,7 +69,7 @@ class AccountService:
                                "you must agree to the terms of service "
                                f"({self.settings.terms_of_service}): set termsOfServiceAgreed")
         account_id = new_id()
-        eab_ops = await self._external_account(eab, account_id)
+        eab_ops = await self._external_account(eab, thumbprint)
         if eab is not None:
             eab_kid = eab.kid
         account = Account(id=account_id, thumbprint=thumbprint, jwk=jwk, contact=contact,
@@ -88,11 +88,13 @@ class AccountService:
             return raced, False
         return account, True
 
-    async def _external_account(self, eab: EabProof | None, account_id: str) -> list[Op]:
+    async def _external_account(self, eab: EabProof | None, thumbprint: str) -> list[Op]:
         """The ops that consume the EAB key, or [] when no binding is needed."""
+        # No account exists yet: refusals name the key that asked (its RFC 7638 thumbprint).
+        actor = f"jwk:{thumbprint}"
         if eab is None:
             if self.settings.external_account_required:
-                await self.trail.record(audit.UNAUTHORIZED, actor=audit.acme_actor(account_id),
+                await self.trail.record(audit.UNAUTHORIZED, actor=actor,
                                         result=ErrorKind.EXTERNAL_ACCOUNT_REQUIRED.value,
                                         detail="newAccount without externalAccountBinding")
                 raise GatewayError(ErrorKind.EXTERNAL_ACCOUNT_REQUIRED,
@@ -101,7 +103,7 @@ class AccountService:
             return []
         if self.eab is None:
             raise GatewayError(ErrorKind.MALFORMED, "external account binding is not enabled here")
-        _key, ops = await self.eab.verify(eab, audit.acme_actor(account_id))
+        _key, ops = await self.eab.verify(eab, actor)
         return ops
 
     async def get(self, account_id: str) -> Account:

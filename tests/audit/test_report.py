@@ -87,3 +87,17 @@ async def test_cli_report_json_with_period(tmp_path: Path,
     assert report["totals"]["requests"] == 5  # the late request is outside the period
     assert report["violations"] == []  # 400 days is within the configured 500
     assert report["since"] == "2029-12-31T00:00:00+00:00"
+
+
+def test_issued_without_approval_is_a_violation() -> None:
+    def row(event: str, request_id: str, extra: str = "{}") -> dict[str, Any]:
+        return {"event": event, "actor": "acme:a", "profile": "manual", "result": "ok",
+                "request_id": request_id, "extra": extra}
+
+    rows = [row("issued", "o1", '{"serial": "1"}'), row("approved", "o2"),
+            row("issued", "o2", '{"serial": "2"}')]
+    report = audit_report.build_report(rows, None, None, 398, frozenset({"manual"}))
+    assert report["violations"] == [{"type": "issued_without_approval", "serial": "1",
+                                     "profile": "manual", "request_id": "o1"}]
+    assert "issued_without_approval: serial 1 no approval recorded" in \
+        audit_report.render_text(report)

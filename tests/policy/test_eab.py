@@ -71,6 +71,7 @@ async def test_account_without_binding_is_refused(egw: PolicyGateway) -> None:
     assert "acme-gateway eab create" in body["detail"]
     [event] = await egw.audit("unauthorized")
     assert event["result"] == "externalAccountRequired"
+    assert event["actor"].startswith("jwk:")  # no account exists: the key that asked
 
 
 async def test_single_use_key_binds_one_account(egw: PolicyGateway) -> None:
