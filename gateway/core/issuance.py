@@ -272,13 +272,7 @@ class IssuanceService:
         """
         ops: list[Op] = []
         if job.extra.get("policy") != POLICY_CHECKED:
-            try:
-                assert order.csr_der is not None
-                parsed = csrs.parse_csr(order.csr_der)
-                await self.profiles.check_csr(profile, parsed, actor=actor_of(order),
-                                              request_id=order.id)
-            except GatewayError as exc:
-                await self._fail(order, job, exc.kind, exc.detail, event=None)
+            if not await self._csr_admitted(order, job, profile):
                 return None
             job = replace(job, extra={**job.extra, "policy": POLICY_CHECKED})
             ops += [Update(job), self._event(audit.REQUESTED, order, profile.ca)]
@@ -290,6 +284,22 @@ class IssuanceService:
         if ops:
             await self.store.apply(ops)
         return job
+
+    async def _csr_admitted(self, order: Order, job: Job, profile: ProfileSettings) -> bool:
+        """The profile's CSR rules; a refusal ends the order with the rule's reason."""
+        assert order.csr_der is not None
+        try:
+            parsed = csrs.parse_csr(order.csr_der)
+        except GatewayError as exc:
+            await self._fail(order, job, exc.kind, exc.detail, event=audit.POLICY_REFUSED)
+            return False
+        try:
+            await self.profiles.check_csr(profile, parsed, actor=actor_of(order),
+                                          request_id=order.id)
+        except GatewayError as exc:  # already audited as policy_refused by the checker
+            await self._fail(order, job, exc.kind, exc.detail, event=None)
+            return False
+        return True
 
     def _event(self, event: str, order: Order, ca: str, result: str = "ok", detail: str = "",
                extra: dict[str, Any] | None = None) -> Op:
