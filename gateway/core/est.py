@@ -34,7 +34,16 @@ from gateway.core import est_keygen as keygen
 from gateway.core.clock import Clock
 from gateway.core.est_names import identifiers_of, same_subject
 from gateway.core.issuance import IssuanceService, serial_hex
-from gateway.core.models import INVALID, READY, VALID, Certificate, Identifier, Job, Order
+from gateway.core.models import (
+    INVALID,
+    PROCESSING,
+    READY,
+    VALID,
+    Certificate,
+    Identifier,
+    Job,
+    Order,
+)
 from gateway.errors import ErrorKind, GatewayError
 from gateway.storage.base import Conflict, Insert, Store
 
@@ -232,7 +241,7 @@ class EstService:
         ready = Order(id=order_id, account_id=request.requester, status=READY,
                       identifiers=idents, authz_ids=(), profile=profile.name, created_at=now,
                       expires=now + timedelta(seconds=self.settings.acme.order_lifetime_seconds))
-        started = ready.moved("processing", csr_der=request.csr_der)
+        started = ready.moved(PROCESSING, csr_der=request.csr_der)
         job = Job(id=order_id, order_id=order_id, run_at=now)
         try:
             if await self.store.apply([Insert(started), Insert(job)]):
