@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -115,3 +116,26 @@ async def test_state_survives_reopen(tmp_path: Path) -> None:
     await second.open()
     assert await second.get_order("o1") == order("o1")
     await second.close()
+
+
+async def test_write_lock_held_elsewhere_is_waited_for_off_the_loop(tmp_path: Path) -> None:
+    """A CLI holding the write lock delays a commit; the loop keeps serving meanwhile."""
+    s = SQLiteStore(tmp_path / "gw.db")
+    await s.open()
+    other = sqlite3.connect(tmp_path / "gw.db", isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        pending = asyncio.ensure_future(s.apply([Insert(account("a1"))]))
+        ticks = 0
+        for _ in range(10):  # the loop runs while the writer thread waits for the lock
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not pending.done() and ticks == 10
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(pending, 5) is True
+        assert await s.get_account("a1") == account("a1")
+        # and the next group runs on the loop's thread again
+        assert await s.apply([Insert(order("o1"))])
+    finally:
+        other.close()
+        await s.close()
