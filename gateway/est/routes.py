@@ -19,7 +19,7 @@ from gateway.errors import ErrorKind, GatewayError
 from gateway.est import handlers as h
 from gateway.est import wire
 from gateway.est.auth import AuthRequired
-from gateway.est.settings import parse
+from gateway.est.settings import OPERATIONS, parse
 
 log = logging.getLogger("gateway.est")
 
@@ -56,10 +56,22 @@ async def est_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return wire.text_response(exc.status, exc.reason or "request refused")
+        return _http_error(exc)
     except Exception:  # never a traceback to a device: log it, answer 500
         log.exception("unhandled error in %s %s", request.method, request.path)
         return wire.text_response(500, "internal error; the gateway log has details")
+
+
+def _http_error(exc: web.HTTPException) -> web.Response:
+    """aiohttp's own refusals (no route, wrong method, body too large) as one-line reasons."""
+    if exc.status == 404:
+        return wire.text_response(404, "no such EST resource; the operations are "
+                                  + ", ".join(OPERATIONS))
+    allow = exc.headers.get("Allow")
+    if exc.status == 405 and allow:
+        return wire.text_response(405, f"this EST operation accepts {allow} only",
+                                  {"Allow": allow})
+    return wire.text_response(exc.status, exc.reason or "request refused")
 
 
 async def _trim_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -224,3 +224,11 @@ async def test_plain_http_is_refused_for_enrollment(tmp_path: Path) -> None:
                                  headers={"Authorization": "Basic YWxpY2U6eA=="})
         assert resp.status == 403 and "HTTPS" in await resp.text()
         assert (await client.get("/.well-known/est/cacerts")).status == 200
+
+
+async def test_unknown_path_and_wrong_method(gw: Gateway) -> None:
+    status, _, body = await request(gw, "GET", "/a/b/c")
+    assert status == 404 and "simpleenroll" in body.decode()
+    status, headers, body = await request(gw, "GET", "/basic/simpleenroll")
+    assert status == 405 and headers["Allow"] == "POST"
+    assert body.decode().strip() == "this EST operation accepts POST only"
