@@ -104,7 +104,11 @@ def _run(args: argparse.Namespace, settings: Settings, action: Action) -> int:
         finally:
             await store.close()
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except BrokenPipeError:  # the reader (e.g. `| head`) stopped early: not an error
+        sys.stderr.close()
+        return 0
 
 
 def _login() -> str:
