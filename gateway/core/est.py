@@ -28,6 +28,7 @@ from cryptography import x509
 from cryptography.x509.oid import AttributeOID
 
 from connectors.base import Connector, ConnectorError
+from gateway import audit
 from gateway.config import ProfileSettings, Settings
 from gateway.core import csr as csrs
 from gateway.core import est_keygen as keygen
@@ -156,6 +157,11 @@ class EstService:
         if cert.revoked_at is not None:
             raise GatewayError(ErrorKind.UNAUTHORIZED, "the client certificate has been revoked")
         return cert
+
+    async def record_refusal(self, actor: str, profile: str, detail: str) -> None:
+        """Audit a refused EST credential (wrong password, untrusted or revoked certificate)."""
+        await self.issuance.trail.record(audit.UNAUTHORIZED, actor=actor, profile=profile,
+                                         result=ErrorKind.UNAUTHORIZED.value, detail=detail)
 
     # -- enrollment ----------------------------------------------------------------
 

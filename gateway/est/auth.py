@@ -27,11 +27,16 @@ from gateway.est.settings import EstSettings, LabelSettings
 
 
 class AuthRequired(Exception):
-    """401: credentials are missing or wrong; the client should retry with Basic."""
+    """401: credentials are missing or wrong; the client should retry with Basic.
 
-    def __init__(self, reason: str) -> None:
+    ``presented`` is False for the usual first request without credentials, which
+    is part of the Basic exchange and not worth an audit event.
+    """
+
+    def __init__(self, reason: str, presented: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.presented = presented
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,38 @@ async def _label_trusts(request: web.Request, label: LabelSettings, cert_der: by
     return False
 
 
+def claimed_requester(request: web.Request) -> str:
+    """Who a refused request claimed to be, for the audit trail (never the password)."""
+    try:
+        creds = _basic(request)
+    except AuthRequired:
+        creds = None
+    if creds is not None:
+        return f"est:user:{creds[0]}"
+    cert = peer_certificate(request)
+    return f"est:cert:{hashlib.sha256(cert).hexdigest()}" if cert else "est:anonymous"
+
+
+async def authenticate_audited(request: web.Request, est: EstSettings, label: LabelSettings,
+                               renewing: bool = False) -> Caller:
+    """:func:`authenticate`, recording refused credentials in the audit trail."""
+    try:
+        return await authenticate(request, est, label, renewing)
+    except AuthRequired as exc:
+        if exc.presented:
+            await _record(request, label, exc.reason)
+        raise
+    except GatewayError as exc:
+        if exc.kind is ErrorKind.UNAUTHORIZED:
+            await _record(request, label, exc.detail)
+        raise
+
+
+async def _record(request: web.Request, label: LabelSettings, detail: str) -> None:
+    await request.config_dict[keys.CORE].est.record_refusal(
+        claimed_requester(request), label.profile, f"label {label.name!r}: {detail}")
+
+
 async def authenticate(request: web.Request, est: EstSettings, label: LabelSettings,
                        renewing: bool = False) -> Caller:
     """Check the label's rule; raise AuthRequired (401) or a 403 GatewayError."""
@@ -141,6 +178,7 @@ def _check_mode(label: LabelSettings, cert: bytes | None, cert_ok: bool, user: s
     need_basic = label.auth in ("basic", "both") or (label.auth == "either" and not cert_ok)
     if need_basic and user is None:
         raise AuthRequired("credentials are required: HTTP Basic user and password"
-                           + (" or a client certificate" if label.auth == "either" else ""))
+                           + (" or a client certificate" if label.auth == "either" else ""),
+                           presented=False)
     if label.auth in ("cert", "both") and not cert_ok:
         raise forbidden(f"label {label.name!r} needs a TLS client certificate")

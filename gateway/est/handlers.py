@@ -10,7 +10,7 @@ from gateway import keys
 from gateway.core.est import EnrollRequest
 from gateway.errors import ErrorKind, GatewayError
 from gateway.est import wire
-from gateway.est.auth import Caller, authenticate, tls_unique
+from gateway.est.auth import Caller, authenticate_audited, tls_unique
 from gateway.est.pkcs7 import certs_only, csr_attributes
 from gateway.est.settings import EstSettings, LabelSettings
 
@@ -62,7 +62,7 @@ async def csrattrs(request: web.Request) -> web.Response:
 async def _enroll_request(request: web.Request, renewing: bool
                           ) -> tuple[LabelSettings, Caller, EnrollRequest]:
     label = _label(request)
-    caller = await authenticate(request, _est(request), label, renewing)
+    caller = await authenticate_audited(request, _est(request), label, renewing)
     binding = None
     if label.proof_of_possession:
         binding = tls_unique(request)

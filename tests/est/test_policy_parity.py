@@ -27,3 +27,16 @@ async def test_est_refusal_is_audited_with_the_est_requester(gw: Gateway) -> Non
     rows = await gw.core.est.store.audit_rows(0, 100)  # type: ignore[attr-defined]
     refused = [r for r in rows if r["event"] == "policy_refused"]
     assert refused and refused[-1]["actor"] == "est:user:alice"
+
+
+async def test_refused_credentials_are_audited_without_the_password(gw: Gateway) -> None:
+    csr = b64(make_csr(ec_key()))
+    await request(gw, "POST", "/basic/simpleenroll", csr)  # the usual first 401: not audited
+    await request(gw, "POST", "/basic/simpleenroll", csr, ("alice", "guess-1"))
+    await request(gw, "POST", "/basic/simpleenroll", csr, ("bob", "bobs pw"))
+    rows = await gw.core.est.store.audit_rows(0, 100)  # type: ignore[attr-defined]
+    refused = [(r["actor"], r["detail"]) for r in rows if r["event"] == "unauthorized"]
+    assert refused == [
+        ("est:user:alice", "label 'basic': wrong user name or password"),
+        ("est:user:bob", "label 'basic': user 'bob' may not enroll through label 'basic'")]
+    assert not any("guess-1" in str(r) for r in rows)
