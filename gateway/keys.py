@@ -1,4 +1,4 @@
-"""Every aiohttp AppKey of the gateway, in one place (no module-level singletons)."""
+"""Every aiohttp AppKey and RequestKey of the gateway, in one place (no module-level singletons)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from aiohttp import ChainMapProxy
+
     from gateway.acme.nonces import NonceService
+    from gateway.acme.render import Urls
     from gateway.config import Settings
     from gateway.core.pkix import PkixService
     from gateway.core.service import Core
@@ -16,3 +19,7 @@ SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 CORE: web.AppKey[Core] = web.AppKey("core")
 NONCES: web.AppKey[NonceService] = web.AppKey("nonces")
 PKIX_SERVICE: web.AppKey[PkixService] = web.AppKey("pkix_service")
+
+# Per-request memos of the ACME front end (gateway.acme.post).
+ACME_CONFIG: web.RequestKey[ChainMapProxy] = web.RequestKey("acme_config")
+ACME_URLS: web.RequestKey[Urls] = web.RequestKey("acme_urls")

@@ -10,7 +10,7 @@ from gateway import keys
 from gateway.acme import jws as jwslib
 from gateway.acme import render
 from gateway.acme.eab import eab_proof
-from gateway.acme.post import Verified, urls_for, verified
+from gateway.acme.post import Verified, config, urls_for, verified
 from gateway.core.keys import jwk_thumbprint
 from gateway.core.models import PROCESSING, Authorization, Order
 from gateway.errors import ErrorKind, GatewayError
@@ -28,7 +28,7 @@ def _json(body: dict[str, Any], status: int = 200, location: str | None = None,
 
 
 def _retry_after(request: web.Request) -> dict[str, str]:
-    seconds = request.config_dict[keys.SETTINGS].acme.retry_after_seconds
+    seconds = config(request)[keys.SETTINGS].acme.retry_after_seconds
     return {"Retry-After": str(seconds)}
 
 
@@ -46,7 +46,7 @@ def _authz_response(request: web.Request, v: Verified, authz: Authorization) -> 
 
 async def directory(request: web.Request) -> web.Response:
     """GET /acme/directory."""
-    return _json(render.directory(urls_for(request), request.config_dict[keys.SETTINGS]))
+    return _json(render.directory(urls_for(request), config(request)[keys.SETTINGS]))
 
 
 async def new_nonce(request: web.Request) -> web.Response:
@@ -59,7 +59,7 @@ async def new_account(request: web.Request) -> web.Response:
     """POST /acme/new-account: create, or find with onlyReturnExisting."""
     v = await verified(request, jwk_allowed=True, kid_allowed=False)
     assert v.jwk is not None
-    core = request.config_dict[keys.CORE]
+    core = config(request)[keys.CORE]
     proof = eab_proof(v.payload, v.jws, v.thumbprint)
     account, created = await core.accounts.register(v.jwk, v.thumbprint, v.payload, eab=proof)
     return _json(render.account(v.urls, account), 201 if created else 200,
@@ -73,7 +73,7 @@ async def account(request: web.Request) -> web.Response:
         raise GatewayError(ErrorKind.UNAUTHORIZED, "the request is signed by another account")
     acct = v.owner()
     if not v.jws.is_post_as_get:
-        acct = await request.config_dict[keys.CORE].accounts.update(acct, v.payload)
+        acct = await config(request)[keys.CORE].accounts.update(acct, v.payload)
     return _json(render.account(v.urls, acct), location=v.urls.account(acct.id))
 
 
@@ -83,7 +83,7 @@ async def account_orders(request: web.Request) -> web.Response:
     if v.owner().id != request.match_info["id"]:
         raise GatewayError(ErrorKind.UNAUTHORIZED, "the request is signed by another account")
     after = request.query.get("cursor", "")
-    ids = await request.config_dict[keys.CORE].orders.list_orders(v.owner(), after,
+    ids = await config(request)[keys.CORE].orders.list_orders(v.owner(), after,
                                                                   ORDERS_PAGE + 1)
     resp = _json({"orders": [v.urls.order(i) for i in ids[:ORDERS_PAGE]]})
     if len(ids) > ORDERS_PAGE:
@@ -107,7 +107,7 @@ async def key_change(request: web.Request) -> web.Response:
     old = body.get("oldKey")
     if not isinstance(old, dict) or jwk_thumbprint(old) != v.owner().thumbprint:
         raise GatewayError(ErrorKind.MALFORMED, "oldKey is not the account's current key")
-    core = request.config_dict[keys.CORE]
+    core = config(request)[keys.CORE]
     try:
         acct = await core.accounts.change_key(v.owner(), inner.jwk, jwk_thumbprint(inner.jwk))
     except GatewayError as exc:
@@ -122,14 +122,14 @@ async def key_change(request: web.Request) -> web.Response:
 async def new_order(request: web.Request) -> web.Response:
     """POST /acme/new-order."""
     v = await verified(request)
-    order = await request.config_dict[keys.CORE].orders.new_order(v.owner(), v.payload)
+    order = await config(request)[keys.CORE].orders.new_order(v.owner(), v.payload)
     return _order_response(request, v, order, 201)
 
 
 async def order(request: web.Request) -> web.Response:
     """POST-as-GET /acme/order/{id}."""
     v = await verified(request)
-    found = await request.config_dict[keys.CORE].orders.get_order(request.match_info["id"],
+    found = await config(request)[keys.CORE].orders.get_order(request.match_info["id"],
                                                                   v.owner())
     return _order_response(request, v, found)
 
@@ -141,7 +141,7 @@ async def finalize(request: web.Request) -> web.Response:
     if "csr" not in payload:
         raise GatewayError(ErrorKind.MALFORMED, "the finalize payload needs a csr")
     csr_der = jwslib.b64decode(payload["csr"], "csr")
-    done = await request.config_dict[keys.CORE].issuance.finalize(
+    done = await config(request)[keys.CORE].issuance.finalize(
         v.owner(), request.match_info["id"], csr_der)
     return _order_response(request, v, done)
 
@@ -149,7 +149,7 @@ async def finalize(request: web.Request) -> web.Response:
 async def authz(request: web.Request) -> web.Response:
     """POST-as-GET /acme/authz/{id}, or deactivation with {"status": "deactivated"}."""
     v = await verified(request)
-    orders = request.config_dict[keys.CORE].orders
+    orders = config(request)[keys.CORE].orders
     if v.jws.is_post_as_get:
         found = await orders.get_authz(request.match_info["id"], v.owner())
     else:
@@ -160,7 +160,7 @@ async def authz(request: web.Request) -> web.Response:
 async def challenge(request: web.Request) -> web.Response:
     """POST /acme/chall/{id}: {} starts validation; an empty payload reads it."""
     v = await verified(request)
-    orders = request.config_dict[keys.CORE].orders
+    orders = config(request)[keys.CORE].orders
     chall_id = request.match_info["id"]
     if v.jws.is_post_as_get:
         found = await orders.get_authz_for_challenge(chall_id, v.owner())
@@ -177,7 +177,7 @@ async def challenge(request: web.Request) -> web.Response:
 async def certificate(request: web.Request) -> web.Response:
     """POST-as-GET /acme/cert/{id}: the PEM chain, leaf first."""
     v = await verified(request)
-    cert = await request.config_dict[keys.CORE].issuance.get_certificate(
+    cert = await config(request)[keys.CORE].issuance.get_certificate(
         request.match_info["id"], v.owner())
     return web.Response(text=cert.chain_pem, content_type=PEM_CHAIN)
 
@@ -187,6 +187,6 @@ async def revoke_cert(request: web.Request) -> web.Response:
     v = await verified(request, jwk_allowed=True)
     payload = v.payload
     cert_der = jwslib.b64decode(payload.get("certificate"), "certificate")
-    await request.config_dict[keys.CORE].issuance.revoke(
+    await config(request)[keys.CORE].issuance.revoke(
         cert_der, payload.get("reason"), v.account, None if v.account else v.jwk)
     return web.Response(status=200)

@@ -27,8 +27,11 @@ from gateway.core.keys import jwk_public_key
 from gateway.errors import ErrorKind, GatewayError
 
 ALGORITHMS = ("RS256", "ES256", "ES384", "ES512", "EdDSA")
-_EC = {"ES256": (ec.SECP256R1, hashes.SHA256, 32), "ES384": (ec.SECP384R1, hashes.SHA384, 48),
-       "ES512": (ec.SECP521R1, hashes.SHA512, 66)}
+_EC = {"ES256": (ec.SECP256R1, ec.ECDSA(hashes.SHA256()), 32),
+       "ES384": (ec.SECP384R1, ec.ECDSA(hashes.SHA384()), 48),
+       "ES512": (ec.SECP521R1, ec.ECDSA(hashes.SHA512()), 66)}
+_PKCS1 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
 MIN_RSA_BITS = 2048
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
@@ -166,15 +169,15 @@ def _verify(alg: str, key: PublicKeyTypes, sig: bytes, data: bytes) -> None:
     if alg == "RS256":
         if not isinstance(key, rsa.RSAPublicKey):
             raise _mismatch(alg)
-        key.verify(sig, data, padding.PKCS1v15(), hashes.SHA256())
+        key.verify(sig, data, _PKCS1, _SHA256)
     elif alg in _EC:
-        curve, digest, size = _EC[alg]
+        curve, ecdsa, size = _EC[alg]
         if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, curve):
             raise _mismatch(alg)
         if len(sig) != 2 * size:
             raise InvalidSignature()
         r, s = int.from_bytes(sig[:size], "big"), int.from_bytes(sig[size:], "big")
-        key.verify(encode_dss_signature(r, s), data, ec.ECDSA(digest()))
+        key.verify(encode_dss_signature(r, s), data, ecdsa)
     elif alg == "EdDSA":
         if not isinstance(key, ed25519.Ed25519PublicKey):
             raise _mismatch(alg)

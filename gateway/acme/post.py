@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ChainMapProxy, web
 
 from gateway import keys
 from gateway.acme import jws as jwslib
@@ -39,10 +39,26 @@ class Verified:
         return self.account
 
 
+def config(request: web.Request) -> ChainMapProxy:
+    """The application state a handler reads (settings, nonces, core), once per request.
+
+    ``request.config_dict`` builds a new chain of the app and its parents on
+    every access; an ACME request reads it half a dozen times.
+    """
+    found = request.get(keys.ACME_CONFIG)
+    if found is None:
+        found = request[keys.ACME_CONFIG] = request.config_dict
+    return found
+
+
 def urls_for(request: web.Request) -> Urls:
     """URLs as the client addressed us, unless a public base URL is configured."""
-    base = request.config_dict[keys.SETTINGS].server.base_url
-    return Urls(base.rstrip("/") if base else f"{request.scheme}://{request.host}")
+    urls = request.get(keys.ACME_URLS)
+    if urls is None:
+        base = config(request)[keys.SETTINGS].server.base_url
+        urls = request[keys.ACME_URLS] = Urls(base.rstrip("/") if base
+                                     else f"{request.scheme}://{request.host}")
+    return urls
 
 
 async def verified(request: web.Request, *, jwk_allowed: bool = False,
@@ -58,7 +74,7 @@ async def verified(request: web.Request, *, jwk_allowed: bool = False,
     if jws.header["url"] != urls.path(request.raw_path):
         raise GatewayError(ErrorKind.UNAUTHORIZED,
                            "the JWS url header does not match the request URL")
-    if not request.config_dict[keys.NONCES].redeem(jws.header["nonce"]):
+    if not config(request)[keys.NONCES].redeem(jws.header["nonce"]):
         raise GatewayError(ErrorKind.BAD_NONCE, "JWS has an invalid anti-replay nonce")
     if jws.jwk is not None:
         if not jwk_allowed:
@@ -77,6 +93,6 @@ async def _verified_by_account(request: web.Request, jws: jwslib.Jws, urls: Urls
     if account_id is None:
         raise GatewayError(ErrorKind.ACCOUNT_DOES_NOT_EXIST,
                            "the kid is not an account URL of this server")
-    account = await request.config_dict[keys.CORE].accounts.get(account_id)
+    account = await config(request)[keys.CORE].accounts.get(account_id)
     jwslib.verify(jws, jwslib.public_key(account.jwk))
     return Verified(jws, urls, account=account, jwk=account.jwk, thumbprint=account.thumbprint)

@@ -10,7 +10,7 @@ from aiohttp.typedefs import Handler
 from gateway import keys
 from gateway.acme import handlers as h
 from gateway.acme import problems
-from gateway.acme.post import urls_for
+from gateway.acme.post import config, urls_for
 from gateway.errors import ErrorKind, GatewayError
 
 log = logging.getLogger("gateway.acme")
@@ -46,7 +46,7 @@ async def acme_middleware(request: web.Request, handler: Handler) -> web.StreamR
         log.exception("unhandled error in %s %s", request.method, request.path)
         resp = problem_response(GatewayError(ErrorKind.SERVER_INTERNAL,
                                              "internal error; the gateway log has details"))
-    resp.headers["Replay-Nonce"] = request.config_dict[keys.NONCES].new()
+    resp.headers["Replay-Nonce"] = config(request)[keys.NONCES].new()
     resp.headers.add("Link", f'<{urls_for(request).directory}>;rel="index"')
     if request.method == "POST":
         resp.headers.setdefault("Cache-Control", "no-store")
