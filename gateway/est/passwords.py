@@ -2,7 +2,11 @@
 
 Format: ``pbkdf2-sha256$<iterations>$<salt, base64>$<derived key, base64>``.
 Verification runs in a worker thread: 600 000 iterations take a fraction of a
-second of CPU that must not stall the event loop.
+second of CPU that must not stall the event loop. A router re-enrolls and polls
+with the same credentials, so a successful check is remembered for a few
+minutes under a SHA-256 of (user hash, password): without that, every EST
+request with Basic auth costs ~300 ms of CPU and a client could exhaust the
+gateway by sending valid credentials in a loop. Failures are never remembered.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import binascii
 import hashlib
 import hmac
 import os
+import time
+from collections import OrderedDict
 
 SCHEME = "pbkdf2-sha256"
 DEFAULT_ITERATIONS = 600_000
@@ -59,7 +65,43 @@ def verify_password(password: str, encoded: str) -> bool:
     return hmac.compare_digest(candidate, derived)
 
 
-async def verify_password_async(password: str, encoded: str | None) -> bool:
+class VerifiedCache:
+    """Remembers recently verified (hash, password) pairs, bounded in size and time."""
+
+    def __init__(self, ttl_seconds: float = 300.0, capacity: int = 10_000) -> None:
+        self.ttl = ttl_seconds
+        self.capacity = capacity
+        self._seen: OrderedDict[bytes, float] = OrderedDict()
+
+    @staticmethod
+    def _key(password: str, encoded: str) -> bytes:
+        return hashlib.sha256(f"{encoded}\x00{password}".encode()).digest()
+
+    def hit(self, password: str, encoded: str) -> bool:
+        """Whether this exact pair was verified within the last ``ttl`` seconds."""
+        key = self._key(password, encoded)
+        expires = self._seen.get(key)
+        if expires is None or expires < time.monotonic():
+            self._seen.pop(key, None)
+            return False
+        return True
+
+    def remember(self, password: str, encoded: str) -> None:
+        """Record a successful verification."""
+        self._seen[self._key(password, encoded)] = time.monotonic() + self.ttl
+        while len(self._seen) > self.capacity:
+            self._seen.popitem(last=False)
+
+
+_VERIFIED = VerifiedCache()
+
+
+async def verify_password_async(password: str, encoded: str | None,
+                                cache: VerifiedCache = _VERIFIED) -> bool:
     """:func:`verify_password` off the event loop; an unknown user (None) never matches."""
+    if encoded is not None and cache.hit(password, encoded):
+        return True
     ok = await asyncio.to_thread(verify_password, password, encoded or _DUMMY)
+    if ok and encoded is not None:
+        cache.remember(password, encoded)
     return ok and encoded is not None
