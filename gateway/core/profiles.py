@@ -91,8 +91,7 @@ class ProfilePolicy:
         """The CSR's key, EKUs and naming against the profile; key reuse if forbidden."""
         try:
             check_csr_static(profile, parsed)
-            if not profile.allow_key_reuse \
-                    and await self.store.count_certificates_by_spki(parsed.spki_sha256):
+            if not profile.allow_key_reuse and await self._key_reused(parsed):
                 raise GatewayError(ErrorKind.BAD_PUBLIC_KEY,
                                    f"this public key is already certified and profile "
                                    f"{profile.name!r} forbids key reuse (allow_key_reuse = false);"
@@ -102,6 +101,15 @@ class ProfilePolicy:
             await self._refused(exc, actor=actor, profile=profile.name, identifiers=found,
                                 request_id=request_id)
             raise
+
+    async def _key_reused(self, parsed: csrs.ParsedCSR) -> bool:
+        """True if another request got a certificate for this key.
+
+        The same CSR sent again (an EST device re-POSTing after a 202) is the same
+        request, not a reuse.
+        """
+        certified = await self.store.certified_csrs(parsed.spki_sha256, 20)
+        return any(der != parsed.der for der in certified)
 
     async def _refused(self, exc: GatewayError, *, actor: str, profile: str,
                        identifiers: tuple[str, ...] = (), request_id: str = "") -> None:

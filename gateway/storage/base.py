@@ -118,6 +118,10 @@ class Store(Protocol):
         """How many certificates were issued for this public key."""
         ...
 
+    async def certified_csrs(self, spki_sha256: str, limit: int) -> list[bytes]:
+        """The CSRs of (up to ``limit``) orders whose certificate carries this public key."""
+        ...
+
     async def get_job(self, order_id: str) -> Job | None:
         """The CA job of an order, if any."""
         ...

@@ -381,6 +381,13 @@ class SQLiteStore:
                             (spki_sha256,))
         return int(r["n"]) if r else 0
 
+    async def certified_csrs(self, spki_sha256: str, limit: int) -> list[bytes]:
+        """The CSRs of orders whose certificate carries this public key."""
+        found = await self._rows(
+            "SELECT o.csr FROM certificates c JOIN orders o ON o.id = c.order_id "
+            "WHERE c.spki_sha256 = ? LIMIT ?", (spki_sha256, limit))
+        return [bytes(r["csr"]) for r in found if r["csr"] is not None]
+
     async def get_job(self, order_id: str) -> Job | None:
         """The CA job of an order."""
         r = await self._one("SELECT * FROM jobs WHERE order_id = ?", (order_id,))

@@ -77,3 +77,11 @@ async def test_est_waits_for_approval(pgw: PolicyGateway) -> None:
             break
         await asyncio.sleep(0.05)  # the device's Retry-After, shortened
     assert again.certificate_der is not None and again.order_id == held.order_id
+
+
+async def test_est_repost_of_an_issued_csr_is_not_key_reuse(pgw: PolicyGateway) -> None:
+    csr = _csr(["a.example.com"], ec.generate_private_key(ec.SECP256R1()))
+    first = await pgw.core.est.enroll(_enroll(csr, "tls"))
+    again = await pgw.core.est.enroll(_enroll(csr, "tls"))  # the device asks once more
+    assert again.certificate_der == first.certificate_der is not None
+    assert await pgw.audit("policy_refused") == []
