@@ -1,0 +1,97 @@
+"""End to end through the gateway app: EST to EJBCA, and a CA outage that recovers.
+
+* EST simpleenroll (HTTP Basic) → gateway → EJBCA simulator → the device gets
+  a certificate chained to the EJBCA CA.
+* ACME finalize while certsrv answers 503 (CA service stopped): the order stays
+  ``processing``; when certsrv comes back the persisted job's retry issues it,
+  once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from connectors.adcs import CertsrvConnector, CertsrvSettings
+from connectors.ejbca import EjbcaConnector, EjbcaSettings
+from gateway import config
+from gateway.app import create_app
+from tests.acme.conftest import FakeValidator
+from tests.acme.flow import validate_all
+from tests.acmeclient import AcmeClient, b64, make_csr
+from tests.connectors.simulators import certsrv_options, ejbca_options
+from tests.est import support
+from tests.est.support import Manufacturer, certs_of, est_section, running_gateway
+from tests.fakes.certsrv import CertsrvSimulator
+from tests.fakes.ejbca import EjbcaSimulator
+
+
+async def test_est_enroll_through_ejbca(tmp_path: Path) -> None:
+    sim = EjbcaSimulator(tmp_path / "ejbca")
+    await sim.start()
+    try:
+        options = ejbca_options(sim, username_strategy="cn")
+        connector = EjbcaConnector("slow", EjbcaSettings.from_options(options, tmp_path, "slow"))
+        est = est_section(Manufacturer(tmp_path).ca_file)
+        async with running_gateway(tmp_path, est, slow=connector) as gw:
+            key = support.ec_key()
+            csr = support.make_csr(key, cn="r7.example.net", sans=("r7.example.net",))
+            status, headers, body = await support.request(
+                gw, "POST", "/slow/simpleenroll", support.b64(csr),
+                auth=("alice", support.PASSWORD))
+    finally:
+        await sim.stop()
+    assert status == 200, body
+    assert headers["Content-Type"] == "application/pkcs7-mime; smime-type=certs-only"
+    leaf = certs_of(body)[0]
+    assert leaf.issuer == sim.ca.cert.subject
+    assert list(sim.entities) == ["r7.example.net"]
+
+
+async def _wait_valid(c: AcmeClient, order_url: str, timeout: float = 30.0) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        _, order = await c.post(order_url)
+        if order["status"] != "processing":
+            return order  # type: ignore[no-any-return]
+        assert asyncio.get_running_loop().time() < deadline, order
+        await asyncio.sleep(0.1)
+
+
+async def test_ca_outage_during_an_order_recovers(tmp_path: Path, aiohttp_client: Any) -> None:
+    sim = CertsrvSimulator(tmp_path / "certsrv", mode="down", auth="basic")
+    await sim.start()
+    try:
+        settings = config.parse({
+            "server": {"data_dir": str(tmp_path / "gw")},
+            "acme": {"finalize_wait_seconds": 0.5},
+            "jobs": {"retry_base_seconds": 0.1, "retry_cap_seconds": 0.2, "max_attempts": 100,
+                     "scan_period_seconds": 0.05},
+            "cas": {"corp": {"type": "adcs"}},
+            "profiles": {"default": {"ca": "corp", "ca_params": {"template": "WebServer"}}},
+        }, "outage-test")
+        options = certsrv_options(sim, "basic")
+        corp = CertsrvConnector("corp", CertsrvSettings.from_options(options, tmp_path, "corp"))
+        app = create_app(settings, validator=FakeValidator(), connectors={"corp": corp})
+        http = await aiohttp_client(app)
+        c = AcmeClient(http.session, str(http.make_url("/acme/directory")))
+        await c.start()
+        await c.register()
+        order_url, order = await c.new_order(["outage.example.com"])
+        await validate_all(c, order)
+        csr, _ = make_csr(["outage.example.com"])
+        resp, pending = await c.post(order["finalize"], {"csr": b64(csr)})
+        assert resp.status == 200 and pending["status"] == "processing"
+        assert resp.headers["Retry-After"]
+        sim.mode = "auto"  # the CA service is started again
+        done = await _wait_valid(c, order_url)
+        assert done["status"] == "valid", done
+        _, pem = await c.post(done["certificate"])
+        leaf = x509.load_pem_x509_certificates(pem.encode())[0]
+        assert leaf.issuer == sim.ca.cert.subject
+        assert len(sim.requests) == 1  # issued once, although the job ran several times
+    finally:
+        await sim.stop()
