@@ -138,6 +138,7 @@ def check_csr_static(profile: ProfileSettings, parsed: csrs.ParsedCSR) -> None:
                            f"EC key of {parsed.key_bits} bits is too small; profile "
                            f"{profile.name!r} requires at least {profile.min_ec_bits}")
     _check_ekus(profile, parsed)
+    _check_not_a_ca(profile, parsed)
     if profile.rfc2818:
         _check_rfc2818(profile, parsed)
 
@@ -152,6 +153,25 @@ def _check_ekus(profile: ProfileSettings, parsed: csrs.ParsedCSR) -> None:
         raise GatewayError(ErrorKind.BAD_CSR,
                            f"the CSR asks for extended key usage {', '.join(extra)}, which profile "
                            f"{profile.name!r} does not grant (ekus)")
+
+
+def _check_not_a_ca(profile: ProfileSettings, parsed: csrs.ParsedCSR) -> None:
+    """End-entity profiles only: no CA basic constraint, no certificate or CRL signing usage."""
+    extensions = parsed.csr.extensions
+    try:
+        is_ca = extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    try:
+        usage = extensions.get_extension_for_class(x509.KeyUsage).value
+        signs = usage.key_cert_sign or usage.crl_sign
+    except x509.ExtensionNotFound:
+        signs = False
+    if is_ca or signs:
+        raise GatewayError(ErrorKind.BAD_CSR,
+                           f"the CSR asks for a CA certificate (basicConstraints CA or "
+                           f"keyCertSign/cRLSign key usage); profile {profile.name!r} issues "
+                           "end-entity certificates only")
 
 
 def _check_rfc2818(profile: ProfileSettings, parsed: csrs.ParsedCSR) -> None:

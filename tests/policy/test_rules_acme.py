@@ -55,7 +55,7 @@ async def test_regex_pattern_admits_matching_names(pgw: PolicyGateway) -> None:
 
 
 def _csr(names: list[str], key: Any, ekus: list[x509.ObjectIdentifier] | None = None,
-         cn: str | None = None, sans: bool = True) -> bytes:
+         cn: str | None = None, sans: bool = True, ca: bool = False) -> bytes:
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)] if cn else [])
     builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
     if sans:
@@ -63,6 +63,8 @@ def _csr(names: list[str], key: Any, ekus: list[x509.ObjectIdentifier] | None = 
             x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
     if ekus:
         builder = builder.add_extension(x509.ExtendedKeyUsage(ekus), critical=False)
+    if ca:
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
     return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
 
@@ -82,6 +84,8 @@ CSR_CASES = [
      "asks for extended key usage 1.3.6.1.5.5.7.3.3, which profile 'tls' does not grant"),
     ("tls", lambda n: _csr(n, _p256(), cn=n[0], sans=False), "badCSR",
      "profile 'tls' follows RFC 2818: the CSR must list its names in a subjectAltName"),
+    ("default", lambda n: _csr(n, _p256(), ca=True), "badCSR",
+     "the CSR asks for a CA certificate"),
 ]
 
 

@@ -27,6 +27,7 @@ CASES = [
     ("bigrsa", lambda: _csr(["a.example.com"], rsa.generate_private_key(65537, 2048))),
     ("tls", lambda: _csr(["a.example.com"], _p256(), ekus=[ExtendedKeyUsageOID.CODE_SIGNING])),
     ("tls", lambda: _csr(["a.example.com"], _p256(), cn="a.example.com", sans=False)),
+    ("default", lambda: _csr(["a.example.com"], _p256(), ca=True)),
 ]
 
 
