@@ -31,12 +31,14 @@ import aiosqlite
 from gateway import audit_chain
 from gateway.core.models import Account, AuditEvent, Authorization, Certificate, EabKey, Job, Order
 from gateway.storage import rows
-from gateway.storage.base import Conflict, Delete, Insert, Op, Update
+from gateway.storage.base import Conflict, Delete, Insert, Op
 from gateway.storage.schema import MIGRATIONS
 
 Statement = tuple[str, tuple[Any, ...], bool]  # sql, params, must change a row
 # How long the writer thread waits for a write lock held by another process (a CLI).
 _BUSY_WAIT_MS = 5000
+# Accounts kept in memory (frozen objects, dropped on every write to them).
+_ACCOUNT_CACHE = 10_000
 
 # Marks an audit append: its seq and hashes are filled in the writer, inside the transaction.
 _AUDIT = "-- audit append"
@@ -141,6 +143,7 @@ class SQLiteStore:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._accounts: dict[str, Account] = {}  # oldest first; see get_account
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -197,9 +200,19 @@ class SQLiteStore:
         """Apply ``ops`` atomically; returns once they are committed to disk."""
         stmts = [s for op in ops for s in statements(op)]
         unit = _Unit(stmts, asyncio.get_running_loop().create_future())
+        changed = [op.model.id for op in ops if isinstance(op.model, Account)]
+        self._forget_accounts(changed)
         self._pending.append(unit)
         self._wake.set()
-        return await unit.future
+        try:
+            return await unit.future
+        finally:
+            # Again after the commit: a read during it may have cached the old row.
+            self._forget_accounts(changed)
+
+    def _forget_accounts(self, account_ids: list[str]) -> None:
+        for account_id in account_ids:
+            self._accounts.pop(account_id, None)
 
     async def _write_loop(self) -> None:
         assert self._executor is not None
@@ -304,9 +317,23 @@ class SQLiteStore:
         return found[0] if found else None
 
     async def get_account(self, account_id: str) -> Account | None:
-        """One account by id."""
+        """One account by id (cached: every signed request reads its account).
+
+        Accounts change only through :meth:`apply` of this process (no CLI
+        command writes them), which drops the cached copy, so the cache is
+        never stale for a single gateway process.
+        """
+        cached = self._accounts.get(account_id)
+        if cached is not None:
+            return cached
         r = await self._one("SELECT * FROM accounts WHERE id = ?", (account_id,))
-        return rows.account(r) if r else None
+        if not r:
+            return None
+        account = rows.account(r)
+        if len(self._accounts) >= _ACCOUNT_CACHE:
+            del self._accounts[next(iter(self._accounts))]
+        self._accounts[account_id] = account
+        return account
 
     async def get_account_by_thumbprint(self, thumbprint: str) -> Account | None:
         """The account registered with this key."""

@@ -139,3 +139,16 @@ async def test_write_lock_held_elsewhere_is_waited_for_off_the_loop(tmp_path: Pa
     finally:
         other.close()
         await s.close()
+
+
+async def test_account_reads_follow_every_write(store: SQLiteStore) -> None:
+    """get_account is served from memory, but never returns a row older than a write."""
+    await store.apply([Insert(account("a1"))])
+    assert await store.get_account("a1") == account("a1")
+    moved = replace(account("a1"), status="deactivated")
+    write = asyncio.ensure_future(store.apply([Update(moved, expect="valid")]))
+    await asyncio.sleep(0)
+    await store.get_account("a1")  # a read while the write commits
+    assert await write
+    assert await store.get_account("a1") == moved
+    assert await store.get_account("missing") is None
