@@ -19,8 +19,12 @@ from tests.fakes.pki import MiniCA
 class ScriptedCA:
     """Steps: "fail" (CAUnavailable), "pending", "reject", "issue"; the last step repeats."""
 
-    def __init__(self, *steps: str, name: str = "local") -> None:
+    def __init__(self, *steps: str, name: str = "local",
+                 retry_after: float | None = None,
+                 reason: str = "denied by CA policy module") -> None:
         self.name = name
+        self.reason = reason
+        self.retry_after = retry_after
         self.steps = list(steps) or ["issue"]
         self.ca = MiniCA("Scripted")
         self.issue_calls: list[str] = []
@@ -32,9 +36,10 @@ class ScriptedCA:
         if step == "fail":
             raise CAUnavailable("the CA is down for maintenance")
         if step == "pending":
-            return Pending(ref=request.request_id, message="waiting for a CA officer")
+            return Pending(ref=request.request_id, retry_after=self.retry_after,
+                           message="waiting for a CA officer")
         if step == "reject":
-            return Rejected("denied by CA policy module")
+            return Rejected(self.reason)
         cert = self.ca.issue(request.csr_der, days=request.profile.validity.days)
         return Issued(cert.public_bytes(Encoding.DER), self.ca.chain_der)
 
