@@ -12,8 +12,6 @@ server on a loopback port, resolved through a loopback DNS responder.
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,18 +24,13 @@ from gateway import config, tls
 from gateway.app import create_app
 from tests.conftest import require_tool
 from tests.connectors.simulators import certsrv_options, ejbca_options
+from tests.e2e.harness import free_port, run
 from tests.fakes.certsrv import CertsrvSimulator
 from tests.fakes.ejbca import EjbcaSimulator
 from tests.validation.dnsserver import DnsResponder
 
 DOMAIN = "e2e.gateway.test"
 CLIENT_TIMEOUT = 90.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @asynccontextmanager
@@ -48,9 +41,9 @@ async def _gateway(
     dns = DnsResponder()
     await dns.start()
     dns.zone.add(DOMAIN, "A", "127.0.0.1")
-    http01 = _free_port()
+    http01 = free_port()
     doc = {
-        "server": {"data_dir": str(tmp / "gw"), "listen": "127.0.0.1", "https_port": _free_port()},
+        "server": {"data_dir": str(tmp / "gw"), "listen": "127.0.0.1", "https_port": free_port()},
         "acme": {"finalize_wait_seconds": 1.0, "retry_after_seconds": 1},
         "validation": {
             "resolvers": [f"127.0.0.1:{dns.port}"],
@@ -79,21 +72,6 @@ async def _gateway(
         await dns.close()
 
 
-async def _run(args: list[str], env: dict[str, str]) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *args,
-        env=os.environ | env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), CLIENT_TIMEOUT)
-    except TimeoutError:
-        proc.kill()
-        out, _ = await proc.communicate()
-    return proc.returncode or 0, out.decode(errors="replace")
-
-
 async def _approve_when_pending(sim: CertsrvSimulator) -> int:
     """Act as the certificate manager: approve the first request once it arrives."""
     await sim.submitted.wait()
@@ -112,7 +90,7 @@ async def test_certbot_waits_for_certsrv_approval(tmp_path: Path) -> None:
         async with _gateway(tmp_path, ca, {"template": "WebServer"}) as (url, cert, port):
             d = tmp_path / "certbot"
             approver = asyncio.create_task(_approve_when_pending(sim))
-            code, out = await _run(
+            code, out = await run(
                 [
                     "certbot",
                     "certonly",
@@ -157,7 +135,7 @@ async def test_lego_through_ejbca(tmp_path: Path) -> None:
             port,
         ):
             d = tmp_path / "lego"
-            code, out = await _run(
+            code, out = await run(
                 [
                     "lego",
                     "--server",

@@ -9,8 +9,6 @@ responder and the CRL at the URLs written into the certificate follow.
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,17 +28,12 @@ from gateway.app import build_connectors, create_app
 from gateway.core.pkix import PkixService
 from gateway.pkix.routes import PKIX_SERVICE, add_routes
 from tests.conftest import require_tool
+from tests.e2e.harness import free_port, run, to_toml
 from tests.pkix.localca_support import SOFTHSM_LIBRARY, softhsm
 from tests.validation.dnsserver import DnsResponder
 
 DOMAIN = "hsm.gateway.test"
 CLIENT_TIMEOUT = 90.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _document(tmp: Path, dns_port: int, http01: int, https: int) -> dict[str, object]:
@@ -70,42 +63,15 @@ def _document(tmp: Path, dns_port: int, http01: int, https: int) -> dict[str, ob
     }
 
 
-def _toml(doc: dict[str, object]) -> str:
-    lines: list[str] = []
-
-    def table(prefix: str, data: dict[str, object]) -> None:
-        scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
-        if prefix:
-            lines.append(f"[{prefix}]")
-        for key, value in scalars.items():
-            if isinstance(value, list):
-                rendered = (
-                    "[" + ", ".join(f'"{v}"' if isinstance(v, str) else str(v) for v in value) + "]"
-                )
-            elif isinstance(value, bool):
-                rendered = "true" if value else "false"
-            elif isinstance(value, str):
-                rendered = f'"{value}"'
-            else:
-                rendered = str(value)
-            lines.append(f"{key} = {rendered}")
-        for key, value in data.items():
-            if isinstance(value, dict):
-                table(f"{prefix}.{key}" if prefix else key, value)
-
-    table("", doc)
-    return "\n".join(lines) + "\n"
-
-
 @asynccontextmanager
 async def _gateway(tmp: Path) -> AsyncIterator[tuple[str, Path, int]]:
     dns = DnsResponder()
     await dns.start()
     dns.zone.add(DOMAIN, "A", "127.0.0.1")
-    http01, https = _free_port(), _free_port()
+    http01, https = free_port(), free_port()
     doc = _document(tmp, dns.port, http01, https)
     path = tmp / "gateway.toml"
-    path.write_text(_toml(doc))
+    path.write_text(to_toml(doc))
     # `ca init` as an operator runs it: the key is made in the token, the CA certificate on disk.
     assert (
         await asyncio.to_thread(cli.main, ["--config", str(path), "ca", "init", "--ca", "hsm"]) == 0
@@ -133,19 +99,7 @@ async def _gateway(tmp: Path) -> AsyncIterator[tuple[str, Path, int]]:
 
 
 async def _lego(args: list[str], cert: Path) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        "lego",
-        *args,
-        env=os.environ | {"LEGO_CA_CERTIFICATES": str(cert)},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    try:
-        out, _ = await asyncio.wait_for(proc.communicate(), CLIENT_TIMEOUT)
-    except TimeoutError:
-        proc.kill()
-        out, _ = await proc.communicate()
-    return proc.returncode or 0, out.decode(errors="replace")
+    return await run(["lego", *args], {"LEGO_CA_CERTIFICATES": str(cert)}, CLIENT_TIMEOUT)
 
 
 async def _ocsp_status(

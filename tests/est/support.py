@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import socket
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -25,18 +24,12 @@ from gateway.app import build_connectors, create_app
 from gateway.core.service import Core
 from gateway.est.passwords import hash_password
 from gateway.est.trust import client_ca_pem
+from tests.e2e.harness import free_port
 
 PASSWORD = "correct horse battery staple"
 PEM = serialization.Encoding.PEM
 DER = serialization.Encoding.DER
 Key = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ec_key() -> ec.EllipticCurvePrivateKey:

@@ -8,7 +8,6 @@ certbot/lego runs against the gateway, with our validator as the client.
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,16 +19,11 @@ from gateway.errors import ErrorKind
 from gateway.validation import ChallengeTask
 from gateway.validation.dns01 import txt_digest
 from tests.conftest import require_tool
+from tests.e2e.harness import free_port
 from tests.validation.conftest import MakeVA
 
 TOOL = "pebble-challtestsrv"
 READY_SECONDS = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
