@@ -29,7 +29,16 @@ from typing import Any
 import aiosqlite
 
 from gateway import audit_chain
-from gateway.core.models import Account, AuditEvent, Authorization, Certificate, EabKey, Job, Order
+from gateway.core.models import (
+    Account,
+    AuditEvent,
+    Authorization,
+    Certificate,
+    Challenge,
+    EabKey,
+    Job,
+    Order,
+)
 from gateway.storage import rows
 from gateway.storage.base import Conflict, Delete, Insert, Op
 from gateway.storage.schema import MIGRATIONS
@@ -37,6 +46,8 @@ from gateway.storage.schema import MIGRATIONS
 Statement = tuple[str, tuple[Any, ...], bool]  # sql, params, must change a row
 # How long the writer thread waits for a write lock held by another process (a CLI).
 _BUSY_WAIT_MS = 5000
+_CHALLENGE_COLUMNS = rows.TABLES[Challenge][1]
+_CHALLENGE_AS = ", ".join(f"c.{c} AS c_{c}" for c in _CHALLENGE_COLUMNS)
 # Accounts kept in memory (frozen objects, dropped on every write to them).
 _ACCOUNT_CACHE = 10_000
 
@@ -353,19 +364,22 @@ class SQLiteStore:
 
     async def _authzs_where(self, where: str, params: Sequence[Any],
                             lookup: bool = True) -> list[Authorization]:
-        read = self._lookup_rows if lookup else None
-        sql = f"SELECT * FROM authorizations WHERE {where}"
-        found = read(sql, params) if read else await self._rows(sql, params)
-        if not found:
-            return []
-        ids = [r["id"] for r in found]
-        marks = ", ".join("?" * len(ids))
-        sql = f"SELECT * FROM challenges WHERE authz_id IN ({marks}) ORDER BY rowid"
-        challs = read(sql, ids) if read else await self._rows(sql, ids)
-        by_authz: dict[str, list[Any]] = {i: [] for i in ids}
-        for c in challs:
-            by_authz[c["authz_id"]].append(rows.challenge(c))
-        return [rows.authorization(r, by_authz[r["id"]]) for r in found]
+        # One statement, so authorization and challenges come from one snapshot
+        # (two reads could straddle a commit that changed both).
+        sql = f"SELECT a.*, {_CHALLENGE_AS} FROM (SELECT * FROM authorizations WHERE {where}) " \
+              "a LEFT JOIN challenges c ON c.authz_id = a.id ORDER BY c.rowid"
+        found = self._lookup_rows(sql, params) if lookup else await self._rows(sql, params)
+        heads: dict[str, Any] = {}
+        by_authz: dict[str, list[Any]] = {}
+        for r in found:
+            authz_id = r["id"]
+            if authz_id not in heads:
+                heads[authz_id] = r
+                by_authz[authz_id] = []
+            if r["c_id"] is not None:
+                by_authz[authz_id].append(
+                    rows.challenge({c: r[f"c_{c}"] for c in _CHALLENGE_COLUMNS}))
+        return [rows.authorization(r, by_authz[i]) for i, r in heads.items()]
 
     async def get_authz(self, authz_id: str) -> Authorization | None:
         """One authorization with its challenges."""
