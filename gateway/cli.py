@@ -27,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the gateway")
     serve.add_argument("--config", type=Path, default=argparse.SUPPRESS,
                        help="TOML config file")
+    serve.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                       help="processes sharing the port (SO_REUSEPORT); more than 1 needs "
+                            "a store that processes can share (not SQLite)")
     check = sub.add_parser("check-config", help="validate the config and exit")
     check.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="TOML config file")
     try:
@@ -58,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{settings.source}: OK")
             return 0
         if args.command == "serve":
+            refusal = workers_refusal(settings, args.workers)
+            if refusal:
+                print(f"acme-gateway: {refusal}", file=sys.stderr)
+                return 2
             return serve(settings)
         handler = getattr(args, "handler", None)
         if handler is None:
@@ -66,6 +73,36 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"acme-gateway: configuration error: {exc}", file=sys.stderr)
         return 2
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of processes ≥ 1, got {value}")
+    return value
+
+
+def workers_refusal(settings: config.Settings, workers: int) -> str | None:
+    """Why ``--workers`` cannot run with this configuration, or None when it can.
+
+    Several processes on one SQLite file would not be correct, whatever the
+    file locking allows: ACME nonces live in each process's memory (a client
+    reuses nonces across connections, and SO_REUSEPORT spreads connections over
+    processes, so most nonces would be refused as badNonce); every process runs
+    the CA job scanner and would pick up a job another one is running, sending
+    one request to the CA twice; accounts are cached per process; the local
+    CA's serial ledger and CRL numbers are kept by one process per directory.
+    """
+    if workers == 1:
+        return None
+    if settings.storage_url().startswith("sqlite:///"):
+        return (f"--workers {workers} is refused with the SQLite store: nonces, the CA job "
+                "runner and the local CA's ledger are per process, so a second process would "
+                "refuse most nonces (badNonce) and could send one order to the CA twice. "
+                "Run one process (--workers 1, the default) per data directory; see "
+                "docs/benchmarks.md for what one process sustains.")
+    return (f"--workers {workers} needs a store that several processes can share; "
+            "this build has none (PostgreSQL is not available)")
 
 
 def serve(settings: config.Settings) -> int:
@@ -87,9 +124,11 @@ async def _serve(settings: config.Settings) -> int:
     from gateway.logging import AccessLogger
 
     app = create_app(settings)
+    access = logging.getLogger("gateway.access")
+    if not settings.server.access_log:
+        access.setLevel(logging.WARNING)  # no lines; the logger still feeds /metrics
     runner = web.AppRunner(app, handle_signals=False, access_log_class=AccessLogger,
-                           access_log=logging.getLogger("gateway.access")
-                           if settings.server.access_log else None,
+                           access_log=access,
                            shutdown_timeout=settings.server.shutdown_timeout_seconds)
     await runner.setup()
     server = settings.server
