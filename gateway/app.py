@@ -27,6 +27,7 @@ from gateway.core.pkix import PkixService
 from gateway.core.service import Core
 from gateway.errors import ConfigError
 from gateway.est.routes import est_app
+from gateway.metrics import Metrics, metrics_handler
 from gateway.pkix.routes import add_routes as add_pkix_routes
 from gateway.storage.base import Store
 from gateway.validation import Validator
@@ -97,6 +98,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     add_pkix_routes(app)
     if settings.admin.token:  # no token configured: no admin API at all
         app.add_subapp("/admin/", admin_app(settings.admin.token))
+    app[keys.METRICS] = Metrics(lambda: _in_flight(app))
+    app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     acme = acme_app()
@@ -121,6 +124,14 @@ async def request_context(request: web.Request, handler: Any) -> web.StreamRespo
         return await handler(request)  # type: ignore[no-any-return]
     finally:
         audit.CURRENT_REQUEST.reset(token)
+
+
+def _in_flight(app: web.Application) -> dict[str, int]:
+    core = app.get(keys.CORE)
+    if core is None:
+        return {}
+    return {"validations_in_flight": core.validations.in_flight,
+            "ca_jobs_in_flight": core.issuance.in_flight}
 
 
 async def healthz(request: web.Request) -> web.Response:

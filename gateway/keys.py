@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from gateway.config import Settings
     from gateway.core.pkix import PkixService
     from gateway.core.service import Core
+    from gateway.metrics import Metrics
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 CORE: web.AppKey[Core] = web.AppKey("core")
@@ -23,3 +24,4 @@ PKIX_SERVICE: web.AppKey[PkixService] = web.AppKey("pkix_service")
 # Per-request memos of the ACME front end (gateway.acme.post).
 ACME_CONFIG: web.RequestKey[ChainMapProxy] = web.RequestKey("acme_config")
 ACME_URLS: web.RequestKey[Urls] = web.RequestKey("acme_urls")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")

@@ -9,7 +9,9 @@ import time
 from typing import Any
 
 from aiohttp.abc import AbstractAccessLogger
-from aiohttp.web import BaseRequest, StreamResponse
+from aiohttp.web import BaseRequest, Request, StreamResponse
+
+from gateway.keys import METRICS
 
 
 class JsonFormatter(logging.Formatter):
@@ -43,10 +45,19 @@ def setup(level: str) -> None:
 
 
 class AccessLogger(AbstractAccessLogger):
-    """One line per request: method, path (no query: it may carry tokens), status, time."""
+    """One line per request: method, path (no query: it may carry tokens), status, time.
+
+    It also feeds the request metrics, so it stays enabled when the access log
+    itself is switched off (the logger's level then drops the line).
+    """
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-        """Write the access line."""
+        """Count the request and write the access line."""
+        metrics = request.config_dict.get(METRICS) if isinstance(request, Request) else None
+        if metrics is not None:
+            metrics.observe(request.path, response.status, time)
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
         self.logger.info("request", extra={"fields": {
             "method": request.method,
             "path": request.path,
@@ -58,5 +69,5 @@ class AccessLogger(AbstractAccessLogger):
 
     @property
     def enabled(self) -> bool:
-        """Skip the work when the access logger is silenced."""
-        return self.logger.isEnabledFor(logging.INFO)
+        """Always: the metrics need every request."""
+        return True

@@ -114,6 +114,11 @@ class IssuanceService:
         self._wake = asyncio.Event()
         self._scanner: asyncio.Task[None] | None = None
 
+    @property
+    def in_flight(self) -> int:
+        """CA jobs running now in this process."""
+        return len(self._running)
+
     # -- finalize --------------------------------------------------------------------
 
     async def finalize(self, account: Account, order_id: str, csr_der: bytes) -> Order:

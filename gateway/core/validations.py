@@ -37,6 +37,11 @@ class ValidationRunner:
         self.validator = validator
         self._tasks: set[asyncio.Task[None]] = set()
 
+    @property
+    def in_flight(self) -> int:
+        """Validations running now."""
+        return len(self._tasks)
+
     def account_uri(self, account_id: str) -> str:
         """The account URL as CAA accounturi parameters name it (RFC 8657)."""
         return f"{self.settings.server.public_base_url()}/acme/acct/{account_id}"
