@@ -157,6 +157,24 @@ def public_key(jwk: dict[str, Any]) -> PublicKeyTypes:
     return key
 
 
+_BY_THUMBPRINT: dict[str, PublicKeyTypes] = {}
+_BY_THUMBPRINT_SIZE = 4096
+
+
+def account_public_key(thumbprint: str, jwk: dict[str, Any]) -> PublicKeyTypes:
+    """An account's key, found by its RFC 7638 thumbprint (a SHA-256 of the key itself).
+
+    Cheaper than :func:`public_key`, whose cache key is the JWK re-serialized.
+    """
+    key = _BY_THUMBPRINT.get(thumbprint)
+    if key is None:
+        key = public_key(jwk)
+        if len(_BY_THUMBPRINT) >= _BY_THUMBPRINT_SIZE:
+            del _BY_THUMBPRINT[next(iter(_BY_THUMBPRINT))]
+        _BY_THUMBPRINT[thumbprint] = key
+    return key
+
+
 def verify(jws: Jws, key: PublicKeyTypes) -> None:
     """Check the signature with ``key``; malformed if it does not verify."""
     try:

@@ -94,5 +94,5 @@ async def _verified_by_account(request: web.Request, jws: jwslib.Jws, urls: Urls
         raise GatewayError(ErrorKind.ACCOUNT_DOES_NOT_EXIST,
                            "the kid is not an account URL of this server")
     account = await config(request)[keys.CORE].accounts.get(account_id)
-    jwslib.verify(jws, jwslib.public_key(account.jwk))
+    jwslib.verify(jws, jwslib.account_public_key(account.thumbprint, account.jwk))
     return Verified(jws, urls, account=account, jwk=account.jwk, thumbprint=account.thumbprint)

@@ -94,3 +94,17 @@ def test_eddsa_signature_verifies() -> None:
     data = b"p.q"
     parsed = jws.Jws({"alg": "EdDSA"}, b"", data, key.sign(data))
     jws.verify(parsed, key.public_key())
+
+
+def test_account_key_by_thumbprint_verifies_and_small_rsa_is_still_refused() -> None:
+    from gateway.core.keys import jwk_thumbprint
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = jwk_of(key)
+    parsed = jws.parse(body(HEADER, key=key))
+    for _ in range(2):  # parsed once, then found by thumbprint
+        jws.verify(parsed, jws.account_public_key(jwk_thumbprint(jwk), jwk))
+    small = jwk_of(rsa.generate_private_key(65537, 1024))
+    with pytest.raises(GatewayError) as err:
+        jws.account_public_key(jwk_thumbprint(small), small)
+    assert err.value.kind is ErrorKind.BAD_PUBLIC_KEY
