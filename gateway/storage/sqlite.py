@@ -19,6 +19,7 @@ may wait for it (busy_timeout) without stalling the loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -57,10 +58,12 @@ _AUDIT_INSERT = (f"INSERT INTO {rows.AUDIT_TABLE} ({', '.join(rows.AUDIT_COLUMNS
                  f"VALUES ({', '.join('?' * len(rows.AUDIT_COLUMNS))})")
 
 
+@functools.cache  # a handful of (table, columns) pairs; built on every write otherwise
 def _insert_sql(table: str, cols: tuple[str, ...]) -> str:
     return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
 
 
+@functools.cache
 def _update_sql(table: str, cols: tuple[str, ...], expect: bool) -> str:
     sets = ", ".join(f"{c} = ?" for c in cols if c != "id")
     return f"UPDATE {table} SET {sets} WHERE id = ?" + (" AND status = ?" if expect else "")
