@@ -28,7 +28,7 @@ from gateway.app import build_connectors, create_app
 from gateway.core.pkix import PkixService
 from gateway.pkix.routes import PKIX_SERVICE, add_routes
 from tests.conftest import require_tool
-from tests.e2e.harness import free_port, run, to_toml
+from tests.e2e.harness import fetch_crl, free_port, run, to_toml
 from tests.pkix.localca_support import SOFTHSM_LIBRARY, softhsm
 from tests.validation.dnsserver import DnsResponder
 
@@ -127,15 +127,6 @@ async def _ocsp_status(
     return answer.certificate_status
 
 
-async def _crl(leaf: x509.Certificate, tls_cert: Path) -> x509.CertificateRevocationList:
-    cdp = leaf.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
-    url = cdp[0].full_name[0].value  # type: ignore[index]
-    ctx = ssl.create_default_context(cafile=str(tls_cert))
-    async with aiohttp.ClientSession() as session, session.get(url, ssl=ctx) as resp:
-        assert resp.status == 200 and resp.content_type == "application/pkix-crl"
-        return x509.load_der_x509_crl(await resp.read())
-
-
 async def test_lego_obtains_and_revokes_through_the_hsm_ca(tmp_path: Path) -> None:
     require_tool("lego", "softhsm2-util", SOFTHSM_LIBRARY)
     async with _gateway(tmp_path) as (url, tls_cert, http01):
@@ -163,7 +154,7 @@ async def test_lego_obtains_and_revokes_through_the_hsm_ca(tmp_path: Path) -> No
         code, out = await _lego([*common, "revoke", "--reason", "1"], tls_cert)
         assert code == 0, out
         assert await _ocsp_status(leaf, issuer, tls_cert) == ocsp.OCSPCertStatus.REVOKED
-        crl = await _crl(leaf, tls_cert)
+        crl = await fetch_crl(leaf, tls_cert)
         assert crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
         entry = crl.get_revoked_certificate_by_serial_number(leaf.serial_number)
         assert entry is not None

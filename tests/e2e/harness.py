@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from cryptography import x509
 
 
 def free_port() -> int:
@@ -176,3 +177,13 @@ class GatewayProcess:
         """Stop gracefully and start again on the same data directory and port."""
         await self.stop()
         await self.start()
+
+
+async def fetch_crl(leaf: x509.Certificate, tls_cert: Path) -> x509.CertificateRevocationList:
+    """The CRL at the distribution point a certificate names, fetched over the gateway's TLS."""
+    dp = leaf.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    url = dp[0].full_name[0].value  # type: ignore[index,union-attr]
+    ctx = ssl.create_default_context(cafile=str(tls_cert))
+    async with aiohttp.ClientSession() as session, session.get(url, ssl=ctx) as resp:
+        assert resp.status == 200 and resp.content_type == "application/pkix-crl"
+        return x509.load_der_x509_crl(await resp.read())

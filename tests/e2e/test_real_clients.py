@@ -10,12 +10,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import aiohttp
 import pytest
 from cryptography import x509
 
 from tests.conftest import require_tool
-from tests.e2e.harness import ChallTestSrv, GatewayProcess, run
+from tests.e2e.harness import ChallTestSrv, GatewayProcess, fetch_crl, run
 
 TIMEOUT = 150.0
 
@@ -77,21 +76,12 @@ async def test_lego_http01_then_revoke(gateway: GatewayProcess, tmp_path: Path) 
     code, out = await run(lego_cmd(gateway, tmp_path, "--domains", "lego.example.com",
                                    "revoke", "--reason", "4"), env, TIMEOUT)
     assert code == 0, out
-    crl = await fetch_crl(gateway, leaf)
+    crl = await fetch_crl(leaf, gateway.tls_cert)
     entry = crl.get_revoked_certificate_by_serial_number(leaf.serial_number)
     assert entry is not None
     assert entry.extensions.get_extension_for_class(x509.CRLReason).value.reason \
         == x509.ReasonFlags.superseded
 
-
-async def fetch_crl(gw: GatewayProcess, leaf: x509.Certificate) -> x509.CertificateRevocationList:
-    """The CRL at the distribution point the certificate names, served by the gateway."""
-    dp = leaf.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
-    url = dp[0].full_name[0].value  # type: ignore[index,union-attr]
-    async with aiohttp.ClientSession() as session:
-        async with session.get(url, ssl=gw.ssl_context()) as resp:
-            assert resp.status == 200 and resp.content_type == "application/pkix-crl"
-            return x509.load_der_x509_crl(await resp.read())
 
 
 async def test_lego_dns01_wildcard(gateway: GatewayProcess, dns: ChallTestSrv,

@@ -27,6 +27,8 @@ from gateway.est.trust import client_ca_pem
 from tests.e2e.harness import free_port
 
 PASSWORD = "correct horse battery staple"
+# The Basic credentials of the test user every password label accepts.
+ALICE = ("alice", PASSWORD)
 PEM = serialization.Encoding.PEM
 DER = serialization.Encoding.DER
 Key = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey

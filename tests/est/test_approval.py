@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.est.support import PASSWORD, Gateway, b64, certs_of, ec_key, make_csr, request
-
-ALICE = ("alice", PASSWORD)
+from tests.est.support import ALICE, Gateway, b64, certs_of, ec_key, make_csr, request
 
 
 async def _held_order_id(gw: Gateway) -> str:

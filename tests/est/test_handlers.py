@@ -12,8 +12,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from gateway.est.pkcs7 import OID_CHALLENGE_PASSWORD, parse_csr_attributes
 from tests.est.support import (
+    ALICE,
     DER,
-    PASSWORD,
     Gateway,
     Manufacturer,
     b64,
@@ -24,7 +24,6 @@ from tests.est.support import (
     write_pair,
 )
 
-ALICE = ("alice", PASSWORD)
 CERTS_ONLY = "application/pkcs7-mime; smime-type=certs-only"
 
 

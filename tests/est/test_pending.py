@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.est.support import (
-    PASSWORD,
+    ALICE,
     Manufacturer,
     b64,
     certs_of,
@@ -18,8 +18,6 @@ from tests.est.support import (
     running_gateway,
 )
 from tests.fakes.scripted_ca import ScriptedCA
-
-ALICE = ("alice", PASSWORD)
 
 
 def deferring_ca(polls_until_issued: int = 1, reject: str = "") -> ScriptedCA:

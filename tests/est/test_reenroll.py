@@ -7,8 +7,8 @@ from pathlib import Path
 from cryptography import x509
 
 from tests.est.support import (
+    ALICE,
     DER,
-    PASSWORD,
     Gateway,
     Key,
     Manufacturer,
@@ -19,8 +19,6 @@ from tests.est.support import (
     request,
     write_pair,
 )
-
-ALICE = ("alice", PASSWORD)
 
 
 async def _enrolled(gw: Gateway, tmp: Path, key: Key, **names: object

@@ -12,9 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 
-from tests.est.support import PASSWORD, Gateway, b64, ec_key, make_csr, request
-
-ALICE = ("alice", PASSWORD)
+from tests.est.support import ALICE, Gateway, b64, ec_key, make_csr, request
 
 
 def _parts(content_type: str, body: bytes) -> list[tuple[str, str, bytes]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from gateway import cli
 from tests.e2e.harness import to_toml
 from tests.est.support import (
-    PASSWORD,
+    ALICE,
     Manufacturer,
     certs_of,
     ec_key,
@@ -19,8 +19,6 @@ from tests.est.support import (
     settings_doc,
 )
 from tests.est.support import running_gateway as est_gateway
-
-ALICE = ("alice", PASSWORD)
 
 
 def _cli(tmp: Path, *args: str) -> int:
