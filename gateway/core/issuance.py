@@ -138,7 +138,7 @@ class IssuanceService:
         started = order.moved(PROCESSING, csr_der=csr_der)
         if not await self.store.apply([Update(started, expect=READY), Insert(job)]):
             return await self.orders.get_order(order_id, account)
-        self._spawn(job)
+        self.run_now(job)
         await self.wait_for(order.id, self.settings.acme.finalize_wait_seconds)
         return await self.orders.get_order(order_id, account)
 
@@ -206,7 +206,7 @@ class IssuanceService:
         while True:
             try:
                 for job in await self.store.due_jobs(self.clock.now(), 200):
-                    self._spawn(job)
+                    self.run_now(job)
             except Exception:  # the store may be briefly unavailable; keep scanning
                 log.exception("scanning for due CA jobs failed")
             self._wake.clear()
@@ -220,10 +220,10 @@ class IssuanceService:
         self._wake.set()
 
     def run_now(self, job: Job) -> None:
-        """Start a job that the caller has just persisted, without waiting for the next scan."""
-        self._spawn(job)
+        """Start a job that the caller has just persisted, without waiting for the next scan.
 
-    def _spawn(self, job: Job) -> None:
+        A job already running in this process is left alone: one task per order.
+        """
         if job.order_id in self._running:
             return
         self._done.setdefault(job.order_id, asyncio.Event())
@@ -232,9 +232,6 @@ class IssuanceService:
         task.add_done_callback(functools.partial(self._finished_task, job.order_id))
 
     def _finished_task(self, order_id: str, _task: asyncio.Task[None]) -> None:
-        self._finished(order_id)
-
-    def _finished(self, order_id: str) -> None:
         self._running.pop(order_id, None)
         event = self._done.pop(order_id, None)
         if event is not None:

@@ -114,10 +114,6 @@ class Store(Protocol):
         """One certificate by lower-case hex serial."""
         ...
 
-    async def count_certificates_by_spki(self, spki_sha256: str) -> int:
-        """How many certificates were issued for this public key."""
-        ...
-
     async def certified_csrs(self, spki_sha256: str, limit: int) -> list[bytes]:
         """The CSRs of (up to ``limit``) orders whose certificate carries this public key."""
         ...

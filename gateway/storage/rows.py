@@ -80,15 +80,6 @@ def audit_values(e: AuditEvent) -> tuple[Any, ...]:
             e.detail, e.request_id, e.source, _json(e.extra))
 
 
-def audit_event(r: Row) -> AuditEvent:
-    """An AuditEvent from its row (seq and hashes are read from the row directly)."""
-    return AuditEvent(event=r["event"], at=_dt(r["at"]), actor=r["actor"],
-                      identifiers=tuple(json.loads(r["identifiers"])), profile=r["profile"],
-                      ca=r["ca"], result=r["result"], detail=r["detail"],
-                      request_id=r["request_id"], source=r["source"],
-                      extra=json.loads(r["extra"]))
-
-
 def eab_key(r: Row) -> EabKey:
     """An EabKey from its row."""
     return EabKey(id=r["id"], hmac_key=r["hmac_key"], status=r["status"],

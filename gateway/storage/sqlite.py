@@ -419,12 +419,6 @@ class SQLiteStore:
         r = await self._one("SELECT * FROM certificates WHERE serial = ?", (serial,))
         return rows.certificate(r) if r else None
 
-    async def count_certificates_by_spki(self, spki_sha256: str) -> int:
-        """How many certificates carry this public key."""
-        r = await self._one("SELECT COUNT(*) AS n FROM certificates WHERE spki_sha256 = ?",
-                            (spki_sha256,))
-        return int(r["n"]) if r else 0
-
     async def certified_csrs(self, spki_sha256: str, limit: int) -> list[bytes]:
         """The CSRs of orders whose certificate carries this public key."""
         found = await self._rows(
