@@ -44,6 +44,7 @@ from gateway.core.models import (
     Identifier,
     Job,
     Order,
+    id_from_bytes,
 )
 from gateway.errors import ErrorKind, GatewayError
 from gateway.storage.base import Conflict, Insert, Store
@@ -84,7 +85,7 @@ def order_id_for(requester: str, csr_der: bytes, supersedes: str) -> str:
     """The deterministic order id of one EST request (128 bits, URL-safe)."""
     digest = hashlib.sha256(
         b"\0".join([requester.encode(), hashlib.sha256(csr_der).digest(), supersedes.encode()]))
-    return base64.urlsafe_b64encode(digest.digest()[:16]).decode().rstrip("=")
+    return id_from_bytes(digest.digest()[:16])
 
 
 def check_proof_of_possession(csr: x509.CertificateSigningRequest, binding: bytes) -> None:

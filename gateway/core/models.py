@@ -8,6 +8,7 @@ object into a state the RFC does not allow.
 
 from __future__ import annotations
 
+import base64
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -51,9 +52,19 @@ class IllegalTransition(Exception):
     """A status change the state machine does not allow."""
 
 
+def id_from_bytes(raw: bytes) -> str:
+    """An identifier as lower-case base32 without padding.
+
+    URL-safe, case-insensitive, and never starting with "-", so an operator can
+    paste it into `acme-gateway approve ID` (base64url ids sometimes began with
+    "-" and were taken for an option).
+    """
+    return base64.b32encode(raw).decode().rstrip("=").lower()
+
+
 def new_id() -> str:
-    """A random, URL-safe identifier with 128 bits of entropy."""
-    return secrets.token_urlsafe(16)
+    """A random identifier with 128 bits of entropy."""
+    return id_from_bytes(secrets.token_bytes(16))
 
 
 def _move(moves: dict[str, set[str]], what: str, current: str, target: str) -> None:

@@ -1,0 +1,32 @@
+"""Identifiers and the state machines of the core's objects."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.core.models import (
+    IllegalTransition,
+    id_from_bytes,
+    new_id,
+)
+
+
+def test_ids_are_lowercase_base32_and_never_look_like_an_option() -> None:
+    assert id_from_bytes(b"\xff" * 16) == "7" * 25 + "4"
+    for _ in range(2000):
+        ident = new_id()
+        assert len(ident) == 26 and ident.isalnum() and ident == ident.lower()
+
+
+def test_order_moves_only_along_the_rfc_state_machine() -> None:
+    from datetime import UTC, datetime
+
+    from gateway.core.models import Identifier, Order
+
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    order = Order(id="o", account_id="a", status="pending",
+                  identifiers=(Identifier("dns", "example.com"),), authz_ids=(),
+                  expires=now, profile="default", created_at=now)
+    assert order.moved("ready").moved("processing").moved("valid").status == "valid"
+    with pytest.raises(IllegalTransition):
+        order.moved("valid")
