@@ -41,7 +41,7 @@ from gateway.config import ProfileSettings, Settings
 from gateway.core import csr as csrs
 from gateway.core.approvals import PENDING_APPROVAL, ApprovalService, actor_of
 from gateway.core.clock import Clock
-from gateway.core.keys import jwk_public_key, spki_sha256
+from gateway.core.keys import account_key_spki, jwk_public_key, spki_sha256
 from gateway.core.models import (
     INVALID,
     PROCESSING,
@@ -109,7 +109,7 @@ class IssuanceService:
         self.trail = trail or audit.AuditTrail(store, clock)
         self.profiles = profiles or ProfilePolicy(settings, store, self.trail)
         self.approvals = approvals or ApprovalService(settings, store, clock, self.trail)
-        self._running: dict[str, asyncio.Task[None]] = {}
+        self._running: dict[str, asyncio.Task[Order | None]] = {}
         self._done: dict[str, asyncio.Event] = {}
         self._wake = asyncio.Event()
         self._scanner: asyncio.Task[None] | None = None
@@ -138,8 +138,17 @@ class IssuanceService:
         started = order.moved(PROCESSING, csr_der=csr_der)
         if not await self.store.apply([Update(started, expect=READY), Insert(job)]):
             return await self.orders.get_order(order_id, account)
-        self.run_now(job)
-        await self.wait_for(order.id, self.settings.acme.finalize_wait_seconds)
+        task = self.run_now(job, started)
+        wait = self.settings.acme.finalize_wait_seconds
+        if task is None:
+            await self.wait_for(order.id, wait)
+        elif wait > 0:
+            # A fast CA answers this POST with the valid order the job committed.
+            await asyncio.wait((task,), timeout=wait)
+            if task.done() and not task.cancelled() and task.exception() is None:
+                issued = task.result()
+                if issued is not None:
+                    return issued
         return await self.orders.get_order(order_id, account)
 
     async def _check_csr(self, order: Order, account: Account, csr_der: bytes,
@@ -147,7 +156,7 @@ class IssuanceService:
         actor = audit.acme_actor(account.id)
         try:
             parsed = csrs.parse_csr(csr_der)
-            if parsed.spki_sha256 == spki_sha256(jwk_public_key(account.jwk)):
+            if parsed.spki_sha256 == account_key_spki(account.thumbprint, account.jwk):
                 raise GatewayError(ErrorKind.BAD_CSR,
                                    "the CSR's key must differ from the account key")
             csrs.check_names(parsed, order.identifiers)
@@ -219,36 +228,40 @@ class IssuanceService:
         """Scan for due jobs now (e.g. one an approver has just released)."""
         self._wake.set()
 
-    def run_now(self, job: Job) -> None:
+    def run_now(self, job: Job, order: Order | None = None) -> asyncio.Task[Order | None] | None:
         """Start a job that the caller has just persisted, without waiting for the next scan.
 
-        A job already running in this process is left alone: one task per order.
+        ``order`` is the job's order as the caller just committed it (saves a read).
+        A job already running in this process is left alone (None): one task per
+        order. The task's result is the order once valid, if this run issued it.
         """
         if job.order_id in self._running:
-            return
+            return None
         self._done.setdefault(job.order_id, asyncio.Event())
-        task = asyncio.create_task(self._run_job(job), name=f"ca-job-{job.order_id}")
+        task = asyncio.create_task(self._run_job(job, order), name=f"ca-job-{job.order_id}")
         self._running[job.order_id] = task
         task.add_done_callback(functools.partial(self._finished_task, job.order_id))
+        return task
 
-    def _finished_task(self, order_id: str, _task: asyncio.Task[None]) -> None:
+    def _finished_task(self, order_id: str, _task: asyncio.Task[Order | None]) -> None:
         self._running.pop(order_id, None)
         event = self._done.pop(order_id, None)
         if event is not None:
             event.set()
 
-    async def _run_job(self, job: Job) -> None:
-        order = await self.store.get_order(job.order_id)
+    async def _run_job(self, job: Job, order: Order | None = None) -> Order | None:
+        if order is None or order.id != job.order_id:
+            order = await self.store.get_order(job.order_id)
         if order is None or order.status != PROCESSING or order.csr_der is None:
             await self.store.apply([Delete(job)])
-            return
+            return None
         if order.approval == PENDING_APPROVAL:
-            return  # parked until an approver acts (only a stale scan gets here)
+            return None  # parked until an approver acts (only a stale scan gets here)
         profile = self.orders.profile(order.profile)
         if not job.ca_ref:
             admitted = await self._admit(order, job, profile)
             if admitted is None:
-                return
+                return None
             job = admitted
         connector = self.connectors[profile.ca]
         try:
@@ -258,12 +271,12 @@ class IssuanceService:
                 result = await connector.issue(self._issue_request(order, profile))
         except ConnectorError as exc:
             await self._ca_failed(order, job, exc, exc.retryable)
-            return
+            return None
         except Exception as exc:  # a connector bug is treated as transient, and logged
             log.exception("connector %s failed unexpectedly", profile.ca)
             await self._ca_failed(order, job, exc, True)
-            return
-        await self._handle_result(order, job, result, profile.ca)
+            return None
+        return await self._handle_result(order, job, result, profile.ca)
 
     async def _admit(self, order: Order, job: Job, profile: ProfileSettings) -> Job | None:
         """Before a first CA call: the profile gate and the approval hold.
@@ -322,11 +335,13 @@ class IssuanceService:
             dns_names=dns, ip_addresses=ips,
             subject_cn=first if profile.cn_from_first_san else None)
 
-    async def _handle_result(self, order: Order, job: Job, result: IssueResult, ca: str) -> None:
+    async def _handle_result(self, order: Order, job: Job, result: IssueResult,
+                             ca: str) -> Order | None:
+        """Persist the CA's answer; the valid order when it issued and that was committed."""
         now = self.clock.now()
         if isinstance(result, Issued):
-            await self._store_issued(order, job, result, ca)
-        elif isinstance(result, Pending):
+            return await self._store_issued(order, job, result, ca)
+        if isinstance(result, Pending):
             delay = result.retry_after or backoff(job.attempts + 1, self.jobs.poll_base_seconds,
                                                   self.jobs.poll_cap_seconds)
             waiting = replace(job, state="waiting", ca_ref=result.ref, attempts=job.attempts + 1,
@@ -335,6 +350,7 @@ class IssuanceService:
         elif isinstance(result, Rejected):
             await self._fail(order, job, ErrorKind.UNAUTHORIZED,
                              f"the CA refused the request: {result.reason}")
+        return None
 
     async def _ca_failed(self, order: Order, job: Job, exc: Exception, retryable: bool) -> None:
         attempts = job.attempts + 1
@@ -359,26 +375,30 @@ class IssuanceService:
             ops.append(self._event(event, order, ca, kind.value, detail))
         await self.store.apply(ops)
 
-    async def _store_issued(self, order: Order, job: Job, issued: Issued, ca: str) -> None:
+    async def _store_issued(self, order: Order, job: Job, issued: Issued,
+                            ca: str) -> Order | None:
         leaf = x509.load_der_x509_certificate(issued.leaf_der)
         assert order.csr_der is not None
-        csr_key = x509.load_der_x509_csr(order.csr_der).public_key()
-        if spki_sha256(leaf.public_key()) != spki_sha256(csr_key):
+        leaf_key = leaf.public_key()
+        # Key equality compares the points as decoded; no DER encoding needed.
+        if leaf_key != x509.load_der_x509_csr(order.csr_der).public_key():
             await self._fail(order, job, ErrorKind.SERVER_INTERNAL,
                              "the CA returned a certificate for a different key")
-            return
+            return None
         cert = Certificate(
             id=new_id(), order_id=order.id, account_id=order.account_id,
             serial=serial_hex(leaf), leaf_der=issued.leaf_der,
             chain_pem=chain_pem(issued.leaf_der, issued.chain_der),
             not_before=leaf.not_valid_before_utc, not_after=leaf.not_valid_after_utc,
-            spki_sha256=spki_sha256(leaf.public_key()), ca=ca)
+            spki_sha256=spki_sha256(leaf_key), ca=ca)
         done = order.moved(VALID, certificate_id=cert.id)
         lifetime = (cert.not_after - cert.not_before).total_seconds()
         facts = {"serial": cert.serial, "validity_days": round(lifetime / 86400, 2),
                  "duration_s": round((self.clock.now() - order.created_at).total_seconds(), 3)}
-        await self.store.apply([Insert(cert), Update(done, expect=PROCESSING), Delete(job),
-                                self._event(audit.ISSUED, order, ca, extra=facts)])
+        if await self.store.apply([Insert(cert), Update(done, expect=PROCESSING), Delete(job),
+                                   self._event(audit.ISSUED, order, ca, extra=facts)]):
+            return done
+        return None
 
     # -- certificates ----------------------------------------------------------------
 

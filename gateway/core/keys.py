@@ -30,6 +30,26 @@ def spki_sha256(key: PublicKeyTypes) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
+_SPKI_BY_THUMBPRINT: dict[str, str] = {}
+_SPKI_CACHE_SIZE = 4096
+
+
+def account_key_spki(thumbprint: str, jwk: dict[str, Any]) -> str:
+    """:func:`spki_sha256` of an account's JWK, cached by its RFC 7638 thumbprint.
+
+    Every finalize compares the CSR's key with the account's; building the key
+    and its DER encoding each time costs an EC point conversion. The thumbprint
+    is a hash of the key itself, so it names one key.
+    """
+    found = _SPKI_BY_THUMBPRINT.get(thumbprint)
+    if found is None:
+        found = spki_sha256(jwk_public_key(jwk))
+        if len(_SPKI_BY_THUMBPRINT) >= _SPKI_CACHE_SIZE:
+            del _SPKI_BY_THUMBPRINT[next(iter(_SPKI_BY_THUMBPRINT))]
+        _SPKI_BY_THUMBPRINT[thumbprint] = found
+    return found
+
+
 def jwk_thumbprint(jwk: dict[str, Any]) -> str:
     """RFC 7638 thumbprint (SHA-256, base64url without padding)."""
     try:

@@ -80,9 +80,11 @@ class OrderService:
         self.trail = trail or audit.AuditTrail(store, clock)
         self.profiles = profiles or ProfilePolicy(settings, store, self.trail)
         # Called with (authz, challenge, account) when a challenge starts processing;
-        # may return the validation's task, which respond_challenge waits on (bounded).
+        # may return the validation's task, which respond_challenge waits on (bounded);
+        # the task's result is the authorization as committed, if it got that far.
         self.on_challenge: Callable[[Authorization, Challenge, Account],
-                                    asyncio.Task[None] | None] = lambda *a: None
+                                    asyncio.Task[Authorization | None] | None] = \
+            lambda *a: None
 
     def profile(self, name: str | None) -> ProfileSettings:
         """The named profile, or the default one; invalidProfile when unknown."""
@@ -243,32 +245,58 @@ class OrderService:
         await asyncio.wait((task,), timeout=wait)
         if not task.done():
             return authz, started
-        fresh = await self.get_authz(authz.id)
-        return fresh, fresh.challenge(challenge_id) or started
+        committed = None if task.cancelled() or task.exception() else task.result()
+        if committed is None:
+            committed = await self.get_authz(authz.id)
+        return committed, committed.challenge(challenge_id) or started
 
     async def record_validation(self, authz: Authorization, chall: Challenge,
                                 error: dict[str, Any] | None,
-                                records: tuple[dict[str, Any], ...]) -> None:
-        """Persist a validation outcome and move the authorization and order along."""
+                                records: tuple[dict[str, Any], ...]) -> Authorization | None:
+        """Persist a validation outcome and move the authorization and order along.
+
+        Returns the authorization as committed (None when another writer had
+        already recorded this challenge), so a waiting challenge POST can answer
+        without reading it back.
+        """
         if error is None:
             done = chall.moved(VALID, validated=self.clock.now(), records=records)
         else:
             done = chall.moved(INVALID, error=error, records=records)
         ops: list[Any] = [Update(done, expect=PROCESSING)]
         current = await self.store.get_authz(authz.id)
+        decided: Authorization | None = None
         if current is not None and current.status == PENDING:
-            ops.append(Update(current.moved(VALID if error is None else INVALID),
-                              expect=PENDING))
+            decided = replace(current.moved(VALID if error is None else INVALID),
+                              challenges=tuple(done if c.id == done.id else c
+                                               for c in current.challenges))
+            ops.append(Update(decided, expect=PENDING))
+        order = await self.store.get_order(authz.order_id)
+        # An order with this one authorization is settled in the same commit; with
+        # siblings, settle() below reads them all after the commit (they may be
+        # deciding concurrently, and the last to commit must see the others).
+        settled = None
+        if decided is not None and order is not None and order.status == PENDING \
+                and order.authz_ids == (authz.id,):
+            settled = self._settled(order, [decided])
         ops.append(self.trail.event(
             audit.VALIDATED, actor=audit.acme_actor(authz.account_id),
             identifiers=(authz.identifier.value,), request_id=authz.order_id,
             result="ok" if error is None else str(error.get("kind", "failed")),
             detail="" if error is None else str(error.get("detail", "")),
             extra={"challenge": chall.type}))
-        await self.store.apply(ops)
-        order = await self.store.get_order(authz.order_id)
+        if settled is not None and await self.store.apply([*ops, Update(settled, expect=PENDING)]):
+            return decided
+        # Without the order's move (it changed since it was read, or has siblings).
+        if not await self.store.apply(ops):
+            return None
         if order is not None:
+            # settle's compare-and-set re-reads the order if it moved since.
             await self.settle(order)
+        if decided is None and current is not None:
+            decided = replace(current, challenges=tuple(done if c.id == done.id else c
+                                                        for c in current.challenges))
+        return decided
 
     async def settle(self, order: Order) -> Order:
         """Move a pending order to ready or invalid from its authorizations' statuses.
@@ -279,19 +307,23 @@ class OrderService:
         """
         if order.status != PENDING:
             return order
-        authzs = await self.store.get_authzs(order.authz_ids)
-        failed = next((a for a in authzs if a.status in (INVALID, DEACTIVATED)), None)
-        if failed is not None:
-            moved = order.moved(INVALID, error=self._authz_error(failed))
-        elif len(authzs) == len(order.authz_ids) and all(a.status == VALID for a in authzs) \
-                and order.expires > self.clock.now():
-            moved = order.moved(READY)
-        else:
+        moved = self._settled(order, await self.store.get_authzs(order.authz_ids))
+        if moved is None:
             return order
         if await self.store.apply([Update(moved, expect=PENDING)]):
             return moved
         fresh = await self.store.get_order(order.id)
         return fresh or order
+
+    def _settled(self, order: Order, authzs: list[Authorization]) -> Order | None:
+        """The pending order moved to ready or invalid by these authorizations, if decided."""
+        failed = next((a for a in authzs if a.status in (INVALID, DEACTIVATED)), None)
+        if failed is not None:
+            return order.moved(INVALID, error=self._authz_error(failed))
+        if len(authzs) == len(order.authz_ids) and all(a.status == VALID for a in authzs) \
+                and order.expires > self.clock.now():
+            return order.moved(READY)
+        return None
 
     @staticmethod
     def _authz_error(authz: Authorization) -> dict[str, Any]:

@@ -35,7 +35,7 @@ class ValidationRunner:
         self.store = store
         self.orders = orders
         self.validator = validator
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Authorization | None]] = set()
 
     @property
     def in_flight(self) -> int:
@@ -47,11 +47,11 @@ class ValidationRunner:
         return f"{self.settings.server.public_base_url()}/acme/acct/{account_id}"
 
     def start(self, authz: Authorization, chall: Challenge,
-              account: Account) -> asyncio.Task[None]:
+              account: Account) -> asyncio.Task[Authorization | None]:
         """Validate in the background; the caller has already persisted ``processing``.
 
-        The task ends once the outcome is committed, so a caller may wait on it
-        (bounded) and then read the result from the store.
+        The task ends once the outcome is committed, with the authorization as
+        committed, so a caller may wait on it (bounded) instead of reading it back.
         """
         task = asyncio.create_task(self._run(authz, chall, account.thumbprint, account.id))
         self._tasks.add(task)
@@ -59,7 +59,7 @@ class ValidationRunner:
         return task
 
     async def _run(self, authz: Authorization, chall: Challenge, thumbprint: str,
-                   account_id: str) -> None:
+                   account_id: str) -> Authorization | None:
         task = ChallengeTask(
             identifier_type=authz.identifier.type, identifier_value=authz.identifier.value,
             challenge_type=chall.type, token=chall.token,
@@ -72,12 +72,11 @@ class ValidationRunner:
         except Exception as exc:  # a validator bug must not leave the client waiting forever
             log.exception("validation of %s crashed", chall.id)
             crash = problem_dict(ErrorKind.SERVER_INTERNAL, f"validation failed: {exc}")
-            await self.orders.record_validation(authz, chall, crash, ())
-            return
+            return await self.orders.record_validation(authz, chall, crash, ())
         error: dict[str, Any] | None = None
         if outcome.failure is not None:
             error = problem_dict(outcome.failure.kind, outcome.failure.detail)
-        await self.orders.record_validation(authz, chall, error, outcome.records)
+        return await self.orders.record_validation(authz, chall, error, outcome.records)
 
     async def resume(self) -> int:
         """Restart validations that were in flight when the process stopped."""

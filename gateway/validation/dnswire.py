@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import socket
 import struct
 from collections.abc import Sequence
 from typing import cast
@@ -57,19 +58,6 @@ class MismatchedAnswer(Exception):
 
 class _ServerProblem(Exception):
     """One server's unusable answer (its message says which server and why)."""
-
-
-class _Reply(asyncio.DatagramProtocol):
-    def __init__(self, waiter: asyncio.Future[bytes]) -> None:
-        self.waiter = waiter
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if not self.waiter.done():
-            self.waiter.set_result(data)
-
-    def error_received(self, exc: Exception) -> None:
-        if not self.waiter.done():
-            self.waiter.set_exception(exc)
 
 
 class StubResolver:
@@ -138,16 +126,21 @@ class StubResolver:
 
 
 async def _udp_exchange(wire: bytes, host: str, port: int) -> bytes:
-    loop = asyncio.get_running_loop()
-    waiter: asyncio.Future[bytes] = loop.create_future()
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: _Reply(waiter), remote_addr=(host, port)
-    )
+    """Send one datagram on a fresh connected socket and return the first reply.
+
+    A plain socket rather than a datagram transport: a transport per question
+    cost three times the CPU. Connecting makes the kernel pick a random source
+    port and drop datagrams from any other address.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
-        transport.sendto(wire)
-        return await waiter
+        sock.setblocking(False)
+        sock.connect((host, port))  # an IP address (config checks it): no lookup
+        sock.send(wire)
+        return await asyncio.get_running_loop().sock_recv(sock, MAX_UDP_ANSWER)
     finally:
-        transport.close()
+        sock.close()
 
 
 def _answers(answer: dns.message.Message, qid: int, qname: dns.name.Name, rdtype: int) -> bool:
