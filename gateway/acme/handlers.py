@@ -51,8 +51,12 @@ async def directory(request: web.Request) -> web.Response:
 
 async def new_nonce(request: web.Request) -> web.Response:
     """HEAD answers 200, GET 204 (RFC 8555 §7.2); the nonce is added by the middleware."""
-    status = 200 if request.method == "HEAD" else 204
-    return web.Response(status=status, headers={"Cache-Control": "no-store"})
+    if request.method == "HEAD":
+        # An explicit empty length: without it some clients (aiohttp's) cannot tell
+        # where the answer ends and close the connection after every HEAD.
+        return web.Response(status=200, headers={"Cache-Control": "no-store",
+                                                 "Content-Length": "0"})
+    return web.Response(status=204, headers={"Cache-Control": "no-store"})
 
 
 async def new_account(request: web.Request) -> web.Response:

@@ -28,6 +28,8 @@ async def test_new_nonce_head_and_get(gateway: Gateway) -> None:
     assert head.headers["Replay-Nonce"] != get.headers["Replay-Nonce"]
     assert head.headers["Cache-Control"] == "no-store"
     assert 'rel="index"' in head.headers["Link"]
+    # An explicit empty length lets clients keep the connection after a HEAD.
+    assert head.headers["Content-Length"] == "0"
 
 
 async def test_new_account_created_then_found(gateway: Gateway) -> None:
