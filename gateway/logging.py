@@ -6,12 +6,15 @@ import json
 import logging
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, Request, StreamResponse
 
 from gateway.keys import METRICS
+
+if TYPE_CHECKING:
+    from gateway.metrics import Metrics
 
 
 class JsonFormatter(logging.Formatter):
@@ -51,9 +54,15 @@ class AccessLogger(AbstractAccessLogger):
     itself is switched off (the logger's level then drops the line).
     """
 
+    _metrics: Metrics | None = None
+
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         """Count the request and write the access line."""
-        metrics = request.config_dict.get(METRICS) if isinstance(request, Request) else None
+        # One logger serves one connection of one application: look the metrics up
+        # once (request.config_dict builds a new chain of apps on every access).
+        metrics = self._metrics
+        if metrics is None and isinstance(request, Request):
+            metrics = self._metrics = request.config_dict.get(METRICS)
         if metrics is not None:
             metrics.observe(request.path, response.status, time)
         if not self.logger.isEnabledFor(logging.INFO):

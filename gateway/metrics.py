@@ -8,6 +8,7 @@ logger), so metrics add no middleware to the hot path. Work in flight
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -56,12 +57,19 @@ class Metrics:
                                  "Time to answer an HTTP request", ["frontend"],
                                  buckets=_BUCKETS, registry=self.registry)
         self.registry.register(_InFlight(in_flight))
+        # Labelled children by (front end, status): labels() re-checks and joins its
+        # arguments on every call, and this runs for every request.
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     def observe(self, path: str, status: int, seconds: float) -> None:
         """Count one answered request."""
         name = front_end(path)
-        self.requests.labels(name, str(status)).inc()
-        self.latency.labels(name).observe(seconds)
+        children = self._children.get((name, status))
+        if children is None:
+            children = self._children[(name, status)] = (
+                self.requests.labels(name, str(status)), self.latency.labels(name))
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 async def metrics_handler(request: web.Request) -> web.Response:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import ssl
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
@@ -84,11 +85,18 @@ def serial_hex(cert: x509.Certificate) -> str:
 
 
 def chain_pem(leaf_der: bytes, chain_der: tuple[bytes, ...]) -> str:
-    """Leaf first, then the issuers, as concatenated PEM."""
-    out = []
-    for der in (leaf_der, *chain_der):
-        out.append(x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM))
-    return b"".join(out).decode()
+    """Leaf first, then the issuers, as concatenated PEM.
+
+    The leaf has been parsed by the caller; the issuers are the same few chains
+    over and over, so each distinct chain is checked and encoded once.
+    """
+    return ssl.DER_cert_to_PEM_cert(leaf_der) + _issuers_pem(chain_der)
+
+
+@functools.lru_cache(maxsize=64)
+def _issuers_pem(chain_der: tuple[bytes, ...]) -> str:
+    return b"".join(x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
+                    for der in chain_der).decode()
 
 
 class IssuanceService:
