@@ -7,11 +7,18 @@ token (production). Files of one CA, in ``settings.dir``::
     ca.key.pem    the CA key, mode 0600 (file backend only)
     ca.csr.pem    a CSR for an external root (``acme-gateway ca init --csr``)
     ca.db         the ledger: issued serials, revocations, CRL number (SQLite)
-    crl.der       the latest CRL
+    crl.der       the newest CRL any process serving this directory signed
     ocsp.pem, ocsp.key.pem   the delegated OCSP responder (ocsp_responder = "delegated")
 
 With a file key every signature is made inline on the event loop; with a token
 key, in the token's own thread (see :mod:`connectors.pkcs11_keys`).
+
+Several worker processes (``serve --workers N``) may each run a connector on the
+same directory. They share the key, the ledger (whose transactions order them, see
+:mod:`connectors.localca_store`) and crl.der: whichever process signs a CRL
+publishes it there, and the others pick it up on their next CRL request (see
+:meth:`LocalCAConnector.crl_der`), so a revocation through one process is on the
+CRL every process serves.
 """
 
 from __future__ import annotations
@@ -19,17 +26,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from connectors.base import (
     AlreadyRevoked,
     CAConfigError,
+    CAUnavailable,
     ConnectorError,
     Issued,
     IssueRequest,
@@ -74,6 +85,33 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True)
+class _CRL:
+    """A signed CRL as this process holds it: bytes, CRL number and nextUpdate."""
+
+    der: bytes
+    number: int
+    next_update: datetime
+
+
+def _read_crl(path: Path, ca_key: CertificateIssuerPublicKeyTypes) -> _CRL | None:
+    """The CRL in ``path`` if it is one of this CA's; None when missing or unusable."""
+    try:
+        der = path.read_bytes()
+    except OSError:
+        return None
+    try:
+        crl = x509.load_der_x509_crl(der)
+        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        signed = crl.is_signature_valid(ca_key)
+    except (ValueError, TypeError, x509.ExtensionNotFound):
+        return None
+    # A CRL of another key (say, left over from before a `ca init`) is never served.
+    if not signed or crl.next_update_utc is None:
+        return None
+    return _CRL(der, number, crl.next_update_utc)
+
+
 def make_backend(settings: LocalCASettings) -> KeyBackend:
     """The key backend the settings ask for."""
     if settings.pkcs11 is not None:
@@ -104,9 +142,8 @@ class LocalCAConnector:
         self.ledger = CALedger(settings.dir / "ca.db")
         self._urls = LeafURLs(settings.crl_url(name), settings.ocsp_url(name))
         self._template: LeafTemplate | None = None
-        self._crl_der = b""
-        self._crl_next_update = datetime.min.replace(tzinfo=UTC)
-        self._crl_lock = asyncio.Lock()
+        self._crl: _CRL | None = None  # the newest CRL this process signed or loaded
+        self._crl_lock = asyncio.Lock()  # one CRL check or signature at a time in this process
         self._refresher: asyncio.Task[None] | None = None
         self._ocsp: OCSPResponder | None = None
 
@@ -251,35 +288,93 @@ class LocalCAConnector:
 
     # -- revocation data -------------------------------------------------------------
 
-    async def refresh_crl(self) -> bytes:
-        """Sign and publish a new CRL with every unexpired revocation."""
-        ca = self._identity()
-        async with self._crl_lock:
-            now = self.clock()
-            entries = await self.ledger.revoked_entries(now)
-            number = await self.ledger.next_crl_number()
-            next_update = now + self.settings.crl_validity
-            key = self.backend.signing_key()
-            crl = await self.backend.run(
-                lambda: build_crl(key, ca, entries, number, now, next_update)
-            )
-            der = crl.public_bytes(Encoding.DER)
-            await asyncio.to_thread(self._write_crl, der)
-            self._crl_der, self._crl_next_update = der, next_update
-            self._crl_stale = False
-            return der
+    @property
+    def _crl_path(self) -> Path:
+        return self.settings.dir / "crl.der"
 
-    def _write_crl(self, der: bytes) -> None:
-        # Replace atomically: a reader of crl.der never sees half a CRL.
-        tmp = self.settings.dir / "crl.der.tmp"
-        tmp.write_bytes(der)
-        tmp.replace(self.settings.dir / "crl.der")
+    async def refresh_crl(self) -> bytes:
+        """Sign and publish a new CRL with every unexpired revocation; return the CRL now held.
+
+        That is the new CRL, or a newer one another process published meanwhile.
+        """
+        async with self._crl_lock:
+            return await self._sign_crl()
+
+    async def _sign_crl(self) -> bytes:
+        ca = self._identity()
+        now = self.clock()
+        # The number and the revocations come from one ledger transaction: across processes,
+        # a higher CRL number never lists fewer revocations (see CALedger.crl_snapshot).
+        snap = await self.ledger.crl_snapshot(now)
+        next_update = now + self.settings.crl_validity
+        key = self.backend.signing_key()
+        crl = await self.backend.run(
+            lambda: build_crl(key, ca, snap.entries, snap.number, now, next_update)
+        )
+        signed = _CRL(crl.public_bytes(Encoding.DER), snap.number, next_update)
+        # Another process may have allocated a higher number after ours and published its CRL
+        # while this one was being signed; the check of crl.der and the replace happen under
+        # the ledger's write lock, which every process takes to publish, so no process can
+        # publish between them and crl.der only ever moves to a higher number.
+        ca_key = self.backend.public_key()
+        self._hold(await self.ledger.exclusive(lambda: self._publish(signed, ca_key)))
+        self._crl_stale = False
+        return self._held().der
+
+    def _publish(self, signed: _CRL, ca_key: CertificateIssuerPublicKeyTypes) -> _CRL:
+        """Write ``signed`` to crl.der unless it holds a newer CRL; return the newer of the two.
+
+        Runs in the ledger's thread, under its write lock.
+        """
+        published = _read_crl(self._crl_path, ca_key)
+        if published is not None and published.number >= signed.number:
+            return published
+        # The temporary name is unique to this process and connector, so two writers never
+        # share one; os.replace is atomic, so a reader of crl.der never sees half a CRL.
+        tmp = self._crl_path.with_name(f"crl.der.{os.getpid()}.{id(self):x}.tmp")
+        try:
+            tmp.write_bytes(signed.der)
+            os.replace(tmp, self._crl_path)
+        except OSError as exc:
+            raise CAUnavailable(f"cannot publish the CRL {self._crl_path}: {exc}") from exc
+        return signed
+
+    def _hold(self, crl: _CRL) -> None:
+        # Never step back to a lower CRL number than the one already held.
+        if self._crl is None or crl.number > self._crl.number:
+            self._crl = crl
+
+    def _held(self) -> _CRL:
+        if self._crl is None:
+            raise CAConfigError(f"local CA {self.name!r} has no CRL; call start() first")
+        return self._crl
 
     async def crl_der(self) -> bytes:
-        """The current CRL; a new one when it has run out or misses a revocation."""
-        if self._crl_stale or not self._crl_der or self.clock() >= self._crl_next_update:
-            return await self.refresh_crl()
-        return self._crl_der
+        """The newest CRL any process sharing this CA published; a new one when none fits.
+
+        A new CRL is signed when the held one has run out or a revocation is missing
+        from every CRL signed so far (say, its process could not sign one).
+        """
+        async with self._crl_lock:
+            if self._crl_stale or self._crl is None:
+                return await self._sign_crl()
+            # One small ledger read per CRL request. The ledger allocates CRL numbers for
+            # every process, so a number above the held one means another process signed
+            # a newer CRL: load crl.der, where it publishes it (adopted only if newer still).
+            state = await self.ledger.crl_state()
+            if state.number > self._crl.number:
+                published = await asyncio.to_thread(
+                    _read_crl, self._crl_path, self.backend.public_key()
+                )
+                if published is not None:
+                    self._hold(published)
+            # Still behind: the newest CRL number is not on disk (its process is signing it
+            # right now, or failed to). Signing here is then the only way to be sure that
+            # every revocation it would list is served.
+            behind = state.number > self._crl.number or state.uncovered
+            if behind or self.clock() >= self._crl.next_update:
+                return await self._sign_crl()
+            return self._crl.der
 
     async def ocsp_response(self, request_der: bytes) -> bytes:
         """An RFC 6960 response (DER) to one OCSP request; never raises for bad input."""

@@ -5,6 +5,12 @@ module in one dedicated thread (connectors never import the gateway's store).
 Issuance records are group-committed: concurrent issuances wait for one shared
 commit instead of one each, which keeps the per-certificate cost low while
 still persisting every serial before the certificate leaves the connector.
+
+Several worker processes may share one ledger (``serve --workers N``). Every
+write that must be ordered against another process's writes runs inside
+``BEGIN IMMEDIATE``, which takes SQLite's database-wide write lock at once (the
+connection waits up to sqlite3's default 5 s busy timeout for it), so two
+processes never interleave a read-modify-write of the same rows.
 """
 
 from __future__ import annotations
@@ -32,6 +38,14 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 
+# Counters in the meta table: the CRL number, revocations recorded, and how many of those
+# the newest CRL number's snapshot saw.
+_BUMP = "INSERT INTO meta VALUES (?, 1) ON CONFLICT(key) DO UPDATE SET value = value + 1"
+_SET = "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+_META_KEYS = ("crl_number", "crl_covered", "revocations")
+_META = "SELECT key, value FROM meta WHERE key IN (?, ?, ?)"
+
+
 @dataclass(frozen=True)
 class RevokedEntry:
     """One revoked certificate as the CRL and OCSP need it."""
@@ -39,6 +53,34 @@ class RevokedEntry:
     serial: int
     reason: int
     revoked_at: datetime
+
+
+@dataclass(frozen=True)
+class CRLSnapshot:
+    """A freshly allocated CRL number and the revocations that CRL must list."""
+
+    number: int
+    entries: list[RevokedEntry]
+
+
+@dataclass(frozen=True)
+class CRLState:
+    """How far the CRLs of every process sharing the ledger have got.
+
+    ``number`` is the newest CRL number allocated (0 before the first), ``covered``
+    the value the revocation counter had when that number was allocated, and
+    ``revocations`` the counter now: when it is ahead of ``covered``, a revocation
+    was recorded that no allocated CRL number lists yet.
+    """
+
+    number: int
+    covered: int
+    revocations: int
+
+    @property
+    def uncovered(self) -> bool:
+        """Whether a recorded revocation is missing from every CRL allocated so far."""
+        return self.revocations > self.covered
 
 
 @dataclass(frozen=True)
@@ -156,7 +198,11 @@ class CALedger:
             with db:
                 db.execute("BEGIN IMMEDIATE")
                 cur = db.execute("INSERT OR IGNORE INTO revoked VALUES (?, ?, ?, ?)", row)
-                return cur.rowcount == 1
+                if cur.rowcount != 1:
+                    return False
+                # A counter, not MAX(rowid): it stays monotonic even if expired rows are pruned.
+                db.execute(_BUMP, ("revocations",))
+                return True
 
         return await self._run(insert)
 
@@ -188,21 +234,60 @@ class CALedger:
             return SerialStatus("revoked", RevokedEntry(serial, rev[0], _dt(rev[1])))
         return SerialStatus("good" if issued or pending else "unknown")
 
-    async def next_crl_number(self) -> int:
-        """Increment and return the CRL number (RFC 5280 §5.2.3: monotonically increasing)."""
+    async def crl_snapshot(self, now: datetime) -> CRLSnapshot:
+        """Allocate the next CRL number and read the revocations that CRL lists, atomically.
 
-        def bump() -> int:
+        CRL numbers must increase (RFC 5280 §5.2.3) across every process sharing the
+        ledger, and a higher number must never list less than a lower one. Both hold
+        because the number is bumped and the revocations read in one ``BEGIN IMMEDIATE``
+        transaction, and :meth:`revoke` takes the same lock: any revocation is either
+        seen by this snapshot or committed after it, and then whoever recorded it
+        allocates a higher number for its own CRL. (Reading the revocations before
+        bumping the number in separate transactions would let another process's
+        revocation fall between them: a higher number with an older list.)
+        """
+
+        def snapshot() -> tuple[int, list[tuple[str, int, int]]]:
             db = self._conn()
             with db:
                 db.execute("BEGIN IMMEDIATE")
-                db.execute(
-                    "INSERT INTO meta VALUES ('crl_number', 1) "
-                    "ON CONFLICT(key) DO UPDATE SET value = value + 1"
-                )
-                row = db.execute("SELECT value FROM meta WHERE key = 'crl_number'").fetchone()
-                return int(row[0])
+                db.execute(_BUMP, ("crl_number",))
+                meta = dict(db.execute(_META, _META_KEYS).fetchall())
+                db.execute(_SET, ("crl_covered", meta.get("revocations", 0)))
+                sql = "SELECT serial, reason, revoked_at FROM revoked WHERE not_after >= ?"
+                rows = list(db.execute(sql, (_ts(now),)))
+                return int(meta["crl_number"]), rows
 
-        return await self._run(bump)
+        number, rows = await self._run(snapshot)
+        entries = [RevokedEntry(int(s, 16), reason, _dt(at)) for s, reason, at in rows]
+        return CRLSnapshot(number, entries)
+
+    async def crl_state(self) -> CRLState:
+        """The newest CRL number allocated and the revocation counters; one cheap read."""
+
+        def select() -> dict[str, int]:
+            return dict(self._conn().execute(_META, _META_KEYS).fetchall())
+
+        meta = await self._run(select)
+        return CRLState(
+            meta.get("crl_number", 0), meta.get("crl_covered", 0), meta.get("revocations", 0)
+        )
+
+    async def exclusive(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` in the ledger's thread while holding the database's write lock.
+
+        A lock shared by every process that opens this ledger; other processes'
+        writes (issuances too) wait for it, so ``fn`` must be short, and it must not
+        call back into the ledger (it runs in the ledger's only thread).
+        """
+
+        def locked() -> T:
+            db = self._conn()
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                return fn()
+
+        return await self._run(locked)
 
     async def counts(self) -> tuple[int, int]:
         """How many serials were issued and revoked (for ``ca info``)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import stat
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -346,3 +347,125 @@ async def test_crl_is_reissued_on_schedule(tmp_path: Path) -> None:
     assert periods[:2] == [600.0, 600.0]
     number = second.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
     assert number == first.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number + 1
+
+
+# -- several worker processes on one CA directory --------------------------------------
+
+
+def _crl_number(der: bytes) -> int:
+    crl = x509.load_der_x509_crl(der)
+    return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+
+
+async def test_a_revocation_through_one_worker_is_on_every_workers_crl(tmp_path: Path) -> None:
+    a = await started_ca(tmp_path)  # two connectors on one directory, as two workers run them
+    b = await started_ca(tmp_path)
+    try:
+        before = await a.crl_der()
+        issued = await a.issue(issue_request())
+        assert isinstance(issued, Issued)
+        await b.revoke(issued.leaf_der, RevocationReason.KEY_COMPROMISE)
+        served = await a.crl_der()
+        state = await a.ledger.crl_state()
+        again = await a.crl_der()
+        from_b = await b.crl_der()
+    finally:
+        await a.aclose()
+        await b.aclose()
+    serial = x509.load_der_x509_certificate(issued.leaf_der).serial_number
+    crl = x509.load_der_x509_crl(served)
+    assert crl.get_revoked_certificate_by_serial_number(serial) is not None
+    assert x509.load_der_x509_crl(before).get_revoked_certificate_by_serial_number(serial) is None
+    # A took the CRL B published rather than signing its own: the newest number there is.
+    assert served == from_b == again
+    assert _crl_number(served) == state.number > _crl_number(before)
+    assert (tmp_path / "ca" / "test" / "crl.der").read_bytes() == served
+
+
+async def test_a_revocation_without_a_crl_is_signed_by_the_next_crl_request(
+    tmp_path: Path,
+) -> None:
+    a = await started_ca(tmp_path)
+    b = await started_ca(tmp_path)
+    try:
+        issued = await a.issue(issue_request())
+        assert isinstance(issued, Issued)
+        leaf = x509.load_der_x509_certificate(issued.leaf_der)
+        held = _crl_number(await a.crl_der())
+        # B records the revocation, then stops before signing a CRL (a crash, a dead HSM).
+        await b.ledger.revoke(leaf.serial_number, 1, datetime.now(UTC), leaf.not_valid_after_utc)
+        served = await a.crl_der()
+    finally:
+        await a.aclose()
+        await b.aclose()
+    crl = x509.load_der_x509_crl(served)
+    assert crl.get_revoked_certificate_by_serial_number(leaf.serial_number) is not None
+    assert _crl_number(served) > held
+
+
+async def test_an_older_crl_on_disk_never_replaces_the_one_held(tmp_path: Path) -> None:
+    s = settings(tmp_path)
+    crl_file = s.dir / "crl.der"
+    a = await started_ca(tmp_path)
+    backend = _FailingBackend(make_backend(s))
+    b = LocalCAConnector("test", s, backend=backend)  # type: ignore[arg-type]
+    await b.start()
+    try:
+        older = await b.crl_der()  # number n, on disk
+        held = await a.refresh_crl()  # number n + 1
+        assert _crl_number(held) == _crl_number(older) + 1
+        crl_file.write_bytes(older)  # a slow writer puts CRL n back
+        assert await a.crl_der() == held
+        # B takes number n + 2 but cannot sign it: the file still holds n.
+        backend.failing = True
+        with pytest.raises(CAUnavailable):
+            await b.refresh_crl()
+        newest = await a.crl_der()
+    finally:
+        await a.aclose()
+        await b.aclose()
+    # A did not step back to n; it signed a CRL past the unpublished n + 2 and published it.
+    assert _crl_number(newest) == _crl_number(older) + 3
+    assert crl_file.read_bytes() == newest
+
+
+class _SignsAfter:
+    """Wraps a key backend; runs ``before`` (once) ahead of the next signature."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.before: Callable[[], Awaitable[object]] | None = None
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    async def run(self, fn: object) -> object:
+        before, self.before = self.before, None
+        if before is not None:
+            await before()
+        return await self.inner.run(fn)  # type: ignore[attr-defined]
+
+
+async def test_a_crl_signed_late_never_replaces_a_newer_one_on_disk(tmp_path: Path) -> None:
+    s = settings(tmp_path)
+    backend = _SignsAfter(make_backend(s))
+    a = LocalCAConnector("test", s, backend=backend)  # type: ignore[arg-type]
+    await a.start()
+    b = await started_ca(tmp_path)
+    try:
+        # A takes its CRL number, then B takes the next one and publishes before A signs.
+        newer: list[bytes] = []
+
+        async def b_publishes() -> None:
+            newer.append(await b.refresh_crl())
+
+        backend.before = b_publishes
+        served = await a.refresh_crl()
+        on_disk = (s.dir / "crl.der").read_bytes()
+        state = await a.ledger.crl_state()
+    finally:
+        await a.aclose()
+        await b.aclose()
+    assert on_disk == newer[0] == served
+    assert _crl_number(served) == state.number
+    assert not list(s.dir.glob("*.tmp"))
