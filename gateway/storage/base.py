@@ -126,6 +126,14 @@ class Store(Protocol):
         """Jobs whose ``run_at`` has come, oldest first."""
         ...
 
+    async def claim_job(self, job: Job, until: datetime) -> bool:
+        """Move an unfinished job's ``run_at`` to ``until`` if it is still ``job.run_at``.
+
+        The claim of one process among several: the one whose compare-and-set
+        succeeds runs the job; the others see it as not due until ``until``.
+        """
+        ...
+
     async def get_eab_key(self, kid: str) -> EabKey | None:
         """One External Account Binding key by key identifier."""
         ...

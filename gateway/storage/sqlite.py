@@ -19,7 +19,9 @@ may wait for it (busy_timeout) without stalling the loop.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import functools
+import os
 import sqlite3
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -146,9 +148,15 @@ def _apply_unit(conn: sqlite3.Connection, unit: _Unit, chain: _Chain) -> None:
 class SQLiteStore:
     """The Store protocol on one SQLite file."""
 
-    def __init__(self, path: Path, group_commit_ms: float = 0.0) -> None:
+    def __init__(self, path: Path, group_commit_ms: float = 0.0, *,
+                 shared: bool = False) -> None:
         self.path = path
         self.group_commit_s = group_commit_ms / 1000
+        # Other serving processes write the same file (serve --workers N): no account
+        # cache (only a process that makes every account change may keep one), and
+        # writers take turns through a lock file (see _write_turn).
+        self.shared = shared
+        self._turn: int | None = None  # fd of the lock file, when shared
         self._reader: aiosqlite.Connection | None = None
         self._lookup: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None
@@ -173,6 +181,8 @@ class SQLiteStore:
         self._lookup = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._lookup.row_factory = sqlite3.Row
         self._lookup.execute("PRAGMA query_only = ON")
+        if self.shared:
+            self._turn = os.open(f"{self.path}.writers", os.O_RDWR | os.O_CREAT, 0o600)
         self._task = asyncio.create_task(self._write_loop(), name="sqlite-writer")
 
     def _connect_writer(self) -> sqlite3.Connection:
@@ -207,22 +217,29 @@ class SQLiteStore:
         if self._writer is not None and self._executor is not None:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._writer.close)
             self._executor.shutdown()
+        if self._turn is not None:
+            os.close(self._turn)
+            self._turn = None
 
     # -- writes --------------------------------------------------------------------
 
     async def apply(self, ops: Sequence[Op]) -> bool:
         """Apply ``ops`` atomically; returns once they are committed to disk."""
         stmts = [s for op in ops for s in statements(op)]
-        unit = _Unit(stmts, asyncio.get_running_loop().create_future())
         changed = [op.model.id for op in ops if isinstance(op.model, Account)]
         self._forget_accounts(changed)
-        self._pending.append(unit)
-        self._wake.set()
         try:
-            return await unit.future
+            return await self._submit(stmts)
         finally:
             # Again after the commit: a read during it may have cached the old row.
             self._forget_accounts(changed)
+
+    async def _submit(self, stmts: list[Statement]) -> bool:
+        """Queue one all-or-nothing unit for the next group commit and wait for it."""
+        unit = _Unit(stmts, asyncio.get_running_loop().create_future())
+        self._pending.append(unit)
+        self._wake.set()
+        return await unit.future
 
     def _forget_accounts(self, account_ids: list[str]) -> None:
         for account_id in account_ids:
@@ -244,9 +261,15 @@ class SQLiteStore:
 
     async def _commit(self, loop: asyncio.AbstractEventLoop, batch: list[_Unit]) -> None:
         try:
-            if self._apply_here(batch):
-                await loop.run_in_executor(self._executor, self._finish)
+            try:
+                here = self._write_turn(block=False) and self._apply_here(batch)
+            except BaseException:
+                self._end_turn()
+                raise
+            if here:
+                await loop.run_in_executor(self._executor, self._finish)  # ends the turn
             else:
+                self._end_turn()
                 await loop.run_in_executor(self._executor, self._commit_batch, batch)
         except Exception as exc:  # the commit itself failed: nobody's change is durable
             for unit in batch:
@@ -287,17 +310,41 @@ class SQLiteStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        finally:
+            self._end_turn()
+
+    def _write_turn(self, block: bool) -> bool:
+        """This process's turn to write, when processes share the file (else always True).
+
+        SQLite's own wait for a write lock sleeps and polls (1, 2, 5 … 100 ms):
+        two busy processes would spend most of their time asleep. An flock on a
+        side file queues them in the kernel, which wakes the next one as soon
+        as the lock is released (also when its holder dies).
+        """
+        if self._turn is None:
+            return True
+        try:
+            fcntl.flock(self._turn, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return False
+        return True
+
+    def _end_turn(self) -> None:
+        if self._turn is not None:
+            fcntl.flock(self._turn, fcntl.LOCK_UN)
 
     def _commit_batch(self, batch: list[_Unit]) -> None:
         """The whole group in the writer thread, waiting for a lock another process holds."""
         conn = self._writer
         assert conn is not None
+        self._write_turn(block=True)
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_WAIT_MS}")
         try:
             conn.execute("BEGIN IMMEDIATE")
             self._apply_all(conn, batch)
             self._finish()
         finally:
+            self._end_turn()
             conn.execute("PRAGMA busy_timeout = 0")
 
     @staticmethod
@@ -335,7 +382,9 @@ class SQLiteStore:
 
         Accounts change only through :meth:`apply` of this process (no CLI
         command writes them), which drops the cached copy, so the cache is
-        never stale for a single gateway process.
+        never stale for a single gateway process. Several processes on one file
+        (``cache_accounts=False``) read every time: a key change or deactivation
+        in one must bind the others at once.
         """
         cached = self._accounts.get(account_id)
         if cached is not None:
@@ -344,6 +393,8 @@ class SQLiteStore:
         if not r:
             return None
         account = rows.account(r)
+        if self.shared:
+            return account
         if len(self._accounts) >= _ACCOUNT_CACHE:
             del self._accounts[next(iter(self._accounts))]
         self._accounts[account_id] = account
@@ -437,6 +488,13 @@ class SQLiteStore:
             "SELECT * FROM jobs WHERE state IN ('queued', 'waiting') AND run_at <= ? "
             "ORDER BY run_at LIMIT ?", (now.timestamp(), limit))
         return [rows.job(r) for r in found]
+
+    async def claim_job(self, job: Job, until: datetime) -> bool:
+        """Compare-and-set of ``run_at`` on an unfinished job (see Store.claim_job)."""
+        stmt = ("UPDATE jobs SET run_at = ? WHERE id = ? AND run_at IS ? "
+                "AND state IN ('queued', 'waiting')",
+                (rows.ts(until), job.id, rows.ts(job.run_at)), True)
+        return await self._submit([stmt])
 
     async def get_eab_key(self, kid: str) -> EabKey | None:
         """One EAB key by key identifier."""
