@@ -18,12 +18,13 @@ from aiohttp import web
 
 from connectors.base import CAConfigError, Connector
 from gateway import audit, keys
-from gateway.acme.nonces import NonceService
+from gateway.acme.nonces import Nonces, NonceService
 from gateway.acme.routes import acme_app
 from gateway.admin.routes import admin_app
 from gateway.config import CASettings, Settings
 from gateway.core.clock import Clock
 from gateway.core.pkix import PkixService
+from gateway.core.role import ProcessRole
 from gateway.core.service import Core
 from gateway.errors import ConfigError
 from gateway.est.routes import est_app
@@ -36,13 +37,14 @@ from gateway.validation.engine import ValidationAuthority
 CONNECTOR_TYPES = ("local", "adcs", "ejbca")
 
 
-def build_store(settings: Settings) -> Store:
+def build_store(settings: Settings, role: ProcessRole | None = None) -> Store:
     """The configured store: SQLite by default, PostgreSQL for several nodes."""
     url = settings.storage_url()
     if url.startswith("sqlite:///"):
         from gateway.storage.sqlite import SQLiteStore
 
-        return SQLiteStore(Path(url[len("sqlite:///"):]), settings.storage.group_commit_ms)
+        return SQLiteStore(Path(url[len("sqlite:///"):]), settings.storage.group_commit_ms,
+                           shared=role is not None and role.shared)
     raise ConfigError(settings.source, "storage.url",
                       "PostgreSQL is not available in this build; use sqlite:///PATH")
 
@@ -77,17 +79,41 @@ def build_connectors(settings: Settings) -> dict[str, Connector]:
     return built
 
 
+async def prepare(settings: Settings) -> None:
+    """First-start work done once before several processes start serving.
+
+    Opening the store runs its migrations, and starting the connectors creates a
+    local CA's key and certificate on first use: two processes doing either at
+    the same time could race (two CA keys). Everything is closed again, so the
+    caller can fork with no threads or open handles.
+    """
+    store = build_store(settings)
+    await store.open()
+    await store.close()
+    for connector in build_connectors(settings).values():
+        start = getattr(connector, "start", None)
+        if start is not None:
+            await start()
+            await connector.aclose()
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None,
                validator: Validator | None = None,
-               connectors: Mapping[str, Connector] | None = None) -> web.Application:
-    """The gateway application; tests may inject a clock, validator or connectors."""
+               connectors: Mapping[str, Connector] | None = None,
+               role: ProcessRole | None = None,
+               nonces: Nonces | None = None) -> web.Application:
+    """The gateway application; tests may inject a clock, validator or connectors.
+
+    ``role`` and ``nonces`` are given by ``serve --workers N``: which process
+    this is, and the nonce store all of them share.
+    """
     app = web.Application(client_max_size=1024 * 1024, middlewares=[request_context])
     app[keys.SETTINGS] = settings
-    app[keys.NONCES] = NonceService(settings.acme.nonce_lifetime_seconds)
+    app[keys.NONCES] = nonces or NonceService(settings.acme.nonce_lifetime_seconds)
     chosen = dict(connectors) if connectors is not None else build_connectors(settings)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        async with _Resources(settings, chosen, validator, clock) as core:
+        async with _Resources(settings, chosen, validator, clock, role) as core:
             app[keys.CORE] = core
             yield
 
@@ -151,8 +177,10 @@ class _Resources:
     """Opens store, connectors, validator and core in order; closes them in reverse."""
 
     def __init__(self, settings: Settings, connectors: dict[str, Connector],
-                 validator: Validator | None, clock: Clock | None) -> None:
+                 validator: Validator | None, clock: Clock | None,
+                 role: ProcessRole | None = None) -> None:
         self.settings = settings
+        self.role = role
         self.connectors = connectors
         self.validator = validator
         self.clock = clock
@@ -161,7 +189,7 @@ class _Resources:
         self.started: list[Any] = []
 
     async def __aenter__(self) -> Core:
-        self.store = build_store(self.settings)
+        self.store = build_store(self.settings, self.role)
         await self.store.open()
         for connector in self.connectors.values():
             start = getattr(connector, "start", None)
@@ -172,7 +200,8 @@ class _Resources:
             authority = ValidationAuthority(self.settings.validation)
             await authority.start()
             self.validator = authority
-        self.core = Core(self.settings, self.store, self.validator, self.connectors, self.clock)
+        self.core = Core(self.settings, self.store, self.validator, self.connectors, self.clock,
+                         self.role)
         await self.core.start()
         return self.core
 

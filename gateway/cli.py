@@ -13,6 +13,8 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway import config
+from gateway.acme.nonces import Nonces
+from gateway.core.role import ProcessRole
 from gateway.errors import ConfigError
 
 log = logging.getLogger("gateway")
@@ -28,8 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, default=argparse.SUPPRESS,
                        help="TOML config file")
     serve.add_argument("--workers", type=_positive_int, default=1, metavar="N",
-                       help="processes sharing the port (SO_REUSEPORT); more than 1 needs "
-                            "a store that processes can share (not SQLite)")
+                       help="processes sharing the port (SO_REUSEPORT) and the store "
+                            "(default 1)")
     check = sub.add_parser("check-config", help="validate the config and exit")
     check.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="TOML config file")
     try:
@@ -61,11 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{settings.source}: OK")
             return 0
         if args.command == "serve":
-            refusal = workers_refusal(settings, args.workers)
-            if refusal:
-                print(f"acme-gateway: {refusal}", file=sys.stderr)
-                return 2
-            return serve(settings)
+            return serve(settings, args.workers)
         handler = getattr(args, "handler", None)
         if handler is None:
             return 2
@@ -82,48 +80,37 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def workers_refusal(settings: config.Settings, workers: int) -> str | None:
-    """Why ``--workers`` cannot run with this configuration, or None when it can.
-
-    Several processes on one SQLite file would not be correct, whatever the
-    file locking allows: ACME nonces live in each process's memory (a client
-    reuses nonces across connections, and SO_REUSEPORT spreads connections over
-    processes, so most nonces would be refused as badNonce); every process runs
-    the CA job scanner and would pick up a job another one is running, sending
-    one request to the CA twice; accounts are cached per process; the local
-    CA's serial ledger and CRL numbers are kept by one process per directory.
-    """
-    if workers == 1:
-        return None
-    if settings.storage_url().startswith("sqlite:///"):
-        return (f"--workers {workers} is refused with the SQLite store: nonces, the CA job "
-                "runner and the local CA's ledger are per process, so a second process would "
-                "refuse most nonces (badNonce) and could send one order to the CA twice. "
-                "Run one process (--workers 1, the default) per data directory; see "
-                "docs/benchmarks.md for what one process sustains.")
-    return (f"--workers {workers} needs a store that several processes can share; "
-            "this build has none (PostgreSQL is not available)")
-
-
-def serve(settings: config.Settings) -> int:
-    """Run the gateway until SIGINT/SIGTERM, on uvloop when available."""
+def serve(settings: config.Settings, workers: int = 1) -> int:
+    """Run the gateway until SIGINT/SIGTERM: one process, or ``workers`` forked ones."""
     from gateway import logging as gwlogging
 
     gwlogging.setup(settings.server.log_level)
+    if workers == 1:
+        return _run(settings, ProcessRole(), None)
+    from gateway import tls
+    from gateway.supervisor import supervise
+
+    if settings.server.https_port and settings.server.tls_cert_file is None:
+        tls.ensure_self_signed(settings.server)  # once, before the workers look for it
+    return supervise(settings, workers, lambda role, nonces: _run(settings, role, nonces))
+
+
+def _run(settings: config.Settings, role: ProcessRole, nonces: Nonces | None) -> int:
+    """One serving process, on uvloop when available."""
     try:
         import uvloop
     except ImportError:  # uvloop is a dependency; this only guards odd platforms
-        return asyncio.run(_serve(settings))
-    return uvloop.run(_serve(settings))
+        return asyncio.run(_serve(settings, role, nonces))
+    return uvloop.run(_serve(settings, role, nonces))
 
 
-async def _serve(settings: config.Settings) -> int:
+async def _serve(settings: config.Settings, role: ProcessRole, nonces: Nonces | None) -> int:
     from gateway import tls
     from gateway.app import create_app
     from gateway.est.trust import client_ca_pem
     from gateway.logging import AccessLogger
 
-    app = create_app(settings)
+    app = create_app(settings, role=role, nonces=nonces)
     access = logging.getLogger("gateway.access")
     if not settings.server.access_log:
         access.setLevel(logging.WARNING)  # no lines; the logger still feeds /metrics
@@ -136,18 +123,22 @@ async def _serve(settings: config.Settings) -> int:
     if server.https_port:
         cert = tls.ensure_self_signed(server) if server.tls_cert_file is None else None
         ctx = tls.server_context(server, client_ca_data=await client_ca_pem(app))
-        await web.TCPSite(runner, server.listen, server.https_port, ssl_context=ctx).start()
+        await web.TCPSite(runner, server.listen, server.https_port, ssl_context=ctx,
+                          reuse_port=role.shared or None).start()
         urls.append(f"https://{_host(server.listen)}:{server.https_port}")
-        if cert is not None:
+        if cert is not None and role.primary:
             print(f"HTTPS certificate (self-signed): {cert.resolve()}\n"
                   f"  trust it with REQUESTS_CA_BUNDLE={cert.resolve()} (certbot) or "
                   f"LEGO_CA_CERTIFICATES={cert.resolve()} (lego)", flush=True)
     if server.http_port:
-        await web.TCPSite(runner, server.listen, server.http_port).start()
+        await web.TCPSite(runner, server.listen, server.http_port,
+                          reuse_port=role.shared or None).start()
         urls.append(f"http://{_host(server.listen)}:{server.http_port}")
-    for url in urls:
+    for url in urls if role.primary else ():
         print(f"ACME directory: {url}/acme/directory", flush=True)
         print(f"EST base:       {url}/.well-known/est/", flush=True)
+    if role.shared:
+        log.info("worker %d of %d serving", role.index + 1, role.count)
     # Everything made at start-up lives for the whole run: moving it out of the
     # collector's generations shortens the GC pauses that show up in tail latency.
     gc.freeze()

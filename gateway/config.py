@@ -219,6 +219,9 @@ class JobSettings:
     poll_base_seconds: float = 5.0
     poll_cap_seconds: float = 600.0
     scan_period_seconds: float = 1.0
+    # With several serving processes, how long a started job is reserved for the one
+    # running it; longer than any CA call takes, so no second process runs it too.
+    claim_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -411,6 +414,7 @@ def _jobs(t: Table) -> JobSettings:
         poll_base_seconds=t.float("poll_base_seconds", 5.0, 0.01),
         poll_cap_seconds=t.float("poll_cap_seconds", 600.0, 0.01),
         scan_period_seconds=t.float("scan_period_seconds", 1.0, 0.01),
+        claim_seconds=t.float("claim_seconds", 300.0, 1.0),
     )
     if jobs.retry_cap_seconds < jobs.retry_base_seconds:
         raise t.error("retry_cap_seconds", "must be at least retry_base_seconds")

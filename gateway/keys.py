@@ -9,7 +9,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from aiohttp import ChainMapProxy
 
-    from gateway.acme.nonces import NonceService
+    from gateway.acme.nonces import Nonces
     from gateway.acme.render import Urls
     from gateway.config import Settings
     from gateway.core.pkix import PkixService
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 CORE: web.AppKey[Core] = web.AppKey("core")
-NONCES: web.AppKey[NonceService] = web.AppKey("nonces")
+NONCES: web.AppKey[Nonces] = web.AppKey("nonces")
 PKIX_SERVICE: web.AppKey[PkixService] = web.AppKey("pkix_service")
 
 # Per-request memos of the ACME front end (gateway.acme.post).

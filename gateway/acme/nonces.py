@@ -10,6 +10,19 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from typing import Protocol
+
+
+class Nonces(Protocol):
+    """What the ACME front end needs of a nonce store."""
+
+    def new(self) -> str:
+        """A fresh nonce."""
+        ...
+
+    def redeem(self, nonce: str) -> bool:
+        """True once for a nonce this store issued and that has not expired."""
+        ...
 
 
 class NonceService:

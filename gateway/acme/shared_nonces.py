@@ -93,6 +93,20 @@ class SharedNonceService:
         view._region = index * self._region_size
         return view
 
+    def recover_lock(self, wait_seconds: float = 0.5) -> bool:
+        """Free the lock if a process died holding it; True when it had to.
+
+        The lock is held for microseconds, so failing to take it for
+        ``wait_seconds`` means its holder is gone (a worker killed inside
+        new() or redeem()); the semaphore may be released by any process. The
+        supervisor calls this after a worker died, before starting another.
+        """
+        if self._lock.acquire(timeout=wait_seconds):
+            self._lock.release()
+            return False
+        self._lock.release()
+        return True
+
     def new(self) -> str:
         """A fresh nonce: 24 base64url characters."""
         random = os.urandom(_RANDOM_BYTES)

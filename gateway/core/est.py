@@ -220,7 +220,7 @@ class EstService:
         job = await self.store.get_job(order_id)
         if job is not None and job.state in ("queued", "waiting") and job.run_at is not None \
                 and job.run_at <= self.clock.now():
-            self.issuance.run_now(job)
+            await self.issuance.run_due(job)
 
     async def _order(self, order_id: str) -> Order:
         order = await self.store.get_order(order_id)
@@ -249,7 +249,7 @@ class EstService:
                       identifiers=idents, authz_ids=(), profile=profile.name, created_at=now,
                       expires=now + timedelta(seconds=self.settings.acme.order_lifetime_seconds))
         started = ready.moved(PROCESSING, csr_der=request.csr_der)
-        job = Job(id=order_id, order_id=order_id, run_at=now)
+        job = Job(id=order_id, order_id=order_id, run_at=self.issuance.first_run_at(now))
         try:
             if await self.store.apply([Insert(started), Insert(job)]):
                 self.issuance.run_now(job)

@@ -18,7 +18,7 @@ import logging
 import ssl
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
@@ -56,6 +56,7 @@ from gateway.core.models import (
 )
 from gateway.core.orders import OrderService, problem_dict
 from gateway.core.profiles import ProfilePolicy
+from gateway.core.role import ProcessRole
 from gateway.errors import ErrorKind, GatewayError
 from gateway.storage.base import Delete, Insert, Op, Store, Update
 from gateway.validation import Validator
@@ -106,8 +107,10 @@ class IssuanceService:
                  connectors: Mapping[str, Connector], orders: OrderService,
                  validator: Validator, *, trail: audit.AuditTrail | None = None,
                  profiles: ProfilePolicy | None = None,
-                 approvals: ApprovalService | None = None) -> None:
+                 approvals: ApprovalService | None = None,
+                 role: ProcessRole | None = None) -> None:
         self.settings = settings
+        self.role = role or ProcessRole()
         self.jobs = settings.jobs
         self.store = store
         self.clock = clock
@@ -118,6 +121,7 @@ class IssuanceService:
         self.profiles = profiles or ProfilePolicy(settings, store, self.trail)
         self.approvals = approvals or ApprovalService(settings, store, clock, self.trail)
         self._running: dict[str, asyncio.Task[Order | None]] = {}
+        self._claims: dict[str, Job] = {}  # order id → the job as claimed by this process
         self._done: dict[str, asyncio.Event] = {}
         self._wake = asyncio.Event()
         self._scanner: asyncio.Task[None] | None = None
@@ -142,7 +146,8 @@ class IssuanceService:
         await self._check_csr(order, account, csr_der, profile)
         await self._recheck_caa(order, account)
         now = self.clock.now()
-        job = Job(id=new_id(), order_id=order.id, run_at=now, extra={"policy": POLICY_CHECKED})
+        job = Job(id=new_id(), order_id=order.id, run_at=self.first_run_at(now),
+                  extra={"policy": POLICY_CHECKED})
         started = order.moved(PROCESSING, csr_der=csr_der)
         if not await self.store.apply([Update(started, expect=READY), Insert(job)]):
             return await self.orders.get_order(order_id, account)
@@ -194,6 +199,27 @@ class IssuanceService:
             if failure is not None:
                 raise GatewayError(failure.kind, failure.detail)
 
+    def first_run_at(self, now: datetime) -> datetime:
+        """``run_at`` of a job that its creator starts at once.
+
+        With several processes the job is created claimed (see
+        :meth:`run_due`): the others' scans leave it alone until the claim runs out.
+        """
+        if self.role.shared:
+            return now + timedelta(seconds=self.jobs.claim_seconds)
+        return now
+
+    async def run_due(self, job: Job) -> None:
+        """Start a due job found in the store, after claiming it if processes share the store."""
+        if job.order_id in self._running:
+            return
+        if self.role.shared:
+            until = self.clock.now() + timedelta(seconds=self.jobs.claim_seconds)
+            if not await self.store.claim_job(job, until):
+                return  # another process claimed it (or it finished) meanwhile
+            job = replace(job, run_at=until)
+        self.run_now(job)
+
     async def wait_for(self, order_id: str, timeout: float) -> None:
         """Wait until the order's job has finished in this process, or ``timeout``."""
         event = self._done.get(order_id)
@@ -207,8 +233,13 @@ class IssuanceService:
     # -- the job runner --------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start scanning for due jobs (this also resumes jobs left by a restart)."""
-        self._scanner = asyncio.create_task(self._scan_loop(), name="ca-jobs")
+        """Start scanning for due jobs (this also resumes jobs left by a restart).
+
+        Of several processes only the primary scans; the others run the jobs
+        they create themselves.
+        """
+        if self.role.primary:
+            self._scanner = asyncio.create_task(self._scan_loop(), name="ca-jobs")
 
     async def stop(self) -> None:
         """Stop scanning and cancel jobs in flight; they resume on the next start."""
@@ -218,12 +249,19 @@ class IssuanceService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # Hand interrupted jobs back at once rather than when their claim runs out.
+        for job in list(self._claims.values()):
+            try:
+                await self.store.claim_job(job, self.clock.now())
+            except Exception:  # the claim then simply runs out
+                log.exception("releasing the claim on job %s failed", job.id)
+        self._claims.clear()
 
     async def _scan_loop(self) -> None:
         while True:
             try:
                 for job in await self.store.due_jobs(self.clock.now(), 200):
-                    self.run_now(job)
+                    await self.run_due(job)
             except Exception:  # the store may be briefly unavailable; keep scanning
                 log.exception("scanning for due CA jobs failed")
             self._wake.clear()
@@ -245,6 +283,8 @@ class IssuanceService:
         """
         if job.order_id in self._running:
             return None
+        if self.role.shared:
+            self._claims[job.order_id] = job
         self._done.setdefault(job.order_id, asyncio.Event())
         task = asyncio.create_task(self._run_job(job, order), name=f"ca-job-{job.order_id}")
         self._running[job.order_id] = task
@@ -253,6 +293,7 @@ class IssuanceService:
 
     def _finished_task(self, order_id: str, _task: asyncio.Task[Order | None]) -> None:
         self._running.pop(order_id, None)
+        self._claims.pop(order_id, None)
         event = self._done.pop(order_id, None)
         if event is not None:
             event.set()

@@ -16,6 +16,7 @@ from gateway.core.est import EstService
 from gateway.core.issuance import IssuanceService
 from gateway.core.orders import OrderService
 from gateway.core.profiles import ProfilePolicy
+from gateway.core.role import ProcessRole
 from gateway.core.validations import ValidationRunner
 from gateway.storage.base import Store
 from gateway.validation import Validator
@@ -31,8 +32,10 @@ class Core:
     """
 
     def __init__(self, settings: Settings, store: Store, validator: Validator,
-                 connectors: Mapping[str, Connector], clock: Clock | None = None) -> None:
+                 connectors: Mapping[str, Connector], clock: Clock | None = None,
+                 role: ProcessRole | None = None) -> None:
         self.settings = settings
+        self.role = role or ProcessRole()
         self.clock = clock or SystemClock()
         self.connectors = connectors
         self.audit = audit.AuditTrail(store, self.clock)
@@ -46,15 +49,16 @@ class Core:
         self.orders.on_challenge = self.validations.start
         self.issuance = IssuanceService(settings, store, self.clock, connectors, self.orders,
                                         validator, trail=self.audit, profiles=self.profiles,
-                                        approvals=self.approvals)
+                                        approvals=self.approvals, role=self.role)
         self.approvals.on_approved = self.issuance.wake
         self.est = EstService(settings, store, self.clock, connectors, self.issuance)
 
     async def start(self) -> None:
-        """Resume validations and CA jobs left from a previous run."""
-        resumed = await self.validations.resume()
-        if resumed:
-            log.info("resumed %d validation(s) in flight", resumed)
+        """Resume validations and CA jobs left from a previous run (the primary process)."""
+        if self.role.primary:
+            resumed = await self.validations.resume()
+            if resumed:
+                log.info("resumed %d validation(s) in flight", resumed)
         await self.issuance.start()
 
     async def stop(self) -> None:

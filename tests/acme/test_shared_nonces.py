@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import multiprocessing
+import os
 import struct
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -185,3 +186,20 @@ def test_concurrent_redeems_of_one_nonce_yield_one_success() -> None:
         assert child.exitcode == 0
     assert [sum(column) for column in zip(*results, strict=True)] == [1] * len(nonces)
     assert not any(svc.redeem(n) for n in nonces)
+
+
+def test_lock_held_by_a_dead_process_is_recovered() -> None:
+    svc = SharedNonceService(60, workers=1)
+    assert svc.recover_lock(wait_seconds=0.01) is False  # free: nothing to do
+    ctx = multiprocessing.get_context("fork")
+    child = ctx.Process(target=_take_lock_and_die, args=(svc,))
+    child.start()
+    child.join()
+    assert svc.recover_lock(wait_seconds=0.05) is True
+    issued = svc.new()
+    assert svc.redeem(issued) is True
+
+
+def _take_lock_and_die(svc: SharedNonceService) -> None:
+    svc._lock.acquire()
+    os._exit(0)

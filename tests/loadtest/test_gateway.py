@@ -83,7 +83,7 @@ async def wait_for_directory(url: str, process: subprocess.Popen[bytes], log: Pa
 class RunningGateway:
     """Ports and process of a gateway started for one test."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, serve_args: tuple[str, ...] = ()) -> None:
         self.tmp_path = tmp_path
         self.port = free_port()
         self.https_port = free_port()
@@ -98,7 +98,8 @@ class RunningGateway:
         self.config = gateway_config(tmp_path, ports)
         self.log = tmp_path / "gateway.log"
         self.directory = f"http://127.0.0.1:{self.port}/acme/directory"
-        argv = [sys.executable, "-m", "gateway", "--config", str(self.config), "serve"]
+        argv = [sys.executable, "-m", "gateway", "--config", str(self.config), "serve",
+                *serve_args]
         self.process = spawn(argv, dict(os.environ), self.log)
 
 

@@ -1,0 +1,129 @@
+"""``acme-gateway serve --workers 2``: two processes, one port, one SQLite file, one CA.
+
+Driven by the load generator (real HTTP-01, a nonce pool shared across
+connections, so nonces issued by one worker are redeemed by the other).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from loadtest.cli import execute
+from tests.loadtest.test_gateway import RunningGateway, wait_for_directory
+
+
+@pytest.fixture
+async def workers(tmp_path: Path) -> AsyncIterator[RunningGateway]:
+    running = RunningGateway(tmp_path, ("--workers", "2"))
+    try:
+        await wait_for_directory(running.directory, running.process, running.log)
+        for _ in range(100):  # both workers listening, not just the first
+            if len(_children(running.process.pid)) == 2:
+                break
+            await asyncio.sleep(0.05)
+        yield running
+    finally:
+        running.process.terminate()
+        try:
+            running.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            running.process.kill()
+            running.process.wait()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return sorted(found)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def _load(gateway: RunningGateway, n: int) -> dict[str, object]:
+    status, result = await execute([
+        "acme", "--directory", gateway.directory, "-n", str(n), "-c", "8",
+        "--http01-port", str(gateway.http01_port), "--dns-port", str(gateway.dns_port),
+        "--timeout", "60", "--quiet"])
+    assert result is not None
+    assert status == 0, result["error_samples"]
+    return result
+
+
+async def _acme_counts(url: str, tries: int = 24) -> set[float]:
+    """The ACME request counter as seen by whichever worker answers each new connection."""
+    seen = set()
+    for _ in range(tries):
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
+            async with s.get(url) as resp:
+                text = await resp.text()
+        for line in text.splitlines():
+            if line.startswith('acme_gateway_http_requests_total{frontend="acme",status="2'):
+                seen.add(float(line.rsplit(" ", 1)[1]))
+    return seen
+
+
+async def test_two_workers_share_nonces_store_and_ca(workers: RunningGateway) -> None:
+    result = await _load(workers, 40)
+    assert result["certificates_issued"] == 40 and not result["errors"]
+    # Both workers answered ACME requests (each keeps its own metrics).
+    counts = await _acme_counts(workers.directory.replace("/acme/directory", "/metrics"))
+    assert len(counts) >= 2 and min(counts) > 0, counts
+    data = workers.tmp_path / "data"
+    with sqlite3.connect(data / "gateway.db") as db:
+        assert db.execute("SELECT count(*) FROM certificates").fetchone()[0] == 40
+        assert db.execute("SELECT count(*) FROM jobs").fetchone()[0] == 0
+    with sqlite3.connect(data / "ca" / "local" / "ca.db") as ledger:  # one CA call per order
+        assert ledger.execute("SELECT count(*) FROM issued").fetchone()[0] == 40
+    verify = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "--config", str(workers.config), "audit", "verify",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(verify.communicate(), 60)
+    assert verify.returncode == 0, out.decode()
+
+
+async def test_a_killed_worker_is_replaced_and_stop_ends_all(workers: RunningGateway) -> None:
+    before = _children(workers.process.pid)
+    assert len(before) == 2
+    os.kill(before[1], signal.SIGKILL)
+    for _ in range(100):
+        now = _children(workers.process.pid)
+        if len(now) == 2 and before[1] not in now:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        pytest.fail(f"no replacement worker: {_children(workers.process.pid)}")
+    await wait_for_directory(workers.directory, workers.process, workers.log)
+    serving = _children(workers.process.pid)
+    result = await _load(workers, 8)
+    assert result["certificates_issued"] == 8
+    workers.process.send_signal(signal.SIGTERM)
+    for _ in range(150):
+        if workers.process.poll() is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert workers.process.returncode == 0
+    # The supervisor waits for its workers: none outlives it (orphans would be re-parented).
+    assert not [pid for pid in serving if _alive(pid)], serving
