@@ -80,6 +80,16 @@ async def wait_for_directory(url: str, process: subprocess.Popen[bytes], log: Pa
     pytest.fail("acme-gateway did not serve its directory within 15 s")
 
 
+def stop(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """Terminate (SIGTERM) and reap a gateway; kill it if it does not stop in time."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class RunningGateway:
     """Ports and process of a gateway started for one test."""
 
@@ -110,12 +120,7 @@ async def gateway(tmp_path: Path) -> AsyncIterator[RunningGateway]:
         await wait_for_directory(running.directory, running.process, running.log)
         yield running
     finally:
-        running.process.terminate()
-        try:
-            running.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            running.process.kill()
-            running.process.wait()
+        stop(running.process)
 
 
 @pytest.mark.parametrize("challenge", ["http-01", "dns-01"])

@@ -10,7 +10,6 @@ import asyncio
 import os
 import signal
 import sqlite3
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +18,7 @@ import aiohttp
 import pytest
 
 from loadtest.cli import execute
-from tests.loadtest.test_gateway import RunningGateway, wait_for_directory
+from tests.loadtest.test_gateway import RunningGateway, stop, wait_for_directory
 
 
 @pytest.fixture
@@ -33,12 +32,7 @@ async def workers(tmp_path: Path) -> AsyncIterator[RunningGateway]:
             await asyncio.sleep(0.05)
         yield running
     finally:
-        running.process.terminate()
-        try:
-            running.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            running.process.kill()
-            running.process.wait()
+        stop(running.process)
 
 
 def _children(pid: int) -> list[int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -154,58 +155,51 @@ async def test_account_reads_follow_every_write(store: SQLiteStore) -> None:
     assert await store.get_account("missing") is None
 
 
-async def test_a_job_is_claimed_by_one_process_only(tmp_path: Path) -> None:
+@pytest.fixture
+async def pair(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStore, SQLiteStore]]:
+    """Two stores on one file, as two serving processes would hold it."""
+    first = SQLiteStore(tmp_path / "gw.db", shared=True)
+    second = SQLiteStore(tmp_path / "gw.db", shared=True)
+    await first.open()
+    await second.open()
+    try:
+        yield first, second
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_job_is_claimed_by_one_process_only(
+        pair: tuple[SQLiteStore, SQLiteStore]) -> None:
     """claim_job is a compare-and-set of run_at: of two stores on one file, one wins."""
-    first = SQLiteStore(tmp_path / "gw.db", shared=True)
-    second = SQLiteStore(tmp_path / "gw.db", shared=True)
-    await first.open()
-    await second.open()
-    try:
-        job = Job(id="j1", order_id="o1", run_at=NOW)
-        await first.apply([Insert(job)])
-        until = NOW + timedelta(minutes=5)
-        results = await asyncio.gather(first.claim_job(job, until), second.claim_job(job, until))
-        assert sorted(results) == [False, True]
-        assert await first.due_jobs(NOW + timedelta(minutes=1), 10) == []  # claimed: not due
-        claimed = replace(job, run_at=until)
-        assert await second.claim_job(claimed, NOW)  # handed back by its holder
-        assert [j.id for j in await first.due_jobs(NOW, 10)] == ["j1"]
-        await first.apply([Delete(job)])
-        assert await second.claim_job(replace(job, run_at=NOW), until) is False  # finished
-    finally:
-        await first.close()
-        await second.close()
+    first, second = pair
+    job = Job(id="j1", order_id="o1", run_at=NOW)
+    await first.apply([Insert(job)])
+    until = NOW + timedelta(minutes=5)
+    results = await asyncio.gather(first.claim_job(job, until), second.claim_job(job, until))
+    assert sorted(results) == [False, True]
+    assert await first.due_jobs(NOW + timedelta(minutes=1), 10) == []  # claimed: not due
+    claimed = replace(job, run_at=until)
+    assert await second.claim_job(claimed, NOW)  # handed back by its holder
+    assert [j.id for j in await first.due_jobs(NOW, 10)] == ["j1"]
+    await first.apply([Delete(job)])
+    assert await second.claim_job(replace(job, run_at=NOW), until) is False  # finished
 
 
-async def test_shared_stores_see_each_others_account_changes(tmp_path: Path) -> None:
+async def test_shared_stores_see_each_others_account_changes(
+        pair: tuple[SQLiteStore, SQLiteStore]) -> None:
     """No account cache when processes share the file: a deactivation binds the others."""
-    first = SQLiteStore(tmp_path / "gw.db", shared=True)
-    second = SQLiteStore(tmp_path / "gw.db", shared=True)
-    await first.open()
-    await second.open()
-    try:
-        await first.apply([Insert(account("a1"))])
-        assert await second.get_account("a1") == account("a1")
-        moved = replace(account("a1"), status="deactivated")
-        assert await first.apply([Update(moved, expect="valid")])
-        assert await second.get_account("a1") == moved
-    finally:
-        await first.close()
-        await second.close()
+    first, second = pair
+    await first.apply([Insert(account("a1"))])
+    assert await second.get_account("a1") == account("a1")
+    moved = replace(account("a1"), status="deactivated")
+    assert await first.apply([Update(moved, expect="valid")])
+    assert await second.get_account("a1") == moved
 
 
-async def test_shared_writers_take_turns(tmp_path: Path) -> None:
+async def test_shared_writers_take_turns(pair: tuple[SQLiteStore, SQLiteStore]) -> None:
     """Two stores writing one file at once: every unit commits, none waits on SQLite's sleeps."""
-    first = SQLiteStore(tmp_path / "gw.db", shared=True)
-    second = SQLiteStore(tmp_path / "gw.db", shared=True)
-    await first.open()
-    await second.open()
-    try:
-        writes = [store.apply([Insert(account(f"a{i}"))])
-                  for i in range(200) for store in ((first, second)[i % 2],)]
-        assert all(await asyncio.wait_for(asyncio.gather(*writes), 20))
-        for i in range(200):
-            assert await first.get_account(f"a{i}") is not None
-    finally:
-        await first.close()
-        await second.close()
+    writes = [pair[i % 2].apply([Insert(account(f"a{i}"))]) for i in range(200)]
+    assert all(await asyncio.wait_for(asyncio.gather(*writes), 20))
+    for i in range(200):
+        assert await pair[0].get_account(f"a{i}") is not None
