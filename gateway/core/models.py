@@ -140,6 +140,11 @@ class Authorization:
         _move(AUTHZ_MOVES, "authorization", self.status, status)
         return replace(self, status=status)
 
+    def with_challenge(self, chall: Challenge) -> Authorization:
+        """A copy holding ``chall`` in place of the challenge with its id."""
+        return replace(self, challenges=tuple(chall if c.id == chall.id else c
+                                              for c in self.challenges))
+
     def challenge(self, challenge_id: str) -> Challenge | None:
         """The challenge with this id, if it belongs here."""
         return next((c for c in self.challenges if c.id == challenge_id), None)

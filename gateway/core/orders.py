@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -234,8 +233,7 @@ class OrderService:
         if not await self.store.apply([Update(started, expect=PENDING)]):
             fresh = await self.get_authz(authz.id)
             return fresh, fresh.challenge(challenge_id) or chall
-        authz = replace(authz, challenges=tuple(started if c.id == chall.id else c
-                                                for c in authz.challenges))
+        authz = authz.with_challenge(started)
         task = self.on_challenge(authz, started, account)
         wait = self.settings.acme.challenge_wait_seconds
         if task is None or wait <= 0:
@@ -265,19 +263,18 @@ class OrderService:
             done = chall.moved(INVALID, error=error, records=records)
         ops: list[Any] = [Update(done, expect=PROCESSING)]
         current = await self.store.get_authz(authz.id)
-        decided: Authorization | None = None
-        if current is not None and current.status == PENDING:
-            decided = replace(current.moved(VALID if error is None else INVALID),
-                              challenges=tuple(done if c.id == done.id else c
-                                               for c in current.challenges))
+        decided = current.with_challenge(done) if current is not None else None
+        moved = decided is not None and decided.status == PENDING
+        if decided is not None and moved:
+            decided = decided.moved(VALID if error is None else INVALID)
             ops.append(Update(decided, expect=PENDING))
         order = await self.store.get_order(authz.order_id)
         # An order with this one authorization is settled in the same commit; with
         # siblings, settle() below reads them all after the commit (they may be
         # deciding concurrently, and the last to commit must see the others).
         settled = None
-        if decided is not None and order is not None and order.status == PENDING \
-                and order.authz_ids == (authz.id,):
+        if decided is not None and moved and order is not None \
+                and order.status == PENDING and order.authz_ids == (authz.id,):
             settled = self._settled(order, [decided])
         ops.append(self.trail.event(
             audit.VALIDATED, actor=audit.acme_actor(authz.account_id),
@@ -293,9 +290,6 @@ class OrderService:
         if order is not None:
             # settle's compare-and-set re-reads the order if it moved since.
             await self.settle(order)
-        if decided is None and current is not None:
-            decided = replace(current, challenges=tuple(done if c.id == done.id else c
-                                                        for c in current.challenges))
         return decided
 
     async def settle(self, order: Order) -> Order:
