@@ -44,7 +44,8 @@ def build_store(settings: Settings, role: ProcessRole | None = None) -> Store:
         from gateway.storage.sqlite import SQLiteStore
 
         return SQLiteStore(Path(url[len("sqlite:///"):]), settings.storage.group_commit_ms,
-                           shared=role is not None and role.shared)
+                           shared=role is not None and role.shared,
+                           account_changes=role.account_changes if role else None)
     raise ConfigError(settings.source, "storage.url",
                       "PostgreSQL is not available in this build; use sqlite:///PATH")
 

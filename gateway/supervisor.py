@@ -1,7 +1,8 @@
 """``serve --workers N``: N forked processes serving one port (SO_REUSEPORT) and one store.
 
 The parent does the first-start work once (store migrations, a local CA's key),
-creates what the workers share (the nonce table in shared memory), forks the
+creates what the workers share (the nonce table and a count of account
+changes, in shared memory), forks the
 workers, forwards SIGINT/SIGTERM to them, and starts a worker again if one dies.
 It never serves requests and holds no event loop or thread while it forks.
 
@@ -24,7 +25,7 @@ from types import FrameType
 from gateway.acme.nonces import Nonces
 from gateway.acme.shared_nonces import SharedNonceService
 from gateway.config import Settings
-from gateway.core.role import ProcessRole
+from gateway.core.role import ChangeCounter, ProcessRole
 
 log = logging.getLogger("gateway.supervisor")
 
@@ -43,13 +44,15 @@ def supervise(settings: Settings, count: int, run_worker: Worker) -> int:
 
     asyncio.run(prepare(settings))
     shared = SharedNonceService(settings.acme.nonce_lifetime_seconds, workers=count)
-    return _Supervisor(count, shared, run_worker).run()
+    return _Supervisor(count, shared, run_worker, ChangeCounter(count)).run()
 
 
 class _Supervisor:
-    def __init__(self, count: int, nonces: SharedNonceService, run_worker: Worker) -> None:
+    def __init__(self, count: int, nonces: SharedNonceService, run_worker: Worker,
+                 account_changes: ChangeCounter | None = None) -> None:
         self.count = count
         self.nonces = nonces
+        self.account_changes = account_changes
         self.run_worker = run_worker
         self.children: dict[int, int] = {}  # pid → worker index
         self.deaths: dict[int, list[float]] = {}
@@ -86,7 +89,8 @@ class _Supervisor:
             try:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     signal.signal(sig, signal.SIG_DFL)
-                code = self.run_worker(ProcessRole(index, self.count),
+                changes = self.account_changes and self.account_changes.for_process(index)
+                code = self.run_worker(ProcessRole(index, self.count, changes),
                                        self.nonces.for_worker(index))
             except BaseException:
                 log.exception("worker %d failed", index)

@@ -2,12 +2,16 @@
 
 Times are stored as UNIX seconds (REAL / DOUBLE PRECISION) so that comparisons
 are numeric; nested values (contacts, errors, validation records) as JSON text.
+
+The decoders read a row by position, in the order of :data:`TABLES` (select
+with :func:`columns`): a point lookup is decoded on every request, and reading
+by name cost a scan of the column names per value.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +27,7 @@ from gateway.core.models import (
     Order,
 )
 
-Row = Mapping[str, Any]
+Row = Sequence[Any]  # one table row, its values in TABLES order
 
 
 def ts(value: datetime | None) -> float | None:
@@ -41,7 +45,10 @@ def _dt(value: float) -> datetime:
 
 
 def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
+    if value is None:
+        return None
+    # Most lists written are empty (records, contacts): no encoder call for those.
+    return "[]" if value == [] else json.dumps(value, separators=(",", ":"))
 
 
 def _unjson(value: str | None) -> Any:
@@ -78,15 +85,6 @@ def audit_values(e: AuditEvent) -> tuple[Any, ...]:
     """The stored values of an audit event, without seq and the chain columns."""
     return (ts(e.at), e.event, e.actor, _json(list(e.identifiers)), e.profile, e.ca, e.result,
             e.detail, e.request_id, e.source, _json(e.extra))
-
-
-def eab_key(r: Row) -> EabKey:
-    """An EabKey from its row."""
-    return EabKey(id=r["id"], hmac_key=r["hmac_key"], status=r["status"],
-                  profiles=tuple(json.loads(r["profiles"])),
-                  allowed_domains=tuple(json.loads(r["allowed_domains"])),
-                  reusable=bool(r["reusable"]), uses=r["uses"], created_at=dt(r["created_at"]),
-                  note=r["note"])
 
 
 def to_row(model: Any) -> dict[str, Any]:
@@ -132,53 +130,72 @@ def to_row(model: Any) -> dict[str, Any]:
     raise TypeError(f"no table for {type(model).__name__}")
 
 
+def columns(model: type, alias: str = "") -> str:
+    """The SELECT list of a model's table, in the order the decoders read."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(prefix + c for c in TABLES[model][1])
+
+
 def account(r: Row) -> Account:
     """An Account from its row."""
-    return Account(id=r["id"], thumbprint=r["thumbprint"], jwk=json.loads(r["jwk"]),
-                   status=r["status"], contact=tuple(json.loads(r["contact"])),
-                   tos_agreed=bool(r["tos_agreed"]), created_at=dt(r["created_at"]),
-                   eab_kid=r["eab_kid"])
+    id_, thumbprint, jwk, status, contact, tos_agreed, created_at, eab_kid = r
+    return Account(id=id_, thumbprint=thumbprint, jwk=json.loads(jwk), status=status,
+                   contact=tuple(json.loads(contact)), tos_agreed=bool(tos_agreed),
+                   created_at=dt(created_at), eab_kid=eab_kid)
 
 
 def order(r: Row) -> Order:
     """An Order from its row."""
-    return Order(id=r["id"], account_id=r["account_id"], status=r["status"],
+    (id_, account_id, status, identifiers, authz_ids, expires, profile, created_at, not_before,
+     not_after, error, certificate_id, csr, approval) = r
+    return Order(id=id_, account_id=account_id, status=status,
                  identifiers=tuple(Identifier(i["type"], i["value"])
-                                   for i in json.loads(r["identifiers"])),
-                 authz_ids=tuple(json.loads(r["authz_ids"])), expires=_dt(r["expires"]),
-                 profile=r["profile"], created_at=_dt(r["created_at"]),
-                 not_before=dt(r["not_before"]), not_after=dt(r["not_after"]),
-                 error=_unjson(r["error"]), certificate_id=r["certificate_id"],
-                 csr_der=bytes(r["csr"]) if r["csr"] is not None else None,
-                 approval=r["approval"])
+                                   for i in json.loads(identifiers)),
+                 authz_ids=tuple(json.loads(authz_ids)), expires=_dt(expires),
+                 profile=profile, created_at=_dt(created_at), not_before=dt(not_before),
+                 not_after=dt(not_after), error=_unjson(error), certificate_id=certificate_id,
+                 csr_der=bytes(csr) if csr is not None else None, approval=approval)
 
 
 def challenge(r: Row) -> Challenge:
     """A Challenge from its row."""
-    return Challenge(id=r["id"], authz_id=r["authz_id"], type=r["type"], token=r["token"],
-                     status=r["status"], validated=dt(r["validated"]),
-                     error=_unjson(r["error"]), records=tuple(_unjson(r["records"]) or ()))
+    id_, authz_id, type_, token, status, validated, error, records = r
+    return Challenge(id=id_, authz_id=authz_id, type=type_, token=token, status=status,
+                     validated=dt(validated), error=_unjson(error),
+                     records=tuple(json.loads(records)) if records else ())
 
 
 def authorization(r: Row, challenges: list[Challenge]) -> Authorization:
     """An Authorization from its row and its challenges."""
-    return Authorization(id=r["id"], account_id=r["account_id"], order_id=r["order_id"],
-                         identifier=Identifier(r["identifier_type"], r["identifier_value"]),
-                         status=r["status"], expires=_dt(r["expires"]),
-                         wildcard=bool(r["wildcard"]), challenges=tuple(challenges))
+    id_, account_id, order_id, identifier_type, identifier_value, status, expires, wildcard = r
+    return Authorization(id=id_, account_id=account_id, order_id=order_id,
+                         identifier=Identifier(identifier_type, identifier_value),
+                         status=status, expires=_dt(expires), wildcard=bool(wildcard),
+                         challenges=tuple(challenges))
 
 
 def certificate(r: Row) -> Certificate:
     """A Certificate from its row."""
-    return Certificate(id=r["id"], order_id=r["order_id"], account_id=r["account_id"],
-                       serial=r["serial"], leaf_der=bytes(r["leaf_der"]),
-                       chain_pem=r["chain_pem"], not_before=_dt(r["not_before"]),
-                       not_after=_dt(r["not_after"]), spki_sha256=r["spki_sha256"], ca=r["ca"],
-                       revoked_at=dt(r["revoked_at"]), revocation_reason=r["revocation_reason"])
+    (id_, order_id, account_id, serial, leaf_der, chain_pem, not_before, not_after, spki_sha256,
+     ca, revoked_at, revocation_reason) = r
+    return Certificate(id=id_, order_id=order_id, account_id=account_id, serial=serial,
+                       leaf_der=bytes(leaf_der), chain_pem=chain_pem,
+                       not_before=_dt(not_before), not_after=_dt(not_after),
+                       spki_sha256=spki_sha256, ca=ca, revoked_at=dt(revoked_at),
+                       revocation_reason=revocation_reason)
 
 
 def job(r: Row) -> Job:
     """A Job from its row."""
-    return Job(id=r["id"], order_id=r["order_id"], state=r["state"], attempts=r["attempts"],
-               run_at=dt(r["run_at"]), ca_ref=r["ca_ref"], last_error=r["last_error"] or "",
-               extra=_unjson(r["extra"]) or {})
+    id_, order_id, state, attempts, run_at, ca_ref, last_error, extra = r
+    return Job(id=id_, order_id=order_id, state=state, attempts=attempts, run_at=dt(run_at),
+               ca_ref=ca_ref, last_error=last_error or "", extra=_unjson(extra) or {})
+
+
+def eab_key(r: Row) -> EabKey:
+    """An EabKey from its row."""
+    id_, hmac_key, status, profiles, allowed_domains, reusable, uses, created_at, note = r
+    return EabKey(id=id_, hmac_key=hmac_key, status=status,
+                  profiles=tuple(json.loads(profiles)),
+                  allowed_domains=tuple(json.loads(allowed_domains)), reusable=bool(reusable),
+                  uses=uses, created_at=dt(created_at), note=note)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -11,16 +12,19 @@ from pathlib import Path
 
 import pytest
 
+from gateway import audit_report
 from gateway.core.models import (
     PENDING,
     READY,
     Account,
+    AuditEvent,
     Authorization,
     Challenge,
     Identifier,
     Job,
     Order,
 )
+from gateway.core.role import ChangeCounter
 from gateway.storage.base import Conflict, Delete, Insert, Update
 from gateway.storage.sqlite import SQLiteStore
 
@@ -72,6 +76,32 @@ async def test_compare_and_set_rolls_back_the_whole_unit(store: SQLiteStore) -> 
     assert await store.apply([Insert(job), Update(stale, expect=PENDING)]) is False
     assert await store.get_job("o1") is None  # the insert of the failed unit was undone
     assert (await store.get_order("o1")).profile == "default"  # type: ignore[union-attr]
+
+
+async def test_a_failed_unit_in_a_group_leaves_the_others_and_the_audit_chain_whole(
+        store: SQLiteStore) -> None:
+    await store.apply([Insert(account("a1")), Insert(order("o1"))])
+    event = AuditEvent(event="test", at=NOW)
+    ready = order("o1").moved(READY)
+    # Submitted together, so they share one transaction. The second unit's compare-and-set
+    # fails because the first one (same group, earlier) moved the order.
+    results = await asyncio.gather(
+        store.apply([Insert(replace(event, detail="first")), Update(ready, expect=PENDING)]),
+        store.apply([Insert(replace(event, detail="second")),
+                     Insert(Job(id="j1", order_id="o1", run_at=NOW)),
+                     Update(replace(ready, profile="stale"), expect=PENDING)]),
+        store.apply([Insert(replace(event, detail="third")), Insert(order("o2"))]),
+        store.apply([Insert(replace(event, detail="fourth")), Insert(account("a1"))]),
+        store.apply([Insert(replace(event, detail="fifth"))]),
+        return_exceptions=True)
+    assert results[0] is True and results[1] is False and results[2] is True
+    assert isinstance(results[3], Conflict) and results[4] is True
+    assert (await store.get_order("o1")).status == READY  # type: ignore[union-attr]
+    assert await store.get_job("o1") is None
+    assert await store.get_order("o2") is not None
+    assert [r["detail"] for r in await store.audit_rows(0, 10)] == ["first", "third", "fifth"]
+    check = await audit_report.verify(store)
+    assert check.problems == [] and check.rows == 3
 
 
 async def test_duplicate_key_is_a_conflict_and_others_commit(store: SQLiteStore) -> None:
@@ -158,8 +188,9 @@ async def test_account_reads_follow_every_write(store: SQLiteStore) -> None:
 @pytest.fixture
 async def pair(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStore, SQLiteStore]]:
     """Two stores on one file, as two serving processes would hold it."""
-    first = SQLiteStore(tmp_path / "gw.db", shared=True)
-    second = SQLiteStore(tmp_path / "gw.db", shared=True)
+    changes = ChangeCounter(2)
+    first = SQLiteStore(tmp_path / "gw.db", shared=True, account_changes=changes.for_process(0))
+    second = SQLiteStore(tmp_path / "gw.db", shared=True, account_changes=changes.for_process(1))
     await first.open()
     await second.open()
     try:
@@ -188,13 +219,59 @@ async def test_a_job_is_claimed_by_one_process_only(
 
 async def test_shared_stores_see_each_others_account_changes(
         pair: tuple[SQLiteStore, SQLiteStore]) -> None:
-    """No account cache when processes share the file: a deactivation binds the others."""
+    """A deactivation in one process binds the others at once, though they cache accounts."""
     first, second = pair
     await first.apply([Insert(account("a1"))])
     assert await second.get_account("a1") == account("a1")
     moved = replace(account("a1"), status="deactivated")
     assert await first.apply([Update(moved, expect="valid")])
     assert await second.get_account("a1") == moved
+    assert await first.get_account("a1") == moved
+
+
+def _change_behind_the_stores_back(path: Path, status: str) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE accounts SET status = ? WHERE id = 'a1'", (status,))
+
+
+async def test_shared_account_cache_holds_until_any_process_counts_a_change(
+        tmp_path: Path) -> None:
+    changes = ChangeCounter(2)
+    store = SQLiteStore(tmp_path / "gw.db", shared=True, account_changes=changes.for_process(0))
+    await store.open()
+    try:
+        await store.apply([Insert(account("a1"))])
+        assert (await store.get_account("a1")).status == "valid"  # type: ignore[union-attr]
+        _change_behind_the_stores_back(tmp_path / "gw.db", "revoked")
+        # Cached: no process counted an account change.
+        assert (await store.get_account("a1")).status == "valid"  # type: ignore[union-attr]
+        changes.for_process(1).add()  # what another worker's account write does
+        assert (await store.get_account("a1")).status == "revoked"  # type: ignore[union-attr]
+    finally:
+        await store.close()
+
+
+async def test_shared_store_without_a_change_count_caches_no_account(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "gw.db", shared=True)
+    await store.open()
+    try:
+        await store.apply([Insert(account("a1"))])
+        assert (await store.get_account("a1")).status == "valid"  # type: ignore[union-attr]
+        _change_behind_the_stores_back(tmp_path / "gw.db", "revoked")
+        assert (await store.get_account("a1")).status == "revoked"  # type: ignore[union-attr]
+    finally:
+        await store.close()
+
+
+def test_change_counter_sums_every_process_slot() -> None:
+    changes = ChangeCounter(3)
+    views = [changes.for_process(i) for i in range(3)]
+    views[0].add()
+    views[2].add()
+    views[2].add()
+    assert [v.value() for v in views] == [3, 3, 3]
+    with pytest.raises(ValueError):
+        changes.for_process(3)
 
 
 async def test_shared_writers_take_turns(pair: tuple[SQLiteStore, SQLiteStore]) -> None:
@@ -203,3 +280,13 @@ async def test_shared_writers_take_turns(pair: tuple[SQLiteStore, SQLiteStore]) 
     assert all(await asyncio.wait_for(asyncio.gather(*writes), 20))
     for i in range(200):
         assert await pair[0].get_account(f"a{i}") is not None
+
+
+def test_change_counter_is_shared_with_forked_processes() -> None:
+    changes = ChangeCounter(2)
+    pid = os.fork()
+    if pid == 0:  # the child: count one change and leave at once
+        changes.for_process(1).add()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert changes.for_process(0).value() == 1
