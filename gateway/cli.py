@@ -18,6 +18,8 @@ from gateway.core.role import ProcessRole
 from gateway.errors import ConfigError
 
 log = logging.getLogger("gateway")
+# Allocations between two young-generation collections while serving (see _serve).
+GC_YOUNG_THRESHOLD = 10_000
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -142,6 +144,12 @@ async def _serve(settings: config.Settings, role: ProcessRole, nonces: Nonces | 
     # Everything made at start-up lives for the whole run: moving it out of the
     # collector's generations shortens the GC pauses that show up in tail latency.
     gc.freeze()
+    # Under load the requests in flight keep a few thousand objects alive, and the
+    # default young-generation threshold (700 allocations) re-examined all of them
+    # about every tenth of an order: ~2 % of the CPU per certificate at 64 orders in
+    # flight. Request garbage is freed by reference counting anyway; a larger
+    # threshold collects cycles as surely, 14 times less often.
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
