@@ -10,15 +10,12 @@ who recomputes the chain finds the first row that is not what was written.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from typing import Any
 
-GENESIS = "0" * 64
+from gateway.jsontext import compact_unicode
 
-# One encoder, built once: json.dumps with options builds a new one on every call, and
-# this runs for every audit row inside the store's write transaction.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+GENESIS = "0" * 64
 
 # The hashed columns, in hashing order (prev_hash and hash themselves are not hashed).
 HASHED_COLUMNS = ("seq", "at", "event", "actor", "identifiers", "profile", "ca", "result",
@@ -27,5 +24,6 @@ HASHED_COLUMNS = ("seq", "at", "event", "actor", "identifiers", "profile", "ca",
 
 def link(prev_hash: str, values: Sequence[Any]) -> str:
     """The hash of a row whose hashed column values are ``values`` and predecessor ``prev_hash``."""
-    body = _ENCODER.encode([prev_hash, *values])
+    # Compact, non-ASCII kept as is: the text every existing row was hashed over.
+    body = compact_unicode([prev_hash, *values])
     return hashlib.sha256(body.encode()).hexdigest()

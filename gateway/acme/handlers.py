@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import keys
+from gateway import jsontext, keys
 from gateway.acme import jws as jwslib
 from gateway.acme import render
 from gateway.acme.eab import eab_proof
@@ -21,7 +21,7 @@ ORDERS_PAGE = 100
 
 def _json(body: dict[str, Any], status: int = 200, location: str | None = None,
           headers: dict[str, str] | None = None) -> web.Response:
-    resp = web.json_response(body, status=status, headers=headers)
+    resp = web.json_response(body, status=status, headers=headers, dumps=jsontext.compact)
     if location:
         resp.headers["Location"] = location
     return resp

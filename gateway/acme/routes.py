@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway import keys
+from gateway import jsontext, keys
 from gateway.acme import handlers as h
 from gateway.acme import problems
 from gateway.acme.post import config, urls_for
@@ -22,7 +22,8 @@ _HTTP_KINDS = {404: ErrorKind.NOT_FOUND, 405: ErrorKind.METHOD_NOT_ALLOWED,
 def problem_response(err: GatewayError) -> web.Response:
     """An RFC 7807 problem document response."""
     status, doc = problems.from_error(err)
-    resp = web.json_response(doc, status=status, content_type=problems.PROBLEM_JSON)
+    resp = web.json_response(doc, status=status, content_type=problems.PROBLEM_JSON,
+                             dumps=jsontext.compact)
     if err.retry_after is not None:
         resp.headers["Retry-After"] = str(err.retry_after)
     if err.location:

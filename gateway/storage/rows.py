@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway import jsontext
 from gateway.core.models import (
     Account,
     AuditEvent,
@@ -48,7 +49,7 @@ def _json(value: Any) -> str | None:
     if value is None:
         return None
     # Most lists written are empty (records, contacts): no encoder call for those.
-    return "[]" if value == [] else json.dumps(value, separators=(",", ":"))
+    return "[]" if value == [] else jsontext.compact(value)
 
 
 def _unjson(value: str | None) -> Any:
