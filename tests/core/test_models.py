@@ -30,3 +30,26 @@ def test_order_moves_only_along_the_rfc_state_machine() -> None:
     assert order.moved("ready").moved("processing").moved("valid").status == "valid"
     with pytest.raises(IllegalTransition):
         order.moved("valid")
+
+
+def test_a_move_copies_every_other_field_and_refuses_unknown_ones() -> None:
+    from dataclasses import FrozenInstanceError, replace
+    from datetime import UTC, datetime
+
+    from gateway.core.models import Challenge, Identifier, Order
+
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    order = Order(id="o", account_id="a", status="ready",
+                  identifiers=(Identifier("dns", "example.com"),), authz_ids=("z",),
+                  expires=now, profile="default", created_at=now, csr_der=b"csr")
+    moved = order.moved("processing", approval="pending")
+    assert moved == replace(order, status="processing", approval="pending")
+    assert hash(moved) == hash(replace(order, status="processing", approval="pending"))
+    assert order.status == "ready" and order.approval is None  # the original is untouched
+    with pytest.raises(FrozenInstanceError):
+        moved.status = "valid"  # type: ignore[misc]
+    with pytest.raises(TypeError, match="no field colour"):
+        order.moved("processing", colour="blue")
+    chall = Challenge(id="c", authz_id="z", type="http-01", token="t")
+    assert chall.moved("processing", validated=now) == replace(chall, status="processing",
+                                                                validated=now)
