@@ -2,8 +2,8 @@
 
 The parent does the first-start work once (store migrations, a local CA's key),
 creates what the workers share (the nonce table and a count of account
-changes, in shared memory), forks the
-workers, forwards SIGINT/SIGTERM to them, and starts a worker again if one dies.
+changes, in shared memory), forks the workers, forwards SIGINT/SIGTERM to them,
+and starts a worker again if one dies.
 It never serves requests and holds no event loop or thread while it forks.
 
 What the workers share and what they keep to themselves is listed in the
@@ -49,7 +49,7 @@ def supervise(settings: Settings, count: int, run_worker: Worker) -> int:
 
 class _Supervisor:
     def __init__(self, count: int, nonces: SharedNonceService, run_worker: Worker,
-                 account_changes: ChangeCounter | None = None) -> None:
+                 account_changes: ChangeCounter) -> None:
         self.count = count
         self.nonces = nonces
         self.account_changes = account_changes
@@ -89,7 +89,7 @@ class _Supervisor:
             try:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     signal.signal(sig, signal.SIG_DFL)
-                changes = self.account_changes and self.account_changes.for_process(index)
+                changes = self.account_changes.for_process(index)
                 code = self.run_worker(ProcessRole(index, self.count, changes),
                                        self.nonces.for_worker(index))
             except BaseException:
