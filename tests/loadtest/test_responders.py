@@ -6,7 +6,9 @@ import socket
 
 import aiohttp
 import dns.asyncquery
+import dns.flags
 import dns.message
+import dns.rcode
 import dns.rdatatype
 
 from loadtest.responders import DnsResponder, Http01Responder
@@ -54,3 +56,38 @@ async def test_dns_answers_txt_and_loopback_a() -> None:
     assert [rr.address for rr in a.answer[0]] == ["127.0.0.1"]
     assert [s.decode() for rr in left.answer[0] for s in rr.strings] == ["digest-1"]
     assert aaaa.answer == [] and gone.answer == []
+
+
+async def test_dns_answer_echoes_the_question_and_copies_rd() -> None:
+    responder = DnsResponder(free_port(socket.SOCK_DGRAM))
+    query = dns.message.make_query("WwW.Host.EXAMPLE.", "A", use_edns=0)
+    query.flags &= ~dns.flags.RD
+    reply = dns.message.from_wire(responder.answer(query.to_wire()) or b"")
+    assert reply.id == query.id and reply.question == query.question
+    assert reply.question[0].name.to_text() == "WwW.Host.EXAMPLE."  # case kept (0x20)
+    assert reply.flags & dns.flags.QR and reply.flags & dns.flags.AA
+    assert not reply.flags & dns.flags.RD
+    assert reply.rcode() == dns.rcode.NOERROR
+    assert [rr.address for rr in reply.answer[0]] == ["127.0.0.1"]
+    assert reply.answer[0].name == query.question[0].name
+
+
+async def test_dns_splits_long_txt_values_into_character_strings() -> None:
+    responder = DnsResponder(free_port(socket.SOCK_DGRAM))
+    responder.publish("long.example", "x" * 300)
+    query = dns.message.make_query("_acme-challenge.long.example.", "TXT")
+    reply = dns.message.from_wire(responder.answer(query.to_wire()) or b"")
+    assert [len(s) for s in reply.answer[0][0].strings] == [255, 45]
+
+
+async def test_dns_drops_what_is_not_a_plain_query() -> None:
+    responder = DnsResponder(free_port(socket.SOCK_DGRAM))
+    query = dns.message.make_query("a.example.", "A")
+    response = dns.message.make_response(query)
+    wire = query.to_wire()
+    chaos = dns.message.make_query("a.example.", "TXT", rdclass="CH").to_wire()
+    pointer = wire[:12] + b"\xc0\x0c" + wire[-4:]
+    for garbage in (b"", b"\x00" * 11, wire[:20], response.to_wire(), chaos, pointer):
+        assert responder.answer(garbage) is None
+    assert responder.queries == {}
+    assert responder.answer(wire) is not None
