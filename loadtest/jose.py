@@ -30,9 +30,13 @@ def b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+# Built once: json.dumps with separators builds a new encoder on every call.
+_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def compact_json(value: Any) -> bytes:
     """JSON without whitespace: the bytes that get signed and sent."""
-    return json.dumps(value, separators=(",", ":")).encode()
+    return _COMPACT(value).encode()
 
 
 def _uint(value: int, size: int) -> str:

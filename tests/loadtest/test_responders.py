@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import aiohttp
@@ -29,6 +30,41 @@ async def test_http01_serves_published_tokens_only() -> None:
     finally:
         await responder.stop()
     assert responder.hits == {"found": 1, "missing": 1}
+
+
+async def raw_exchange(port: int, *pieces: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    for piece in pieces:
+        writer.write(piece)
+        await writer.drain()
+        await asyncio.sleep(0.01)
+    answer = await asyncio.wait_for(reader.read(), 2)  # the responder closes after one answer
+    writer.close()
+    return answer
+
+
+async def test_http01_answers_split_heads_and_refuses_the_rest() -> None:
+    responder = Http01Responder(free_port())
+    await responder.start()
+    try:
+        responder.tokens["tok"] = "tok.thumb"
+        path = b"/.well-known/acme-challenge/"
+        split = await raw_exchange(
+            responder.port, b"GET " + path + b"tok HT", b"TP/1.1\r\nHost: x\r\n\r\n"
+        )
+        post = await raw_exchange(responder.port, b"POST " + path + b"tok HTTP/1.1\r\n\r\n")
+        nested = await raw_exchange(responder.port, b"GET " + path + b"a/tok HTTP/1.1\r\n\r\n")
+        garbage = await raw_exchange(responder.port, b"hello\r\n\r\n")
+        huge = await raw_exchange(responder.port, b"GET /" + b"x" * 9000)
+    finally:
+        await responder.stop()
+    head, body = split.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 OK") and b"Content-Length: 9" in head
+    assert body == b"tok.thumb"
+    assert post.startswith(b"HTTP/1.1 405 ")
+    assert nested.startswith(b"HTTP/1.1 404 ")
+    assert garbage.startswith(b"HTTP/1.1 400 ")
+    assert huge.startswith(b"HTTP/1.1 431 ")
 
 
 async def ask(port: int, name: str, rdtype: str) -> dns.message.Message:
