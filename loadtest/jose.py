@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 ACCOUNT_ALGS = ("ES256", "RS256")
+_ES256 = ec.ECDSA(hashes.SHA256())
 
 
 def b64url(data: bytes) -> str:
@@ -83,7 +84,7 @@ class AccountKey:
     def sign(self, data: bytes) -> bytes:
         """The raw JWS signature over ``data`` (r||s for ECDSA, RFC 7518 §3.4)."""
         if isinstance(self.private, ec.EllipticCurvePrivateKey):
-            r, s = decode_dss_signature(self.private.sign(data, ec.ECDSA(hashes.SHA256())))
+            r, s = decode_dss_signature(self.private.sign(data, _ES256))
             return r.to_bytes(32, "big") + s.to_bytes(32, "big")
         return self.private.sign(data, padding.PKCS1v15(), hashes.SHA256())
 
