@@ -43,6 +43,9 @@ def _check_dns_syntax(ident: Identifier, name: str) -> None:
     if not all(_LABEL.match(label) for label in labels):
         raise _reject(ident, ErrorKind.MALFORMED,
                       "is not a valid DNS name (a wildcard may only be the whole leftmost label)")
+    # The labels allow no ":", so only a dotted IPv4 address can still be hiding here.
+    if not name.replace(".", "").isdigit():
+        return
     try:
         ipaddress.ip_address(name)
     except ValueError:

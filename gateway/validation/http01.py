@@ -73,7 +73,7 @@ class Http01Checker:
         seen: set[str] = set()
         for _ in range(self._settings.max_redirects + 1):
             seen.add(str(url))
-            record = attempt.record(url=str(url), hostname=url.host, port=url.port)
+            record = attempt.record(url=str(url), hostname=url.raw_host, port=url.port)
             try:
                 location = await self._hop(url, task, attempt, record, remaining, blocked_kind)
             except ChallengeError as exc:
@@ -98,7 +98,7 @@ class Http01Checker:
         blocked_kind: ErrorKind,
     ) -> str | None:
         """One request: the redirect location, or None when the key authorization matched."""
-        host = url.host or ""
+        host = url.raw_host or ""  # the A-label form: what DNS, Host and SNI carry
         target = await resolve_target(host, self._dns, self._guard, attempt, blocked_kind)
         record["addressesResolved"] = [str(a) for a in target.resolved]
 
@@ -126,7 +126,7 @@ class Http01Checker:
 
     async def _get(self, url: URL, address: IPAddress) -> Response:
         """GET ``url`` from ``address``, with transport failures told apart by kind."""
-        scheme, host, port = url.scheme, url.host or "", url.port or DEFAULT_PORTS[url.scheme]
+        scheme, host, port = url.scheme, url.raw_host or "", url.port or DEFAULT_PORTS[url.scheme]
         tls = self._tls if scheme == "https" else None
         sni = host if tls and parse_address(host) is None else None  # SNI carries names only
         try:

@@ -25,8 +25,15 @@ PRIVATE_NETWORKS: tuple[str, ...] = (
 )
 
 
+# Every character an IPv4 or IPv6 address may have: anything else is a name, told
+# apart without the two failed parses (and their exceptions) ipaddress would cost.
+_ADDRESS_CHARS = frozenset("0123456789abcdefABCDEF.:")
+
+
 def parse_address(text: str) -> IPAddress | None:
     """The IP address in ``text`` (brackets and an IPv6 zone are refused), or None."""
+    if not _ADDRESS_CHARS.issuperset(text):
+        return None
     try:
         return ipaddress.ip_address(text)
     except ValueError:

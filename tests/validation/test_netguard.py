@@ -73,3 +73,7 @@ def test_parse_address() -> None:
     assert parse_address("::1") == ipaddress.ip_address("::1")
     assert parse_address("example.test") is None
     assert parse_address("[::1]") is None
+    assert parse_address("fe80::1%eth0") is None  # a zone names a local interface
+    assert parse_address("192.0.2.1") == ipaddress.ip_address("192.0.2.1")
+    assert parse_address("FE80::A") == ipaddress.ip_address("fe80::a")
+    assert parse_address("") is None and parse_address("1.2.3") is None
