@@ -49,8 +49,8 @@ async def test_held_enrollment_is_released_by_cli_approve(tmp_path: Path) -> Non
 async def test_rejected_enrollment_shows_the_reason(tmp_path: Path) -> None:
     async with est_gateway(tmp_path, est_section(Manufacturer(tmp_path).ca_file)) as gw:
         csr = make_csr(ec_key(), cn="r8.example.net", sans=("r8.example.net",))
-        status, _, _ = await request(gw, "POST", "/held/simpleenroll", csr, auth=ALICE)
-        assert status == 202
+        status, _, body = await request(gw, "POST", "/held/simpleenroll", csr, auth=ALICE)
+        assert status == 202, body  # the reason, should a refusal come instead of the hold
         [held] = await gw.core.approvals.pending()
         assert await asyncio.to_thread(_cli, tmp_path, "reject", held.id, "--reason",
                                        "unknown device") == 0
