@@ -15,6 +15,7 @@ import asyncio
 import socket
 import struct
 from collections import Counter
+from http import HTTPStatus
 from typing import cast
 
 LOOPBACK = "127.0.0.1"
@@ -22,7 +23,8 @@ LOOPBACK_RDATA = socket.inet_aton(LOOPBACK)
 TYPE_A, TYPE_TXT, CLASS_IN = 1, 16, 1
 _TYPE_NAMES = {28: "AAAA", 257: "CAA", 5: "CNAME"}
 NAME_POINTER = 0xC00C  # the question's name, which starts right after the 12-byte header
-QR_FLAG = 0x8000
+QR_FLAG, AA_FLAG = 0x8000, 0x0400
+OPCODE_AND_RD = 0x7900  # the header bits an answer copies from its query (RFC 1035 §4.1.1)
 OPCODE_QUERY = 0
 
 
@@ -104,15 +106,11 @@ class _Http01Protocol(asyncio.Protocol):
         payload = body.encode()
         kind = "application/octet-stream" if status == 200 else "text/plain"
         self.transport.write(
-            f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\nContent-Type: {kind}\r\n"
+            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: {kind}\r\n"
             f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode() + payload
         )
         self.transport.close()
         self.transport = None
-
-
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            431: "Request Header Fields Too Large"}
 
 
 class Http01Responder:
@@ -226,8 +224,8 @@ class DnsResponder:
         else:
             self.queries[_TYPE_NAMES.get(qtype, str(qtype))] += 1
             rdatas = []
-        # QR and AA set; opcode and RD copied from the query (RFC 1035 §4.1.1).
-        header = struct.pack("!6H", qid, 0x8400 | (flags & 0x7900), 1, len(rdatas), 0, 0)
+        answer_flags = QR_FLAG | AA_FLAG | (flags & OPCODE_AND_RD)
+        header = struct.pack("!6H", qid, answer_flags, 1, len(rdatas), 0, 0)
         records = b"".join(
             struct.pack("!HHHIH", NAME_POINTER, qtype, CLASS_IN, 0, len(r)) + r for r in rdatas
         )
