@@ -80,6 +80,27 @@ def test_decode_body_variants(body: bytes) -> None:
     assert wire.decode_body(body) == DER
 
 
+@pytest.mark.parametrize("last", [0x00, 0x09, 0x0A, 0x0D, 0x20])
+def test_decode_body_keeps_der_ending_in_a_blank_byte(last: int) -> None:
+    # A signature's last byte is one of these in about one CSR in fifty.
+    der = bytes([0x30, 0x03, 0x02, 0x01, last])
+    assert wire.decode_body(der) == der
+    assert wire.decode_body(b"\r\n" + der + b"\r\n\0junk") == der
+
+
+@pytest.mark.parametrize("der", [
+    bytes([0x30, 0x81, 0x80]) + bytes(128),  # long-form length
+    bytes([0x30, 0x82, 0x01, 0x00]) + bytes(256),
+])
+def test_decode_body_der_extent(der: bytes) -> None:
+    assert wire.decode_body(der + b"\n") == der
+
+
+def test_decode_body_leaves_truncated_der_to_the_csr_parser() -> None:
+    short = bytes([0x30, 0x82, 0x01, 0x00]) + bytes(10)
+    assert wire.decode_body(short) == short
+
+
 @pytest.mark.parametrize("body", [b"", b"  \r\n", b"%%%", b"\xff\xfe"])
 def test_decode_body_refusals(body: bytes) -> None:
     with pytest.raises(GatewayError):
