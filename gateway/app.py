@@ -125,7 +125,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     add_pkix_routes(app)
     if settings.admin.token:  # no token configured: no admin API at all
         app.add_subapp("/admin/", admin_app(settings.admin.token))
-    app[keys.METRICS] = Metrics(lambda: _in_flight(app))
+    metrics = app[keys.METRICS] = Metrics(lambda: _in_flight(app),
+                                          shared_dir=role.metrics_dir if role else None)
+    app.cleanup_ctx.append(metrics.publishing)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -3,17 +3,29 @@
 Counting happens where aiohttp already calls us once per request (the access
 logger), so metrics add no middleware to the hot path. Work in flight
 (validations, CA jobs) is read from the core when Prometheus scrapes.
+
+Under ``serve --workers N`` a scrape reaches whichever worker the kernel hands
+the connection to, so every worker must answer with the sum over all of them:
+each writes its values to files of its own in a shared directory
+(prometheus_client's multiprocess mode) and a scrape merges every file. The
+counts of a worker that died stay in the sum, so counters never go back; its
+work-in-flight gauges are dropped by the supervisor.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
 from gateway import keys
@@ -23,6 +35,9 @@ from gateway import keys
 _FRONT_ENDS = (("/acme/", "acme"), ("/.well-known/est", "est"), ("/pkix/", "pkix"),
                ("/admin/", "admin"))
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# How often a worker writes its work-in-flight gauges to the shared files.
+SHARED_GAUGE_PERIOD_SECONDS = 1.0
+_SHARED_FILES = "*.db"
 
 
 def front_end(path: str) -> str:
@@ -47,16 +62,30 @@ class _InFlight(Collector):
 
 
 class Metrics:
-    """The gateway's metrics, in a registry of its own (one per application)."""
+    """The gateway's metrics, in a registry of its own (one per application).
 
-    def __init__(self, in_flight: Callable[[], dict[str, int]]) -> None:
+    With ``shared_dir`` (one of several workers) the values live in that
+    directory, beside the other workers' (see the module docstring).
+    """
+
+    def __init__(self, in_flight: Callable[[], dict[str, int]],
+                 shared_dir: Path | None = None) -> None:
+        self.shared_dir = shared_dir
+        self._read_in_flight = in_flight
+        self._gauges: dict[str, Gauge] = {}
         self.registry = CollectorRegistry()
+        # Shared: the metrics below are not registered; a scrape merges the files.
+        own = None if shared_dir is not None else self.registry
+        if shared_dir is not None:
+            _write_values_to(shared_dir)
+            MultiProcessCollector(self.registry, path=str(shared_dir))  # type: ignore[no-untyped-call]
         self.requests = Counter("acme_gateway_http_requests", "HTTP requests answered",
-                                ["frontend", "status"], registry=self.registry)
+                                ["frontend", "status"], registry=own)
         self.latency = Histogram("acme_gateway_http_request_duration_seconds",
                                  "Time to answer an HTTP request", ["frontend"],
-                                 buckets=_BUCKETS, registry=self.registry)
-        self.registry.register(_InFlight(in_flight))
+                                 buckets=_BUCKETS, registry=own)
+        if shared_dir is None:
+            self.registry.register(_InFlight(in_flight))
         # Labelled children by (front end, status): labels() re-checks and joins its
         # arguments on every call, and this runs for every request.
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
@@ -71,8 +100,66 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
+    def publish_in_flight(self) -> None:
+        """Write this worker's work in flight to the shared files (shared mode only)."""
+        if self.shared_dir is None:
+            return
+        for name, value in self._read_in_flight().items():
+            gauge = self._gauges.get(name)
+            if gauge is None:
+                # livesum: the sum over live workers; a dead worker's files are removed.
+                gauge = self._gauges[name] = Gauge(
+                    f"acme_gateway_{name}", name.replace("_", " "), registry=None,
+                    multiprocess_mode="livesum")
+            gauge.set(value)
+
+    async def publishing(self, _app: web.Application) -> AsyncIterator[None]:
+        """A cleanup context: publish work in flight every second while serving."""
+        if self.shared_dir is None:
+            yield
+            return
+
+        async def loop() -> None:
+            while True:
+                self.publish_in_flight()
+                await asyncio.sleep(SHARED_GAUGE_PERIOD_SECONDS)
+
+        task = asyncio.create_task(loop(), name="metrics-publisher")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _write_values_to(directory: Path) -> None:
+    """Make every metric created from now on in this process keep its value in ``directory``.
+
+    prometheus_client chooses where values live once per process (its
+    ``values.ValueClass``, read when a metric is created) and names the
+    directory in an environment variable; a worker serves one application, so
+    the process-wide switch is this worker's choice alone.
+    """
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+
+
+def prepare_shared_dir(directory: Path) -> None:
+    """Create the workers' metrics directory, empty: counts of an earlier run start over."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for stale in directory.glob(_SHARED_FILES):
+        stale.unlink()
+
+
+def forget_worker(directory: Path, pid: int) -> None:
+    """Drop the work-in-flight gauges of a worker that died (its counters stay counted)."""
+    mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
+
 
 async def metrics_handler(request: web.Request) -> web.Response:
     """GET /metrics in the Prometheus text format."""
-    body = generate_latest(request.app[keys.METRICS].registry)
+    metrics = request.app[keys.METRICS]
+    metrics.publish_in_flight()  # this worker's own figures as of now
+    body = generate_latest(metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

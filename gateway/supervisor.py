@@ -9,7 +9,8 @@ It never serves requests and holds no event loop or thread while it forks.
 What the workers share and what they keep to themselves is listed in the
 README ("Several processes"); in short: the store (SQLite in WAL mode handles
 several writers), nonces (shared memory), CA jobs (claimed in the store before
-one runs), while metrics, the validation pacer and caches are per worker.
+one runs), metrics (files in one directory, merged by every scrape), while the
+validation pacer and caches are per worker.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 
+from gateway import metrics
 from gateway.acme.nonces import Nonces
 from gateway.acme.shared_nonces import SharedNonceService
 from gateway.config import Settings
@@ -44,15 +47,18 @@ def supervise(settings: Settings, count: int, run_worker: Worker) -> int:
 
     asyncio.run(prepare(settings))
     shared = SharedNonceService(settings.acme.nonce_lifetime_seconds, workers=count)
-    return _Supervisor(count, shared, run_worker, ChangeCounter(count)).run()
+    metrics_dir = settings.server.data_dir / "metrics"
+    metrics.prepare_shared_dir(metrics_dir)
+    return _Supervisor(count, shared, run_worker, ChangeCounter(count), metrics_dir).run()
 
 
 class _Supervisor:
     def __init__(self, count: int, nonces: SharedNonceService, run_worker: Worker,
-                 account_changes: ChangeCounter) -> None:
+                 account_changes: ChangeCounter, metrics_dir: Path) -> None:
         self.count = count
         self.nonces = nonces
         self.account_changes = account_changes
+        self.metrics_dir = metrics_dir
         self.run_worker = run_worker
         self.children: dict[int, int] = {}  # pid → worker index
         self.deaths: dict[int, list[float]] = {}
@@ -76,7 +82,7 @@ class _Supervisor:
                 if index < 0:
                     continue
                 if not self.stopping:
-                    self._died(index, status)
+                    self._died(pid, index, status)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -90,7 +96,8 @@ class _Supervisor:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     signal.signal(sig, signal.SIG_DFL)
                 changes = self.account_changes.for_process(index)
-                code = self.run_worker(ProcessRole(index, self.count, changes),
+                code = self.run_worker(ProcessRole(index, self.count, changes,
+                                                   self.metrics_dir),
                                        self.nonces.for_worker(index))
             except BaseException:
                 log.exception("worker %d failed", index)
@@ -100,7 +107,8 @@ class _Supervisor:
         self.children[pid] = index
         log.info("worker %d started (pid %d)", index, pid)
 
-    def _died(self, index: int, status: int) -> None:
+    def _died(self, pid: int, index: int, status: int) -> None:
+        metrics.forget_worker(self.metrics_dir, pid)
         now = time.monotonic()
         recent = [t for t in self.deaths.get(index, []) if now - t < RESTART_WINDOW_SECONDS]
         recent.append(now)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestServer
 
 from gateway.app import create_app
 from gateway.logging import AccessLogger
-from gateway.metrics import front_end
+from gateway.metrics import front_end, prepare_shared_dir
 from tests.acme.conftest import FakeValidator, make_settings
 
 
@@ -34,3 +35,14 @@ async def test_metrics_count_requests_and_show_work_in_flight(aiohttp_client: An
     assert 'acme_gateway_http_request_duration_seconds_count{frontend="acme"} 4.0' in text
     assert "acme_gateway_validations_in_flight 0.0" in text
     assert "acme_gateway_ca_jobs_in_flight 0.0" in text
+
+
+def test_shared_dir_starts_empty_and_keeps_other_files(tmp_path: Path) -> None:
+    shared = tmp_path / "metrics"
+    shared.mkdir()
+    (shared / "counter_4242.db").write_bytes(b"from an earlier run")
+    (shared / "README").write_text("not a metrics file")
+    prepare_shared_dir(shared)
+    assert sorted(p.name for p in shared.iterdir()) == ["README"]
+    prepare_shared_dir(tmp_path / "new" / "metrics")
+    assert (tmp_path / "new" / "metrics").stat().st_mode & 0o777 == 0o700

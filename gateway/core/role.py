@@ -5,6 +5,7 @@ from __future__ import annotations
 import mmap
 import struct
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 class ChangeCounter:
@@ -49,12 +50,14 @@ class ProcessRole:
     the store; the first (``index`` 0) also does the work that must happen once:
     resuming validations after a restart and scanning for due CA jobs.
     ``account_changes`` counts account writes in any of them (see the SQLite
-    store's account cache).
+    store's account cache); ``metrics_dir`` is where they all keep their metrics.
     """
 
     index: int = 0
     count: int = 1
     account_changes: ChangeCounter | None = field(default=None, compare=False)
+    # Where the workers' metrics are merged (see gateway.metrics); None for one process.
+    metrics_dir: Path | None = field(default=None, compare=False)
 
     @property
     def primary(self) -> bool:

@@ -66,25 +66,41 @@ async def _load(gateway: RunningGateway, n: int) -> dict[str, object]:
     return result
 
 
-async def _acme_counts(url: str, tries: int = 24) -> set[float]:
-    """The ACME request counter as seen by whichever worker answers each new connection."""
+async def _scrape(url: str) -> str:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
+        async with s.get(url) as resp:
+            return await resp.text()
+
+
+async def _acme_count(gateway: RunningGateway, tries: int = 12) -> float:
+    """ACME 2xx answers counted, the same whichever worker answers the scrape."""
+    url = gateway.directory.replace("/acme/directory", "/metrics")
     seen = set()
-    for _ in range(tries):
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
-            async with s.get(url) as resp:
-                text = await resp.text()
-        for line in text.splitlines():
+    for _ in range(tries):  # a new connection each time: the kernel picks the worker
+        total = 0.0
+        for line in (await _scrape(url)).splitlines():
             if line.startswith('acme_gateway_http_requests_total{frontend="acme",status="2'):
-                seen.add(float(line.rsplit(" ", 1)[1]))
-    return seen
+                total += float(line.rsplit(" ", 1)[1])
+        seen.add(total)
+    assert len(seen) == 1, f"workers disagree on the count: {seen}"
+    return seen.pop()
 
 
 async def test_two_workers_share_nonces_store_and_ca(workers: RunningGateway) -> None:
     result = await _load(workers, 40)
     assert result["certificates_issued"] == 40 and not result["errors"]
-    # Both workers answered ACME requests (each keeps its own metrics).
-    counts = await _acme_counts(workers.directory.replace("/acme/directory", "/metrics"))
-    assert len(counts) >= 2 and min(counts) > 0, counts
+    # Every scrape shows the sum over both workers, and both of them counted requests.
+    assert await _acme_count(workers) >= 40 * 6  # order, authz, challenge, finalize, ...
+    shared = workers.tmp_path / "data" / "metrics"
+    assert len(list(shared.glob("counter_*.db"))) == 2
+    url = workers.directory.replace("/acme/directory", "/metrics")
+    for _ in range(40):  # each worker publishes its work in flight every second
+        text = await _scrape(url)
+        if "acme_gateway_validations_in_flight 0.0" in text:
+            break
+        await asyncio.sleep(0.1)
+    assert text.count("\nacme_gateway_validations_in_flight ") == 1, text
+    assert "acme_gateway_validations_in_flight 0.0" in text
     data = workers.tmp_path / "data"
     with sqlite3.connect(data / "gateway.db") as db:
         assert db.execute("SELECT count(*) FROM certificates").fetchone()[0] == 40
@@ -99,6 +115,8 @@ async def test_two_workers_share_nonces_store_and_ca(workers: RunningGateway) ->
 
 
 async def test_a_killed_worker_is_replaced_and_stop_ends_all(workers: RunningGateway) -> None:
+    await _load(workers, 8)
+    counted = await _acme_count(workers)
     before = _children(workers.process.pid)
     assert len(before) == 2
     os.kill(before[1], signal.SIGKILL)
@@ -113,6 +131,11 @@ async def test_a_killed_worker_is_replaced_and_stop_ends_all(workers: RunningGat
     serving = _children(workers.process.pid)
     result = await _load(workers, 8)
     assert result["certificates_issued"] == 8
+    # The dead worker's counts stay in the sum (counters never go back); its gauges go.
+    assert await _acme_count(workers) >= counted + 8 * 6
+    shared = workers.tmp_path / "data" / "metrics"
+    assert (shared / f"counter_{before[1]}.db").exists()
+    assert not list(shared.glob(f"gauge_*_{before[1]}.db"))
     workers.process.send_signal(signal.SIGTERM)
     for _ in range(150):
         if workers.process.poll() is not None:
