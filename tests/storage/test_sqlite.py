@@ -15,6 +15,7 @@ import pytest
 from gateway import audit_report
 from gateway.core.models import (
     PENDING,
+    PROCESSING,
     READY,
     Account,
     AuditEvent,
@@ -290,3 +291,44 @@ def test_change_counter_is_shared_with_forked_processes() -> None:
         os._exit(0)
     os.waitpid(pid, 0)
     assert changes.for_process(0).value() == 1
+
+
+async def test_scans_for_processing_challenges_and_held_orders(store: SQLiteStore) -> None:
+    z1, z2 = authz("z-o1", "o1"), authz("z-o2", "o2")
+    busy = replace(z2, challenges=(replace(z2.challenges[0], status=PROCESSING),))
+    held = replace(order("o2"), status=PROCESSING, approval="pending")
+    await store.apply([Insert(order("o1")), Insert(held), Insert(z1), Insert(busy)])
+    assert [a.id for a in await store.processing_challenges()] == ["z-o2"]
+    assert [o.id for o in await store.orders_awaiting_approval(10)] == ["o2"]
+    # Both scans read only the rows they want, through partial indexes.
+    with sqlite3.connect(store.path) as db:
+        plans = [" ".join(str(row[-1]) for row in db.execute(f"EXPLAIN QUERY PLAN {sql}"))
+                 for sql in ("SELECT authz_id FROM challenges WHERE status = 'processing'",
+                             "SELECT id FROM orders WHERE approval = 'pending' AND "
+                             "status = 'processing' ORDER BY created_at")]
+    assert "challenges_processing" in plans[0] and "orders_pending_approval" in plans[1], plans
+
+
+async def test_a_version_2_database_is_migrated(tmp_path: Path) -> None:
+    from gateway.storage.schema import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # as the gateway left it before migration 3
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for version, sql in MIGRATIONS[:2]:
+            db.executescript(sql.replace("BYTEA", "BLOB"))
+            db.execute("INSERT INTO schema_version VALUES (?)", (version,))
+        db.execute("INSERT INTO orders (id, account_id, status, identifiers, authz_ids, "
+                   "expires, profile, created_at, approval) VALUES ('o9', 'a1', 'processing',"
+                   " '[]', '[]', 0, 'default', 0, 'pending')")
+    s = SQLiteStore(path)
+    await s.open()
+    try:
+        assert [o.id for o in await s.orders_awaiting_approval(10)] == ["o9"]
+    finally:
+        await s.close()
+    with sqlite3.connect(path) as db:
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert {"challenges_processing", "orders_pending_approval"} <= names
+        assert not {"challenges_status", "orders_approval"} & names
+        assert max(v for (v,) in db.execute("SELECT version FROM schema_version")) == 3
