@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
@@ -29,6 +30,8 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.registry import Collector
 
 from gateway import keys
+
+log = logging.getLogger("gateway.metrics")
 
 # Paths are grouped by front end: per-URL labels would grow without bound
 # (every order, authorization and certificate has its own URL).
@@ -121,7 +124,10 @@ class Metrics:
 
         async def loop() -> None:
             while True:
-                self.publish_in_flight()
+                try:
+                    self.publish_in_flight()
+                except Exception:  # a gauge left stale must not stop the next updates
+                    log.exception("publishing the work-in-flight gauges failed")
                 await asyncio.sleep(SHARED_GAUGE_PERIOD_SECONDS)
 
         task = asyncio.create_task(loop(), name="metrics-publisher")
