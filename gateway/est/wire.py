@@ -69,9 +69,11 @@ def _first_element(der: bytes) -> bytes:
     Bytes after it are junk the client appended; a header that announces more than
     is there is left for the CSR parser to refuse as truncated.
     """
-    if len(der) < 2 or der[1] < 0x80:
-        end = 2 + (der[1] if len(der) > 1 else 0)
-    else:
+    if len(der) < 2:
+        return der
+    if der[1] < 0x80:  # short form: the length itself
+        end = 2 + der[1]
+    else:  # long form: the number of length bytes that follow
         size = der[1] & 0x7F
         if not 1 <= size <= 4 or len(der) < 2 + size:
             return der

@@ -72,9 +72,13 @@ async def _scrape(url: str) -> str:
             return await resp.text()
 
 
+def _metrics_url(gateway: RunningGateway) -> str:
+    return gateway.directory.replace("/acme/directory", "/metrics")
+
+
 async def _acme_count(gateway: RunningGateway, tries: int = 12) -> float:
     """ACME 2xx answers counted, the same whichever worker answers the scrape."""
-    url = gateway.directory.replace("/acme/directory", "/metrics")
+    url = _metrics_url(gateway)
     seen = set()
     for _ in range(tries):  # a new connection each time: the kernel picks the worker
         total = 0.0
@@ -93,7 +97,7 @@ async def test_two_workers_share_nonces_store_and_ca(workers: RunningGateway) ->
     assert await _acme_count(workers) >= 40 * 6  # order, authz, challenge, finalize, ...
     shared = workers.tmp_path / "data" / "metrics"
     assert len(list(shared.glob("counter_*.db"))) == 2
-    url = workers.directory.replace("/acme/directory", "/metrics")
+    url = _metrics_url(workers)
     for _ in range(40):  # each worker publishes its work in flight every second
         text = await _scrape(url)
         if "acme_gateway_validations_in_flight 0.0" in text:
