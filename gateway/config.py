@@ -207,6 +207,9 @@ class ProfileSettings:
     # RFC 2818 §3.1: names live in subjectAltName; a CN, if any, must repeat one of them.
     rfc2818: bool = False
     allow_key_reuse: bool = True
+    # Whether certificates issued under this profile through ACME may authenticate to
+    # EST as TLS client certificates (off: an ACME name never opens EST enrollment).
+    acme_certs_authenticate_est: bool = False
 
 
 @dataclass(frozen=True)
@@ -401,6 +404,7 @@ def _profile(t: Table, name: str, cas: Mapping[str, CASettings]) -> ProfileSetti
         description=t.str("description"),
         rfc2818=t.bool("rfc2818"),
         allow_key_reuse=t.bool("allow_key_reuse", True),
+        acme_certs_authenticate_est=t.bool("acme_certs_authenticate_est"),
     )
     t.check_unknown()
     return profile

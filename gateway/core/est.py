@@ -23,6 +23,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import NoReturn
 
 from cryptography import x509
 from cryptography.x509.oid import AttributeOID
@@ -46,6 +47,7 @@ from gateway.core.models import (
     Order,
     id_from_bytes,
 )
+from gateway.core.profiles import domain_allowed
 from gateway.errors import ErrorKind, GatewayError
 from gateway.storage.base import Conflict, Insert, Store
 
@@ -71,6 +73,23 @@ class EnrollRequest:
     wait_seconds: float = 5.0
     channel_binding: bytes | None = None
     renewing: bytes | None = None
+    # What the requester may ask for on a first enrollment: name patterns (glob or
+    # "re:"), from its credentials (gateway.est.grants). Empty: nothing.
+    allowed_names: tuple[str, ...] = ()
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class IssuedHere:
+    """A certificate this gateway issued, and the order it was issued for."""
+
+    certificate: Certificate
+    order: Order | None  # None only if the order row was lost
+
+    @property
+    def via_acme(self) -> bool:
+        """Whether an ACME account (not an EST requester) asked for it."""
+        return self.order is not None and not self.order.account_id.startswith("est:")
 
 
 @dataclass(frozen=True)
@@ -146,8 +165,13 @@ class EstService:
                             ca, exc)
         return tuple(dict.fromkeys(out))
 
-    async def issued_here(self, cert_der: bytes) -> Certificate | None:
-        """Our record of a certificate this gateway issued; forbidden when it is revoked."""
+    async def client_certificate(self, cert_der: bytes) -> IssuedHere | None:
+        """Our record of a TLS client certificate, if this gateway issued it.
+
+        Forbidden when it is revoked, or when it was issued through ACME and its
+        profile does not let ACME certificates authenticate to EST: proving control
+        of one name over ACME must not open EST enrollment for any other.
+        """
         try:
             serial = serial_hex(x509.load_der_x509_certificate(cert_der))
         except ValueError:
@@ -157,7 +181,15 @@ class EstService:
             return None
         if cert.revoked_at is not None:
             raise GatewayError(ErrorKind.UNAUTHORIZED, "the client certificate has been revoked")
-        return cert
+        issued = IssuedHere(cert, await self.store.get_order(cert.order_id))
+        if issued.via_acme and issued.order is not None:
+            profile = self.settings.profiles.get(issued.order.profile)
+            if profile is None or not profile.acme_certs_authenticate_est:
+                raise GatewayError(ErrorKind.UNAUTHORIZED, (
+                    "the client certificate was issued through ACME (profile "
+                    f"{issued.order.profile!r}); ACME certificates authenticate to EST only "
+                    "where their profile sets acme_certs_authenticate_est = true"))
+        return issued
 
     async def record_refusal(self, actor: str, profile: str, detail: str) -> None:
         """Audit a refused EST credential (wrong password, untrusted or revoked certificate)."""
@@ -169,18 +201,21 @@ class EstService:
     async def enroll(self, request: EnrollRequest) -> EnrollResult:
         """Check the CSR against the profile, find or create its order, wait briefly."""
         profile = self.profile(request.profile)
-        renewed = await self._renewed(request.renewing) if request.renewing else None
+        renewed = await self._renewed(request) if request.renewing else None
         parsed = csrs.parse_csr(request.csr_der)
-        # The profile rules ACME applies, through the same checker and in ACME's order (names
-        # at newOrder, then the CSR at finalize), so a request gets ACME's reason.
+        # ACME's order, through the same checker, so a request gets ACME's reason: the
+        # profile's names (newOrder), the requester's right to them (the authorizations:
+        # its grant, or the certificate being renewed), then the CSR (finalize).
         rules = self.issuance.profiles
         idents = await rules.check_identifiers(profile, identifiers_of(parsed),
                                                actor=request.requester)
+        if renewed is None:
+            await self._check_grant(request, idents)
+        else:
+            check_same_names(parsed, idents, renewed)
         await rules.check_csr(profile, parsed, actor=request.requester)
         if request.channel_binding is not None:
             check_proof_of_possession(parsed.csr, request.channel_binding)
-        if renewed is not None:
-            check_same_names(parsed, idents, renewed)
         order = await self._find_or_create(request, profile, idents)
         if order.status not in (VALID, INVALID):
             await self._run_if_due(order.id)
@@ -208,12 +243,39 @@ class EstService:
                                "your own key for a CA that takes longer")
         return keygen.pkcs8_der(key), result.certificate_der
 
-    async def _renewed(self, old_der: bytes) -> x509.Certificate:
-        if await self.issued_here(old_der) is None:
-            raise GatewayError(ErrorKind.UNAUTHORIZED,
-                               "re-enrollment needs a client certificate that this gateway "
-                               "issued; use simpleenroll for a first certificate")
-        return x509.load_der_x509_certificate(old_der)
+    async def _renewed(self, request: EnrollRequest) -> x509.Certificate:
+        """The certificate being renewed, if it may renew on this request's profile (§4.2.2)."""
+        assert request.renewing is not None
+        issued = await self.client_certificate(request.renewing)
+        if issued is None:
+            reason = ("re-enrollment needs a client certificate that this gateway issued; use "
+                      "simpleenroll for a first certificate")
+        elif issued.certificate.not_after <= self.clock.now():
+            reason = "the client certificate has expired; use simpleenroll for a new one"
+        elif issued.order is not None and issued.order.profile != request.profile:
+            reason = (f"the client certificate was issued under profile "
+                      f"{issued.order.profile!r}; re-enroll through a label of that profile")
+        else:
+            return x509.load_der_x509_certificate(request.renewing)
+        await self._refuse(request, reason)
+
+    async def _check_grant(self, request: EnrollRequest,
+                           idents: tuple[Identifier, ...]) -> None:
+        """Every requested name must be one the requester's credentials are bound to."""
+        outside = [i.value for i in idents
+                   if not domain_allowed(request.allowed_names, i.value)]
+        if not outside:
+            return
+        who = f"{request.requester} on label {request.label!r}"
+        if not request.allowed_names:
+            await self._refuse(request, f"{who} is bound to no names: give it some with "
+                               "[est.users.NAME] names, or the label's names or cert_names")
+        await self._refuse(request, f"{who} may not request {', '.join(outside)}; it may "
+                           f"request {', '.join(request.allowed_names)}")
+
+    async def _refuse(self, request: EnrollRequest, detail: str) -> NoReturn:
+        await self.record_refusal(request.requester, request.profile, detail)
+        raise GatewayError(ErrorKind.UNAUTHORIZED, detail)
 
     async def _run_if_due(self, order_id: str) -> None:
         """Start the order's job now if it is due: a re-POST need not wait for the next scan."""

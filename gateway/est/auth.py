@@ -2,11 +2,19 @@
 
 The listener asks every client for a certificate (optional, so ACME clients are
 unaffected) and OpenSSL verifies it against the union of all labels' trust
-anchors. Here each label then accepts only certificates directly issued by its
-own anchors: its CA's certificates and its ``client_ca_files``.
+anchors. Here each label then accepts only certificates directly issued by the
+anchors the operator gave it for that purpose:
 
-A requester becomes a synthetic account id: ``est:user:<name>`` for Basic,
-``est:cert:<sha256 of the certificate>`` for a certificate alone.
+* a first enrollment: the label's ``client_ca_files`` (e.g. a manufacturer CA),
+  and the label's own issuing CA only where ``trust_issuing_ca = true``;
+* a re-enrollment: the label's issuing CA (the core then checks that the
+  certificate is one this gateway issued, on this label's profile).
+
+A certificate the gateway issued through ACME authenticates nowhere unless its
+profile sets ``acme_certs_authenticate_est`` (checked in the core). A requester
+becomes a synthetic account id: ``est:user:<name>`` for Basic,
+``est:cert:<sha256 of the certificate>`` for a certificate alone; what it may
+request is its grant (:mod:`gateway.est.grants`).
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from cryptography import x509
 
 from gateway import keys
 from gateway.errors import ErrorKind, GatewayError
+from gateway.est.grants import grant
 from gateway.est.passwords import verify_password_async
 from gateway.est.settings import EstSettings, LabelSettings
 
@@ -45,6 +54,7 @@ class Caller:
 
     requester: str
     client_cert: bytes | None  # DER, verified, when the client presented one
+    names: tuple[str, ...] = ()  # the patterns it may request on a first enrollment
 
 
 def forbidden(detail: str) -> GatewayError:
@@ -93,18 +103,15 @@ async def _basic_user(request: web.Request, est: EstSettings, label: LabelSettin
     if creds is None:
         return None
     user, password = creds
-    if not await verify_password_async(password, est.users.get(user)):
+    entry = est.users.get(user)
+    if not await verify_password_async(password, entry.password_hash if entry else None):
         raise AuthRequired("wrong user name or password")
     if label.users and user not in label.users:
         raise forbidden(f"user {user!r} may not enroll through label {label.name!r}")
     return user
 
 
-async def _label_trusts(request: web.Request, label: LabelSettings, cert_der: bytes) -> bool:
-    cert = x509.load_der_x509_certificate(cert_der)
-    core = request.config_dict[keys.CORE]
-    # trust_anchors skips a CA that cannot answer now: the label's own files still count.
-    anchors = (*await core.est.trust_anchors((label.profile,)), *label.client_ca_der)
+def _issued_by_any(cert: x509.Certificate, anchors: tuple[bytes, ...]) -> bool:
     for der in anchors:
         try:
             cert.verify_directly_issued_by(x509.load_der_x509_certificate(der))
@@ -112,6 +119,18 @@ async def _label_trusts(request: web.Request, label: LabelSettings, cert_der: by
         except Exception:  # wrong issuer name, bad signature or another key type: not this one
             continue
     return False
+
+
+async def _label_trusts(request: web.Request, label: LabelSettings, cert_der: bytes,
+                        renewing: bool) -> bool:
+    cert = x509.load_der_x509_certificate(cert_der)
+    if not renewing and _issued_by_any(cert, label.client_ca_der):
+        return True
+    if not (renewing or label.trust_issuing_ca):
+        return False
+    # trust_anchors skips a CA that cannot answer now (the certificate is then refused).
+    issuing = await request.config_dict[keys.CORE].est.trust_anchors((label.profile,))
+    return _issued_by_any(cert, issuing)
 
 
 def claimed_requester(request: web.Request) -> str:
@@ -155,23 +174,29 @@ async def authenticate(request: web.Request, est: EstSettings, label: LabelSetti
         raise forbidden(f"label {label.name!r} serves only cacerts and csrattrs (auth = none)")
     cert = peer_certificate(request)
     if cert is not None:
-        # A certificate we issued and later revoked is refused whatever the mode.
-        await request.config_dict[keys.CORE].est.issued_here(cert)
+        # A certificate we issued and later revoked, or issued through ACME, is refused
+        # whatever the mode.
+        await request.config_dict[keys.CORE].est.client_certificate(cert)
     cert_ok = cert is not None and (renewing or label.wants_cert) \
-        and await _label_trusts(request, label, cert)
+        and await _label_trusts(request, label, cert, renewing)
     user = await _basic_user(request, est, label) if label.wants_basic else None
     _check_mode(label, cert, cert_ok, user, renewing)
+    trusted = cert if cert_ok else None
+    names = grant(est, label, user, None if renewing else trusted)
     if user is not None:
-        return Caller(f"est:user:{user}", cert if cert_ok else None)
+        return Caller(f"est:user:{user}", trusted, names)
     assert cert is not None
-    return Caller(f"est:cert:{hashlib.sha256(cert).hexdigest()}", cert)
+    return Caller(f"est:cert:{hashlib.sha256(cert).hexdigest()}", cert, names)
 
 
 def _check_mode(label: LabelSettings, cert: bytes | None, cert_ok: bool, user: str | None,
                 renewing: bool) -> None:
     if cert is not None and not cert_ok and (label.wants_cert or renewing):
         raise forbidden(f"the client certificate is not issued by a CA that label "
-                        f"{label.name!r} trusts")
+                        f"{label.name!r} trusts for "
+                        + ("re-enrollment (its issuing CA)" if renewing else
+                           "enrollment (client_ca_files"
+                           + (", trust_issuing_ca)" if label.trust_issuing_ca else ")")))
     if renewing and not cert_ok:
         raise forbidden("re-enrollment needs the certificate being renewed as the TLS "
                         "client certificate")

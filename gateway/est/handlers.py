@@ -73,7 +73,8 @@ async def _enroll_request(request: web.Request, renewing: bool
     return label, caller, EnrollRequest(
         requester=caller.requester, profile=label.profile, csr_der=csr_der,
         wait_seconds=_est(request).enroll_wait_seconds, channel_binding=binding,
-        renewing=caller.client_cert if renewing else None)
+        renewing=caller.client_cert if renewing else None, allowed_names=caller.names,
+        label=label.name)
 
 
 async def _enroll(request: web.Request, renewing: bool) -> web.Response:

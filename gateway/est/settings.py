@@ -9,17 +9,24 @@ one_line_user_agents = ["strongSwan", ""]  # User-Agent substrings of clients ne
                                   # base64; "" matches a request without User-Agent (pki 5.9)
 default_label = "default"         # the label served at /.well-known/est/ itself ("" = none)
 
-[est.users]                       # HTTP Basic users: `acme-gateway est hash-password` output
-router-admin = "pbkdf2-sha256$600000$...$..."
+[est.users.router-admin]          # an HTTP Basic user
+password = "pbkdf2-sha256$600000$...$..."   # `acme-gateway est hash-password` output
+names = ["*.routers.corp.example"]          # the names this user may request
 
 [est.labels.default]
 profile = "default"               # a [profiles.NAME]: its policy and its CA
 auth = "cert"                     # cert | basic | either | both | none
 users = []                        # Basic users allowed here (empty: every user above)
-client_ca_files = []              # extra PEM trust anchors for client certificates
+client_ca_files = []              # the PEM anchors whose certificates may enroll here
+cert_names = ["{serialNumber}.devices.corp.example"]  # names a certificate holder may request
+names = []                        # names any client of this label may request
+trust_issuing_ca = false          # the label's own CA also authenticates a first enrollment
 base64_line_length = 64           # 0: one unbroken line
 proof_of_possession = false       # tls-unique in challengePassword (TLS 1.2 only)
 ```
+
+A user may also be given as ``name = "pbkdf2-sha256$..."`` (a hash alone): such a
+user may request only the names its labels grant (``names``).
 """
 
 from __future__ import annotations
@@ -32,12 +39,17 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
 
 from gateway.config import Settings, Table
 from gateway.errors import ConfigError
 from gateway.est.passwords import check_hash_format
 
 AUTH_MODES = ("cert", "basic", "either", "both", "none")
+# Subject attributes a ``cert_names`` template may use, by placeholder (and {dns}: each
+# DNS name of the certificate's subjectAltName).
+CERT_NAME_FIELDS = {"cn": NameOID.COMMON_NAME, "serialNumber": NameOID.SERIAL_NUMBER}
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 OPERATIONS = ("cacerts", "simpleenroll", "simplereenroll", "csrattrs", "serverkeygen", "fullcmc")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -50,7 +62,10 @@ class LabelSettings:
     profile: str
     auth: str = "cert"
     users: tuple[str, ...] = ()
-    client_ca_der: tuple[bytes, ...] = ()  # extra trust anchors (DER), read at start
+    client_ca_der: tuple[bytes, ...] = ()  # client-certificate anchors (DER), read at start
+    cert_names: tuple[str, ...] = ()  # templates: what a certificate holder may request
+    names: tuple[str, ...] = ()  # patterns every client of the label may request
+    trust_issuing_ca: bool = False  # the profile's CA authenticates a first enrollment
     base64_line_length: int = 64
     proof_of_possession: bool = False
 
@@ -66,11 +81,20 @@ class LabelSettings:
 
 
 @dataclass(frozen=True)
+class EstUser:
+    """An HTTP Basic user and the names it may request."""
+
+    name: str
+    password_hash: str
+    names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class EstSettings:
     """Everything the EST front end is configured with."""
 
     labels: Mapping[str, LabelSettings] = field(default_factory=dict)
-    users: Mapping[str, str] = field(default_factory=dict)  # name → password hash
+    users: Mapping[str, EstUser] = field(default_factory=dict)
     default_label: str = ""
     retry_after_seconds: int = 30
     enroll_wait_seconds: float = 5.0
@@ -95,7 +119,32 @@ def _read_anchors(t: Table, files: tuple[str, ...]) -> tuple[bytes, ...]:
     return tuple(out)
 
 
-def _label(t: Table, name: str, settings: Settings, users: Mapping[str, str]) -> LabelSettings:
+def _patterns(t: Table, key: str) -> tuple[str, ...]:
+    """Name patterns as profiles write them: a glob, or ``re:`` and a regular expression."""
+    patterns = t.strs(key)
+    for pattern in patterns:
+        if pattern.startswith("re:"):
+            try:
+                re.compile(pattern[3:])
+            except re.error as exc:
+                raise t.error(key, f"{pattern!r} is not a regular expression: {exc}") from exc
+    return tuple(p if p.startswith("re:") else p.lower() for p in patterns)
+
+
+def _cert_names(t: Table) -> tuple[str, ...]:
+    templates = t.strs("cert_names")
+    for template in templates:
+        for field_name in _PLACEHOLDER.findall(template):
+            if field_name not in CERT_NAME_FIELDS and field_name != "dns":
+                raise t.error("cert_names", f"{template!r}: unknown placeholder {{{field_name}}}; "
+                              "use {cn}, {serialNumber} or {dns}")
+        if template.startswith("re:"):
+            raise t.error("cert_names", f"{template!r}: templates are globs, not 're:' patterns")
+    return templates
+
+
+def _label(t: Table, name: str, settings: Settings,
+           users: Mapping[str, EstUser]) -> LabelSettings:
     if not _LABEL.match(name) or name in OPERATIONS:
         raise ConfigError(t.source, t.prefix, f"label {name!r} must be letters, digits, '.', "
                           "'_' or '-' and not an EST operation name")
@@ -112,20 +161,37 @@ def _label(t: Table, name: str, settings: Settings, users: Mapping[str, str]) ->
     label = LabelSettings(
         name=name, profile=profile, auth=auth, users=allowed,
         client_ca_der=_read_anchors(t, t.strs("client_ca_files")),
+        cert_names=_cert_names(t), names=_patterns(t, "names"),
+        trust_issuing_ca=t.bool("trust_issuing_ca"),
         base64_line_length=t.int("base64_line_length", 64, 0, 1024),
         proof_of_possession=t.bool("proof_of_possession"))
     t.check_unknown()
     return label
 
 
-def _users(t: Table) -> dict[str, str]:
-    for user, value in t.data.items():
-        if not isinstance(value, str) or not check_hash_format(value):
-            raise t.error(user, "expected a password hash made by `acme-gateway est "
-                          "hash-password` (plain passwords are never accepted)")
-        if ":" in user:
-            raise t.error(user, "a Basic user name cannot contain ':'")
-    return dict(t.data)
+_HASH_HINT = ("expected a password hash made by `acme-gateway est hash-password` (plain "
+              "passwords are never accepted)")
+
+
+def _user(t: Table, name: str) -> EstUser:
+    if ":" in name:
+        raise t.error(name, "a Basic user name cannot contain ':'")
+    value = t.data[name]
+    if isinstance(value, str):  # the short form: a hash, no names of its own
+        if not check_hash_format(value):
+            raise t.error(name, _HASH_HINT)
+        return EstUser(name, value)
+    user_t = t.table(name)
+    password = user_t.str("password")
+    if not check_hash_format(password):
+        raise user_t.error("password", _HASH_HINT)
+    user = EstUser(name, password, _patterns(user_t, "names"))
+    user_t.check_unknown()
+    return user
+
+
+def _users(t: Table) -> dict[str, EstUser]:
+    return {name: _user(t, name) for name in t.data}
 
 
 def parse(settings: Settings) -> EstSettings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -16,14 +17,17 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import NameOID
 
 from connectors.base import Connector
 from gateway import config, keys, tls
 from gateway.app import build_connectors, create_app
+from gateway.core.clock import Clock
 from gateway.core.service import Core
 from gateway.est.passwords import hash_password
 from gateway.est.trust import client_ca_pem
+from gateway.validation import Validator
 from tests.e2e.harness import free_port
 
 PASSWORD = "correct horse battery staple"
@@ -82,17 +86,23 @@ class Manufacturer:
         self.ca_file = self.dir / "manufacturer-ca.pem"
         self.ca_file.write_bytes(self.ca.public_bytes(PEM))
 
-    def device(self, cn: str = "SN-0001") -> tuple[Path, Path]:
-        """A device certificate and key as PEM files."""
+    def device(self, cn: str = "SN-0001", serial_number: str | None = None) -> tuple[Path, Path]:
+        """A device certificate and key as PEM files (subject CN, and serialNumber if given)."""
         key = ec_key()
         now = datetime.now(UTC)
+        subject = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+        if serial_number is not None:
+            # PrintableString as devices use, UTF8String for what it cannot hold (e.g. "*").
+            kind = None if re.fullmatch(r"[A-Za-z0-9 '()+,./:=?-]*", serial_number) \
+                else _ASN1Type.UTF8String
+            subject.append(x509.NameAttribute(NameOID.SERIAL_NUMBER, serial_number, _type=kind))
         cert = (x509.CertificateBuilder()
-                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+                .subject_name(x509.Name(subject))
                 .issuer_name(self.ca.subject).public_key(key.public_key())
                 .serial_number(x509.random_serial_number())
                 .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=7))
                 .sign(self.ca_key, hashes.SHA256()))
-        return write_pair(self.dir / cn, cert.public_bytes(DER), key)
+        return write_pair(self.dir / f"{cn}-{serial_number}", cert.public_bytes(DER), key)
 
 
 def write_pair(stem: Path, cert_der: bytes, key: Key) -> tuple[Path, Path]:
@@ -106,11 +116,22 @@ def write_pair(stem: Path, cert_der: bytes, key: Key) -> tuple[Path, Path]:
 
 def est_section(manufacturer_ca: Path, **overrides: Any) -> dict[str, Any]:
     """An [est] table with labels for every auth mode (password hashes cheap for tests)."""
-    users = {"alice": hash_password(PASSWORD, 1000), "bob": hash_password("bobs pw", 1000)}
+    # alice may request the routers' names; bob is a user bound to no names at all.
+    users = {"alice": {"password": hash_password(PASSWORD, 1000), "names": ["*.example.net"]},
+             "bob": hash_password("bobs pw", 1000),
+             "carol": {"password": hash_password(PASSWORD, 1000),
+                       "names": ["*.branch.example.net"]}}
     labels: dict[str, Any] = {
         "default": {"profile": "routers", "auth": "either"},
         "certonly": {"profile": "routers", "auth": "cert",
-                     "client_ca_files": [str(manufacturer_ca)]},
+                     "client_ca_files": [str(manufacturer_ca)], "names": ["*.example.net"]},
+        # Devices may request only the name derived from their certificate's serial number.
+        "devices": {"profile": "routers", "auth": "cert",
+                    "client_ca_files": [str(manufacturer_ca)],
+                    "cert_names": ["{serialNumber}.devices.example.net"]},
+        # Certificates of the label's own CA may enroll here, for their own names.
+        "issuing": {"profile": "routers", "auth": "cert", "trust_issuing_ca": True,
+                    "cert_names": ["{cn}", "{dns}"]},
         "basic": {"profile": "routers", "auth": "basic", "users": ["alice"]},
         "both": {"profile": "routers", "auth": "both",
                  "client_ca_files": [str(manufacturer_ca)]},
@@ -126,9 +147,13 @@ def est_section(manufacturer_ca: Path, **overrides: Any) -> dict[str, Any]:
     return section
 
 
-def settings_doc(tmp: Path, est: dict[str, Any]) -> dict[str, Any]:
-    """A gateway config with a local CA and a "slow" CA slot filled by a fake in tests."""
-    return {
+def settings_doc(tmp: Path, est: dict[str, Any],
+                 profiles: Mapping[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A gateway config with a local CA and a "slow" CA slot filled by a fake in tests.
+
+    ``profiles`` adds keys to (or adds) profiles by name.
+    """
+    doc = {
         "server": {"data_dir": str(tmp / "gw"), "listen": "127.0.0.1",
                    "https_port": free_port()},
         "cas": {"local": {"type": "local"}, "slow": {"type": "local"}},
@@ -142,6 +167,9 @@ def settings_doc(tmp: Path, est: dict[str, Any]) -> dict[str, Any]:
         },
         "est": est,
     }
+    for name, options in (profiles or {}).items():
+        doc["profiles"].setdefault(name, {"ca": "local"}).update(options)  # type: ignore[index]
+    return doc
 
 
 @dataclass
@@ -169,18 +197,22 @@ class Gateway:
 
 
 @asynccontextmanager
-async def running_gateway(tmp: Path, est: dict[str, Any], slow: Connector | None = None
+async def running_gateway(tmp: Path, est: dict[str, Any], slow: Connector | None = None, *,
+                          profiles: Mapping[str, dict[str, Any]] | None = None,
+                          validator: Validator | None = None, clock: Clock | None = None
                           ) -> AsyncIterator[Gateway]:
     """The real app on a loopback HTTPS port, client certificates requested as in `serve`.
 
-    ``slow`` replaces the CA of the "slow" profile (e.g. a fake that answers Pending).
+    ``slow`` replaces the CA of the "slow" profile (e.g. a fake that answers Pending);
+    ``profiles`` changes profiles (see :func:`settings_doc`); ``validator`` and
+    ``clock`` are given to the app (ACME orders, time-dependent checks).
     """
-    settings = config.parse(settings_doc(tmp, est), "est-test")
+    settings = config.parse(settings_doc(tmp, est, profiles), "est-test")
     cert = tls.ensure_self_signed(settings.server)
     connectors = build_connectors(settings)
     if slow is not None:
         connectors["slow"] = slow
-    app = create_app(settings, connectors=connectors)
+    app = create_app(settings, connectors=connectors, validator=validator, clock=clock)
     runner = web.AppRunner(app)
     await runner.setup()
     ctx = tls.server_context(settings.server, client_ca_data=await client_ca_pem(app))

@@ -13,7 +13,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from gateway.est.pkcs7 import OID_CHALLENGE_PASSWORD, parse_csr_attributes
 from tests.est.support import (
     ALICE,
-    DER,
     Gateway,
     Manufacturer,
     b64,
@@ -21,7 +20,6 @@ from tests.est.support import (
     ec_key,
     make_csr,
     request,
-    write_pair,
 )
 
 CERTS_ONLY = "application/pkcs7-mime; smime-type=certs-only"
@@ -122,15 +120,6 @@ async def test_both_needs_certificate_and_password(gw: Gateway,
     assert status == 403
     status, _, body = await request(gw, "POST", "/both/simpleenroll", csr, ALICE,
                                     cert=manufacturer.device())
-    assert status == 200, body
-
-
-async def test_either_accepts_gateway_issued_certificate(gw: Gateway, tmp_path: Path) -> None:
-    key = ec_key()
-    _, _, body = await request(gw, "POST", "/basic/simpleenroll", b64(make_csr(key)), ALICE)
-    pair = write_pair(tmp_path / "issued", certs_of(body)[0].public_bytes(DER), key)
-    status, _, body = await request(gw, "POST", "/simpleenroll",
-                                    b64(make_csr(ec_key(), cn="other.example.net")), cert=pair)
     assert status == 200, body
 
 

@@ -59,7 +59,7 @@ async def test_reenroll_needs_a_certificate_issued_here(gw: Gateway,
     status, _, body = await request(gw, "POST", "/certonly/simplereenroll",
                                     b64(make_csr(ec_key(), cn="SN-0001", org=None)),
                                     cert=manufacturer.device())
-    assert status == 403 and b"this gateway issued" in body
+    assert status == 403 and b"trusts for re-enrollment (its issuing CA)" in body
     status, _, body = await request(gw, "POST", "/basic/simplereenroll",
                                     b64(make_csr(ec_key())), ALICE)
     assert status == 403 and b"certificate being renewed" in body

@@ -33,6 +33,7 @@ allowed_patterns = ["*.example.net"]
 profile = "default"
 auth = "cert"
 client_ca_files = ["{manufacturer.ca_file}"]
+cert_names = ["{{serialNumber}}.devices.example.net"]
 {extra}
 """)
     return path
@@ -57,14 +58,19 @@ async def test_serve_accepts_manufacturer_certificate(tmp_path: Path) -> None:
             assert line, "the gateway exited before listening"
             if line.startswith(b"EST base:"):
                 break
-        (tmp_path / "csr.b64").write_bytes(b64(make_csr(ec_key())))
-        cert, key = manufacturer.device()
+        cert, key = manufacturer.device(serial_number="SN-0042")
         server_pem = tmp_path / "data" / "tls" / "server.pem"
-        out = await run("curl", "--silent", "--show-error", "--fail", "--cacert", server_pem,
-                        "--cert", cert, "--key", key, "-H", "Content-Type: application/pkcs10",
-                        "--data-binary", "@csr.b64", "-w", "\\n%{http_code}",
-                        f"https://127.0.0.1:{port}/.well-known/est/mfg/simpleenroll", cwd=tmp_path)
-        assert out.rstrip().endswith("200") and out.startswith("MII")
+        url = f"https://127.0.0.1:{port}/.well-known/est/mfg/simpleenroll"
+        for name, status in (("sn-0042.devices.example.net", "200"),
+                             ("router01.example.net", "403")):
+            (tmp_path / "csr.b64").write_bytes(b64(make_csr(ec_key(), cn=name)))
+            out = await run("curl", "--silent", "--show-error", "--cacert", server_pem,
+                            "--cert", cert, "--key", key, "-H", "Content-Type: application/pkcs10",
+                            "--data-binary", "@csr.b64", "-w", "\\n%{http_code}", url,
+                            cwd=tmp_path)
+            assert out.rstrip().endswith(status), out
+            assert status != "200" or out.startswith("MII")
+        assert out.startswith("est:cert:") and "may not request router01.example.net" in out
     finally:
         proc.terminate()
         await proc.wait()

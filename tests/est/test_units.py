@@ -24,6 +24,9 @@ def _settings(est: dict[str, Any], tmp: Path) -> config.Settings:
     return config.parse(doc, "gw.toml")
 
 
+HASH = hash_password("pw", 1000)
+
+
 @pytest.mark.parametrize("est,key", [
     ({"labels": {"a": {"profile": "nope"}}}, "est.labels.a.profile"),
     ({"labels": {"a": {"auth": "token"}}}, "est.labels.a.auth"),
@@ -33,6 +36,14 @@ def _settings(est: dict[str, Any], tmp: Path) -> config.Settings:
      "est.labels.a.client_ca_files"),
     ({"labels": {"simpleenroll": {}}}, "est.labels.simpleenroll"),
     ({"users": {"alice": "plain text"}}, "est.users.alice"),
+    ({"users": {"alice": {"password": "plain text"}}}, "est.users.alice.password"),
+    ({"users": {"alice": {"password": HASH, "names": "*.example.net"}}},
+     "est.users.alice.names"),
+    ({"users": {"alice": {"password": HASH, "name": ["x"]}}}, "est.users.alice.name"),
+    ({"users": {"alice": {"password": HASH, "names": ["re:(("]}}}, "est.users.alice.names"),
+    ({"labels": {"a": {"cert_names": ["{mac}.example.net"]}}}, "est.labels.a.cert_names"),
+    ({"labels": {"a": {"cert_names": ["re:.*"]}}}, "est.labels.a.cert_names"),
+    ({"labels": {"a": {"trust_issuing_ca": "yes"}}}, "est.labels.a.trust_issuing_ca"),
     ({"default_label": "x", "labels": {"a": {}}}, "est.default_label"),
     ({"unknown": 1}, "est.unknown"),
 ])
@@ -48,6 +59,18 @@ def test_defaults(tmp_path: Path) -> None:
     assert est.labels["default"].profile == "default" and est.labels["default"].auth == "cert"
     assert est.labels["b"].base64_line_length == 64 and not est.labels["b"].proof_of_possession
     assert parse(_settings({}, tmp_path)).labels == {}
+    # Nothing is granted by default: no names, no trust in the label's own issuing CA.
+    label = est.labels["default"]
+    assert (label.names, label.cert_names, label.trust_issuing_ca) == ((), (), False)
+
+
+def test_user_forms(tmp_path: Path) -> None:
+    hashed = hash_password("pw", 1000)
+    est = parse(_settings({"users": {"short": hashed, "full": {
+        "password": hashed, "names": ["*.Branch.example.net", "re:r[0-9]+\\.example\\.net"]}}},
+        tmp_path))
+    assert est.users["short"].password_hash == hashed and est.users["short"].names == ()
+    assert est.users["full"].names == ("*.branch.example.net", "re:r[0-9]+\\.example\\.net")
 
 
 def test_password_hashes() -> None:

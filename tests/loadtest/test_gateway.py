@@ -60,6 +60,7 @@ resolvers = ["127.0.0.1:{ports["dns"]}"]
 profile = "default"
 auth = "cert"
 client_ca_files = ["{tmp_path / "client.pem"}"]
+names = ["*.loadtest.test"]
 """)
     return path
 

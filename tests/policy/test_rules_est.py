@@ -16,7 +16,9 @@ from tests.policy.test_rules_acme import _csr, _p256
 
 
 def _enroll(csr: bytes, profile: str, requester: str = "est:user:device1") -> EnrollRequest:
-    return EnrollRequest(requester=requester, profile=profile, csr_der=csr, wait_seconds=5.0)
+    # Bound to every name, so that the profile's rules alone decide.
+    return EnrollRequest(requester=requester, profile=profile, csr_der=csr, wait_seconds=5.0,
+                         allowed_names=("*",))
 
 
 CASES = [
