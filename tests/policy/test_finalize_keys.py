@@ -1,9 +1,11 @@
-"""Finalize compares keys: the CSR's with the account's, the CA's answer with the CSR's."""
+"""Finalize checks keys: weak or malformed CSR keys are refused; the CSR's key is compared
+with the account's, the CA's answer with the CSR's."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from connectors.base import Issued, IssueRequest, IssueResult
@@ -12,6 +14,9 @@ from tests.acme.conftest import FakeValidator
 from tests.acmeclient import AcmeClient, make_csr
 from tests.fakes.scripted_ca import ScriptedCA
 from tests.policy.conftest import finalize, ready_order, settings_for
+from tests.weakkeys import MALFORMED_KEYS, WEAK_KEYS, with_public_key
+
+BAD_PUBLIC_KEY = "urn:ietf:params:acme:error:badPublicKey"
 
 
 class WrongKeyCA(ScriptedCA):
@@ -56,3 +61,28 @@ async def test_certificate_for_another_key_fails_the_order(aiohttp_client: Any,
     assert body["error"]["type"].endswith(":serverInternal")
     assert "different key" in body["error"]["detail"]
     assert "certificate" not in body
+
+
+@pytest.mark.parametrize("weakness", sorted(WEAK_KEYS))
+async def test_finalize_refuses_a_weak_key_with_the_reason(aiohttp_client: Any, tmp_path: Any,
+                                                          weakness: str) -> None:
+    make, words = WEAK_KEYS[weakness]
+    c = await _client(aiohttp_client, tmp_path)
+    order = await ready_order(c, ["w.example.com"], "default")
+    resp, body = await finalize(c, order, make_csr(["w.example.com"], make())[0])
+    assert resp.status == 400 and body["type"] == BAD_PUBLIC_KEY
+    assert body["detail"].startswith("the CSR's public key is weak: ") and words in body["detail"]
+    resp, body = await finalize(c, order, make_csr(["w.example.com"])[0])
+    assert body["status"] == "valid"  # the refusal left the order ready
+
+
+@pytest.mark.parametrize("malformed", sorted(MALFORMED_KEYS))
+async def test_finalize_refuses_a_key_that_cannot_load(aiohttp_client: Any, tmp_path: Any,
+                                                       malformed: str) -> None:
+    make_spki, words = MALFORMED_KEYS[malformed]
+    c = await _client(aiohttp_client, tmp_path)
+    order = await ready_order(c, ["m.example.com"], "default")
+    csr = with_public_key(make_csr(["m.example.com"])[0], make_spki())
+    resp, body = await finalize(c, order, csr)
+    assert resp.status == 400 and body["type"] == BAD_PUBLIC_KEY
+    assert "the CSR's public key is malformed" in body["detail"] and words in body["detail"]
