@@ -164,3 +164,23 @@ MALFORMED_KEYS: dict[str, tuple[Callable[[], bytes], str]] = {
     "even exponent": (even_exponent_spki, "e must be odd"),
 }
 """Per class: a SubjectPublicKeyInfo the library will not load, and words of its refusal."""
+
+
+CsrCase = tuple[str, Callable[[], bytes], str, str]
+
+
+def refused_csr_cases(make_csr: Callable[[ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey], bytes]
+                      ) -> list[CsrCase]:
+    """Per weak or malformed key class: (id, CSR factory, start of the reason, its words).
+
+    ``make_csr`` signs a CSR that the front end under test would otherwise accept.
+    """
+    cases: list[CsrCase] = []
+    for name, (make, words) in sorted(WEAK_KEYS.items()):
+        cases.append((f"weak: {name}", lambda m=make: make_csr(m()),
+                      "the CSR's public key is weak: ", words))
+    for name, (spki, words) in sorted(MALFORMED_KEYS.items()):
+        cases.append((f"malformed: {name}", lambda s=spki: with_public_key(
+            make_csr(ec.generate_private_key(ec.SECP256R1())), s()),
+            "the CSR's public key is malformed: ", words))
+    return cases

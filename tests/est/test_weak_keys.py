@@ -6,7 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.est.support import (
     ALICE,
@@ -19,23 +18,10 @@ from tests.est.support import (
     request,
     write_pair,
 )
-from tests.weakkeys import MALFORMED_KEYS, WEAK_KEYS, roca_key, with_public_key
+from tests.weakkeys import MALFORMED_KEYS, refused_csr_cases, roca_key, with_public_key
 
-
-def _weak_csr(make: Callable[[], rsa.RSAPrivateKey]) -> bytes:
-    return make_csr(make(), cn="w1.example.net", sans=("w1.example.net",))
-
-
-def _malformed_csr(make_spki: Callable[[], bytes]) -> bytes:
-    return with_public_key(make_csr(ec_key(), cn="m1.example.net", sans=("m1.example.net",)),
-                           make_spki())
-
-
-CASES = [(f"weak: {name}", lambda m=make: _weak_csr(m), "the CSR's public key is weak: ", words)
-         for name, (make, words) in sorted(WEAK_KEYS.items())]
-CASES += [(f"malformed: {name}", lambda m=make: _malformed_csr(m),
-           "the CSR's public key is malformed: ", words)
-          for name, (make, words) in sorted(MALFORMED_KEYS.items())]
+CASES = refused_csr_cases(lambda key: make_csr(key, cn="w1.example.net",
+                                               sans=("w1.example.net",)))
 
 
 @pytest.mark.parametrize(("case", "csr", "prefix", "words"), CASES, ids=[c[0] for c in CASES])
@@ -60,6 +46,7 @@ async def test_simplereenroll_to_a_weak_key_is_refused(gw: Gateway, tmp_path: Pa
 
 
 async def test_serverkeygen_refuses_a_template_whose_key_cannot_load(gw: Gateway) -> None:
-    csr = _malformed_csr(MALFORMED_KEYS["off-curve point"][0])
+    template = make_csr(ec_key(), cn="m1.example.net", sans=("m1.example.net",))
+    csr = with_public_key(template, MALFORMED_KEYS["off-curve point"][0]())
     status, _, body = await request(gw, "POST", "/basic/serverkeygen", b64(csr), auth=ALICE)
     assert status == 400 and b"the CSR's public key is malformed" in body

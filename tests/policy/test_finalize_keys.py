@@ -3,6 +3,7 @@ with the account's, the CA's answer with the CSR's."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from tests.acme.conftest import FakeValidator
 from tests.acmeclient import AcmeClient, make_csr
 from tests.fakes.scripted_ca import ScriptedCA
 from tests.policy.conftest import finalize, ready_order, settings_for
-from tests.weakkeys import MALFORMED_KEYS, WEAK_KEYS, with_public_key
+from tests.weakkeys import refused_csr_cases
 
 BAD_PUBLIC_KEY = "urn:ietf:params:acme:error:badPublicKey"
 
@@ -63,26 +64,17 @@ async def test_certificate_for_another_key_fails_the_order(aiohttp_client: Any,
     assert "certificate" not in body
 
 
-@pytest.mark.parametrize("weakness", sorted(WEAK_KEYS))
-async def test_finalize_refuses_a_weak_key_with_the_reason(aiohttp_client: Any, tmp_path: Any,
-                                                          weakness: str) -> None:
-    make, words = WEAK_KEYS[weakness]
+CASES = refused_csr_cases(lambda key: make_csr(["w.example.com"], key)[0])
+
+
+@pytest.mark.parametrize(("case", "csr", "prefix", "words"), CASES, ids=[c[0] for c in CASES])
+async def test_finalize_refuses_the_key_with_the_reason(aiohttp_client: Any, tmp_path: Any,
+                                                       case: str, csr: Callable[[], bytes],
+                                                       prefix: str, words: str) -> None:
     c = await _client(aiohttp_client, tmp_path)
     order = await ready_order(c, ["w.example.com"], "default")
-    resp, body = await finalize(c, order, make_csr(["w.example.com"], make())[0])
-    assert resp.status == 400 and body["type"] == BAD_PUBLIC_KEY
-    assert body["detail"].startswith("the CSR's public key is weak: ") and words in body["detail"]
+    resp, body = await finalize(c, order, csr())
+    assert resp.status == 400 and body["type"] == BAD_PUBLIC_KEY, case
+    assert body["detail"].startswith(prefix) and words in body["detail"], case
     resp, body = await finalize(c, order, make_csr(["w.example.com"])[0])
     assert body["status"] == "valid"  # the refusal left the order ready
-
-
-@pytest.mark.parametrize("malformed", sorted(MALFORMED_KEYS))
-async def test_finalize_refuses_a_key_that_cannot_load(aiohttp_client: Any, tmp_path: Any,
-                                                       malformed: str) -> None:
-    make_spki, words = MALFORMED_KEYS[malformed]
-    c = await _client(aiohttp_client, tmp_path)
-    order = await ready_order(c, ["m.example.com"], "default")
-    csr = with_public_key(make_csr(["m.example.com"])[0], make_spki())
-    resp, body = await finalize(c, order, csr)
-    assert resp.status == 400 and body["type"] == BAD_PUBLIC_KEY
-    assert "the CSR's public key is malformed" in body["detail"] and words in body["detail"]
