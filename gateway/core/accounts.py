@@ -10,6 +10,7 @@ from gateway import audit
 from gateway.config import AcmeSettings
 from gateway.core.clock import Clock
 from gateway.core.eab import EabProof, EabService
+from gateway.core.keys import check_account_key
 from gateway.core.models import DEACTIVATED, VALID, Account, new_id
 from gateway.errors import ErrorKind, GatewayError
 from gateway.storage.base import Conflict, Insert, Op, Store, Update
@@ -56,6 +57,7 @@ class AccountService:
         With ``eab`` (a binding whose wire form the front end checked), the MAC is
         verified and the key consumed in the same unit that creates the account.
         """
+        check_account_key(jwk)  # before the lookup: a weak key gets nothing, not even its account
         existing = await self.store.get_account_by_thumbprint(thumbprint)
         if existing is not None:
             return existing, False
@@ -133,6 +135,7 @@ class AccountService:
     async def change_key(self, account: Account, new_jwk: dict[str, Any],
                          new_thumbprint: str) -> Account:
         """Roll the account over to a new key (RFC 8555 §7.3.5)."""
+        check_account_key(new_jwk)
         holder = await self.store.get_account_by_thumbprint(new_thumbprint)
         if holder is not None:
             raise GatewayError(ErrorKind.CONFLICT, holder.id)

@@ -12,10 +12,13 @@ import ipaddress
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
 
+from gateway.core import goodkey
 from gateway.core.models import Identifier
 from gateway.errors import ErrorKind, GatewayError
 
@@ -68,13 +71,13 @@ def parse_csr(der: bytes) -> ParsedCSR:
         csr = x509.load_der_x509_csr(der)
     except ValueError as exc:
         raise bad_csr("the CSR is not a valid DER PKCS#10 request") from exc
+    key = _public_key(csr)
     try:
         signature_ok = csr.is_signature_valid
     except Exception as exc:  # unsupported algorithms surface as various errors
         raise bad_csr(f"the CSR signature cannot be checked: {exc}") from exc
     if not signature_ok:
         raise bad_csr("the CSR signature does not verify")
-    key = csr.public_key()
     key_type, bits = _key_info(key)
     try:
         ext = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
@@ -91,6 +94,17 @@ def parse_csr(der: bytes) -> ParsedCSR:
     return ParsedCSR(der, csr, dns, ips, cn, key_type, bits, hashlib.sha256(spki).hexdigest())
 
 
+def _public_key(csr: x509.CertificateSigningRequest) -> PublicKeyTypes:
+    """The CSR's key; one the library refuses to load (an EC point off its curve or at
+    infinity, an even RSA exponent) is named as such rather than as a bad signature."""
+    try:
+        return csr.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise GatewayError(ErrorKind.BAD_PUBLIC_KEY,
+                           f"the CSR's public key is malformed: {str(exc).rstrip('.')}; "
+                           "generate a new key") from exc
+
+
 def _key_info(key: object) -> tuple[str, int]:
     if isinstance(key, rsa.RSAPublicKey):
         return "rsa", key.key_size
@@ -105,7 +119,7 @@ def _key_info(key: object) -> tuple[str, int]:
 
 
 def check_key(parsed: ParsedCSR, key_types: tuple[str, ...], min_rsa_bits: int) -> None:
-    """Refuse key types and sizes the profile does not allow."""
+    """Refuse key types and sizes the profile does not allow, then weak keys (goodkey)."""
     if parsed.key_type not in key_types:
         raise GatewayError(ErrorKind.BAD_PUBLIC_KEY,
                            f"{parsed.key_type.upper()} keys are not allowed by this profile "
@@ -114,6 +128,7 @@ def check_key(parsed: ParsedCSR, key_types: tuple[str, ...], min_rsa_bits: int) 
         raise GatewayError(ErrorKind.BAD_PUBLIC_KEY,
                            f"RSA key of {parsed.key_bits} bits is too small; "
                            f"the minimum is {min_rsa_bits}")
+    goodkey.check_public_key(parsed.csr.public_key(), "the CSR's public key")
 
 
 def check_names(parsed: ParsedCSR, wanted: tuple[Identifier, ...]) -> None:

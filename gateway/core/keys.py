@@ -1,16 +1,21 @@
-"""Public-key helpers the core needs: JWK → key, SPKI hashes, thumbprints."""
+"""Public-key helpers the core needs: JWK → key, SPKI hashes, thumbprints, weak keys."""
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import josepy
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from josepy.jwk import JWK
 
+from gateway.core import goodkey
 from gateway.errors import ErrorKind, GatewayError
+
+T = TypeVar("T")
+ACCOUNT_KEY = "the account key"
 
 
 def jwk_public_key(jwk: dict[str, Any]) -> PublicKeyTypes:
@@ -31,7 +36,19 @@ def spki_sha256(key: PublicKeyTypes) -> str:
 
 
 _SPKI_BY_THUMBPRINT: dict[str, str] = {}
-_SPKI_CACHE_SIZE = 4096
+_WEAKNESS_BY_THUMBPRINT: dict[str, str | None] = {}
+_THUMBPRINT_CACHE_SIZE = 4096
+
+
+def _by_thumbprint(cache: dict[str, T], thumbprint: str, make: Callable[[], T]) -> T:
+    """``make()``, remembered under an RFC 7638 thumbprint (a hash of the key itself)."""
+    if thumbprint in cache:
+        return cache[thumbprint]
+    found = make()
+    if len(cache) >= _THUMBPRINT_CACHE_SIZE:
+        del cache[next(iter(cache))]
+    cache[thumbprint] = found
+    return found
 
 
 def account_key_spki(thumbprint: str, jwk: dict[str, Any]) -> str:
@@ -41,13 +58,19 @@ def account_key_spki(thumbprint: str, jwk: dict[str, Any]) -> str:
     and its DER encoding each time costs an EC point conversion. The thumbprint
     is a hash of the key itself, so it names one key.
     """
-    found = _SPKI_BY_THUMBPRINT.get(thumbprint)
-    if found is None:
-        found = spki_sha256(jwk_public_key(jwk))
-        if len(_SPKI_BY_THUMBPRINT) >= _SPKI_CACHE_SIZE:
-            del _SPKI_BY_THUMBPRINT[next(iter(_SPKI_BY_THUMBPRINT))]
-        _SPKI_BY_THUMBPRINT[thumbprint] = found
-    return found
+    return _by_thumbprint(_SPKI_BY_THUMBPRINT, thumbprint,
+                          lambda: spki_sha256(jwk_public_key(jwk)))
+
+
+def check_account_key(jwk: dict[str, Any]) -> None:
+    """Refuse a weak account key (badPublicKey naming the weakness)."""
+    goodkey.check_public_key(jwk_public_key(jwk), ACCOUNT_KEY)
+
+
+def account_key_weakness(thumbprint: str, jwk: dict[str, Any]) -> str | None:
+    """Why an account's key is weak, or None; cached by thumbprint, as it is asked per order."""
+    return _by_thumbprint(_WEAKNESS_BY_THUMBPRINT, thumbprint,
+                          lambda: goodkey.key_weakness(jwk_public_key(jwk)))
 
 
 def jwk_thumbprint(jwk: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 from gateway import audit
 from gateway.config import ProfileSettings, Settings
 from gateway.core.clock import Clock
+from gateway.core.keys import account_key_weakness
 from gateway.core.models import (
     DEACTIVATED,
     INVALID,
@@ -101,6 +102,7 @@ class OrderService:
         if profile_name is not None and not isinstance(profile_name, str):
             raise GatewayError(ErrorKind.MALFORMED, "profile must be a string")
         actor = audit.acme_actor(account.id)
+        await self._check_account_key(account, actor)
         binding = await self._binding(account, actor)
         profile = await self.profiles.select(profile_name, actor=actor, binding=binding)
         idents = await self.profiles.check_identifiers(
@@ -118,6 +120,17 @@ class OrderService:
                                      profile=profile.name, ca=profile.ca, request_id=order_id)
         await self.store.apply([Insert(order), *(Insert(a) for a in authzs), requested])
         return order
+
+    async def _check_account_key(self, account: Account, actor: str) -> None:
+        """An account whose key is weak (registered before a check judged it so) orders nothing."""
+        weakness = account_key_weakness(account.thumbprint, account.jwk)
+        if weakness is None:
+            return
+        detail = (f"the account key is weak: {weakness}; roll the account over to a new key "
+                  "(key-change, RFC 8555 §7.3.5) before ordering")
+        await self.trail.record(audit.POLICY_REFUSED, actor=actor,
+                                result=ErrorKind.BAD_PUBLIC_KEY.value, detail=detail)
+        raise GatewayError(ErrorKind.BAD_PUBLIC_KEY, detail)
 
     async def _binding(self, account: Account, actor: str) -> EabKey | None:
         """The EAB key that limits this account; refused once that key is revoked."""

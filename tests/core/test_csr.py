@@ -11,6 +11,7 @@ from gateway.core import csr
 from gateway.core.models import Identifier
 from gateway.errors import ErrorKind, GatewayError
 from tests.acmeclient import make_csr
+from tests.weakkeys import MALFORMED_KEYS, WEAK_KEYS, with_public_key
 
 
 def test_parse_extracts_names_and_key() -> None:
@@ -64,3 +65,24 @@ def test_cn_only_csr_is_accepted() -> None:
            .sign(key, hashes.SHA256()))
     parsed = csr.parse_csr(req.public_bytes(serialization.Encoding.DER))
     csr.check_names(parsed, (Identifier("dns", "c.example.com"),))
+
+
+@pytest.mark.parametrize("malformed", sorted(MALFORMED_KEYS))
+def test_key_the_library_cannot_load_is_refused_as_such(malformed: str) -> None:
+    make_spki, words = MALFORMED_KEYS[malformed]
+    der = with_public_key(make_csr(["a.example.com"])[0], make_spki())
+    with pytest.raises(GatewayError) as err:
+        csr.parse_csr(der)
+    assert err.value.kind is ErrorKind.BAD_PUBLIC_KEY
+    assert "the CSR's public key is malformed" in err.value.detail
+    assert words in err.value.detail
+
+
+@pytest.mark.parametrize("weakness", sorted(WEAK_KEYS))
+def test_key_rules_refuse_weak_keys(weakness: str) -> None:
+    make, words = WEAK_KEYS[weakness]
+    parsed = csr.parse_csr(make_csr(["a.example.com"], key=make())[0])
+    with pytest.raises(GatewayError) as err:
+        csr.check_key(parsed, ("rsa", "ec"), 2048)
+    assert err.value.kind is ErrorKind.BAD_PUBLIC_KEY
+    assert err.value.detail.startswith("the CSR's public key is weak") and words in err.value.detail

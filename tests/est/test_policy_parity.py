@@ -6,12 +6,14 @@ import pytest
 
 from gateway.core.models import Account
 from gateway.errors import GatewayError
+from tests.acmeclient import jwk_of, thumbprint
 from tests.est.support import PASSWORD, Gateway, b64, ec_key, make_csr, request
 
 
 @pytest.mark.parametrize("kind,name", [("dns", "www.evil.org"), ("ip", "192.0.2.7")])
 async def test_same_refusal_text_through_acme_and_est(gw: Gateway, kind: str, name: str) -> None:
-    acme_account = Account(id="acct-1", thumbprint="t", jwk={})
+    key = ec_key()  # newOrder judges the account's key: it must be a real one
+    acme_account = Account(id="acct-1", thumbprint=thumbprint(key), jwk=jwk_of(key))
     with pytest.raises(GatewayError) as acme:
         await gw.core.orders.new_order(acme_account, {
             "profile": "routers", "identifiers": [{"type": kind, "value": name}]})

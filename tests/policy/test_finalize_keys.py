@@ -1,9 +1,12 @@
-"""Finalize compares keys: the CSR's with the account's, the CA's answer with the CSR's."""
+"""Finalize checks keys: weak or malformed CSR keys are refused; the CSR's key is compared
+with the account's, the CA's answer with the CSR's."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from connectors.base import Issued, IssueRequest, IssueResult
@@ -12,6 +15,9 @@ from tests.acme.conftest import FakeValidator
 from tests.acmeclient import AcmeClient, make_csr
 from tests.fakes.scripted_ca import ScriptedCA
 from tests.policy.conftest import finalize, ready_order, settings_for
+from tests.weakkeys import refused_csr_cases
+
+BAD_PUBLIC_KEY = "urn:ietf:params:acme:error:badPublicKey"
 
 
 class WrongKeyCA(ScriptedCA):
@@ -56,3 +62,19 @@ async def test_certificate_for_another_key_fails_the_order(aiohttp_client: Any,
     assert body["error"]["type"].endswith(":serverInternal")
     assert "different key" in body["error"]["detail"]
     assert "certificate" not in body
+
+
+CASES = refused_csr_cases(lambda key: make_csr(["w.example.com"], key)[0])
+
+
+@pytest.mark.parametrize(("case", "csr", "prefix", "words"), CASES, ids=[c[0] for c in CASES])
+async def test_finalize_refuses_the_key_with_the_reason(aiohttp_client: Any, tmp_path: Any,
+                                                       case: str, csr: Callable[[], bytes],
+                                                       prefix: str, words: str) -> None:
+    c = await _client(aiohttp_client, tmp_path)
+    order = await ready_order(c, ["w.example.com"], "default")
+    resp, body = await finalize(c, order, csr())
+    assert resp.status == 400 and body["type"] == BAD_PUBLIC_KEY, case
+    assert body["detail"].startswith(prefix) and words in body["detail"], case
+    resp, body = await finalize(c, order, make_csr(["w.example.com"])[0])
+    assert body["status"] == "valid"  # the refusal left the order ready
