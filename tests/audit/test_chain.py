@@ -70,9 +70,9 @@ async def test_removed_rows_are_named(store: SQLiteStore, tmp_path: Path) -> Non
     problems = (await audit_report.verify(store)).problems
     assert problems[0] == "row 3 removed (the sequence jumps from 2 to 4)"
     _sql(tmp_path, "DELETE FROM audit_events WHERE seq >= 5")
-    problems = (await audit_report.verify(store, anchor=head)).problems
-    assert problems[-1] == ("row 6 of the anchor is gone: rows were removed from the end "
-                            "(the chain now ends at row 4)")
+    problems = (await audit_report.verify(store, [audit_report.kept_head(head)])).problems
+    assert problems[-1] == ("row 6 of the anchor you kept is gone: rows were removed from "
+                            "the end (the chain now ends at row 4)")
 
 
 async def test_concurrent_units_and_rolled_back_units_keep_the_chain(
