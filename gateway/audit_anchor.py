@@ -89,9 +89,14 @@ class AnchorKey:
     @classmethod
     def load(cls, path: Path) -> AnchorKey:
         """Read the key; OSError when it cannot be read, ValueError when it is not one."""
-        private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        try:
+            private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path} is not an unencrypted PEM private key ({exc}); "
+                             "restore it from its backup") from exc
         if not isinstance(private, Ed25519PrivateKey):
-            raise ValueError(f"{path} holds a {type(private).__name__}, not an Ed25519 key")
+            raise ValueError(f"{path} holds a {type(private).__name__}, not an Ed25519 key; "
+                             "restore the anchor key from its backup")
         return cls(private, path)
 
     @classmethod
@@ -113,6 +118,19 @@ class AnchorKey:
             out.flush()
             os.fsync(out.fileno())
         return cls(private, path)
+
+    @classmethod
+    def for_log(cls, path: Path, log_path: Path) -> AnchorKey:
+        """The key that signs ``log_path``: created only while that log has no anchor yet.
+
+        A new key beside an old log would make every earlier anchor look forged;
+        a lost key is for the operator to restore or to retire with its log.
+        """
+        if not path.exists() and last_line(log_path) is not None:
+            raise ValueError(f"the anchor log {log_path} has anchors but their key {path} is "
+                             "missing: restore the key from its backup, or move the log aside "
+                             "(keep it) to start a new key and log")
+        return cls.load_or_create(path)
 
     def public_pem(self) -> str:
         """The public key, for an operator who checks anchors elsewhere."""

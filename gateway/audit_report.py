@@ -114,7 +114,7 @@ async def verify(store: Store, pins: Iterable[Pin] = ()) -> ChainCheck:
     pinned: defaultdict[int, list[Pin]] = defaultdict(list)
     for pin in pins:
         pinned[pin.seq].append(pin)
-    found: dict[int, str] = {}
+    found: dict[int, str] = {0: audit_chain.GENESIS}  # the head of an empty chain
     prev_seq, prev_hash = 0, audit_chain.GENESIS
     async for row in rows_of(store):
         result.problems += check_row(row, prev_seq, prev_hash)

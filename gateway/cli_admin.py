@@ -242,7 +242,8 @@ def _anchor_summary(anchors: audit_anchor.AnchorCheck, last_seq: int) -> str:
 async def audit_anchor_key(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     """``audit anchor-key``: what an operator pins elsewhere to recognise the anchor key."""
     try:
-        key = audit_anchor.AnchorKey.load_or_create(settings.anchor_key_file())
+        key = audit_anchor.AnchorKey.for_log(settings.anchor_key_file(),
+                                             settings.anchor_log_file())
     except (OSError, ValueError) as exc:
         print(f"acme-gateway: cannot use the anchor key {settings.anchor_key_file()}: {exc}",
               file=sys.stderr)

@@ -55,12 +55,10 @@ class AnchorWriter:
     def _load_key(self) -> AnchorKey:
         path = self.settings.anchor_key_file()
         try:
-            return AnchorKey.load_or_create(path)
+            return AnchorKey.for_log(path, self.log_path)
         except (OSError, ValueError) as exc:
             raise ConfigError(self.settings.source, "audit.anchor_key_file",
-                              f"cannot use the audit anchor key {path}: {exc}; restore it "
-                              "from its backup, or move it aside to start a new key "
-                              "(and a new anchor log)") from exc
+                              f"cannot use the audit anchor key {path}: {exc}") from exc
 
     async def stop(self) -> None:
         """Stop the timer and anchor the final head (a clean shutdown leaves no gap)."""

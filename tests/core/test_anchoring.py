@@ -177,3 +177,15 @@ async def test_a_secondary_worker_writes_no_anchor(aiohttp_client: Any, tmp_path
     await http.close()
     assert not settings.anchor_log_file().exists()
     assert not settings.anchor_key_file().exists()
+
+
+async def test_a_lost_key_is_not_silently_replaced(tmp_path: Path, store: SQLiteStore) -> None:
+    _, settings = write_config(tmp_path)
+    await append(store, 1)
+    writer = AnchorWriter(settings, store, FakeClock())
+    await writer.start()
+    await writer.stop()
+    settings.anchor_key_file().unlink()
+    with pytest.raises(ConfigError, match="has anchors but their key .* is missing: restore"):
+        await AnchorWriter(settings, store, FakeClock()).start()
+    assert not settings.anchor_key_file().exists()
