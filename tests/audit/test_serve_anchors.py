@@ -12,7 +12,7 @@ import aiohttp
 from gateway.audit_anchor import Anchor, read_lines
 from tests.acme.conftest import eventually
 from tests.acmeclient import AcmeClient
-from tests.e2e.harness import to_toml
+from tests.e2e.harness import run, to_toml
 from tests.loadtest.conftest import free_port, spawn
 from tests.loadtest.test_gateway import stop, wait_for_directory
 
@@ -57,3 +57,17 @@ async def test_only_the_primary_worker_anchors(tmp_path: Path) -> None:
     out = (await asyncio.wait_for(verify.communicate(), 60))[0].decode()
     assert verify.returncode == 0, out
     assert "signed by SHA256:" in out and "audit chain intact" in out
+
+
+async def test_an_unusable_anchor_key_stops_serve_with_the_fix(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "audit-anchor.key").write_text("not a key\n")
+    config = tmp_path / "gateway.toml"
+    config.write_text(to_toml({"server": {"data_dir": str(data), "listen": "127.0.0.1",
+                                          "https_port": 0, "http_port": free_port()}}))
+    code, out = await run([sys.executable, "-m", "gateway", "--config", str(config), "serve"],
+                          timeout=60)
+    assert code == 2, out  # exits, rather than hanging on what it had opened
+    assert "[audit.anchor_key_file] cannot use the audit anchor key" in out
+    assert "restore it from its backup" in out
