@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.audit_chain import GENESIS
-from gateway.audit_report import Pin
+from gateway.audit_report import ChainCheck, Pin
 
 _TAIL_BLOCK = 4096
 
@@ -264,16 +264,23 @@ def check_files(key_path: Path, log_path: Path, pinned_fingerprint: str = "") ->
     return result
 
 
-def unanchored(first_at: datetime | None, now: datetime, interval: float,
+def unanchored(check: ChainCheck, anchored: bool, now: datetime, interval: float,
                log_path: Path) -> str | None:
-    """The finding for a trail that an anchor should cover by now but none does.
+    """The finding for rows that an anchor should cover by now but none does.
 
-    Two intervals, not one: the oldest row may have been written just after a
+    Two intervals, not one: such a row may have been written just after a
     tick, and the next tick may still be writing its anchor.
     """
-    if first_at is None or (now - first_at).total_seconds() <= 2 * interval:
+    since = check.unpinned_at
+    if since is None or (now - since).total_seconds() <= 2 * interval:
         return None
-    return (f"no signed anchor in {log_path}, yet the audit trail has rows since "
-            f"{first_at:%Y-%m-%dT%H:%M:%SZ}: the anchor log was removed, or the gateway has "
-            "not served since those rows were written (it anchors on start); rows removed "
-            "from the end or a re-hashed chain cannot be ruled out")
+    when = f"{since:%Y-%m-%dT%H:%M:%SZ}"
+    if not anchored:
+        return (f"no signed anchor in {log_path}, yet the audit trail has rows since {when}: "
+                "the anchor log was removed, or the gateway has not served since those rows "
+                "were written (it anchors on start); rows removed from the end or a "
+                "re-hashed chain cannot be ruled out")
+    return (f"rows {check.unpinned_seq} to {check.last_seq} (since {when}) are older than two "
+            f"anchor intervals, yet no anchor covers them: lines were removed from the end of "
+            f"{log_path}, or the gateway has not anchored since (it anchors on start; see its "
+            "log)")

@@ -64,7 +64,10 @@ class ChainCheck:
     problems: list[str] = field(default_factory=list)
     # Findings that do not show tampering but leave it open (e.g. no anchor to check against).
     unverified: list[str] = field(default_factory=list)
-    first_at: datetime | None = None  # when the oldest row was written
+    # The first row after the newest pinned one, and when it was written: no pin protects
+    # it or any row after it.
+    unpinned_seq: int = 0
+    unpinned_at: datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -115,13 +118,15 @@ async def verify(store: Store, pins: Iterable[Pin] = ()) -> ChainCheck:
     for pin in pins:
         pinned[pin.seq].append(pin)
     found: dict[int, str] = {0: audit_chain.GENESIS}  # the head of an empty chain
+    newest_pin = max(pinned, default=0)
     prev_seq, prev_hash = 0, audit_chain.GENESIS
     async for row in rows_of(store):
         result.problems += check_row(row, prev_seq, prev_hash)
         if row["seq"] in pinned:
             found[row["seq"]] = row["hash"]
-        if result.first_at is None:
-            result.first_at = datetime.fromtimestamp(row["at"], UTC)
+        if result.unpinned_at is None and row["seq"] > newest_pin:
+            result.unpinned_seq = row["seq"]
+            result.unpinned_at = datetime.fromtimestamp(row["at"], UTC)
         prev_seq, prev_hash = row["seq"], row["hash"]
         result.rows += 1
     result.head = f"{prev_seq}:{prev_hash}"

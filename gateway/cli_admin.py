@@ -209,16 +209,25 @@ async def reject_request(args: argparse.Namespace, settings: Settings, store: St
 async def audit_verify(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     """``audit verify``: the hash chain, checked against the signed anchors by default."""
     log_path = args.anchors or settings.anchor_log_file()
+    if args.anchors and not args.anchors.is_file():
+        print(f"acme-gateway: no anchor log at {args.anchors}", file=sys.stderr)
+        return 1
     anchors = audit_anchor.check_files(settings.anchor_key_file(), log_path,
                                        settings.audit.anchor_key_fingerprint)
-    pins = anchors.pins + ([args.anchor] if args.anchor else [])
-    result = await audit_report.verify(store, pins)
+    kept = [args.anchor] if args.anchor else []
+    result = await audit_report.verify(store, anchors.pins + kept)
     result.problems = anchors.problems + result.problems
     result.unverified += anchors.unverified
-    if not anchors.pins and not anchors.unverified:
-        missing = audit_anchor.unanchored(result.first_at, SystemClock().now(),
-                                          settings.audit.anchor_interval_seconds, log_path)
-        result.unverified += [missing] if missing else []
+    if not anchors.unverified:
+        late = audit_anchor.unanchored(result, bool(anchors.pins), SystemClock().now(),
+                                       settings.audit.anchor_interval_seconds, log_path)
+        result.unverified += [late] if late else []
+    _print_verdict(result, anchors)
+    return 0 if result.ok else 1
+
+
+def _print_verdict(result: audit_report.ChainCheck, anchors: audit_anchor.AnchorCheck) -> None:
+    """One line per finding, then what the anchors covered and the chain's state."""
     for problem in result.problems:
         print(f"TAMPERED: {problem}")
     for gap in result.unverified:
@@ -226,7 +235,6 @@ async def audit_verify(args: argparse.Namespace, settings: Settings, store: Stor
     print(_anchor_summary(anchors, result.last_seq))
     state = "intact" if result.ok else "BROKEN" if result.problems else "NOT VERIFIED"
     print(f"audit chain {state}: {result.rows} rows; head {result.head}")
-    return 0 if result.ok else 1
 
 
 def _anchor_summary(anchors: audit_anchor.AnchorCheck, last_seq: int) -> str:

@@ -22,6 +22,7 @@ from gateway.audit_anchor import (
     unanchored,
 )
 from gateway.audit_chain import GENESIS
+from gateway.audit_report import ChainCheck
 
 
 @pytest.fixture
@@ -106,10 +107,13 @@ def test_an_unreadable_key_leaves_the_anchors_unchecked(tmp_path: Path) -> None:
     assert len(result.unverified) == 1 and "cannot be used" in result.unverified[0]
 
 
-@pytest.mark.parametrize(("age_seconds", "finding"), [(None, False), (100, False),
-                                                      (121, True), (86400, True)])
+@pytest.mark.parametrize(("age_seconds", "anchored", "finding"), [
+    (None, False, None), (100, False, None), (100, True, None),
+    (121, False, "no signed anchor in"), (86400, True, "rows 5 to 9 (since ")])
 def test_unanchored_after_two_intervals(tmp_path: Path, age_seconds: int | None,
-                                        finding: bool) -> None:
+                                        anchored: bool, finding: str | None) -> None:
     now = datetime(2030, 1, 1, tzinfo=UTC)
-    first = now - timedelta(seconds=age_seconds) if age_seconds is not None else None
-    assert (unanchored(first, now, 60, tmp_path / "a.jsonl") is not None) == finding
+    since = now - timedelta(seconds=age_seconds) if age_seconds is not None else None
+    check = ChainCheck(head="9:" + "a" * 64, unpinned_seq=5, unpinned_at=since)
+    found = unanchored(check, anchored, now, 60, tmp_path / "a.jsonl")
+    assert (found or "").startswith(finding or "") and (found is None) == (finding is None)

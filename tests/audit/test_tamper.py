@@ -7,6 +7,7 @@ an operator does (no option to remember).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import sqlite3
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway import cli
 from gateway.audit_anchor import AnchorKey, line_digest
 from gateway.core.clock import FakeClock
 from gateway.storage.sqlite import SQLiteStore
@@ -228,3 +230,32 @@ async def test_anchor_key_prints_the_fingerprint_to_pin(tmp_path: Path, capsys: 
     assert stat.S_IMODE((tmp_path / "audit-anchor.key").stat().st_mode) == 0o600
     code, again = await run_cli(capsys, "--config", str(cfg), "audit", "anchor-key")
     assert again == out
+
+
+async def test_anchor_lines_cut_from_the_end_leave_old_rows_unverified(
+        tmp_path: Path, capsys: Capsys) -> None:
+    _, settings = write_config(tmp_path)
+    old = FakeClock(recent_clock().now() - timedelta(hours=3))
+    store = SQLiteStore(tmp_path / "gateway.db")
+    await store.open()
+    try:
+        for _ in range(2):
+            await append(store, 3, old)
+            await anchor(settings, store, old)
+    finally:
+        await store.close()
+    log = tmp_path / "audit-anchors.jsonl"
+    log.write_text(log.read_text().splitlines()[0] + "\n")  # the newest anchor line is cut
+    code, out = await _verify(capsys, tmp_path)
+    since = old.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert code == 1 and _tampered(out) == []
+    assert f"UNVERIFIED: rows 4 to 6 (since {since}) are older than two anchor intervals, yet " \
+        f"no anchor covers them: lines were removed from the end of {log}" in out
+
+
+async def test_a_missing_log_copy_is_an_error(tmp_path: Path, capsys: Capsys) -> None:
+    await _anchored_trail(tmp_path)
+    argv = ["--config", str(tmp_path / "gw.toml"), "audit", "verify", "--anchors",
+            str(tmp_path / "typo.jsonl")]
+    assert await asyncio.to_thread(cli.main, argv) == 1
+    assert f"no anchor log at {tmp_path / 'typo.jsonl'}" in capsys.readouterr().err
