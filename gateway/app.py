@@ -192,6 +192,15 @@ class _Resources:
         self.started: list[Any] = []
 
     async def __aenter__(self) -> Core:
+        try:
+            return await self._open()
+        except BaseException:
+            # A failed start (e.g. an unusable key) closes what it opened: an open
+            # store's thread would otherwise keep the process from exiting.
+            await self.__aexit__()
+            raise
+
+    async def _open(self) -> Core:
         self.store = build_store(self.settings, self.role)
         await self.store.open()
         for connector in self.connectors.values():

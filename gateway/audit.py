@@ -7,9 +7,11 @@ event to the same ``Store.apply`` unit as the state change it records, so an
 audit write costs one more INSERT in a transaction that commits anyway; only
 refusals, which change no state, are appended on their own.
 
-The store chains the rows (``gateway.audit_chain``); ``acme-gateway audit
-verify`` recomputes the chain and ``audit report`` summarises a period
-(``gateway.audit_report``).
+The store chains the rows (``gateway.audit_chain``); the serving gateway signs
+the chain's head into an anchor log outside the database
+(``gateway.core.anchoring``, ``gateway.audit_anchor``); ``acme-gateway audit
+verify`` recomputes the chain and checks it against those anchors, and ``audit
+report`` summarises a period (``gateway.audit_report``).
 
 Where a request came from (source address, HTTP request id) is set by the app's
 middleware in a context variable, so the core records it without knowing HTTP.

@@ -4,9 +4,10 @@
 are not what was written: a changed row (its content no longer matches its
 hash), a row whose link to its predecessor is broken (the predecessor was
 changed and re-hashed, or removed), and gaps in the sequence (removed rows).
-Removing rows at the *end* leaves a shorter, consistent chain; an operator who
-keeps the printed head (``SEQ:HASH``) can pass it as ``--anchor`` later to
-detect that too.
+Removing rows at the *end*, or recomputing every hash after an edit, leaves a
+consistent chain: pinned rows (``Pin``) catch that. The signed anchors of
+``gateway.audit_anchor`` are pinned by default; a head an operator kept by hand
+(``--anchor SEQ:HASH``) can be added.
 
 ``report`` summarises a period for compliance: requests, issued, failed,
 policy refusals, validation failures, unauthorized attempts, per profile and
@@ -23,7 +24,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from gateway import audit, audit_chain
@@ -45,6 +46,15 @@ async def rows_of(store: Store, since: datetime | None = None,
         after = page[-1]["seq"]
 
 
+@dataclass(frozen=True)
+class Pin:
+    """A row the chain must still hold with this hash: a signed anchor or a head kept by hand."""
+
+    seq: int
+    hash: str
+    source: str  # how findings name it, e.g. "signed anchor line 3 (2026-12-01T10:00:00Z)"
+
+
 @dataclass
 class ChainCheck:
     """The outcome of ``audit verify``."""
@@ -52,11 +62,22 @@ class ChainCheck:
     rows: int = 0
     head: str = f"0:{audit_chain.GENESIS}"
     problems: list[str] = field(default_factory=list)
+    # Findings that do not show tampering but leave it open (e.g. no anchor to check against).
+    unverified: list[str] = field(default_factory=list)
+    # The first row after the newest pinned one, and when it was written: no pin protects
+    # it or any row after it.
+    unpinned_seq: int = 0
+    unpinned_at: datetime | None = None
 
     @property
     def ok(self) -> bool:
-        """True when no row was found changed or missing."""
-        return not self.problems
+        """True when no row was found changed or missing and nothing was left unchecked."""
+        return not self.problems and not self.unverified
+
+    @property
+    def last_seq(self) -> int:
+        """The seq the chain now ends at."""
+        return int(self.head.partition(":")[0])
 
 
 def check_row(row: dict[str, Any], prev_seq: int, prev_hash: str) -> list[str]:
@@ -77,25 +98,52 @@ def check_row(row: dict[str, Any], prev_seq: int, prev_hash: str) -> list[str]:
     return found
 
 
-async def verify(store: Store, anchor: str | None = None) -> ChainCheck:
-    """Recompute the whole chain; ``anchor`` (``SEQ:HASH``) must still be in it."""
+def check_pin(pin: Pin, row_hash: str | None, last_seq: int) -> str | None:
+    """What is wrong with one pinned row: ``row_hash`` is its hash now (None: no such row)."""
+    if row_hash == pin.hash:
+        return None
+    if row_hash is not None:
+        return (f"row {pin.seq} differs from {pin.source}: the row was rewritten or the "
+                "whole chain re-hashed")
+    if pin.seq > last_seq:
+        return (f"row {pin.seq} of {pin.source} is gone: rows were removed from the end "
+                f"(the chain now ends at row {last_seq})")
+    return f"row {pin.seq} of {pin.source} is gone: it was removed"
+
+
+async def verify(store: Store, pins: Iterable[Pin] = ()) -> ChainCheck:
+    """Recompute the whole chain; every pinned row must still be in it with its hash."""
     result = ChainCheck()
+    pinned: defaultdict[int, list[Pin]] = defaultdict(list)
+    for pin in pins:
+        pinned[pin.seq].append(pin)
+    found: dict[int, str] = {0: audit_chain.GENESIS}  # the head of an empty chain
+    newest_pin = max(pinned, default=0)
     prev_seq, prev_hash = 0, audit_chain.GENESIS
-    anchor_seq, _, anchor_hash = (anchor or "").partition(":")
-    anchor_seen = anchor is None
     async for row in rows_of(store):
         result.problems += check_row(row, prev_seq, prev_hash)
-        if anchor and str(row["seq"]) == anchor_seq:
-            anchor_seen = True
-            if row["hash"] != anchor_hash:
-                result.problems.append(f"row {anchor_seq} differs from the anchor you kept")
+        if row["seq"] in pinned:
+            found[row["seq"]] = row["hash"]
+        if result.unpinned_at is None and row["seq"] > newest_pin:
+            result.unpinned_seq = row["seq"]
+            result.unpinned_at = datetime.fromtimestamp(row["at"], UTC)
         prev_seq, prev_hash = row["seq"], row["hash"]
         result.rows += 1
-    if not anchor_seen:
-        result.problems.append(f"row {anchor_seq} of the anchor is gone: rows were removed "
-                               f"from the end (the chain now ends at row {prev_seq})")
     result.head = f"{prev_seq}:{prev_hash}"
+    for seq in sorted(pinned):
+        for pin in pinned[seq]:
+            problem = check_pin(pin, found.get(seq), prev_seq)
+            if problem:
+                result.problems.append(problem)
     return result
+
+
+def kept_head(text: str) -> Pin:
+    """The ``--anchor SEQ:HASH`` an operator kept from an earlier verify."""
+    seq, _, head_hash = text.partition(":")
+    if not seq.isdigit() or not head_hash:
+        raise ValueError(f"{text!r} is not SEQ:HASH as printed by `audit verify`")
+    return Pin(int(seq), head_hash, "the anchor you kept")
 
 
 def percentile(values: list[float], pct: float) -> float:

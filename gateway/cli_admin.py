@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway import audit_report
+from gateway import audit_anchor, audit_report
 from gateway.audit import AuditTrail
 from gateway.config import Settings
 from gateway.core.approvals import ApprovalService, actor_of
@@ -66,8 +66,13 @@ def _audit_subcommands(subparsers: Any) -> None:
     aud_sub = aud.add_subparsers(dest="audit_command", required=True)
     ver = _sub(aud_sub, "verify", "recompute the hash chain; name changed or removed rows",
                audit_verify)
-    ver.add_argument("--anchor", metavar="SEQ:HASH",
-                     help="a head printed by an earlier verify: detects rows removed at the end")
+    ver.add_argument("--anchor", metavar="SEQ:HASH", type=_kept_head,
+                     help="also pin a head printed by an earlier verify")
+    ver.add_argument("--anchors", metavar="FILE", type=Path,
+                     help="check against this copy of the anchor log (e.g. one kept off the "
+                          "machine) instead of [audit] anchor_log_file")
+    _sub(aud_sub, "anchor-key", "print the anchor key's fingerprint and public key "
+         "(creating the key if the gateway has not yet)", audit_anchor_key)
     rep = _sub(aud_sub, "report", "requests, issuance, failures and violations of a period",
                audit_report_cmd)
     rep.add_argument("--since", type=_when, help="start, ISO date or date-time (UTC)")
@@ -88,6 +93,13 @@ def _when(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date or date-time") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _kept_head(text: str) -> audit_report.Pin:
+    try:
+        return audit_report.kept_head(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _run(args: argparse.Namespace, settings: Settings, action: Action) -> int:
@@ -195,14 +207,59 @@ async def reject_request(args: argparse.Namespace, settings: Settings, store: St
 
 
 async def audit_verify(args: argparse.Namespace, settings: Settings, store: Store) -> int:
-    """``audit verify``."""
-    result = await audit_report.verify(store, args.anchor)
+    """``audit verify``: the hash chain, checked against the signed anchors by default."""
+    log_path = args.anchors or settings.anchor_log_file()
+    if args.anchors and not args.anchors.is_file():
+        print(f"acme-gateway: no anchor log at {args.anchors}", file=sys.stderr)
+        return 1
+    anchors = audit_anchor.check_files(settings.anchor_key_file(), log_path,
+                                       settings.audit.anchor_key_fingerprint)
+    kept = [args.anchor] if args.anchor else []
+    result = await audit_report.verify(store, anchors.pins + kept)
+    result.problems = anchors.problems + result.problems
+    result.unverified += anchors.unverified
+    if not anchors.unverified:
+        late = audit_anchor.unanchored(result, bool(anchors.pins), SystemClock().now(),
+                                       settings.audit.anchor_interval_seconds, log_path)
+        result.unverified += [late] if late else []
+    _print_verdict(result, anchors)
+    return 0 if result.ok else 1
+
+
+def _print_verdict(result: audit_report.ChainCheck, anchors: audit_anchor.AnchorCheck) -> None:
+    """One line per finding, then what the anchors covered and the chain's state."""
     for problem in result.problems:
         print(f"TAMPERED: {problem}")
-    state = "intact" if result.ok else "BROKEN"
-    print(f"audit chain {state}: {result.rows} rows; head {result.head} "
-          "(keep it; pass it as --anchor to a later verify)")
-    return 0 if result.ok else 1
+    for gap in result.unverified:
+        print(f"UNVERIFIED: {gap}")
+    print(_anchor_summary(anchors, result.last_seq))
+    state = "intact" if result.ok else "BROKEN" if result.problems else "NOT VERIFIED"
+    print(f"audit chain {state}: {result.rows} rows; head {result.head}")
+
+
+def _anchor_summary(anchors: audit_anchor.AnchorCheck, last_seq: int) -> str:
+    if not anchors.pins:
+        return f"anchors: none checked ({anchors.lines} lines in the anchor log)"
+    newest = max(pin.seq for pin in anchors.pins)
+    after = f"; rows {newest + 1} to {last_seq} are newer than the newest anchor" \
+        if last_seq > newest else ""
+    return (f"anchors: {len(anchors.pins)} signed by {anchors.fingerprint} checked; the newest "
+            f"covers rows 1 to {newest}{after}")
+
+
+async def audit_anchor_key(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    """``audit anchor-key``: what an operator pins elsewhere to recognise the anchor key."""
+    try:
+        key = audit_anchor.AnchorKey.for_log(settings.anchor_key_file(),
+                                             settings.anchor_log_file())
+    except (OSError, ValueError) as exc:
+        print(f"acme-gateway: cannot use the anchor key {settings.anchor_key_file()}: {exc}",
+              file=sys.stderr)
+        return 1
+    print(f"fingerprint: {key.fingerprint}\nkey file:    {key.path}\n"
+          f"anchor log:  {settings.anchor_log_file()}")
+    print(key.public_pem(), end="")
+    return 0
 
 
 async def audit_report_cmd(args: argparse.Namespace, settings: Settings, store: Store) -> int:

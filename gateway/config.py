@@ -238,9 +238,17 @@ class AdminSettings:
 
 @dataclass(frozen=True)
 class AuditSettings:
-    """The audit trail: compliance thresholds used by ``audit report``."""
+    """The audit trail: compliance thresholds and its signed anchors (``gateway.audit_anchor``)."""
 
     max_validity_days: int = 398
+    # None: in the data directory (see Settings.anchor_key_file / anchor_log_file).
+    anchor_key_file: Path | None = None
+    anchor_log_file: Path | None = None
+    anchor_interval_seconds: float = 60.0
+    # When set, `audit verify` refuses an anchor key with another fingerprint.
+    anchor_key_fingerprint: str = ""
+    anchor_webhook_url: str = ""
+    anchor_webhook_timeout_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -263,6 +271,14 @@ class Settings:
     def storage_url(self) -> str:
         """The storage URL, defaulting to a SQLite file in the data directory."""
         return self.storage.url or f"sqlite:///{self.server.data_dir / 'gateway.db'}"
+
+    def anchor_key_file(self) -> Path:
+        """The audit anchors' signing key, by default in the data directory."""
+        return self.audit.anchor_key_file or self.server.data_dir / "audit-anchor.key"
+
+    def anchor_log_file(self) -> Path:
+        """The append-only log of signed audit anchors, by default in the data directory."""
+        return self.audit.anchor_log_file or self.server.data_dir / "audit-anchors.jsonl"
 
 
 def _server(t: Table) -> ServerSettings:
@@ -427,16 +443,38 @@ def _jobs(t: Table) -> JobSettings:
     return jobs
 
 
-def _admin(t: Table) -> AdminSettings:
-    url = t.str("webhook_url")
+def _url(t: Table, name: str) -> str:
+    url = t.str(name)
     if url and not re.match(r"^https?://", url):
-        raise t.error("webhook_url", f"expected an http:// or https:// URL, got {url!r}")
+        raise t.error(name, f"expected an http:// or https:// URL, got {url!r}")
+    return url
+
+
+def _path(t: Table, name: str) -> Path | None:
+    value = t.str(name)
+    return Path(value) if value else None
+
+
+def _admin(t: Table) -> AdminSettings:
+    url = _url(t, "webhook_url")
     return AdminSettings(token=t.secret("token"), webhook_url=url,
                          webhook_timeout_seconds=t.float("webhook_timeout_seconds", 5.0, 0.1))
 
 
 def _audit(t: Table) -> AuditSettings:
-    return AuditSettings(max_validity_days=t.int("max_validity_days", 398, 1, 36500))
+    fingerprint = t.str("anchor_key_fingerprint")
+    if fingerprint and not re.fullmatch(r"SHA256:[A-Za-z0-9+/]{43}", fingerprint):
+        raise t.error("anchor_key_fingerprint", "expected SHA256:… as printed by "
+                      f"`acme-gateway audit anchor-key`, got {fingerprint!r}")
+    return AuditSettings(
+        max_validity_days=t.int("max_validity_days", 398, 1, 36500),
+        anchor_key_file=_path(t, "anchor_key_file"),
+        anchor_log_file=_path(t, "anchor_log_file"),
+        anchor_interval_seconds=t.float("anchor_interval_seconds", 60.0, 0.01),
+        anchor_key_fingerprint=fingerprint,
+        anchor_webhook_url=_url(t, "anchor_webhook_url"),
+        anchor_webhook_timeout_seconds=t.float("anchor_webhook_timeout_seconds", 5.0, 0.1),
+    )
 
 
 def default_cas() -> dict[str, CASettings]:

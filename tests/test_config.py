@@ -19,6 +19,17 @@ def test_embedded_defaults() -> None:
     assert settings.validation.http01_port == 80 and settings.validation.tlsalpn01_port == 443
 
 
+def test_audit_anchor_files_default_to_the_data_directory() -> None:
+    settings = config.parse({"server": {"data_dir": "/srv/gw"}}, "gw.toml")
+    assert settings.anchor_key_file() == Path("/srv/gw/audit-anchor.key")
+    assert settings.anchor_log_file() == Path("/srv/gw/audit-anchors.jsonl")
+    assert settings.audit.anchor_interval_seconds == 60.0
+    moved = config.parse({"audit": {"anchor_key_file": "/etc/gw/anchor.key",
+                                    "anchor_log_file": "/var/log/gw/anchors.jsonl"}}, "gw.toml")
+    assert moved.anchor_key_file() == Path("/etc/gw/anchor.key")
+    assert moved.anchor_log_file() == Path("/var/log/gw/anchors.jsonl")
+
+
 def test_the_example_config_is_valid() -> None:
     example = Path(__file__).parent.parent / "config" / "gateway.toml"
     settings = config.load(example)
@@ -39,6 +50,11 @@ def test_the_example_config_is_valid() -> None:
     ({"profiles": {"p": {"ekus": ["bogus"]}}}, "profiles.p.ekus", "serverAuth"),
     ({"acme": {"default_profile": "nope"}}, "acme.default_profile", "names no profile"),
     ({"unknown_section": {}}, "unknown_section", "unknown section"),
+    ({"audit": {"anchor_interval_seconds": 0}}, "audit.anchor_interval_seconds", "≥ 0.01"),
+    ({"audit": {"anchor_webhook_url": "ftp://x"}}, "audit.anchor_webhook_url", "http://"),
+    ({"audit": {"anchor_key_fingerprint": "abc"}}, "audit.anchor_key_fingerprint",
+     "audit anchor-key"),
+    ({"audit": {"anchor_key_file": 1}}, "audit.anchor_key_file", "a string"),
 ])
 def test_errors_name_file_and_key(doc: dict, key: str, fragment: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(ConfigError) as err:

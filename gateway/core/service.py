@@ -9,6 +9,7 @@ from connectors.base import Connector
 from gateway import audit
 from gateway.config import Settings
 from gateway.core.accounts import AccountService
+from gateway.core.anchoring import AnchorWriter
 from gateway.core.approvals import ApprovalService
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.eab import EabService
@@ -52,10 +53,15 @@ class Core:
                                         approvals=self.approvals, role=self.role)
         self.approvals.on_approved = self.issuance.wake
         self.est = EstService(settings, store, self.clock, connectors, self.issuance)
+        self.anchors = AnchorWriter(settings, store, self.clock)
 
     async def start(self) -> None:
-        """Resume validations and CA jobs left from a previous run (the primary process)."""
+        """Resume validations and CA jobs left from a previous run (the primary process).
+
+        The primary also anchors the audit chain; other processes never write anchors.
+        """
         if self.role.primary:
+            await self.anchors.start()
             resumed = await self.validations.resume()
             if resumed:
                 log.info("resumed %d validation(s) in flight", resumed)
@@ -66,6 +72,7 @@ class Core:
         await self.validations.stop()
         await self.issuance.stop()
         await self.approvals.aclose()
+        await self.anchors.stop()  # last: it anchors the final head
 
     async def ready(self) -> dict[str, str]:
         """Each CA's health: "ok" or the reason it is not usable."""

@@ -150,3 +150,7 @@ class Store(Protocol):
                          until: datetime | None = None) -> list[dict[str, Any]]:
         """Raw audit rows (every column, chain included) with seq > after_seq, in seq order."""
         ...
+
+    async def audit_head(self) -> tuple[int, str]:
+        """The newest committed audit row's seq and hash; ``(0, GENESIS)`` for an empty trail."""
+        ...

@@ -63,6 +63,12 @@ _ACCOUNT_CACHE = 10_000
 _AUDIT = "-- audit append"
 _AUDIT_INSERT = (f"INSERT INTO {rows.AUDIT_TABLE} ({', '.join(rows.AUDIT_COLUMNS)}) "
                  f"VALUES ({', '.join('?' * len(rows.AUDIT_COLUMNS))})")
+_AUDIT_HEAD = f"SELECT seq, hash FROM {rows.AUDIT_TABLE} ORDER BY seq DESC LIMIT 1"
+
+
+def _chain_head(last: Any | None) -> tuple[int, str]:
+    """(seq, hash) of the newest audit row, or of the chain's start when there is none."""
+    return (last[0], last[1]) if last else (0, audit_chain.GENESIS)
 
 
 @functools.cache  # a handful of (model, condition) pairs; built on every read otherwise
@@ -125,9 +131,7 @@ class _Chain:
 
     def append(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
         if self.head is None:
-            last = self.conn.execute(
-                f"SELECT seq, hash FROM {rows.AUDIT_TABLE} ORDER BY seq DESC LIMIT 1").fetchone()
-            self.head = (last[0], last[1]) if last else (0, audit_chain.GENESIS)
+            self.head = _chain_head(self.conn.execute(_AUDIT_HEAD).fetchone())
         seq, prev = self.head[0] + 1, self.head[1]
         digest = audit_chain.link(prev, (seq, *values))
         self.head = (seq, digest)
@@ -577,3 +581,7 @@ class SQLiteStore:
             f"SELECT * FROM {rows.AUDIT_TABLE} WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?",
             (*params, limit))
         return [dict(r) for r in found]
+
+    async def audit_head(self) -> tuple[int, str]:
+        """The newest committed audit row's seq and hash (what an anchor signs)."""
+        return _chain_head(await self._one(_AUDIT_HEAD, ()))

@@ -14,6 +14,7 @@ from gateway.core.clock import FakeClock
 from gateway.core.models import Job
 from gateway.storage.base import Insert, Update
 from gateway.storage.sqlite import SQLiteStore
+from tests.audit import support
 from tests.e2e.harness import to_toml
 
 
@@ -70,9 +71,16 @@ async def test_removed_rows_are_named(store: SQLiteStore, tmp_path: Path) -> Non
     problems = (await audit_report.verify(store)).problems
     assert problems[0] == "row 3 removed (the sequence jumps from 2 to 4)"
     _sql(tmp_path, "DELETE FROM audit_events WHERE seq >= 5")
-    problems = (await audit_report.verify(store, anchor=head)).problems
-    assert problems[-1] == ("row 6 of the anchor is gone: rows were removed from the end "
-                            "(the chain now ends at row 4)")
+    problems = (await audit_report.verify(store, [audit_report.kept_head(head)])).problems
+    assert problems[-1] == ("row 6 of the anchor you kept is gone: rows were removed from "
+                            "the end (the chain now ends at row 4)")
+
+
+async def test_a_kept_head_of_an_empty_chain_holds(store: SQLiteStore) -> None:
+    empty = (await audit_report.verify(store)).head
+    assert (await audit_report.verify(store, [audit_report.kept_head(empty)])).ok
+    with pytest.raises(ValueError, match="is not SEQ:HASH"):
+        audit_report.kept_head("head")
 
 
 async def test_concurrent_units_and_rolled_back_units_keep_the_chain(
@@ -106,7 +114,7 @@ async def test_two_writers_on_one_file_share_the_chain(store: SQLiteStore,
 
 async def test_cli_verify_detects_an_edited_row(store: SQLiteStore, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    await _append(store, 4)
+    await support.append(store, 4)  # rows of now: no anchor is due yet
     config = tmp_path / "gw.toml"
     config.write_text(to_toml({"server": {"data_dir": str(tmp_path)}}))
     assert await asyncio.to_thread(cli.main, ["--config", str(config), "audit", "verify"]) == 0
