@@ -10,23 +10,25 @@ in one cleanup context and closed in reverse order on shutdown.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from connectors.base import CAConfigError, Connector
+from connectors.base import CAConfigError, Connector, ConnectorError
 from gateway import audit, keys
 from gateway.acme.nonces import Nonces, NonceService
 from gateway.acme.routes import acme_app
 from gateway.admin.routes import admin_app
 from gateway.config import CASettings, Settings
+from gateway.connections import Caps, ConnectionBudget
 from gateway.core.clock import Clock
 from gateway.core.pkix import PkixService
 from gateway.core.role import ProcessRole
 from gateway.core.service import Core
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, StartError
 from gateway.est.routes import est_app
 from gateway.metrics import Metrics, metrics_handler
 from gateway.pkix.routes import add_routes as add_pkix_routes
@@ -89,13 +91,37 @@ async def prepare(settings: Settings) -> None:
     caller can fork with no threads or open handles.
     """
     store = build_store(settings)
-    await store.open()
+    await open_store(store, settings)
     await store.close()
-    for connector in build_connectors(settings).values():
-        start = getattr(connector, "start", None)
-        if start is not None:
-            await start()
+    for name, connector in build_connectors(settings).items():
+        if await start_connector(name, connector):
             await connector.aclose()
+
+
+async def open_store(store: Store, settings: Settings) -> None:
+    """Open the store; a failure ends the start with one line naming ``[storage] url``."""
+    try:
+        await store.open()
+    except (OSError, sqlite3.Error) as exc:
+        raise StartError(f"[storage] url {settings.storage_url()}: cannot open the store: "
+                         f"{exc}; check the path and the gateway user's permissions") from None
+
+
+async def start_connector(name: str, connector: Connector) -> bool:
+    """Start a connector that needs it (key, token, client certificate); True if it did.
+
+    A failure ends the start with one line naming the CA's table.
+    """
+    start = getattr(connector, "start", None)
+    if start is None:
+        return False
+    try:
+        await start()
+    except (ConnectorError, OSError) as exc:
+        text = str(exc)
+        prefix = "" if text.startswith(f"[cas.{name}]") else f"[cas.{name}] "
+        raise StartError(f"{prefix}{text}") from None
+    return True
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None,
@@ -127,6 +153,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         app.add_subapp("/admin/", admin_app(settings.admin.token))
     metrics = app[keys.METRICS] = Metrics(lambda: _in_flight(app),
                                           shared_dir=role.metrics_dir if role else None)
+    app[keys.CONNECTIONS] = ConnectionBudget(
+        Caps(settings.server.max_connections, settings.server.max_connections_per_address),
+        metrics)
     app.cleanup_ctx.append(metrics.publishing)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
@@ -156,11 +185,12 @@ async def request_context(request: web.Request, handler: Any) -> web.StreamRespo
 
 
 def _in_flight(app: web.Application) -> dict[str, int]:
+    figures = {"connections_open": app[keys.CONNECTIONS].open}
     core = app.get(keys.CORE)
-    if core is None:
-        return {}
-    return {"validations_in_flight": core.validations.in_flight,
-            "ca_jobs_in_flight": core.issuance.in_flight}
+    if core is not None:
+        figures.update(validations_in_flight=core.validations.in_flight,
+                       ca_jobs_in_flight=core.issuance.in_flight)
+    return figures
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -192,12 +222,18 @@ class _Resources:
         self.started: list[Any] = []
 
     async def __aenter__(self) -> Core:
-        self.store = build_store(self.settings, self.role)
-        await self.store.open()
-        for connector in self.connectors.values():
-            start = getattr(connector, "start", None)
-            if start is not None:
-                await start()
+        try:
+            return await self._open()
+        except BaseException:
+            await self.__aexit__()  # what opened before the failure: no thread left behind
+            raise
+
+    async def _open(self) -> Core:
+        store = build_store(self.settings, self.role)
+        await open_store(store, self.settings)
+        self.store = store
+        for name, connector in self.connectors.items():
+            await start_connector(name, connector)
             self.started.append(connector)
         if self.validator is None:
             authority = ValidationAuthority(self.settings.validation)

@@ -7,15 +7,17 @@ import asyncio
 import gc
 import logging
 import signal
+import ssl
 import sys
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from gateway import config
 from gateway.acme.nonces import Nonces
 from gateway.core.role import ProcessRole
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, StartError
 
 log = logging.getLogger("gateway")
 # Allocations between two young-generation collections while serving (see _serve).
@@ -90,52 +92,55 @@ def serve(settings: config.Settings, workers: int = 1) -> int:
     if workers == 1:
         return _run(settings, ProcessRole(), None)
     from gateway import tls
+    from gateway.listeners import check_port_free
     from gateway.supervisor import supervise
 
-    if settings.server.https_port and settings.server.tls_cert_file is None:
-        tls.ensure_self_signed(settings.server)  # once, before the workers look for it
-    return supervise(settings, workers, lambda role, nonces: _run(settings, role, nonces))
+    server = settings.server
+    try:
+        for key, port in (("https_port", server.https_port), ("http_port", server.http_port)):
+            if port:
+                check_port_free(server, port, key)
+        if server.https_port and server.tls_cert_file is None:
+            tls.ensure_self_signed(server)  # once, before the workers look for it
+        return supervise(settings, workers, lambda role, nonces: _run(settings, role, nonces))
+    except StartError as exc:
+        return start_failed(exc)
 
 
 def _run(settings: config.Settings, role: ProcessRole, nonces: Nonces | None) -> int:
-    """One serving process, on uvloop when available."""
+    """One serving process, on uvloop when available; a failed start is one line on stderr."""
     try:
-        import uvloop
-    except ImportError:  # uvloop is a dependency; this only guards odd platforms
-        return asyncio.run(_serve(settings, role, nonces))
-    return uvloop.run(_serve(settings, role, nonces))
+        try:
+            import uvloop
+        except ImportError:  # uvloop is a dependency; this only guards odd platforms
+            return asyncio.run(_serve(settings, role, nonces))
+        return uvloop.run(_serve(settings, role, nonces))
+    except StartError as exc:
+        return start_failed(exc)
+
+
+def start_failed(exc: StartError) -> int:
+    """Say why the gateway cannot start, in one line; the exit status that says so."""
+    print(f"acme-gateway: cannot start: {exc}", file=sys.stderr, flush=True)
+    return StartError.EXIT_STATUS
 
 
 async def _serve(settings: config.Settings, role: ProcessRole, nonces: Nonces | None) -> int:
-    from gateway import tls
     from gateway.app import create_app
-    from gateway.est.trust import client_ca_pem
-    from gateway.logging import AccessLogger
+    from gateway.listeners import raise_descriptor_limit
 
-    app = create_app(settings, role=role, nonces=nonces)
-    access = logging.getLogger("gateway.access")
-    if not settings.server.access_log:
-        access.setLevel(logging.WARNING)  # no lines; the logger still feeds /metrics
-    runner = web.AppRunner(app, handle_signals=False, access_log_class=AccessLogger,
-                           access_log=access,
-                           shutdown_timeout=settings.server.shutdown_timeout_seconds)
-    await runner.setup()
     server = settings.server
-    urls = []
-    if server.https_port:
-        cert = tls.ensure_self_signed(server) if server.tls_cert_file is None else None
-        ctx = tls.server_context(server, client_ca_data=await client_ca_pem(app))
-        await web.TCPSite(runner, server.listen, server.https_port, ssl_context=ctx,
-                          reuse_port=role.shared or None).start()
-        urls.append(f"https://{_host(server.listen)}:{server.https_port}")
-        if cert is not None and role.primary:
-            print(f"HTTPS certificate (self-signed): {cert.resolve()}\n"
-                  f"  trust it with REQUESTS_CA_BUNDLE={cert.resolve()} (certbot) or "
-                  f"LEGO_CA_CERTIFICATES={cert.resolve()} (lego)", flush=True)
-    if server.http_port:
-        await web.TCPSite(runner, server.listen, server.http_port,
-                          reuse_port=role.shared or None).start()
-        urls.append(f"http://{_host(server.listen)}:{server.http_port}")
+    raise_descriptor_limit(server.max_connections)
+    app = create_app(settings, role=role, nonces=nonces)
+    options = _handler_options(app, settings)
+    runner = web.AppRunner(app, handle_signals=False, **options,
+                           shutdown_timeout=server.shutdown_timeout_seconds)
+    try:
+        await runner.setup()
+        urls = await _listen(runner, app, settings, role, options)
+    except BaseException:
+        await runner.cleanup()
+        raise
     for url in urls if role.primary else ():
         print(f"ACME directory: {url}/acme/directory", flush=True)
         print(f"EST base:       {url}/.well-known/est/", flush=True)
@@ -158,6 +163,65 @@ async def _serve(settings: config.Settings, role: ProcessRole, nonces: Nonces | 
     log.info("shutting down")
     await runner.cleanup()
     return 0
+
+
+def _handler_options(app: web.Application, settings: config.Settings) -> dict[str, Any]:
+    """aiohttp's per-connection options: the access log, which also feeds /metrics."""
+    from gateway import keys
+    from gateway.logging import AccessLogger
+
+    access = logging.getLogger("gateway.access")
+    if not settings.server.access_log:
+        access.setLevel(logging.WARNING)  # no lines; the logger still feeds /metrics
+    return {"access_log_class": AccessLogger.counting_into(app[keys.METRICS]),
+            "access_log": access}
+
+
+async def _listen(runner: web.AppRunner, app: web.Application, settings: config.Settings,
+                  role: ProcessRole, options: dict[str, Any]) -> list[str]:
+    """Open the configured listeners; return their URLs."""
+    from gateway import keys
+    from gateway.listeners import GuardedSite, listen
+    from gateway.protocol import Timeouts, handler_factory
+
+    server = settings.server
+    assert runner.server is not None
+    timeouts = Timeouts(server.header_timeout_seconds, server.body_timeout_seconds,
+                        server.keepalive_timeout_seconds)
+    handshake = server.tls_handshake_timeout_seconds
+    urls = []
+    ports = [("https_port", server.https_port, True), ("http_port", server.http_port, False)]
+    for key, port, secure in ports:
+        if not port:
+            continue
+        ctx = await _tls_context(app, server, role) if secure else None
+        factory = handler_factory(runner.server, app[keys.CONNECTIONS], timeouts,
+                                  handshake if secure else None, **options)
+        await listen(GuardedSite(runner, factory, server.listen, port, ssl_context=ctx,
+                                 handshake_timeout=handshake,
+                                 reuse_port=role.shared or None), key)
+        urls.append(f"{'https' if secure else 'http'}://{_host(server.listen)}:{port}")
+    return urls
+
+
+async def _tls_context(app: web.Application, server: config.ServerSettings,
+                       role: ProcessRole) -> ssl.SSLContext:
+    """The HTTPS context; an unusable certificate or key ends the start with one line."""
+    from gateway import tls
+    from gateway.est.trust import client_ca_pem
+
+    cert = tls.ensure_self_signed(server) if server.tls_cert_file is None else None
+    try:
+        ctx = tls.server_context(server, client_ca_data=await client_ca_pem(app))
+    except (OSError, ssl.SSLError) as exc:
+        cert_path, key_path = tls.server_cert_paths(server)
+        raise StartError(f"[server] tls_cert_file {cert_path} / tls_key_file {key_path}: "
+                         f"cannot load the HTTPS certificate and key: {exc}") from None
+    if cert is not None and role.primary:
+        print(f"HTTPS certificate (self-signed): {cert.resolve()}\n"
+              f"  trust it with REQUESTS_CA_BUNDLE={cert.resolve()} (certbot) or "
+              f"LEGO_CA_CERTIFICATES={cert.resolve()} (lego)", flush=True)
+    return ctx
 
 
 def _host(listen: str) -> str:

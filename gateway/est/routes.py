@@ -27,6 +27,8 @@ STATUS = {
     ErrorKind.UNAUTHORIZED: 403,
     ErrorKind.NOT_FOUND: 404,
     ErrorKind.METHOD_NOT_ALLOWED: 405,
+    ErrorKind.REQUEST_TIMEOUT: 408,
+    ErrorKind.PAYLOAD_TOO_LARGE: 413,
     ErrorKind.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorKind.RATE_LIMITED: 429,
     ErrorKind.SERVER_INTERNAL: 500,
