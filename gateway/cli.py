@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
                             "(default 1)")
     check = sub.add_parser("check-config", help="validate the config and exit")
     check.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="TOML config file")
+    check.add_argument("--probe", action="store_true",
+                       help="also open every key, secret, token and CA endpoint the config "
+                            "names, one line each (exit status 1 if any fails)")
     try:
         from gateway import cli_ca
     except ImportError:  # the CA tooling is optional in slim builds
@@ -59,13 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = config.load(args.config)
         if args.command == "check-config":
-            from gateway.app import build_connectors
-            from gateway.est.settings import parse as parse_est
-
-            build_connectors(settings)
-            parse_est(settings)
-            print(f"{settings.source}: OK")
-            return 0
+            return check_config(settings, args.probe)
         if args.command == "serve":
             return serve(settings, args.workers)
         handler = getattr(args, "handler", None)
@@ -75,6 +72,26 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"acme-gateway: configuration error: {exc}", file=sys.stderr)
         return 2
+
+
+def check_config(settings: config.Settings, probe: bool) -> int:
+    """Validate the config; with ``probe``, also open what it names (see gateway.probe)."""
+    from gateway.app import build_connectors
+    from gateway.est.settings import parse as parse_est
+
+    parse_est(settings)
+    if not probe:
+        build_connectors(settings)
+        print(f"{settings.source}: OK")
+        return 0
+    from gateway.probe import probe as run_probe
+
+    findings = asyncio.run(run_probe(settings))
+    for finding in findings:
+        print(finding.line(), flush=True)
+    failed = sum(f.problem is not None for f in findings)
+    print(f"{settings.source}: {'OK' if not failed else f'{failed} of {len(findings)} FAILED'}")
+    return 1 if failed else 0
 
 
 def _positive_int(text: str) -> int:
@@ -126,11 +143,11 @@ def start_failed(exc: StartError) -> int:
 
 
 async def _serve(settings: config.Settings, role: ProcessRole, nonces: Nonces | None) -> int:
+    from gateway import tls
     from gateway.app import create_app
     from gateway.listeners import raise_descriptor_limit
 
     server = settings.server
-    raise_descriptor_limit(server.max_connections)
     app = create_app(settings, role=role, nonces=nonces)
     options = _handler_options(app, settings)
     runner = web.AppRunner(app, handle_signals=False, **options,
@@ -141,6 +158,12 @@ async def _serve(settings: config.Settings, role: ProcessRole, nonces: Nonces | 
     except BaseException:
         await runner.cleanup()
         raise
+    raise_descriptor_limit(server.max_connections)
+    if server.https_port and server.tls_cert_file is None and role.primary:
+        cert = tls.server_cert_paths(server)[0].resolve()
+        print(f"HTTPS certificate (self-signed): {cert}\n"
+              f"  trust it with REQUESTS_CA_BUNDLE={cert} (certbot) or "
+              f"LEGO_CA_CERTIFICATES={cert} (lego)", flush=True)
     for url in urls if role.primary else ():
         print(f"ACME directory: {url}/acme/directory", flush=True)
         print(f"EST base:       {url}/.well-known/est/", flush=True)
@@ -210,17 +233,14 @@ async def _tls_context(app: web.Application, server: config.ServerSettings,
     from gateway import tls
     from gateway.est.trust import client_ca_pem
 
-    cert = tls.ensure_self_signed(server) if server.tls_cert_file is None else None
+    if server.tls_cert_file is None:
+        tls.ensure_self_signed(server)
     try:
         ctx = tls.server_context(server, client_ca_data=await client_ca_pem(app))
     except (OSError, ssl.SSLError) as exc:
         cert_path, key_path = tls.server_cert_paths(server)
         raise StartError(f"[server] tls_cert_file {cert_path} / tls_key_file {key_path}: "
                          f"cannot load the HTTPS certificate and key: {exc}") from None
-    if cert is not None and role.primary:
-        print(f"HTTPS certificate (self-signed): {cert.resolve()}\n"
-              f"  trust it with REQUESTS_CA_BUNDLE={cert.resolve()} (certbot) or "
-              f"LEGO_CA_CERTIFICATES={cert.resolve()} (lego)", flush=True)
     return ctx
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import resource
 import socket
 import ssl
@@ -98,7 +99,7 @@ def check_port_free(server: ServerSettings, port: int, key: str) -> None:
 
 
 def _bind_failure(host: str, port: int, key: str, exc: OSError) -> str:
-    why = exc.strerror or str(exc)
+    why = os.strerror(exc.errno) if exc.errno else str(exc)
     hint = ("stop the process using it or choose another port" if exc.errno == 98
             else "check the address and the gateway user's permissions")
     return f"cannot listen on {host}:{port} ([server] {key}): {why}; {hint}"
