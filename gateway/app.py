@@ -19,18 +19,21 @@ from aiohttp import web
 
 from connectors.base import CAConfigError, Connector, ConnectorError
 from gateway import audit, keys
+from gateway.acme import problems
 from gateway.acme.nonces import Nonces, NonceService
-from gateway.acme.routes import acme_app
+from gateway.acme.routes import acme_app, acme_refusal
 from gateway.admin.routes import admin_app
+from gateway.bodies import DEFAULT_MAX_BODY
 from gateway.config import CASettings, Settings
 from gateway.connections import Caps, ConnectionBudget
 from gateway.core.clock import Clock
 from gateway.core.pkix import PkixService
 from gateway.core.role import ProcessRole
 from gateway.core.service import Core
-from gateway.errors import ConfigError, StartError
+from gateway.errors import ConfigError, GatewayError, StartError
 from gateway.est.routes import est_app
-from gateway.metrics import Metrics, metrics_handler
+from gateway.est.routes import http_error as est_http_error
+from gateway.metrics import Metrics, front_end, metrics_handler
 from gateway.pkix.routes import add_routes as add_pkix_routes
 from gateway.storage.base import Store
 from gateway.validation import Validator
@@ -134,7 +137,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     ``role`` and ``nonces`` are given by ``serve --workers N``: which process
     this is, and the nonce store all of them share.
     """
-    app = web.Application(client_max_size=1024 * 1024, middlewares=[request_context])
+    app = web.Application(client_max_size=DEFAULT_MAX_BODY, middlewares=[request_context])
     app[keys.SETTINGS] = settings
     app[keys.NONCES] = nonces or NonceService(settings.acme.nonce_lifetime_seconds)
     chosen = dict(connectors) if connectors is not None else build_connectors(settings)
@@ -175,13 +178,35 @@ async def directory_redirect(request: web.Request) -> web.Response:
 
 @web.middleware
 async def request_context(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Source address and a request id for the audit events this request causes."""
+    """Source address and a request id for the audit events this request causes.
+
+    Refusals that no front end rendered (a path under /acme/ or the EST root that
+    matched none of their routes; a body refused on another route) are answered
+    here in the wire form of the path's front end.
+    """
     info = audit.RequestInfo(audit.new_request_id(), request.remote or "")
     token = audit.CURRENT_REQUEST.set(info)
     try:
         return await handler(request)  # type: ignore[no-any-return]
+    except web.HTTPException as exc:
+        refusal = _refusal(request, exc) if exc.status >= 400 else None
+        if refusal is None:
+            raise
+        return refusal
+    except GatewayError as exc:  # e.g. a stalled body on a route outside the front ends
+        return web.Response(status=problems.STATUS[exc.kind], text=exc.detail + "\n")
     finally:
         audit.CURRENT_REQUEST.reset(token)
+
+
+def _refusal(request: web.Request, exc: web.HTTPException) -> web.StreamResponse | None:
+    """An HTTP refusal in the form of the front end the path belongs to (None: aiohttp's)."""
+    name = front_end(request.path)
+    if name == "acme" or request.path == "/acme":
+        return acme_refusal(request, exc)
+    if name == "est":
+        return est_http_error(exc)
+    return None
 
 
 def _in_flight(app: web.Application) -> dict[str, int]:
