@@ -190,20 +190,26 @@ class GuardedRequestHandler(RequestHandler):
         log.info("closed a connection from %s: no part of the request body for %g s",
                  peer, self._timeouts.body)
         body, self._body = self._body, None
-        if self._current_request is None or body is None:
+        if body is None:
             self.force_close()
             return
-        # The handler waits for the body: it answers (408) and the connection closes.
         self._end_body(body, GatewayError(
             ErrorKind.REQUEST_TIMEOUT,
             f"no part of the request body arrived for {self._timeouts.body:g} s"))
 
     def _end_body(self, body: StreamReader, refusal: GatewayError) -> None:
-        """Fail the body the handler reads with ``refusal``; close after the answer."""
-        body.set_exception(refusal)
-        # aiohttp would otherwise read on after the answer ("lingering") and log
-        # the refusal as an unhandled exception; nothing more of this body is wanted.
-        self._lingering_time = 0.0
+        """End a body that will not arrive whole; the connection closes after the answer.
+
+        A handler waiting for it gets ``refusal`` and answers it (408, 400). Once
+        the handler has answered, aiohttp drains the rest of the body
+        ("lingering"), which only a timeout ends quietly.
+        """
+        if self._current_request is None:
+            body.set_exception(TimeoutError(refusal.detail))
+        else:
+            body.set_exception(refusal)
+            # Nothing more of this body is wanted: no draining after the answer either.
+            self._lingering_time = 0.0
         self.close()  # no keep-alive; a queued 400 for the rest of the bytes is not sent
 
     def _process_keepalive(self) -> None:
