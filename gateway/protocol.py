@@ -74,6 +74,7 @@ class GuardedRequestHandler(RequestHandler):
         self._timeouts = timeouts
         self._address: str | None = None  # set once admitted
         self._made = False
+        self._handshake_watch: asyncio.TimerHandle | None = None
         self._phase: str | None = None
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -86,9 +87,10 @@ class GuardedRequestHandler(RequestHandler):
         The event loop runs the handshake and aborts it at its timeout without
         telling the application protocol; only the missing connection_made shows it.
         """
-        self._loop.call_later(seconds, self._handshake_over)
+        self._handshake_watch = self._loop.call_later(seconds, self._handshake_over)
 
     def _handshake_over(self) -> None:
+        self._handshake_watch = None
         if not self._made:
             self._budget.closed(conn.TLS_HANDSHAKE)
 
@@ -97,6 +99,9 @@ class GuardedRequestHandler(RequestHandler):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Admit the connection within the budget (or refuse it) and start the header clock."""
         self._made = True
+        if self._handshake_watch is not None:
+            self._handshake_watch.cancel()
+            self._handshake_watch = None
         peer = transport.get_extra_info("peername")
         address = str(peer[0]) if isinstance(peer, tuple) else str(peer or "")
         if self._budget.admit(address) is not None:
@@ -121,8 +126,8 @@ class GuardedRequestHandler(RequestHandler):
 
     def data_received(self, data: bytes) -> None:
         """Feed aiohttp's parser, moving the phase clock as requests and bodies arrive."""
-        if self._address is None:
-            return
+        if self._address is None or self._close or self._force_close:
+            return  # refused, or closing: aiohttp reads nothing more either
         if self._phase == _BODY:
             self._deadline = self._loop.time() + self._timeouts.body
         elif data and self._phase is None:  # the first byte of the next request
