@@ -23,7 +23,7 @@ from gateway.acme import problems
 from gateway.acme.nonces import Nonces, NonceService
 from gateway.acme.routes import acme_app, acme_refusal
 from gateway.admin.routes import admin_app
-from gateway.bodies import DEFAULT_MAX_BODY
+from gateway.bodies import DEFAULT_MAX_BODY, within_limit
 from gateway.config import CASettings, Settings
 from gateway.connections import Caps, ConnectionBudget
 from gateway.core.clock import Clock
@@ -40,6 +40,8 @@ from gateway.validation import Validator
 from gateway.validation.engine import ValidationAuthority
 
 CONNECTOR_TYPES = ("local", "adcs", "ejbca")
+# Front ends that apply their own (smaller) body limits, with their own wire form.
+_OWN_BODY_LIMITS = ("acme", "est")
 
 
 def build_store(settings: Settings, role: ProcessRole | None = None) -> Store:
@@ -181,12 +183,14 @@ async def request_context(request: web.Request, handler: Any) -> web.StreamRespo
     """Source address and a request id for the audit events this request causes.
 
     Refusals that no front end rendered (a path under /acme/ or the EST root that
-    matched none of their routes; a body refused on another route) are answered
-    here in the wire form of the path's front end.
+    matched none of their routes; a body over the default limit on another route)
+    are answered here in the wire form of the path's front end.
     """
     info = audit.RequestInfo(audit.new_request_id(), request.remote or "")
     token = audit.CURRENT_REQUEST.set(info)
     try:
+        if front_end(request.path) not in _OWN_BODY_LIMITS:
+            within_limit(request, DEFAULT_MAX_BODY)  # refuses a Content-Length over it
         return await handler(request)  # type: ignore[no-any-return]
     except web.HTTPException as exc:
         refusal = _refusal(request, exc) if exc.status >= 400 else None

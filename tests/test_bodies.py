@@ -13,6 +13,7 @@ import pytest
 
 from gateway.acme.post import MAX_BODY as ACME_MAX
 from gateway.app import create_app
+from gateway.bodies import DEFAULT_MAX_BODY
 from gateway.est.wire import MAX_BODY as EST_MAX
 from tests.acme.conftest import FakeValidator, make_settings
 from tests.est.support import PASSWORD, Gateway, Manufacturer, est_section, request, running_gateway
@@ -104,3 +105,11 @@ async def test_est_cacerts_answers_head_like_get(est: Gateway) -> None:
             assert head.status == 200
             assert head.headers["Content-Type"] == got.headers["Content-Type"]
             assert int(head.headers["Content-Length"]) == length
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/pkix/local/ocsp"])
+async def test_other_routes_refuse_a_content_length_over_their_limit(acme: Any,
+                                                                     path: str) -> None:
+    headers = {"Content-Type": "application/ocsp-request"}
+    resp = await acme.post(path, data=b"a" * (DEFAULT_MAX_BODY + 1), headers=headers)
+    assert resp.status == 413

@@ -138,3 +138,18 @@ def processes_using(config: Path) -> list[int]:
         except OSError:
             continue
     return found
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["one process", "two workers"])
+def test_a_secret_that_cannot_be_read_is_one_line_and_exit_2(tmp_path: Path,
+                                                            workers: int) -> None:
+    config = write_config(tmp_path, {"admin": {"token_env": "ACME_GATEWAY_TEST_UNSET"}})
+    env = {k: v for k, v in os.environ.items() if k != "ACME_GATEWAY_TEST_UNSET"}
+    done = subprocess.run([sys.executable, "-m", "gateway", "serve", "--config", str(config),
+                           "--workers", str(workers)], capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"acme-gateway: configuration error: {config}: [admin.token_env] environment "
+        "variable ACME_GATEWAY_TEST_UNSET is not set"]
+    assert processes_using(config) == []

@@ -164,16 +164,26 @@ ACME_HEAD = (b"POST /acme/new-account HTTP/1.1\r\nHost: x\r\n"
              b"Content-Type: application/jose+json\r\n")
 
 
-def test_a_stalled_body_gets_408_as_a_problem_document(served: Served) -> None:
+EST_HEAD = (b"POST /.well-known/est/open/simpleenroll HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/pkcs10\r\n" + EST_AUTH.encode() + b"\r\n")
+
+
+@pytest.mark.parametrize("tls,head", [(False, ACME_HEAD), (True, EST_HEAD)],
+                         ids=["acme", "est"])
+def test_a_stalled_body_gets_408_in_the_front_ends_form(served: Served, tls: bool,
+                                                        head: bytes) -> None:
     before = served.closed_total("body_timeout")
-    with served.connect() as stalled:
-        stalled.sendall(ACME_HEAD + b"Content-Length: 1000\r\n\r\n0123456789")
+    with served.connect(tls=tls) as stalled:
+        stalled.sendall(head + b"Content-Length: 1000\r\n\r\n0123456789")
         assert served.get("/healthz")[0] == 200
         seconds, answer = read_until_closed(stalled)
     status, body = parse(answer)
     assert status == 408
-    assert json.loads(body)["type"] == "urn:ietf:params:acme:error:malformed"
-    assert "request body" in json.loads(body)["detail"]
+    if tls:  # EST: one line of text
+        assert body.count(b"\n") == 1 and b"request body" in body
+    else:
+        assert json.loads(body)["type"] == "urn:ietf:params:acme:error:malformed"
+        assert "request body" in json.loads(body)["detail"]
     assert_within(seconds, BODY)
     assert served.closed_total("body_timeout") == before + 1
 
