@@ -119,6 +119,8 @@ def serve(settings: config.Settings, workers: int = 1) -> int:
                 check_port_free(server, port, key)
         if server.https_port and server.tls_cert_file is None:
             tls.ensure_self_signed(server)  # once, before the workers look for it
+        if server.https_port:
+            tls.https_context(server)  # fails here once, not in every worker
         return supervise(settings, workers, lambda role, nonces: _run(settings, role, nonces))
     except StartError as exc:
         return start_failed(exc)
@@ -229,19 +231,13 @@ async def _listen(runner: web.AppRunner, app: web.Application, settings: config.
 
 async def _tls_context(app: web.Application, server: config.ServerSettings,
                        role: ProcessRole) -> ssl.SSLContext:
-    """The HTTPS context; an unusable certificate or key ends the start with one line."""
+    """The HTTPS context, asking for client certificates from every EST anchor."""
     from gateway import tls
     from gateway.est.trust import client_ca_pem
 
     if server.tls_cert_file is None:
         tls.ensure_self_signed(server)
-    try:
-        ctx = tls.server_context(server, client_ca_data=await client_ca_pem(app))
-    except (OSError, ssl.SSLError) as exc:
-        cert_path, key_path = tls.server_cert_paths(server)
-        raise StartError(f"[server] tls_cert_file {cert_path} / tls_key_file {key_path}: "
-                         f"cannot load the HTTPS certificate and key: {exc}") from None
-    return ctx
+    return tls.https_context(server, await client_ca_pem(app))
 
 
 def _host(listen: str) -> str:

@@ -11,7 +11,6 @@ without creating a local CA that does not exist yet) and reports each with
 from __future__ import annotations
 
 import asyncio
-import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -75,9 +74,9 @@ def _https(server: ServerSettings) -> Finding:
     if server.tls_cert_file is None and not cert.exists():
         return Finding(item + " (self-signed, made on first start)")
     try:
-        tls.server_context(server)
-    except (OSError, ssl.SSLError) as exc:
-        return Finding(item, str(exc))
+        tls.https_context(server)
+    except StartError as exc:
+        return Finding(item, str(exc).split(": ", 1)[1])
     return Finding(item)
 
 

@@ -11,7 +11,7 @@ import pytest
 from gateway.app import prepare
 from gateway.cli import main
 from gateway.config import load
-from tests.test_cli import ejbca_tables, write_config
+from tests.test_cli import ejbca_tables, unloadable_certificate_config, write_config
 
 
 def probe(config: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
@@ -63,3 +63,12 @@ def test_a_busy_port_fails_the_probe(tmp_path: Path,
     assert code == 1
     assert lines[0].startswith(f"[server] https_port {port}: FAILED: cannot listen on "
                                f"127.0.0.1:{port}")
+
+
+def test_an_unloadable_https_certificate_fails_the_probe(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config, _ = unloadable_certificate_config(tmp_path, 0)
+    code, lines = probe(config, capsys)
+    assert code == 1
+    assert lines[1].startswith(f"[server] tls_cert_file {tmp_path / 'server.pem'} / "
+                               f"tls_key_file {tmp_path / 'server.key'}: FAILED: cannot load")
