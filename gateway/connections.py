@@ -5,7 +5,7 @@ gateway one file descriptor each. Without a cap, about a thousand of them
 (the default descriptor limit) make every new client fail with nothing
 logged. The budget refuses a connection over either cap as soon as it is
 made (answered ``503`` and closed), counts every refusal and every
-connection the watchdog closes, and logs refusals at most once per interval.
+connection the watchdog closes, and logs a summary at most once per interval.
 
 Both caps apply per serving process: under ``serve --workers N`` the gateway
 as a whole holds up to N times as many.
@@ -34,9 +34,9 @@ OVER_ADDRESS_CAP = "over_address_cap"
 BAD_REQUEST = "bad_request"
 REASONS = (HEADER_TIMEOUT, BODY_TIMEOUT, IDLE_TIMEOUT, TLS_HANDSHAKE, OVER_TOTAL_CAP,
            OVER_ADDRESS_CAP, BAD_REQUEST)
-# Refusals are logged at most this often (with the count since the last line):
+# Closures are logged at most this often (with the counts since the last line):
 # a flood must not turn into a flood of log lines.
-REFUSAL_LOG_INTERVAL_SECONDS = 10.0
+REPORT_INTERVAL_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,8 @@ class ConnectionBudget:
         self.metrics = metrics
         self.open = 0
         self.by_address: Counter[str] = Counter()
-        self._unlogged: Counter[str] = Counter()
-        self._last_log = 0.0
+        self._unreported: Counter[str] = Counter()
+        self._last_report = -REPORT_INTERVAL_SECONDS
 
     def admit(self, address: str) -> str | None:
         """Take a place for a new connection from ``address``, or say why there is none."""
@@ -78,20 +78,28 @@ class ConnectionBudget:
             del self.by_address[address]
 
     def refuse(self, reason: str, address: str) -> str:
-        """Count a refused connection and log the refusals now and then."""
-        self.closed(reason)
-        self._unlogged[reason] += 1
-        now = time.monotonic()
-        if now - self._last_log >= REFUSAL_LOG_INTERVAL_SECONDS:
-            self._last_log = now
-            counts = ", ".join(f"{n} {r}" for r, n in sorted(self._unlogged.items()))
-            self._unlogged.clear()
-            log.warning("connections refused (%s; last from %s); open: %d of %d, per address "
-                        "at most %d", counts, address, self.open, self.caps.total,
-                        self.caps.per_address)
+        """Count a refused connection; the reason."""
+        self.closed(reason, address)
         return reason
 
-    def closed(self, reason: str) -> None:
-        """Count one connection the gateway closed, and why."""
+    def closed(self, reason: str, address: str = "") -> None:
+        """Count one connection the gateway closed or refused, and why.
+
+        The log gets a summary at most every REPORT_INTERVAL_SECONDS: a warning
+        when budgets refused connections (the gateway may be too small or under
+        attack), otherwise an info line.
+        """
         if self.metrics is not None:
             self.metrics.connection_closed(reason)
+        self._unreported[reason] += 1
+        now = time.monotonic()
+        if now - self._last_report < REPORT_INTERVAL_SECONDS:
+            return
+        self._last_report = now
+        counts = ", ".join(f"{n} {r}" for r, n in sorted(self._unreported.items()))
+        refused = any(r in self._unreported for r in (OVER_TOTAL_CAP, OVER_ADDRESS_CAP))
+        self._unreported.clear()
+        log.log(logging.WARNING if refused else logging.INFO,
+                "connections closed by the gateway: %s (the last from %s); open: %d of %d, "
+                "per address at most %d", counts, address or "?", self.open, self.caps.total,
+                self.caps.per_address)

@@ -184,16 +184,11 @@ class GuardedRequestHandler(RequestHandler):
 
     def _expire(self, phase: str) -> None:
         self._phase = None
-        peer = self._address
         if phase == _HEADERS:
-            self._budget.closed(conn.HEADER_TIMEOUT)
-            log.info("closed a connection from %s: the request headers took longer than "
-                     "%g s", peer, self._timeouts.header)
+            self._budget.closed(conn.HEADER_TIMEOUT, self._address or "")
             self.force_close()
             return
-        self._budget.closed(conn.BODY_TIMEOUT)
-        log.info("closed a connection from %s: no part of the request body for %g s",
-                 peer, self._timeouts.body)
+        self._budget.closed(conn.BODY_TIMEOUT, self._address or "")
         body, self._body = self._body, None
         if body is None:
             self.force_close()
@@ -222,7 +217,7 @@ class GuardedRequestHandler(RequestHandler):
         super()._process_keepalive()
         if self._force_close and not closing:
             self._budget.closed(conn.HEADER_TIMEOUT if self._phase == _HEADERS
-                                else conn.IDLE_TIMEOUT)
+                                else conn.IDLE_TIMEOUT, self._address or "")
 
     # -- requests aiohttp refuses itself ----------------------------------------
 
@@ -235,8 +230,8 @@ class GuardedRequestHandler(RequestHandler):
         if request.writer.output_size > 0:
             raise ConnectionError("a response was already sent; cannot send the error too")
         reason = " ".join((message or str(exc) or "").split("\n")[0].split())
-        self._budget.closed(conn.BAD_REQUEST)
-        log.info("refused a request from %s that is not valid HTTP: %s", self._address, reason)
+        self._budget.closed(conn.BAD_REQUEST, self._address or "")
+        log.debug("refused a request from %s that is not valid HTTP: %s", self._address, reason)
         resp = web.Response(status=status, text=f"{HTTPStatus(status).phrase}: {reason}\n")
         resp.force_close()
         return resp

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from gateway import connections
 from gateway.connections import OVER_ADDRESS_CAP, OVER_TOTAL_CAP, Caps, ConnectionBudget
 from gateway.metrics import Metrics
 
@@ -47,13 +48,22 @@ def test_release_gives_the_place_back_and_forgets_the_address() -> None:
     assert b.open == 0 and "a" not in b.by_address
 
 
-def test_refusals_are_logged_once_per_interval_with_their_count(
-        caplog: pytest.LogCaptureFixture) -> None:
+def test_closures_are_reported_once_per_interval_with_their_counts(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(connections.time, "monotonic", lambda: now[0])
     b = budget(total=2, per_address=1)
     b.admit("a")
-    with caplog.at_level(logging.WARNING, "gateway.connections"):
+    with caplog.at_level(logging.INFO, "gateway.connections"):
         for _ in range(50):
-            b.admit("a")
-    assert len(caplog.records) == 1
-    assert "over_address_cap" in caplog.records[0].getMessage()
+            b.admit("a")  # the first is reported at once, the others wait
+        now[0] += connections.REPORT_INTERVAL_SECONDS
+        b.closed(connections.HEADER_TIMEOUT, "b")
+        now[0] += connections.REPORT_INTERVAL_SECONDS
+        b.closed(connections.IDLE_TIMEOUT, "c")
+    assert [(r.levelno, r.getMessage().split(" (")[0]) for r in caplog.records] == [
+        (logging.WARNING, "connections closed by the gateway: 1 over_address_cap"),
+        (logging.WARNING, "connections closed by the gateway: 1 header_timeout, "
+                          "49 over_address_cap"),
+        (logging.INFO, "connections closed by the gateway: 1 idle_timeout")]
     assert closed(b, OVER_ADDRESS_CAP) == 50
