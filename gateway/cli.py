@@ -145,7 +145,6 @@ def start_failed(exc: StartError) -> int:
 
 
 async def _serve(settings: config.Settings, role: ProcessRole, nonces: Nonces | None) -> int:
-    from gateway import tls
     from gateway.app import create_app
     from gateway.listeners import raise_descriptor_limit
 
@@ -161,14 +160,8 @@ async def _serve(settings: config.Settings, role: ProcessRole, nonces: Nonces | 
         await runner.cleanup()
         raise
     raise_descriptor_limit(server.max_connections)
-    if server.https_port and server.tls_cert_file is None and role.primary:
-        cert = tls.server_cert_paths(server)[0].resolve()
-        print(f"HTTPS certificate (self-signed): {cert}\n"
-              f"  trust it with REQUESTS_CA_BUNDLE={cert} (certbot) or "
-              f"LEGO_CA_CERTIFICATES={cert} (lego)", flush=True)
-    for url in urls if role.primary else ():
-        print(f"ACME directory: {url}/acme/directory", flush=True)
-        print(f"EST base:       {url}/.well-known/est/", flush=True)
+    if role.primary:
+        _announce(server, urls)
     if role.shared:
         log.info("worker %d of %d serving", role.index + 1, role.count)
     # Everything made at start-up lives for the whole run: moving it out of the
@@ -188,6 +181,20 @@ async def _serve(settings: config.Settings, role: ProcessRole, nonces: Nonces | 
     log.info("shutting down")
     await runner.cleanup()
     return 0
+
+
+def _announce(server: config.ServerSettings, urls: list[str]) -> None:
+    """Tell the person who started the gateway where it serves (and what to trust)."""
+    from gateway import tls
+
+    if server.https_port and server.tls_cert_file is None:
+        cert = tls.server_cert_paths(server)[0].resolve()
+        print(f"HTTPS certificate (self-signed): {cert}\n"
+              f"  trust it with REQUESTS_CA_BUNDLE={cert} (certbot) or "
+              f"LEGO_CA_CERTIFICATES={cert} (lego)", flush=True)
+    for url in urls:
+        print(f"ACME directory: {url}/acme/directory", flush=True)
+        print(f"EST base:       {url}/.well-known/est/", flush=True)
 
 
 def _handler_options(app: web.Application, settings: config.Settings) -> dict[str, Any]:
@@ -219,7 +226,7 @@ async def _listen(runner: web.AppRunner, app: web.Application, settings: config.
     for key, port, secure in ports:
         if not port:
             continue
-        ctx = await _tls_context(app, server, role) if secure else None
+        ctx = await _tls_context(app, server) if secure else None
         factory = handler_factory(runner.server, app[keys.CONNECTIONS], timeouts,
                                   handshake if secure else None, **options)
         await listen(GuardedSite(runner, factory, server.listen, port, ssl_context=ctx,
@@ -229,8 +236,7 @@ async def _listen(runner: web.AppRunner, app: web.Application, settings: config.
     return urls
 
 
-async def _tls_context(app: web.Application, server: config.ServerSettings,
-                       role: ProcessRole) -> ssl.SSLContext:
+async def _tls_context(app: web.Application, server: config.ServerSettings) -> ssl.SSLContext:
     """The HTTPS context, asking for client certificates from every EST anchor."""
     from gateway import tls
     from gateway.est.trust import client_ca_pem
