@@ -290,6 +290,8 @@ def test_bytes_that_are_not_http_get_400_one_log_line_and_a_count(served: Served
              if line.startswith("{")]
     assert any(line.get("logger") == "gateway.access" and line.get("status") == 400
                and line.get("method") == "UNKNOWN" for line in lines)
+    metrics = served.get("/metrics")[1].decode()
+    assert 'acme_gateway_http_requests_total{frontend="other",status="400"}' in metrics
 
 
 def test_open_connections_are_a_gauge(served: Served) -> None:
