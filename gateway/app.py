@@ -10,31 +10,38 @@ in one cleanup context and closed in reverse order on shutdown.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from connectors.base import CAConfigError, Connector
+from connectors.base import CAConfigError, Connector, ConnectorError
 from gateway import audit, keys
+from gateway.acme import problems
 from gateway.acme.nonces import Nonces, NonceService
-from gateway.acme.routes import acme_app
+from gateway.acme.routes import acme_app, acme_refusal
 from gateway.admin.routes import admin_app
+from gateway.bodies import DEFAULT_MAX_BODY, within_limit
 from gateway.config import CASettings, Settings
+from gateway.connections import Caps, ConnectionBudget
 from gateway.core.clock import Clock
 from gateway.core.pkix import PkixService
 from gateway.core.role import ProcessRole
 from gateway.core.service import Core
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, GatewayError, StartError
 from gateway.est.routes import est_app
-from gateway.metrics import Metrics, metrics_handler
+from gateway.est.routes import http_error as est_http_error
+from gateway.metrics import Metrics, front_end, metrics_handler
 from gateway.pkix.routes import add_routes as add_pkix_routes
 from gateway.storage.base import Store
 from gateway.validation import Validator
 from gateway.validation.engine import ValidationAuthority
 
 CONNECTOR_TYPES = ("local", "adcs", "ejbca")
+# Front ends that apply their own (smaller) body limits, with their own wire form.
+_OWN_BODY_LIMITS = ("acme", "est")
 
 
 def build_store(settings: Settings, role: ProcessRole | None = None) -> Store:
@@ -89,13 +96,37 @@ async def prepare(settings: Settings) -> None:
     caller can fork with no threads or open handles.
     """
     store = build_store(settings)
-    await store.open()
+    await open_store(store, settings)
     await store.close()
-    for connector in build_connectors(settings).values():
-        start = getattr(connector, "start", None)
-        if start is not None:
-            await start()
+    for name, connector in build_connectors(settings).items():
+        if await start_connector(name, connector):
             await connector.aclose()
+
+
+async def open_store(store: Store, settings: Settings) -> None:
+    """Open the store; a failure ends the start with one line naming ``[storage] url``."""
+    try:
+        await store.open()
+    except (OSError, sqlite3.Error) as exc:
+        raise StartError(f"[storage] url {settings.storage_url()}: cannot open the store: "
+                         f"{exc}; check the path and the gateway user's permissions") from None
+
+
+async def start_connector(name: str, connector: Connector) -> bool:
+    """Start a connector that needs it (key, token, client certificate); True if it did.
+
+    A failure ends the start with one line naming the CA's table.
+    """
+    start = getattr(connector, "start", None)
+    if start is None:
+        return False
+    try:
+        await start()
+    except (ConnectorError, OSError) as exc:
+        text = str(exc)
+        prefix = "" if text.startswith(f"[cas.{name}]") else f"[cas.{name}] "
+        raise StartError(f"{prefix}{text}") from None
+    return True
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None,
@@ -108,7 +139,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     ``role`` and ``nonces`` are given by ``serve --workers N``: which process
     this is, and the nonce store all of them share.
     """
-    app = web.Application(client_max_size=1024 * 1024, middlewares=[request_context])
+    app = web.Application(client_max_size=DEFAULT_MAX_BODY, middlewares=[request_context])
     app[keys.SETTINGS] = settings
     app[keys.NONCES] = nonces or NonceService(settings.acme.nonce_lifetime_seconds)
     chosen = dict(connectors) if connectors is not None else build_connectors(settings)
@@ -127,6 +158,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         app.add_subapp("/admin/", admin_app(settings.admin.token))
     metrics = app[keys.METRICS] = Metrics(lambda: _in_flight(app),
                                           shared_dir=role.metrics_dir if role else None)
+    app[keys.CONNECTIONS] = ConnectionBudget(
+        Caps(settings.server.max_connections, settings.server.max_connections_per_address),
+        metrics)
     app.cleanup_ctx.append(metrics.publishing)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
@@ -146,21 +180,46 @@ async def directory_redirect(request: web.Request) -> web.Response:
 
 @web.middleware
 async def request_context(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Source address and a request id for the audit events this request causes."""
+    """Source address and a request id for the audit events this request causes.
+
+    Refusals that no front end rendered (a path under /acme/ or the EST root that
+    matched none of their routes; a body over the default limit on another route)
+    are answered here in the wire form of the path's front end.
+    """
     info = audit.RequestInfo(audit.new_request_id(), request.remote or "")
     token = audit.CURRENT_REQUEST.set(info)
     try:
+        if front_end(request.path) not in _OWN_BODY_LIMITS:
+            within_limit(request, DEFAULT_MAX_BODY)  # refuses a Content-Length over it
         return await handler(request)  # type: ignore[no-any-return]
+    except web.HTTPException as exc:
+        refusal = _refusal(request, exc) if exc.status >= 400 else None
+        if refusal is None:
+            raise
+        return refusal
+    except GatewayError as exc:  # e.g. a stalled body on a route outside the front ends
+        return web.Response(status=problems.STATUS[exc.kind], text=exc.detail + "\n")
     finally:
         audit.CURRENT_REQUEST.reset(token)
 
 
+def _refusal(request: web.Request, exc: web.HTTPException) -> web.StreamResponse | None:
+    """An HTTP refusal in the form of the front end the path belongs to (None: aiohttp's)."""
+    name = front_end(request.path)
+    if name == "acme" or request.path == "/acme":
+        return acme_refusal(request, exc)
+    if name == "est":
+        return est_http_error(exc)
+    return None
+
+
 def _in_flight(app: web.Application) -> dict[str, int]:
+    figures = {"connections_open": app[keys.CONNECTIONS].open}
     core = app.get(keys.CORE)
-    if core is None:
-        return {}
-    return {"validations_in_flight": core.validations.in_flight,
-            "ca_jobs_in_flight": core.issuance.in_flight}
+    if core is not None:
+        figures.update(validations_in_flight=core.validations.in_flight,
+                       ca_jobs_in_flight=core.issuance.in_flight)
+    return figures
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -195,18 +254,15 @@ class _Resources:
         try:
             return await self._open()
         except BaseException:
-            # A failed start (e.g. an unusable key) closes what it opened: an open
-            # store's thread would otherwise keep the process from exiting.
-            await self.__aexit__()
+            await self.__aexit__()  # what opened before the failure: no thread left behind
             raise
 
     async def _open(self) -> Core:
-        self.store = build_store(self.settings, self.role)
-        await self.store.open()
-        for connector in self.connectors.values():
-            start = getattr(connector, "start", None)
-            if start is not None:
-                await start()
+        store = build_store(self.settings, self.role)
+        await open_store(store, self.settings)
+        self.store = store
+        for name, connector in self.connectors.items():
+            await start_connector(name, connector)
             self.started.append(connector)
         if self.validator is None:
             authority = ValidationAuthority(self.settings.validation)

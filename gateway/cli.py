@@ -7,15 +7,17 @@ import asyncio
 import gc
 import logging
 import signal
+import ssl
 import sys
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from gateway import config
 from gateway.acme.nonces import Nonces
 from gateway.core.role import ProcessRole
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, StartError
 
 log = logging.getLogger("gateway")
 # Allocations between two young-generation collections while serving (see _serve).
@@ -36,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
                             "(default 1)")
     check = sub.add_parser("check-config", help="validate the config and exit")
     check.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="TOML config file")
+    check.add_argument("--probe", action="store_true",
+                       help="also open every key, secret, token and CA endpoint the config "
+                            "names, one line each (exit status 1 if any fails)")
     try:
         from gateway import cli_ca
     except ImportError:  # the CA tooling is optional in slim builds
@@ -57,13 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = config.load(args.config)
         if args.command == "check-config":
-            from gateway.app import build_connectors
-            from gateway.est.settings import parse as parse_est
-
-            build_connectors(settings)
-            parse_est(settings)
-            print(f"{settings.source}: OK")
-            return 0
+            return check_config(settings, args.probe)
         if args.command == "serve":
             return serve(settings, args.workers)
         handler = getattr(args, "handler", None)
@@ -73,6 +72,26 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"acme-gateway: configuration error: {exc}", file=sys.stderr)
         return 2
+
+
+def check_config(settings: config.Settings, probe: bool) -> int:
+    """Validate the config; with ``probe``, also open what it names (see gateway.probe)."""
+    from gateway.app import build_connectors
+    from gateway.est.settings import parse as parse_est
+
+    parse_est(settings)
+    if not probe:
+        build_connectors(settings)
+        print(f"{settings.source}: OK")
+        return 0
+    from gateway.probe import probe as run_probe
+
+    findings = asyncio.run(run_probe(settings))
+    for finding in findings:
+        print(finding.line(), flush=True)
+    failed = sum(f.problem is not None for f in findings)
+    print(f"{settings.source}: {'OK' if not failed else f'{failed} of {len(findings)} FAILED'}")
+    return 1 if failed else 0
 
 
 def _positive_int(text: str) -> int:
@@ -90,55 +109,59 @@ def serve(settings: config.Settings, workers: int = 1) -> int:
     if workers == 1:
         return _run(settings, ProcessRole(), None)
     from gateway import tls
+    from gateway.listeners import check_port_free
     from gateway.supervisor import supervise
 
-    if settings.server.https_port and settings.server.tls_cert_file is None:
-        tls.ensure_self_signed(settings.server)  # once, before the workers look for it
-    return supervise(settings, workers, lambda role, nonces: _run(settings, role, nonces))
+    server = settings.server
+    try:
+        for key, port in (("https_port", server.https_port), ("http_port", server.http_port)):
+            if port:
+                check_port_free(server, port, key)
+        if server.https_port and server.tls_cert_file is None:
+            tls.ensure_self_signed(server)  # once, before the workers look for it
+        if server.https_port:
+            tls.https_context(server)  # fails here once, not in every worker
+        return supervise(settings, workers, lambda role, nonces: _run(settings, role, nonces))
+    except StartError as exc:
+        return start_failed(exc)
 
 
 def _run(settings: config.Settings, role: ProcessRole, nonces: Nonces | None) -> int:
-    """One serving process, on uvloop when available."""
+    """One serving process, on uvloop when available; a failed start is one line on stderr."""
     try:
-        import uvloop
-    except ImportError:  # uvloop is a dependency; this only guards odd platforms
-        return asyncio.run(_serve(settings, role, nonces))
-    return uvloop.run(_serve(settings, role, nonces))
+        try:
+            import uvloop
+        except ImportError:  # uvloop is a dependency; this only guards odd platforms
+            return asyncio.run(_serve(settings, role, nonces))
+        return uvloop.run(_serve(settings, role, nonces))
+    except StartError as exc:
+        return start_failed(exc)
+
+
+def start_failed(exc: StartError) -> int:
+    """Say why the gateway cannot start, in one line; the exit status that says so."""
+    print(f"acme-gateway: cannot start: {exc}", file=sys.stderr, flush=True)
+    return StartError.EXIT_STATUS
 
 
 async def _serve(settings: config.Settings, role: ProcessRole, nonces: Nonces | None) -> int:
-    from gateway import tls
     from gateway.app import create_app
-    from gateway.est.trust import client_ca_pem
-    from gateway.logging import AccessLogger
+    from gateway.listeners import raise_descriptor_limit
 
-    app = create_app(settings, role=role, nonces=nonces)
-    access = logging.getLogger("gateway.access")
-    if not settings.server.access_log:
-        access.setLevel(logging.WARNING)  # no lines; the logger still feeds /metrics
-    runner = web.AppRunner(app, handle_signals=False, access_log_class=AccessLogger,
-                           access_log=access,
-                           shutdown_timeout=settings.server.shutdown_timeout_seconds)
-    await runner.setup()
     server = settings.server
-    urls = []
-    if server.https_port:
-        cert = tls.ensure_self_signed(server) if server.tls_cert_file is None else None
-        ctx = tls.server_context(server, client_ca_data=await client_ca_pem(app))
-        await web.TCPSite(runner, server.listen, server.https_port, ssl_context=ctx,
-                          reuse_port=role.shared or None).start()
-        urls.append(f"https://{_host(server.listen)}:{server.https_port}")
-        if cert is not None and role.primary:
-            print(f"HTTPS certificate (self-signed): {cert.resolve()}\n"
-                  f"  trust it with REQUESTS_CA_BUNDLE={cert.resolve()} (certbot) or "
-                  f"LEGO_CA_CERTIFICATES={cert.resolve()} (lego)", flush=True)
-    if server.http_port:
-        await web.TCPSite(runner, server.listen, server.http_port,
-                          reuse_port=role.shared or None).start()
-        urls.append(f"http://{_host(server.listen)}:{server.http_port}")
-    for url in urls if role.primary else ():
-        print(f"ACME directory: {url}/acme/directory", flush=True)
-        print(f"EST base:       {url}/.well-known/est/", flush=True)
+    app = create_app(settings, role=role, nonces=nonces)
+    options = _handler_options(app, settings)
+    runner = web.AppRunner(app, handle_signals=False, **options,
+                           shutdown_timeout=server.shutdown_timeout_seconds)
+    try:
+        await runner.setup()
+        urls = await _listen(runner, app, settings, role, options)
+    except BaseException:
+        await runner.cleanup()
+        raise
+    raise_descriptor_limit(server.max_connections)
+    if role.primary:
+        _announce(server, urls)
     if role.shared:
         log.info("worker %d of %d serving", role.index + 1, role.count)
     # Everything made at start-up lives for the whole run: moving it out of the
@@ -158,6 +181,69 @@ async def _serve(settings: config.Settings, role: ProcessRole, nonces: Nonces | 
     log.info("shutting down")
     await runner.cleanup()
     return 0
+
+
+def _announce(server: config.ServerSettings, urls: list[str]) -> None:
+    """Tell the person who started the gateway where it serves (and what to trust)."""
+    from gateway import tls
+
+    if server.https_port and server.tls_cert_file is None:
+        cert = tls.server_cert_paths(server)[0].resolve()
+        print(f"HTTPS certificate (self-signed): {cert}\n"
+              f"  trust it with REQUESTS_CA_BUNDLE={cert} (certbot) or "
+              f"LEGO_CA_CERTIFICATES={cert} (lego)", flush=True)
+    for url in urls:
+        print(f"ACME directory: {url}/acme/directory", flush=True)
+        print(f"EST base:       {url}/.well-known/est/", flush=True)
+
+
+def _handler_options(app: web.Application, settings: config.Settings) -> dict[str, Any]:
+    """aiohttp's per-connection options: the access log, which also feeds /metrics."""
+    from gateway import keys
+    from gateway.logging import AccessLogger
+
+    access = logging.getLogger("gateway.access")
+    if not settings.server.access_log:
+        access.setLevel(logging.WARNING)  # no lines; the logger still feeds /metrics
+    return {"access_log_class": AccessLogger.counting_into(app[keys.METRICS]),
+            "access_log": access}
+
+
+async def _listen(runner: web.AppRunner, app: web.Application, settings: config.Settings,
+                  role: ProcessRole, options: dict[str, Any]) -> list[str]:
+    """Open the configured listeners; return their URLs."""
+    from gateway import keys
+    from gateway.listeners import GuardedSite, listen
+    from gateway.protocol import Timeouts, handler_factory
+
+    server = settings.server
+    assert runner.server is not None
+    timeouts = Timeouts(server.header_timeout_seconds, server.body_timeout_seconds,
+                        server.keepalive_timeout_seconds)
+    handshake = server.tls_handshake_timeout_seconds
+    urls = []
+    ports = [("https_port", server.https_port, True), ("http_port", server.http_port, False)]
+    for key, port, secure in ports:
+        if not port:
+            continue
+        ctx = await _tls_context(app, server) if secure else None
+        factory = handler_factory(runner.server, app[keys.CONNECTIONS], timeouts,
+                                  handshake if secure else None, **options)
+        await listen(GuardedSite(runner, factory, server.listen, port, ssl_context=ctx,
+                                 handshake_timeout=handshake,
+                                 reuse_port=role.shared or None), key)
+        urls.append(f"{'https' if secure else 'http'}://{_host(server.listen)}:{port}")
+    return urls
+
+
+async def _tls_context(app: web.Application, server: config.ServerSettings) -> ssl.SSLContext:
+    """The HTTPS context, asking for client certificates from every EST anchor."""
+    from gateway import tls
+    from gateway.est.trust import client_ca_pem
+
+    if server.tls_cert_file is None:
+        tls.ensure_self_signed(server)
+    return tls.https_context(server, await client_ca_pem(app))
 
 
 def _host(listen: str) -> str:

@@ -139,6 +139,13 @@ class ServerSettings:
     log_level: str = "info"
     access_log: bool = True
     shutdown_timeout_seconds: float = 10.0
+    # Bounds on each phase of a connection (see gateway.protocol) and connection budgets.
+    tls_handshake_timeout_seconds: float = 10.0
+    header_timeout_seconds: float = 20.0
+    body_timeout_seconds: float = 30.0
+    keepalive_timeout_seconds: float = 60.0
+    max_connections: int = 10000
+    max_connections_per_address: int = 256
 
     def public_base_url(self) -> str:
         """The URL clients reach the gateway at, without a trailing slash."""
@@ -300,9 +307,17 @@ def _server(t: Table) -> ServerSettings:
         log_level=level,
         access_log=t.bool("access_log", True),
         shutdown_timeout_seconds=t.float("shutdown_timeout_seconds", 10.0),
+        tls_handshake_timeout_seconds=t.float("tls_handshake_timeout_seconds", 10.0, 0.1),
+        header_timeout_seconds=t.float("header_timeout_seconds", 20.0, 0.1),
+        body_timeout_seconds=t.float("body_timeout_seconds", 30.0, 0.1),
+        keepalive_timeout_seconds=t.float("keepalive_timeout_seconds", 60.0, 0.1),
+        max_connections=t.int("max_connections", 10000, 1, 1_000_000),
+        max_connections_per_address=t.int("max_connections_per_address", 256, 1, 1_000_000),
     )
     if not settings.https_port and not settings.http_port:
         raise t.error("https_port", "at least one of https_port and http_port must be non-zero")
+    if settings.max_connections_per_address > settings.max_connections:
+        raise t.error("max_connections_per_address", "must not exceed max_connections")
     try:
         ipaddress.ip_address(settings.listen)
     except ValueError as exc:

@@ -47,6 +47,9 @@ class ErrorKind(enum.Enum):
     CA_UNAVAILABLE = "caUnavailable"
     # The key is in use by another account; the detail carries that account's id.
     CONFLICT = "conflict"
+    # The client sent its request too slowly, or a body over the route's limit.
+    REQUEST_TIMEOUT = "requestTimeout"
+    PAYLOAD_TOO_LARGE = "payloadTooLarge"
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,14 @@ class GatewayError(Exception):
 
     def __str__(self) -> str:
         return f"{self.kind.value}: {self.detail}"
+
+
+class StartError(Exception):
+    """The gateway cannot start serving; the message is one line naming the cause (file, key,
+    port) and the fix."""
+
+    # The exit status of a process that could not start (2 is a configuration error).
+    EXIT_STATUS = 3
 
 
 class ConfigError(Exception):

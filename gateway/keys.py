@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from gateway.acme.nonces import Nonces
     from gateway.acme.render import Urls
     from gateway.config import Settings
+    from gateway.connections import ConnectionBudget
     from gateway.core.pkix import PkixService
     from gateway.core.service import Core
     from gateway.metrics import Metrics
@@ -25,3 +26,4 @@ PKIX_SERVICE: web.AppKey[PkixService] = web.AppKey("pkix_service")
 ACME_CONFIG: web.RequestKey[ChainMapProxy] = web.RequestKey("acme_config")
 ACME_URLS: web.RequestKey[Urls] = web.RequestKey("acme_urls")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+CONNECTIONS: web.AppKey[ConnectionBudget] = web.AppKey("connections")

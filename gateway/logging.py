@@ -62,7 +62,7 @@ class AccessLogger(AbstractAccessLogger):
         # once (request.config_dict builds a new chain of apps on every access).
         metrics = self._metrics
         if metrics is None and isinstance(request, Request):
-            metrics = self._metrics = request.config_dict.get(METRICS)
+            metrics = self._metrics = _metrics_of(request)
         if metrics is not None:
             metrics.observe(request.path, response.status, time)
         if not self.logger.isEnabledFor(logging.INFO):
@@ -80,3 +80,18 @@ class AccessLogger(AbstractAccessLogger):
     def enabled(self) -> bool:
         """Always: the metrics need every request."""
         return True
+
+    @classmethod
+    def counting_into(cls, metrics: Metrics) -> type[AccessLogger]:
+        """An access logger class that counts into ``metrics``, also for requests that never
+        reached a route (aiohttp's own 400s for bytes that are not HTTP)."""
+        return type("AccessLogger", (cls,), {"_metrics": metrics})
+
+
+def _metrics_of(request: Request) -> Metrics | None:
+    """The metrics of the request's application; None for a request aiohttp refused before
+    routing (it has no application to ask)."""
+    try:
+        return request.config_dict.get(METRICS)
+    except AssertionError:
+        return None

@@ -29,7 +29,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
-from gateway import keys
+from gateway import connections, keys
 
 log = logging.getLogger("gateway.metrics")
 
@@ -87,6 +87,12 @@ class Metrics:
         self.latency = Histogram("acme_gateway_http_request_duration_seconds",
                                  "Time to answer an HTTP request", ["frontend"],
                                  buckets=_BUCKETS, registry=own)
+        self.connections_closed = Counter(
+            "acme_gateway_connections_closed",
+            "Connections the gateway closed (timeouts, unparsable requests) or refused (budgets)",
+            ["reason"], registry=own)
+        for reason in connections.REASONS:  # every reason shows, at 0 until it happens
+            self.connections_closed.labels(reason)
         if shared_dir is None:
             self.registry.register(_InFlight(in_flight))
         # Labelled children by (front end, status): labels() re-checks and joins its
@@ -102,6 +108,10 @@ class Metrics:
                 self.requests.labels(name, str(status)), self.latency.labels(name))
         children[0].inc()
         children[1].observe(seconds)
+
+    def connection_closed(self, reason: str) -> None:
+        """Count one connection the gateway closed or refused, and why."""
+        self.connections_closed.labels(reason).inc()
 
     def publish_in_flight(self) -> None:
         """Write this worker's work in flight to the shared files (shared mode only)."""

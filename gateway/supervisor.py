@@ -29,6 +29,7 @@ from gateway.acme.nonces import Nonces
 from gateway.acme.shared_nonces import SharedNonceService
 from gateway.config import Settings
 from gateway.core.role import ChangeCounter, ProcessRole
+from gateway.errors import StartError
 
 log = logging.getLogger("gateway.supervisor")
 
@@ -42,7 +43,10 @@ Worker = Callable[[ProcessRole, Nonces], int]
 
 
 def supervise(settings: Settings, count: int, run_worker: Worker) -> int:
-    """Run ``count`` workers until SIGINT/SIGTERM; the exit status is 0 after a clean stop."""
+    """Run ``count`` workers until SIGINT/SIGTERM; the exit status is 0 after a clean stop.
+
+    A worker that cannot start (exit status ``StartError.EXIT_STATUS``) stops them all.
+    """
     from gateway.app import prepare
 
     asyncio.run(prepare(settings))
@@ -63,7 +67,7 @@ class _Supervisor:
         self.children: dict[int, int] = {}  # pid → worker index
         self.deaths: dict[int, list[float]] = {}
         self.stopping = False
-        self.failed = False
+        self.failed = 0  # the exit status when the gateway stops on a fault
 
     def run(self) -> int:
         previous = {sig: signal.signal(sig, self._on_signal)
@@ -86,7 +90,7 @@ class _Supervisor:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        return 1 if self.failed else 0
+        return self.failed
 
     def _spawn(self, index: int) -> None:
         pid = os.fork()
@@ -109,6 +113,11 @@ class _Supervisor:
 
     def _died(self, pid: int, index: int, status: int) -> None:
         metrics.forget_worker(self.metrics_dir, pid)
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == StartError.EXIT_STATUS:
+            # The worker said why in one line; starting it again would fail the same way.
+            self.failed = StartError.EXIT_STATUS
+            self._stop(signal.SIGTERM)
+            return
         now = time.monotonic()
         recent = [t for t in self.deaths.get(index, []) if now - t < RESTART_WINDOW_SECONDS]
         recent.append(now)
@@ -119,7 +128,7 @@ class _Supervisor:
         if len(recent) >= MAX_RESTARTS:
             log.error("worker %d died %d times in %.0f s; stopping the gateway",
                       index, len(recent), RESTART_WINDOW_SECONDS)
-            self.failed = True
+            self.failed = 1
             self._stop(signal.SIGTERM)
             return
         time.sleep(RESTART_DELAY_SECONDS)

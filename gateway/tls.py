@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from gateway.config import ServerSettings
+from gateway.errors import StartError
 
 
 def server_cert_paths(server: ServerSettings) -> tuple[Path, Path]:
@@ -77,3 +78,13 @@ def server_context(server: ServerSettings, client_ca_files: tuple[Path, ...] = (
         ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
         ctx.verify_mode = ssl.CERT_OPTIONAL
     return ctx
+
+
+def https_context(server: ServerSettings, client_ca_data: str = "") -> ssl.SSLContext:
+    """:func:`server_context`, or a StartError naming both files when they do not load."""
+    try:
+        return server_context(server, client_ca_data=client_ca_data)
+    except (OSError, ssl.SSLError) as exc:
+        cert_path, key_path = server_cert_paths(server)
+        raise StartError(f"[server] tls_cert_file {cert_path} / tls_key_file {key_path}: "
+                         f"cannot load the HTTPS certificate and key: {exc}") from None

@@ -78,3 +78,16 @@ def test_cli_check_config_reports_the_error(tmp_path: Path,
     bad.write_text("[server]\nhttps_port = -1\n")
     assert main(["check-config", "--config", str(bad)]) == 2
     assert "server.https_port" in capsys.readouterr().err
+
+
+def test_connection_limits_have_safe_defaults_and_are_checked(tmp_path: Path) -> None:
+    server = config.parse({}, "test.toml").server
+    assert (server.header_timeout_seconds, server.body_timeout_seconds,
+            server.keepalive_timeout_seconds, server.tls_handshake_timeout_seconds) == (
+        20.0, 30.0, 60.0, 10.0)
+    assert (server.max_connections, server.max_connections_per_address) == (10000, 256)
+    with pytest.raises(ConfigError, match="server.max_connections_per_address"):
+        config.parse({"server": {"max_connections": 10, "max_connections_per_address": 11}},
+                     "test.toml")
+    with pytest.raises(ConfigError, match="server.header_timeout_seconds"):
+        config.parse({"server": {"header_timeout_seconds": 0}}, "test.toml")

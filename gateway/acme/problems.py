@@ -42,6 +42,8 @@ STATUS: dict[ErrorKind, int] = {
     ErrorKind.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorKind.CA_UNAVAILABLE: 503,
     ErrorKind.CONFLICT: 409,
+    ErrorKind.REQUEST_TIMEOUT: 408,
+    ErrorKind.PAYLOAD_TOO_LARGE: 413,
 }
 
 # Kinds that are not ACME error types are sent as the closest one.
@@ -51,6 +53,8 @@ WIRE_TYPE: dict[ErrorKind, str] = {
     ErrorKind.UNSUPPORTED_MEDIA_TYPE: "malformed",
     ErrorKind.CA_UNAVAILABLE: "serverInternal",
     ErrorKind.CONFLICT: "malformed",
+    ErrorKind.REQUEST_TIMEOUT: "malformed",
+    ErrorKind.PAYLOAD_TOO_LARGE: "malformed",
 }
 
 

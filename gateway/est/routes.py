@@ -14,6 +14,7 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from gateway.bodies import too_large, within_limit
 from gateway.config import Settings
 from gateway.errors import ErrorKind, GatewayError
 from gateway.est import handlers as h
@@ -27,6 +28,8 @@ STATUS = {
     ErrorKind.UNAUTHORIZED: 403,
     ErrorKind.NOT_FOUND: 404,
     ErrorKind.METHOD_NOT_ALLOWED: 405,
+    ErrorKind.REQUEST_TIMEOUT: 408,
+    ErrorKind.PAYLOAD_TOO_LARGE: 413,
     ErrorKind.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorKind.RATE_LIMITED: 429,
     ErrorKind.SERVER_INTERNAL: 500,
@@ -46,7 +49,7 @@ def error_response(request: web.Request, err: GatewayError) -> web.Response:
 async def est_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every failure into a one-line text answer."""
     try:
-        return await handler(request)
+        return await handler(within_limit(request, wire.MAX_BODY))
     except AuthRequired as exc:
         realm = request.app[h.EST_SETTINGS].realm
         return wire.text_response(401, exc.reason,
@@ -56,13 +59,13 @@ async def est_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return _http_error(exc)
+        return http_error(exc)
     except Exception:  # never a traceback to a device: log it, answer 500
         log.exception("unhandled error in %s %s", request.method, request.path)
         return wire.text_response(500, "internal error; the gateway log has details")
 
 
-def _http_error(exc: web.HTTPException) -> web.Response:
+def http_error(exc: web.HTTPException) -> web.Response:
     """aiohttp's own refusals (no route, wrong method, body too large) as one-line reasons."""
     if exc.status == 404:
         return wire.text_response(404, "no such EST resource; the operations are "
@@ -71,6 +74,8 @@ def _http_error(exc: web.HTTPException) -> web.Response:
     if exc.status == 405 and allow:
         return wire.text_response(405, f"this EST operation accepts {allow} only",
                                   {"Allow": allow})
+    if exc.status == 413:
+        return wire.text_response(413, too_large(wire.MAX_BODY).detail)
     return wire.text_response(exc.status, exc.reason or "request refused")
 
 
@@ -81,13 +86,16 @@ async def _trim_headers(request: web.Request, response: web.StreamResponse) -> N
 
 def est_app(settings: Settings) -> web.Application:
     """The EST routes (mounted at /.well-known/est/ by gateway.app)."""
-    app = web.Application(middlewares=[est_middleware], client_max_size=wire.MAX_BODY)
+    app = web.Application(middlewares=[est_middleware])
     app[h.EST_SETTINGS] = parse(settings)
     app.on_response_prepare.append(_trim_headers)
     ops = (("GET", "cacerts", h.cacerts), ("GET", "csrattrs", h.csrattrs),
            ("POST", "simpleenroll", h.simpleenroll), ("POST", "simplereenroll", h.simplereenroll),
            ("POST", "serverkeygen", h.serverkeygen), ("POST", "fullcmc", h.fullcmc))
     for method, name, handler in ops:
-        app.router.add_route(method, f"/{name}", handler)
-        app.router.add_route(method, f"/{{label}}/{name}", handler)
+        for path in (f"/{name}", f"/{{label}}/{name}"):
+            if method == "GET":  # HEAD too, as RFC 9110 §9.3.2 asks of every GET resource
+                app.router.add_get(path, handler)
+            else:
+                app.router.add_route(method, path, handler)
     return app
