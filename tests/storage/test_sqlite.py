@@ -25,8 +25,8 @@ from gateway.core.models import (
     Job,
     Order,
 )
-from gateway.core.role import ChangeCounter
 from gateway.core.ratelimits.bucket import Bucket
+from gateway.core.role import ChangeCounter
 from gateway.storage.base import Conflict, Delete, Insert, Spend, Update
 from gateway.storage.sqlite import SQLiteStore
 
