@@ -46,6 +46,7 @@ REVOKED = "revoked"
 UNAUTHORIZED = "unauthorized"
 EAB_CREATED = "eab_created"
 EAB_REVOKED = "eab_revoked"
+RATE_LIMITED = "rate_limited"
 
 
 @dataclass(frozen=True)

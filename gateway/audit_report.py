@@ -170,7 +170,7 @@ class _Tally:
 COUNTED = {audit.REQUESTED: "requests", audit.ISSUED: "issued", audit.FAILED: "failed",
            audit.POLICY_REFUSED: "policy_refused", audit.UNAUTHORIZED: "unauthorized_attempts",
            audit.APPROVED: "approved", audit.REJECTED: "rejected", audit.REVOKED: "revoked",
-           audit.APPROVAL_PENDING: "held_for_approval"}
+           audit.APPROVAL_PENDING: "held_for_approval", audit.RATE_LIMITED: "rate_limited"}
 
 
 def _count(tally: _Tally, row: dict[str, Any], max_validity_days: int,

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from connectors.base import CLIENT_AUTH, SERVER_AUTH
+from gateway.core.ratelimits import settings as ratelimit_settings
+from gateway.core.ratelimits.settings import RateLimitSettings
 from gateway.errors import ConfigError
 from gateway.validation.settings import DEFAULT_BLOCKED_NETWORKS, ValidationSettings
 
@@ -272,6 +274,7 @@ class Settings:
     jobs: JobSettings = field(default_factory=JobSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     # Raw tables of sections owned by other modules (e.g. "est", "admin"), parsed there.
     extra: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -513,7 +516,11 @@ def parse(data: Mapping[str, Any], source: str) -> Settings:
     cas_t = root.table("cas")
     cas = {name: _ca(cas_t.table(name), name) for name in cas_t.data} or default_cas()
     profiles_t = root.table("profiles")
-    profiles = {name: _profile(profiles_t.table(name), name, cas) for name in profiles_t.data}
+    profile_ts = {name: profiles_t.table(name) for name in profiles_t.data}
+    # A profile's rate_limits sub-table is read here, so _profile's check sees it as known.
+    rate_limits = ratelimit_settings.parse(
+        root.table("rate_limits"), {n: t.table("rate_limits") for n, t in profile_ts.items()})
+    profiles = {name: _profile(t, name, cas) for name, t in profile_ts.items()}
     if not profiles:
         profiles = {"default": ProfileSettings(name="default", ca=next(iter(cas)))}
     if acme.default_profile not in profiles:
@@ -526,7 +533,7 @@ def parse(data: Mapping[str, Any], source: str) -> Settings:
             raise root.error(key,
                              "unknown section (check the spelling against config/gateway.toml)")
     return Settings(source, server, storage, acme, validation, cas, profiles, jobs, admin, audit,
-                    extra)
+                    rate_limits, extra)
 
 
 def load(path: Path | None) -> Settings:

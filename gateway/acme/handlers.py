@@ -51,6 +51,7 @@ async def directory(request: web.Request) -> web.Response:
 
 async def new_nonce(request: web.Request) -> web.Response:
     """HEAD answers 200, GET 204 (RFC 8555 §7.2); the nonce is added by the middleware."""
+    config(request)[keys.CORE].limits.admit_nonce()
     if request.method == "HEAD":
         # An explicit empty length: without it some clients (aiohttp's) cannot tell
         # where the answer ends and close the connection after every HEAD.

@@ -37,6 +37,7 @@ def problem_response(err: GatewayError) -> web.Response:
 async def acme_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Problem documents for every failure; Replay-Nonce and Link: index on every answer."""
     try:
+        config(request)[keys.CORE].limits.admit_request()
         resp = await handler(within_limit(request, MAX_BODY))
     except GatewayError as exc:
         resp = problem_response(exc)

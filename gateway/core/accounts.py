@@ -12,6 +12,8 @@ from gateway.core.clock import Clock
 from gateway.core.eab import EabProof, EabService
 from gateway.core.keys import check_account_key
 from gateway.core.models import DEACTIVATED, VALID, Account, new_id
+from gateway.core.ratelimits.limiter import RateLimiter, Requester
+from gateway.core.ratelimits.settings import RateLimitSettings
 from gateway.errors import ErrorKind, GatewayError
 from gateway.storage.base import Conflict, Insert, Op, Store, Update
 
@@ -42,12 +44,14 @@ class AccountService:
     """Everything that creates or changes an ACME account."""
 
     def __init__(self, settings: AcmeSettings, store: Store, clock: Clock,
-                 eab: EabService | None = None, trail: audit.AuditTrail | None = None) -> None:
+                 eab: EabService | None = None, trail: audit.AuditTrail | None = None, *,
+                 limits: RateLimiter | None = None) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
         self.eab = eab
         self.trail = trail or audit.AuditTrail(store, clock)
+        self.limits = limits or RateLimiter(RateLimitSettings(), store, clock, self.trail)
 
     async def register(self, jwk: dict[str, Any], thumbprint: str, payload: dict[str, Any],
                        eab_kid: str | None = None,
@@ -79,7 +83,9 @@ class AccountService:
         created = self.trail.event(audit.ACCOUNT_CREATED, actor=audit.acme_actor(account_id),
                                    extra={"eab_kid": eab_kid} if eab_kid else None)
         try:
-            if not await self.store.apply([Insert(account), *eab_ops, created]):
+            if not await self.limits.pay(self.limits.new_account(),
+                                         [Insert(account), *eab_ops, created],
+                                         Requester(f"jwk:{thumbprint}")):
                 raise GatewayError(ErrorKind.UNAUTHORIZED,
                                    f"externalAccountBinding: key {eab_kid!r} was used or revoked "
                                    "meanwhile")

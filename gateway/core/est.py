@@ -48,6 +48,7 @@ from gateway.core.models import (
     id_from_bytes,
 )
 from gateway.core.profiles import domain_allowed
+from gateway.core.ratelimits.limiter import Requester
 from gateway.errors import ErrorKind, GatewayError
 from gateway.storage.base import Conflict, Insert, Store
 
@@ -312,8 +313,11 @@ class EstService:
                       expires=now + timedelta(seconds=self.settings.acme.order_lifetime_seconds))
         started = ready.moved(PROCESSING, csr_der=request.csr_der)
         job = Job(id=order_id, order_id=order_id, run_at=self.issuance.first_run_at(now))
+        limits = self.issuance.limits  # a new enrollment draws on its requester's bucket
         try:
-            if await self.store.apply([Insert(started), Insert(job)]):
+            if await limits.pay(limits.enrollment(request.requester, profile.name),
+                                [Insert(started), Insert(job)],
+                                Requester(request.requester, audit.names(idents), profile.name)):
                 self.issuance.run_now(job)
                 return started
         except Conflict:

@@ -56,6 +56,7 @@ from gateway.core.models import (
 )
 from gateway.core.orders import OrderService, problem_dict
 from gateway.core.profiles import ProfilePolicy
+from gateway.core.ratelimits.limiter import RateLimiter
 from gateway.core.role import ProcessRole
 from gateway.errors import ErrorKind, GatewayError
 from gateway.storage.base import Delete, Insert, Op, Store, Update
@@ -108,7 +109,8 @@ class IssuanceService:
                  validator: Validator, *, trail: audit.AuditTrail | None = None,
                  profiles: ProfilePolicy | None = None,
                  approvals: ApprovalService | None = None,
-                 role: ProcessRole | None = None) -> None:
+                 role: ProcessRole | None = None,
+                 limits: RateLimiter | None = None) -> None:
         self.settings = settings
         self.role = role or ProcessRole()
         self.jobs = settings.jobs
@@ -120,6 +122,7 @@ class IssuanceService:
         self.trail = trail or audit.AuditTrail(store, clock)
         self.profiles = profiles or ProfilePolicy(settings, store, self.trail)
         self.approvals = approvals or ApprovalService(settings, store, clock, self.trail)
+        self.limits = limits or RateLimiter(settings.rate_limits, store, clock, self.trail)
         self._running: dict[str, asyncio.Task[Order | None]] = {}
         self._claims: dict[str, Job] = {}  # order id → the job as claimed by this process
         self._done: dict[str, asyncio.Event] = {}
@@ -445,7 +448,8 @@ class IssuanceService:
         facts = {"serial": cert.serial, "validity_days": round(lifetime / 86400, 2),
                  "duration_s": round((self.clock.now() - order.created_at).total_seconds(), 3)}
         if await self.store.apply([Insert(cert), Update(done, expect=PROCESSING), Delete(job),
-                                   self._event(audit.ISSUED, order, ca, extra=facts)]):
+                                   self._event(audit.ISSUED, order, ca, extra=facts),
+                                   *self.limits.certificate_issued(order)]):
             return done
         return None
 

@@ -28,6 +28,7 @@ from gateway.core.models import (
     new_id,
 )
 from gateway.core.profiles import ProfilePolicy
+from gateway.core.ratelimits.limiter import RateLimiter, Requester
 from gateway.errors import ErrorKind, GatewayError
 from gateway.storage.base import Insert, Store, Update
 
@@ -73,12 +74,14 @@ class OrderService:
 
     def __init__(self, settings: Settings, store: Store, clock: Clock, *,
                  trail: audit.AuditTrail | None = None,
-                 profiles: ProfilePolicy | None = None) -> None:
+                 profiles: ProfilePolicy | None = None,
+                 limits: RateLimiter | None = None) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
         self.trail = trail or audit.AuditTrail(store, clock)
         self.profiles = profiles or ProfilePolicy(settings, store, self.trail)
+        self.limits = limits or RateLimiter(settings.rate_limits, store, clock, self.trail)
         # Called with (authz, challenge, account) when a challenge starts processing;
         # may return the validation's task, which respond_challenge waits on (bounded);
         # the task's result is the authorization as committed, if it got that far.
@@ -109,6 +112,7 @@ class OrderService:
             profile, parse_identifiers(payload.get("identifiers")), actor=actor, binding=binding)
         not_before = parse_time(payload.get("notBefore"), "notBefore")
         not_after = parse_time(payload.get("notAfter"), "notAfter")
+        charges = await self.limits.new_order(account.id, profile.name, idents)
         now = self.clock.now()
         order_id = new_id()
         authzs = [self._new_authz(account, order_id, i, now) for i in idents]
@@ -118,7 +122,8 @@ class OrderService:
                       created_at=now, not_before=not_before, not_after=not_after)
         requested = self.trail.event(audit.REQUESTED, actor=actor, identifiers=audit.names(idents),
                                      profile=profile.name, ca=profile.ca, request_id=order_id)
-        await self.store.apply([Insert(order), *(Insert(a) for a in authzs), requested])
+        await self.limits.pay(charges, [Insert(order), *(Insert(a) for a in authzs), requested],
+                              Requester(actor, audit.names(idents), profile.name))
         return order
 
     async def _check_account_key(self, account: Account, actor: str) -> None:
@@ -282,6 +287,9 @@ class OrderService:
             decided = decided.moved(VALID if error is None else INVALID)
             ops.append(Update(decided, expect=PENDING))
         order = await self.store.get_order(authz.order_id)
+        if error is not None:  # counted against the account's next orders for this name
+            ops += self.limits.validation_failed(authz.account_id, order.profile if order else "",
+                                                 authz.identifier.value)
         # An order with this one authorization is settled in the same commit; with
         # siblings, settle() below reads them all after the commit (they may be
         # deciding concurrently, and the last to commit must see the others).

@@ -17,6 +17,7 @@ from gateway.core.est import EstService
 from gateway.core.issuance import IssuanceService
 from gateway.core.orders import OrderService
 from gateway.core.profiles import ProfilePolicy
+from gateway.core.ratelimits.limiter import RateLimiter
 from gateway.core.role import ProcessRole
 from gateway.core.validations import ValidationRunner
 from gateway.storage.base import Store
@@ -41,16 +42,19 @@ class Core:
         self.connectors = connectors
         self.audit = audit.AuditTrail(store, self.clock)
         self.profiles = ProfilePolicy(settings, store, self.audit)
+        self.limits = RateLimiter(settings.rate_limits, store, self.clock, self.audit)
         self.eab = EabService(settings, store, self.clock, self.audit)
         self.approvals = ApprovalService(settings, store, self.clock, self.audit)
-        self.accounts = AccountService(settings.acme, store, self.clock, self.eab, self.audit)
+        self.accounts = AccountService(settings.acme, store, self.clock, self.eab, self.audit,
+                                       limits=self.limits)
         self.orders = OrderService(settings, store, self.clock, trail=self.audit,
-                                   profiles=self.profiles)
+                                   profiles=self.profiles, limits=self.limits)
         self.validations = ValidationRunner(settings, store, self.orders, validator)
         self.orders.on_challenge = self.validations.start
         self.issuance = IssuanceService(settings, store, self.clock, connectors, self.orders,
                                         validator, trail=self.audit, profiles=self.profiles,
-                                        approvals=self.approvals, role=self.role)
+                                        approvals=self.approvals, role=self.role,
+                                        limits=self.limits)
         self.approvals.on_approved = self.issuance.wake
         self.est = EstService(settings, store, self.clock, connectors, self.issuance)
         self.anchors = AnchorWriter(settings, store, self.clock)

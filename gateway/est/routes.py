@@ -14,6 +14,7 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from gateway import keys
 from gateway.bodies import too_large, within_limit
 from gateway.config import Settings
 from gateway.errors import ErrorKind, GatewayError
@@ -49,6 +50,7 @@ def error_response(request: web.Request, err: GatewayError) -> web.Response:
 async def est_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every failure into a one-line text answer."""
     try:
+        request.config_dict[keys.CORE].limits.admit_request()
         return await handler(within_limit(request, wire.MAX_BODY))
     except AuthRequired as exc:
         realm = request.app[h.EST_SETTINGS].realm

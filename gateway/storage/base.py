@@ -5,7 +5,10 @@ applied all-or-nothing by :meth:`Store.apply`. An ``Update`` carries the status
 the row must still have (``expect``); if another request changed it first, the
 whole unit is rolled back and ``apply`` returns False. That compare-and-set is
 how two racing finalizes, or a validation finishing during a deactivation,
-resolve without locks held across awaits.
+resolve without locks held across awaits. A :class:`Spend` takes tokens from a
+rate-limit bucket in the same unit as the change it pays for (an order, an
+account), so a refused spend stores nothing and an accepted one costs no
+extra commit.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from gateway.core.models import (
     Job,
     Order,
 )
+from gateway.core.ratelimits.bucket import Bucket
 
 # An AuditEvent may only be inserted: the audit table is append-only and hash-chained.
 Model = Account | Order | Authorization | Challenge | Certificate | Job | EabKey | AuditEvent
@@ -52,7 +56,23 @@ class Delete:
     model: Job
 
 
-Op = Insert | Update | Delete
+@dataclass(frozen=True)
+class Spend:
+    """Take ``cost`` tokens from the bucket named ``key``; the unit fails if it has fewer.
+
+    With ``overdraw`` the tokens are taken even when the bucket runs dry: the
+    spend counts something that has already happened (a certificate issued, a
+    validation failed), and later requests are checked against the count.
+    """
+
+    key: str
+    bucket: Bucket
+    cost: int
+    at: datetime
+    overdraw: bool = False
+
+
+Op = Insert | Update | Delete | Spend
 
 
 class Conflict(Exception):
@@ -144,6 +164,14 @@ class Store(Protocol):
 
     async def orders_awaiting_approval(self, limit: int) -> list[Order]:
         """Orders held for an approver, oldest first."""
+        ...
+
+    async def buckets_full_at(self, keys: Sequence[str]) -> dict[str, datetime]:
+        """When each named rate-limit bucket is full again (a bucket never spent may be absent)."""
+        ...
+
+    async def forget_full_buckets(self, now: datetime) -> None:
+        """Drop the buckets that are full by ``now``: an absent bucket is a full one."""
         ...
 
     async def audit_rows(self, after_seq: int, limit: int, since: datetime | None = None,

@@ -127,4 +127,14 @@ CREATE INDEX challenges_processing ON challenges (authz_id) WHERE status = 'proc
 DROP INDEX orders_approval;
 CREATE INDEX orders_pending_approval ON orders (created_at) WHERE approval = 'pending';
 """),
+    # Rate-limit buckets shared by every process and node (gateway.core.ratelimits):
+    # one row per bucket, the time it is full again; the index serves the clean-up
+    # of buckets that are full (an absent row is a full bucket).
+    (4, """
+CREATE TABLE rate_buckets (
+    key TEXT PRIMARY KEY,
+    full_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX rate_buckets_full_at ON rate_buckets (full_at);
+"""),
 )

@@ -27,7 +27,7 @@ import os
 import sqlite3
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,8 @@ from gateway.core.models import (
     Order,
 )
 from gateway.core.role import ChangeCounter
-from gateway.storage import rows
-from gateway.storage.base import Conflict, Delete, Insert, Op
+from gateway.storage import buckets, rows
+from gateway.storage.base import Conflict, Delete, Insert, Op, Spend
 from gateway.storage.schema import MIGRATIONS
 
 Statement = tuple[str, tuple[Any, ...], bool]  # sql, params, must change a row
@@ -89,6 +89,8 @@ def _update_sql(table: str, cols: tuple[str, ...], expect: bool) -> str:
 
 def statements(op: Op) -> list[Statement]:
     """The SQL statements of one operation."""
+    if isinstance(op, Spend):
+        return [buckets.spend_statement(op)]
     if isinstance(op.model, AuditEvent):
         if not isinstance(op, Insert):
             raise TypeError("audit events are append-only")
@@ -274,7 +276,8 @@ class SQLiteStore:
     async def apply(self, ops: Sequence[Op]) -> bool:
         """Apply ``ops`` atomically; returns once they are committed to disk."""
         stmts = [s for op in ops for s in statements(op)]
-        changed = [op.model.id for op in ops if isinstance(op.model, Account)]
+        changed = [op.model.id for op in ops
+                   if not isinstance(op, Spend) and isinstance(op.model, Account)]
         self._forget_accounts(changed)
         try:
             return await self._submit(stmts)
@@ -565,6 +568,17 @@ class SQLiteStore:
             _select(Order, "WHERE approval = 'pending' AND status = 'processing' "
                            "ORDER BY created_at LIMIT ?"), (limit,))
         return [rows.order(r) for r in found]
+
+    async def buckets_full_at(self, keys: Sequence[str]) -> dict[str, datetime]:
+        """When each named rate-limit bucket is full again (absent: never spent, or forgotten)."""
+        if not keys:
+            return {}
+        found = self._lookup_rows(buckets.full_at_query(len(keys)), keys)
+        return {key: datetime.fromtimestamp(full_at, UTC) for key, full_at in found}
+
+    async def forget_full_buckets(self, now: datetime) -> None:
+        """Drop the rate-limit buckets that are full by ``now``."""
+        await self._submit([(buckets.FORGET_FULL, (now.timestamp(),), False)])
 
     async def audit_rows(self, after_seq: int, limit: int, since: datetime | None = None,
                          until: datetime | None = None) -> list[dict[str, Any]]:

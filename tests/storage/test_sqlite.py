@@ -25,8 +25,9 @@ from gateway.core.models import (
     Job,
     Order,
 )
+from gateway.core.ratelimits.bucket import Bucket
 from gateway.core.role import ChangeCounter
-from gateway.storage.base import Conflict, Delete, Insert, Update
+from gateway.storage.base import Conflict, Delete, Insert, Spend, Update
 from gateway.storage.sqlite import SQLiteStore
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -331,4 +332,56 @@ async def test_a_version_2_database_is_migrated(tmp_path: Path) -> None:
         names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         assert {"challenges_processing", "orders_pending_approval"} <= names
         assert not {"challenges_status", "orders_approval"} & names
-        assert max(v for (v,) in db.execute("SELECT version FROM schema_version")) == 3
+        assert max(v for (v,) in db.execute("SELECT version FROM schema_version")) \
+            == MIGRATIONS[-1][0]
+
+
+# -- rate-limit buckets ------------------------------------------------------------
+
+THREE_PER_MINUTE = Bucket(3, 60.0)  # a token every 20 s
+
+
+def spend(at: datetime, key: str = "k", overdraw: bool = False) -> Spend:
+    return Spend(key, THREE_PER_MINUTE, 1, at, overdraw)
+
+
+async def test_a_spend_past_the_capacity_fails_its_unit(store: SQLiteStore) -> None:
+    """Three tokens, then the fourth unit fails whole: its order is not stored either."""
+    for i in range(3):
+        assert await store.apply([spend(NOW), Insert(order(f"o{i}"))])
+    assert not await store.apply([spend(NOW), Insert(order("o3"))])
+    assert await store.get_order("o3") is None
+    full = await store.buckets_full_at(["k", "other"])
+    assert full == {"k": NOW + timedelta(seconds=60)}
+    assert THREE_PER_MINUTE.wait(full["k"].timestamp(), NOW.timestamp(), 1) == 20.0
+    assert not await store.apply([spend(NOW + timedelta(seconds=19))])
+    assert await store.apply([spend(NOW + timedelta(seconds=20))])  # one token refilled
+
+
+async def test_an_overdraw_counts_past_the_capacity(store: SQLiteStore) -> None:
+    """What already happened is counted even past the limit; plain spends then wait longer."""
+    for _ in range(4):
+        assert await store.apply([spend(NOW, overdraw=True)])
+    assert (await store.buckets_full_at(["k"]))["k"] == NOW + timedelta(seconds=80)
+    assert not await store.apply([spend(NOW + timedelta(seconds=39))])
+    assert await store.apply([spend(NOW + timedelta(seconds=40))])
+
+
+async def test_a_spend_larger_than_the_bucket_is_refused_outright(store: SQLiteStore) -> None:
+    with pytest.raises(ValueError, match="can never hold"):
+        await store.apply([Spend("k", THREE_PER_MINUTE, 4, NOW)])
+
+
+async def test_two_stores_on_one_file_share_a_bucket(
+        pair: tuple[SQLiteStore, SQLiteStore]) -> None:
+    """Processes on one file draw on one bucket: of six racing spends, three pass."""
+    first, second = pair
+    results = await asyncio.gather(*(s.apply([spend(NOW)]) for s in (first, second) * 3))
+    assert sorted(results) == [False] * 3 + [True] * 3
+    assert (await second.buckets_full_at(["k"]))["k"] == NOW + timedelta(seconds=60)
+
+
+async def test_full_buckets_are_forgotten(store: SQLiteStore) -> None:
+    await store.apply([spend(NOW, "early"), spend(NOW + timedelta(seconds=30), "late")])
+    await store.forget_full_buckets(NOW + timedelta(seconds=21))
+    assert set(await store.buckets_full_at(["early", "late"])) == {"late"}

@@ -1,0 +1,28 @@
+"""The registered domain of a name: what "certificates per registered domain" counts.
+
+The registered domain is the public suffix plus one label (``example.co.uk`` for
+``a.b.example.co.uk``), from the Public Suffix List that the
+``publicsuffixlist`` package ships (no download at run time). A name that is
+itself a public suffix, or not under any, counts as itself; an IP address too.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from publicsuffixlist import PublicSuffixList
+
+from gateway.core.models import Identifier
+
+
+@functools.cache  # parsing the list takes a few milliseconds; once per process
+def _suffixes() -> PublicSuffixList:
+    return PublicSuffixList()
+
+
+def registered_domain(identifier: Identifier) -> str:
+    """The registered domain of a DNS identifier (wildcard or not), or an IP address as is."""
+    if identifier.type != "dns":
+        return identifier.value
+    name = identifier.value.lower().removeprefix("*.").rstrip(".")
+    return _suffixes().privatesuffix(name) or name
