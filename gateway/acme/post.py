@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from aiohttp import ChainMapProxy, web
@@ -28,10 +29,21 @@ class Verified:
     jwk: dict[str, Any] | None = None
     thumbprint: str = ""
 
-    @property
+    @cached_property
     def payload(self) -> dict[str, Any]:
-        """The payload as a JSON object."""
+        """The payload as a JSON object (decoded once)."""
         return self.jws.json_payload()
+
+    def post_as_get(self) -> None:
+        """Refuse any payload on a resource that is only read (RFC 8555 §6.3).
+
+        POST-as-GET means the payload is the empty string; ``{}`` is a request
+        with content (a challenge response, an account update), not a read.
+        """
+        if not self.jws.is_post_as_get:
+            raise GatewayError(ErrorKind.MALFORMED,
+                               "this resource is read with POST-as-GET: the JWS payload must be "
+                               "empty (\"\"), not {} or any JSON")
 
     def owner(self) -> Account:
         """The signing account (only for kid-signed requests)."""
