@@ -55,11 +55,15 @@ def normalise_ip(value: str) -> str:
 
 
 def identifier_for_name(name: str) -> Identifier:
-    """A CN's identifier: an IP address when it parses as one, else a lower-cased DNS name."""
+    """A CN's identifier: an IP address when it parses as one, else a lower-cased DNS name.
+
+    Nothing is trimmed (no trailing dot, no spacing): the policy checks the name
+    as the CSR spells it, as it checks an ACME identifier as the client sent it.
+    """
     try:
         return Identifier("ip", normalise_ip(name))
     except ValueError:
-        return Identifier("dns", name.lower().rstrip("."))
+        return Identifier("dns", name.lower())
 
 
 def parse_csr(der: bytes) -> ParsedCSR:
@@ -78,7 +82,7 @@ def parse_csr(der: bytes) -> ParsedCSR:
     key_type, bits = _key_info(key)
     try:
         ext = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-        dns = tuple(n.lower().rstrip(".") for n in ext.value.get_values_for_type(x509.DNSName))
+        dns = tuple(n.lower() for n in ext.value.get_values_for_type(x509.DNSName))
         ips = tuple(str(a) for a in ext.value.get_values_for_type(x509.IPAddress))
     except x509.ExtensionNotFound:
         dns, ips = (), ()
