@@ -81,7 +81,7 @@ async def verified(request: web.Request, *, jwk_allowed: bool = False,
                            f"ACME requests must have Content-Type {JOSE_JSON}")
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise GatewayError(ErrorKind.MALFORMED, "the request body is too large")
-    jws = jwslib.parse(await request.read())
+    jws = jwslib.parse(await _body(request))
     urls = urls_for(request)
     if jws.header["url"] != urls.path(request.raw_path):
         raise GatewayError(ErrorKind.UNAUTHORIZED,
@@ -97,6 +97,14 @@ async def verified(request: web.Request, *, jwk_allowed: bool = False,
     if not kid_allowed:
         raise GatewayError(ErrorKind.MALFORMED, "this resource needs an embedded jwk, not a kid")
     return await _verified_by_account(request, jws, urls)
+
+
+async def _body(request: web.Request) -> bytes:
+    try:
+        return await request.read()
+    except ConnectionResetError:  # the client half-closed before sending Content-Length bytes
+        raise GatewayError(ErrorKind.MALFORMED,
+                           "the request body ended before its Content-Length") from None
 
 
 async def _verified_by_account(request: web.Request, jws: jwslib.Jws, urls: Urls) -> Verified:
