@@ -145,6 +145,13 @@ def _account_payloads(rng: random.Random) -> dict[str, Any]:
     return {name: value}
 
 
+def _mistyped_flag(payload: dict[str, Any]) -> bool:
+    """A boolean member of newAccount given another type (which is malformed)."""
+    return any(name in payload and payload[name] is not None
+               and not isinstance(payload[name], bool)
+               for name in ("termsOfServiceAgreed", "onlyReturnExisting"))
+
+
 def payload_case(rng: random.Random, t: Target) -> Case:
     """Each endpoint's payload with members of the wrong type or value."""
     d = t.directory
@@ -152,8 +159,10 @@ def payload_case(rng: random.Random, t: Target) -> Case:
     odd = corpus.pick(rng, corpus.ODD_VALUES)
     if kind == 0:
         key = spare_key("p256") if rng.random() < 0.5 else None
+        payload = _account_payloads(rng)
         return Case("acme.payload.newAccount", "POST", d["newAccount"], signed(
-            t, d["newAccount"], _payload(_account_payloads(rng)), jwk=True, key=key))
+            t, d["newAccount"], _payload(payload), jwk=True, key=key),
+            status=400 if _mistyped_flag(payload) else None)
     if kind == 1:
         return Case("acme.payload.account", "POST", t.kid,
                     signed(t, t.kid, _payload(_account_payloads(rng))))
@@ -173,7 +182,7 @@ def payload_case(rng: random.Random, t: Target) -> Case:
     if kind == 5:
         url = corpus.pick(rng, [t.pending_order, t.certificate, t.kid + "/orders"])
         pay = corpus.pick(rng, [b"{}", b"null", b"[]", b'""', b" ", b"\x00", b"{\"a\":1}"])
-        return Case("acme.payload.post_as_get", "POST", url, signed(t, url, pay))
+        return Case("acme.payload.post_as_get", "POST", url, signed(t, url, pay), status=400)
     if kind == 6:
         reason = corpus.pick(rng, [*corpus.ODD_VALUES, 7, 11, 1.0, "1"])
         cert = corpus.pick(rng, [b64(t.certificate_der), odd,
@@ -226,7 +235,11 @@ def identifier_case(rng: random.Random, t: Target) -> Case:
         idents = corpus.pick(rng, [[], {}, "a.example.com", [None], [[]], [{}],
                                    [{"type": "dns"}], [{"value": "a.example.com"}],
                                    [{"type": "dns", "value": "a.example.com"}] * 200])
-    return Case("acme.identifiers", "POST", url, signed(t, url, _payload({"identifiers": idents})))
+    # One ill-formed identifier refuses the order: 400 unless every one is well formed.
+    values = [i.get("value") for i in idents if isinstance(i, dict)] if kind < 2 else []
+    refused = kind >= 2 or any(v not in corpus.WELL_FORMED for v in values)
+    return Case("acme.identifiers", "POST", url, signed(t, url, _payload({"identifiers": idents})),
+                status=400 if refused else None)
 
 
 def ed25519_csr(key: ed25519.Ed25519PrivateKey) -> bytes:

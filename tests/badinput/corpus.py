@@ -32,6 +32,9 @@ ODD_NAMES = [
     "a\u200b.example.com", "a.example.com\n", "\ufeffa.example.com", "%61.example.com",
     "a.example.com:443", "[::1]", "a." * 200 + "com",
 ]
+WELL_FORMED = {"xn--bcher-kva.example", "A.EXAMPLE.COM", "ok.example.com", "::1", "192.0.2.1",
+               "2001:db8::1"}
+"""The names and addresses of the lists above that are not refused for their form."""
 ODD_IPS = [
     "127.000.0.1", "01.2.3.4", "1.2.3", "1.2.3.4.", "0x7f.0.0.1", "2001:DB8::1",
     "2001:db8:0::1", "::ffff:1.2.3.4", "::ffff:102:304", "fe80::1%eth0", "[::1]", "",
