@@ -70,6 +70,9 @@ def parse_csr(der: bytes) -> ParsedCSR:
     """Parse a DER CSR and verify its self-signature."""
     try:
         csr = x509.load_der_x509_csr(der)
+    except x509.InvalidVersion as exc:  # not a ValueError: a version other than v1 (0)
+        raise bad_csr(f"the CSR has version {exc.parsed_version}; PKCS#10 defines only "
+                      "version 0 (v1)") from exc
     except ValueError as exc:
         raise bad_csr("the CSR is not a valid DER PKCS#10 request") from exc
     try:

@@ -211,3 +211,17 @@ async def test_a_labels_are_accepted_in_lower_case(gateway: Gateway) -> None:
     c = await gateway.ready_client()
     _, order = await c.new_order(["XN--BCHER-KVA.example.com"])
     assert order["identifiers"] == [{"type": "dns", "value": "xn--bcher-kva.example.com"}]
+
+
+@pytest.mark.parametrize("jwk", [
+    {"kty": "EC", "crv": "P-256", "x": 1, "y": 2},
+    {"kty": "RSA", "n": ["AQAB"], "e": "AQAB"},
+    {"kty": 7},
+])
+async def test_jwk_members_of_the_wrong_type(gateway: Gateway, jwk: dict[str, Any]) -> None:
+    c = gateway.client()
+    await c.start()
+    for url in (c.directory["newAccount"], c.directory["revokeCert"]):
+        resp, problem = await c.post(url, {}, use_jwk=True, protected={"jwk": jwk})
+        expect(resp, problem, 400, "badPublicKey")
+        assert "must be a string" in problem["detail"]

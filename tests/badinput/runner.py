@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -27,19 +28,21 @@ from tests.badinput.server import Target
 
 TIMEOUT = 10.0
 ACME_ERROR = "urn:ietf:params:acme:error:"
+_ID = re.compile(r"[a-z0-9]{26}")  # the gateway's resource ids
 BUILDERS = acme_cases.BUILDERS + est_cases.BUILDERS + raw_cases.BUILDERS
 # fullcmc is answered 501 on purpose (RFC 7030 §4.3 makes it optional).
 DELIBERATE_5XX = ("/fullcmc",)
 
 
-def generate(seed: int, count: int, target: Target) -> Iterator[Case]:
-    """``count`` cases; case ``i`` of a seed is always the same request."""
-    builders = [b for b, _ in BUILDERS]
-    weights = [w for _, w in BUILDERS]
-    for i in range(count):
-        rng = random.Random(f"{seed}:{i}")
-        builder = rng.choices(builders, weights)[0]
-        yield builder(rng, target)
+def case_at(seed: int, index: int, target: Target) -> Case:
+    """Case ``index`` of a seed: always the same request (its own random stream)."""
+    rng = random.Random(f"{seed}:{index}")
+    builder = rng.choices(_BUILDER_FUNCS, _WEIGHTS)[0]
+    return builder(rng, target)
+
+
+_BUILDER_FUNCS = [b for b, _ in BUILDERS]
+_WEIGHTS = [w for _, w in BUILDERS]
 
 
 @dataclass
@@ -61,7 +64,10 @@ class Report:
                  f"{len(self.failures)} failed",
                  "statuses: " + ", ".join(f"{s}: {n}" for s, n in sorted(self.statuses.items()))]
         lines += [f"  {fam}: {n}" for fam, n in sorted(self.cases.items())]
-        lines += [f"FAIL [{g}] {what}: {why}" for g, what, why in self.failures[:40]]
+        # Failures alike but for resource ids are counted once.
+        alike = Counter(f"FAIL [{g}] {_ID.sub('ID', what)}: {why}"
+                        for g, what, why in self.failures)
+        lines += [f"{n:6d} x {line}" for line, n in alike.most_common(40)]
         return "\n".join(lines)
 
 
@@ -109,7 +115,7 @@ class Lane:
         async with self.session.head(self.target.directory["newNonce"]) as resp:
             return resp.headers["Replay-Nonce"]
 
-    async def run(self, cases: list[Case]) -> None:
+    async def run(self, cases: Iterator[Case]) -> None:
         """Send every case and record its verdict."""
         self.nonce = await self.fresh_nonce()
         for case in cases:
@@ -187,11 +193,18 @@ async def still_serving(session: aiohttp.ClientSession, target: Target) -> None:
 
 async def run(session: aiohttp.ClientSession, target: Target, seed: int, count: int,
               lanes: int = 4, groups: tuple[str, ...] = (MAIN,)) -> Report:
-    """Generate ``count`` cases, send those of ``groups`` over ``lanes`` lanes, judge them."""
+    """Cases 0 to ``count`` - 1 of ``groups``, sent over ``lanes`` lanes, judged.
+
+    Each lane builds its cases as it goes (a long run never holds them all).
+    """
     report = Report()
-    chosen = [c for c in generate(seed, count, target) if c.group in groups]
+
+    def lane_cases(lane: int) -> Iterator[Case]:
+        chosen = (case_at(seed, i, target) for i in range(lane, count, lanes))
+        return (c for c in chosen if c.group in groups)
+
     started = time.monotonic()
-    await asyncio.gather(*(Lane(session, target, report).run(chosen[i::lanes])
+    await asyncio.gather(*(Lane(session, target, report).run(lane_cases(i))
                            for i in range(lanes)))
     report.seconds = time.monotonic() - started
     return report

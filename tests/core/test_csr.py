@@ -64,3 +64,18 @@ def test_cn_only_csr_is_accepted() -> None:
            .sign(key, hashes.SHA256()))
     parsed = csr.parse_csr(req.public_bytes(serialization.Encoding.DER))
     csr.check_names(parsed, (Identifier("dns", "c.example.com"),))
+
+
+def test_a_csr_version_other_than_v1_is_a_bad_csr() -> None:
+    der, _ = make_csr(["a.example.com"])
+    at = der.index(b"\x02\x01\x00")  # certificationRequestInfo's version INTEGER 0
+    with pytest.raises(GatewayError) as err:
+        csr.parse_csr(der[:at] + b"\x02\x01\x02" + der[at + 3:])
+    assert err.value.kind is ErrorKind.BAD_CSR
+    assert "version 2" in err.value.detail
+
+
+def test_a_trailing_dot_is_kept_for_the_policy_to_refuse() -> None:
+    der, _ = make_csr(["a.example.com."], cn="b.example.com.")
+    assert csr.parse_csr(der).identifiers() == {Identifier("dns", "a.example.com."),
+                                                Identifier("dns", "b.example.com.")}
