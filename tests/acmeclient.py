@@ -38,7 +38,12 @@ def thumbprint(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> str:
 
 def sign(key: Any, protected: dict[str, Any], payload: bytes | None) -> dict[str, str]:
     """A flattened JWS; ``payload`` None means POST-as-GET (empty payload)."""
-    prot = b64(json.dumps(protected).encode())
+    return sign_raw(key, json.dumps(protected).encode(), payload)
+
+
+def sign_raw(key: Any, protected: bytes, payload: bytes | None) -> dict[str, str]:
+    """A flattened JWS over a protected header given as bytes (which may be any bytes)."""
+    prot = b64(protected)
     pay = "" if payload is None else b64(payload)
     data = f"{prot}.{pay}".encode()
     if isinstance(key, rsa.RSAPrivateKey):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.acme import jws as jwslib
+from gateway.acme.jsonstrict import loads_object
 from gateway.core.eab import MAC_ALGORITHMS, EabProof
 from gateway.core.keys import jwk_thumbprint
 from gateway.errors import ErrorKind, GatewayError
@@ -31,8 +32,8 @@ def eab_proof(payload: dict[str, Any], outer: jwslib.Jws,
     if not isinstance(binding, dict) or set(binding) != {"protected", "payload", "signature"}:
         raise _malformed("must be a flattened JWS with protected, payload and signature")
     protected, inner_payload = binding["protected"], binding["payload"]
-    header = jwslib.parse_json_object(jwslib.b64decode(protected, "the binding's protected"),
-                                      "the binding's protected header")
+    header = loads_object(jwslib.b64decode(protected, "the binding's protected"),
+                          "the binding's protected header")
     alg = header.get("alg")
     if alg not in MAC_ALGORITHMS:
         raise GatewayError(ErrorKind.BAD_SIGNATURE_ALGORITHM,
@@ -45,8 +46,8 @@ def eab_proof(payload: dict[str, Any], outer: jwslib.Jws,
         raise _malformed("the protected header must not carry a nonce")
     if header.get("url") != outer.header["url"]:
         raise _malformed("its url must equal the newAccount URL")
-    key = jwslib.parse_json_object(jwslib.b64decode(inner_payload, "the binding's payload"),
-                                   "the binding's payload")
+    key = loads_object(jwslib.b64decode(inner_payload, "the binding's payload"),
+                       "the binding's payload")
     if jwk_thumbprint(key) != account_thumbprint:
         raise _malformed("its payload must be the account key (the jwk of the outer JWS)")
     return EabProof(kid=kid, alg=alg, signing_input=f"{protected}.{inner_payload}".encode(),

@@ -85,6 +85,7 @@ async def account(request: web.Request) -> web.Response:
 async def account_orders(request: web.Request) -> web.Response:
     """POST-as-GET /acme/acct/{id}/orders, paginated with Link rel=next."""
     v = await verified(request)
+    v.post_as_get()
     if v.owner().id != request.match_info["id"]:
         raise GatewayError(ErrorKind.UNAUTHORIZED, "the request is signed by another account")
     after = request.query.get("cursor", "")
@@ -134,6 +135,7 @@ async def new_order(request: web.Request) -> web.Response:
 async def order(request: web.Request) -> web.Response:
     """POST-as-GET /acme/order/{id}."""
     v = await verified(request)
+    v.post_as_get()
     found = await config(request)[keys.CORE].orders.get_order(request.match_info["id"],
                                                                   v.owner())
     return _order_response(request, v, found)
@@ -182,6 +184,7 @@ async def challenge(request: web.Request) -> web.Response:
 async def certificate(request: web.Request) -> web.Response:
     """POST-as-GET /acme/cert/{id}: the PEM chain, leaf first."""
     v = await verified(request)
+    v.post_as_get()
     cert = await config(request)[keys.CORE].issuance.get_certificate(
         request.match_info["id"], v.owner())
     return web.Response(text=cert.chain_pem, content_type=PEM_CHAIN)

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from gateway.acme.jsonstrict import loads_object
 from gateway.core.keys import jwk_public_key
 from gateway.errors import ErrorKind, GatewayError
 
@@ -78,19 +79,12 @@ class Jws:
         return self.payload == b""
 
     def json_payload(self) -> dict[str, Any]:
-        """The payload as a JSON object (malformed if it is not one)."""
-        return parse_json_object(self.payload, "the JWS payload")
-
-
-def parse_json_object(raw: bytes, what: str) -> dict[str, Any]:
-    """Bytes that must hold one JSON object."""
-    try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise GatewayError(ErrorKind.MALFORMED, f"{what} is not valid JSON") from None
-    if not isinstance(value, dict):
-        raise GatewayError(ErrorKind.MALFORMED, f"{what} must be a JSON object")
-    return value
+        """The payload as a JSON object (malformed if it is not one, or empty)."""
+        if not self.payload:
+            raise GatewayError(ErrorKind.MALFORMED,
+                               "the JWS payload is empty (POST-as-GET); this request needs a "
+                               "JSON object")
+        return loads_object(self.payload, "the JWS payload")
 
 
 def parse(body: bytes, *, inner: bool = False) -> Jws:
@@ -99,7 +93,7 @@ def parse(body: bytes, *, inner: bool = False) -> Jws:
     ``inner`` is for the nested JWS of a key change (RFC 8555 §7.3.5), which
     carries a jwk and no nonce.
     """
-    outer = parse_json_object(body, "the request body")
+    outer = loads_object(body, "the request body")
     if "signatures" in outer:
         raise GatewayError(ErrorKind.MALFORMED, "only the flattened JWS serialization is accepted")
     if "header" in outer:
@@ -108,7 +102,7 @@ def parse(body: bytes, *, inner: bool = False) -> Jws:
         raise GatewayError(ErrorKind.MALFORMED,
                            "a JWS needs exactly protected, payload and signature members")
     protected, payload = outer["protected"], outer["payload"]
-    header = parse_json_object(b64decode(protected, "protected"), "the protected header")
+    header = loads_object(b64decode(protected, "protected"), "the protected header")
     _check_header(header, inner)
     return Jws(header=header, payload=b64decode(payload, "payload"),
                signing_input=f"{protected}.{payload}".encode(),

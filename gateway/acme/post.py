@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from aiohttp import ChainMapProxy, web
@@ -28,10 +29,21 @@ class Verified:
     jwk: dict[str, Any] | None = None
     thumbprint: str = ""
 
-    @property
+    @cached_property
     def payload(self) -> dict[str, Any]:
-        """The payload as a JSON object."""
+        """The payload as a JSON object (decoded once)."""
         return self.jws.json_payload()
+
+    def post_as_get(self) -> None:
+        """Refuse any payload on a resource that is only read (RFC 8555 §6.3).
+
+        POST-as-GET means the payload is the empty string; ``{}`` is a request
+        with content (a challenge response, an account update), not a read.
+        """
+        if not self.jws.is_post_as_get:
+            raise GatewayError(ErrorKind.MALFORMED,
+                               "this resource is read with POST-as-GET: the JWS payload must be "
+                               "empty (\"\"), not {} or any JSON")
 
     def owner(self) -> Account:
         """The signing account (only for kid-signed requests)."""
@@ -69,7 +81,7 @@ async def verified(request: web.Request, *, jwk_allowed: bool = False,
                            f"ACME requests must have Content-Type {JOSE_JSON}")
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise GatewayError(ErrorKind.MALFORMED, "the request body is too large")
-    jws = jwslib.parse(await request.read())
+    jws = jwslib.parse(await _body(request))
     urls = urls_for(request)
     if jws.header["url"] != urls.path(request.raw_path):
         raise GatewayError(ErrorKind.UNAUTHORIZED,
@@ -85,6 +97,14 @@ async def verified(request: web.Request, *, jwk_allowed: bool = False,
     if not kid_allowed:
         raise GatewayError(ErrorKind.MALFORMED, "this resource needs an embedded jwk, not a kid")
     return await _verified_by_account(request, jws, urls)
+
+
+async def _body(request: web.Request) -> bytes:
+    try:
+        return await request.read()
+    except ConnectionResetError:  # the client half-closed before sending Content-Length bytes
+        raise GatewayError(ErrorKind.MALFORMED,
+                           "the request body ended before its Content-Length") from None
 
 
 async def _verified_by_account(request: web.Request, jws: jwslib.Jws, urls: Urls) -> Verified:

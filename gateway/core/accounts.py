@@ -10,6 +10,7 @@ from gateway import audit
 from gateway.config import AcmeSettings
 from gateway.core.clock import Clock
 from gateway.core.eab import EabProof, EabService
+from gateway.core.fields import member
 from gateway.core.keys import check_account_key
 from gateway.core.models import DEACTIVATED, VALID, Account, new_id
 from gateway.core.ratelimits.limiter import RateLimiter, Requester
@@ -61,15 +62,17 @@ class AccountService:
         With ``eab`` (a binding whose wire form the front end checked), the MAC is
         verified and the key consumed in the same unit that creates the account.
         """
+        # Types first: a request is malformed whether or not the key has an account.
+        only_existing = member(payload, "onlyReturnExisting", bool)
+        agreed = member(payload, "termsOfServiceAgreed", bool) is True
         check_account_key(jwk)  # before the lookup: a weak key gets nothing, not even its account
         existing = await self.store.get_account_by_thumbprint(thumbprint)
         if existing is not None:
             return existing, False
-        if payload.get("onlyReturnExisting") is True:
+        if only_existing:
             raise GatewayError(ErrorKind.ACCOUNT_DOES_NOT_EXIST,
                                "no account exists with the provided key")
         contact = check_contacts(payload.get("contact"))
-        agreed = payload.get("termsOfServiceAgreed") is True
         if self.settings.terms_of_service and not agreed:
             raise GatewayError(ErrorKind.USER_ACTION_REQUIRED,
                                "you must agree to the terms of service "
@@ -128,7 +131,7 @@ class AccountService:
         updated = account
         if "contact" in payload:
             updated = replace(updated, contact=check_contacts(payload["contact"]))
-        status = payload.get("status")
+        status = member(payload, "status", str)
         if status is not None:
             if status != DEACTIVATED:
                 raise GatewayError(ErrorKind.MALFORMED,

@@ -58,17 +58,24 @@ def normalise_ip(value: str) -> str:
 
 
 def identifier_for_name(name: str) -> Identifier:
-    """A CN's identifier: an IP address when it parses as one, else a lower-cased DNS name."""
+    """A CN's identifier: an IP address when it parses as one, else a lower-cased DNS name.
+
+    Nothing is trimmed (no trailing dot, no spacing): the policy checks the name
+    as the CSR spells it, as it checks an ACME identifier as the client sent it.
+    """
     try:
         return Identifier("ip", normalise_ip(name))
     except ValueError:
-        return Identifier("dns", name.lower().rstrip("."))
+        return Identifier("dns", name.lower())
 
 
 def parse_csr(der: bytes) -> ParsedCSR:
     """Parse a DER CSR and verify its self-signature."""
     try:
         csr = x509.load_der_x509_csr(der)
+    except x509.InvalidVersion as exc:  # not a ValueError: a version other than v1 (0)
+        raise bad_csr(f"the CSR has version {exc.parsed_version}; PKCS#10 defines only "
+                      "version 0 (v1)") from exc
     except ValueError as exc:
         raise bad_csr("the CSR is not a valid DER PKCS#10 request") from exc
     key = _public_key(csr)
@@ -81,7 +88,7 @@ def parse_csr(der: bytes) -> ParsedCSR:
     key_type, bits = _key_info(key)
     try:
         ext = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-        dns = tuple(n.lower().rstrip(".") for n in ext.value.get_values_for_type(x509.DNSName))
+        dns = tuple(n.lower() for n in ext.value.get_values_for_type(x509.DNSName))
         ips = tuple(str(a) for a in ext.value.get_values_for_type(x509.IPAddress))
     except x509.ExtensionNotFound:
         dns, ips = (), ()

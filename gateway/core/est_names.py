@@ -34,7 +34,7 @@ def _certificate_names(cert: x509.Certificate) -> tuple[str | None, tuple[str, .
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return cn, (), ()
-    dns = tuple(n.lower().rstrip(".") for n in san.get_values_for_type(x509.DNSName))
+    dns = tuple(n.lower() for n in san.get_values_for_type(x509.DNSName))
     return cn, dns, tuple(str(a) for a in san.get_values_for_type(x509.IPAddress))
 
 

@@ -16,12 +16,23 @@ from gateway.errors import ErrorKind, GatewayError
 
 T = TypeVar("T")
 ACCOUNT_KEY = "the account key"
+# The members a public JWK is built from (RFC 7518 §6): each a JSON string.
+_KEY_MEMBERS = ("kty", "crv", "x", "y", "n", "e")
+
+
+def _load(jwk: dict[str, Any]) -> Any:
+    """josepy's JWK, after the checks josepy leaves to chance (it calls .encode on members)."""
+    mistyped = next((m for m in _KEY_MEMBERS if m in jwk and not isinstance(jwk[m], str)), None)
+    if mistyped is not None:
+        raise GatewayError(ErrorKind.BAD_PUBLIC_KEY,
+                           f"the JWK cannot be used: member {mistyped} must be a string")
+    return JWK.from_json(jwk)
 
 
 def jwk_public_key(jwk: dict[str, Any]) -> PublicKeyTypes:
     """The cryptography public key of a JWK dict (badPublicKey if it does not parse)."""
     try:
-        key = JWK.from_json(jwk).key  # type: ignore[attr-defined]
+        key = _load(jwk).key
     except (josepy.errors.DeserializationError, ValueError, TypeError, KeyError) as exc:
         raise GatewayError(ErrorKind.BAD_PUBLIC_KEY, f"the JWK cannot be used: {exc}") from exc
     # josepy wraps keys in comparable proxies; the signature code wants the real object.
@@ -76,7 +87,6 @@ def account_key_weakness(thumbprint: str, jwk: dict[str, Any]) -> str | None:
 def jwk_thumbprint(jwk: dict[str, Any]) -> str:
     """RFC 7638 thumbprint (SHA-256, base64url without padding)."""
     try:
-        return josepy.json_util.encode_b64jose(
-            JWK.from_json(jwk).thumbprint())  # type: ignore[attr-defined]
+        return josepy.json_util.encode_b64jose(_load(jwk).thumbprint())
     except (josepy.errors.DeserializationError, ValueError, TypeError, KeyError) as exc:
         raise GatewayError(ErrorKind.BAD_PUBLIC_KEY, f"the JWK cannot be used: {exc}") from exc

@@ -11,6 +11,7 @@ from typing import Any
 from gateway import audit
 from gateway.config import ProfileSettings, Settings
 from gateway.core.clock import Clock
+from gateway.core.fields import member
 from gateway.core.keys import account_key_weakness
 from gateway.core.models import (
     DEACTIVATED,
@@ -33,12 +34,13 @@ from gateway.errors import ErrorKind, GatewayError
 from gateway.storage.base import Insert, Store, Update
 
 
-def parse_time(value: Any, name: str) -> datetime | None:
-    """An optional RFC 3339 timestamp from a newOrder payload."""
+def parse_time(payload: dict[str, Any], name: str) -> datetime | None:
+    """An optional RFC 3339 timestamp (a JSON string) from a newOrder payload."""
+    value = member(payload, name, str)
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise GatewayError(ErrorKind.MALFORMED, f"{name} is not an RFC 3339 date-time") from None
     if parsed.tzinfo is None:
@@ -101,17 +103,15 @@ class OrderService:
 
     async def new_order(self, account: Account, payload: dict[str, Any]) -> Order:
         """Check the request against policy and persist the order with its authorizations."""
-        profile_name = payload.get("profile")
-        if profile_name is not None and not isinstance(profile_name, str):
-            raise GatewayError(ErrorKind.MALFORMED, "profile must be a string")
+        profile_name = member(payload, "profile", str)
+        not_before = parse_time(payload, "notBefore")
+        not_after = parse_time(payload, "notAfter")
         actor = audit.acme_actor(account.id)
         await self._check_account_key(account, actor)
         binding = await self._binding(account, actor)
         profile = await self.profiles.select(profile_name, actor=actor, binding=binding)
         idents = await self.profiles.check_identifiers(
             profile, parse_identifiers(payload.get("identifiers")), actor=actor, binding=binding)
-        not_before = parse_time(payload.get("notBefore"), "notBefore")
-        not_after = parse_time(payload.get("notAfter"), "notAfter")
         charges = await self.limits.new_order(account.id, profile.name, idents)
         now = self.clock.now()
         order_id = new_id()
@@ -220,7 +220,7 @@ class OrderService:
                                payload: dict[str, Any]) -> Authorization:
         """Client-requested deactivation (RFC 8555 §7.5.2)."""
         authz = await self.get_authz(authz_id, account)
-        if payload.get("status") != DEACTIVATED:
+        if member(payload, "status", str) != DEACTIVATED:
             raise GatewayError(ErrorKind.MALFORMED,
                                "the only status a client may set is \"deactivated\"")
         if authz.status not in (PENDING, VALID):

@@ -8,53 +8,31 @@ reading a client's error knows which setting to change.
 from __future__ import annotations
 
 import fnmatch
-import ipaddress
 import re
 
 from gateway.config import ProfileSettings
+from gateway.core import identifiers
 from gateway.core.models import Identifier
 from gateway.errors import ErrorKind, GatewayError, Subproblem
 
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-
 
 def normalise(ident: Identifier) -> Identifier:
-    """Lower-case DNS names and canonicalise IP addresses; raise malformed on bad syntax."""
-    if ident.type == "ip":
-        try:
-            return Identifier("ip", str(ipaddress.ip_address(ident.value)))
-        except ValueError:
-            raise _reject(ident, ErrorKind.MALFORMED, "is not an IP address") from None
-    if ident.type != "dns":
-        raise _reject(ident, ErrorKind.UNSUPPORTED_IDENTIFIER,
-                      "has an identifier type other than dns and ip")
-    name = ident.value.lower()
-    _check_dns_syntax(ident, name)
-    return Identifier("dns", name)
-
-
-def _check_dns_syntax(ident: Identifier, name: str) -> None:
-    labels = name.split(".")
-    if labels[0] == "*":
-        labels = labels[1:]
-    if len(name) > 253 or len(labels) < 2:
-        raise _reject(ident, ErrorKind.REJECTED_IDENTIFIER,
-                      "is not a fully qualified domain name")
-    if not all(_LABEL.match(label) for label in labels):
-        raise _reject(ident, ErrorKind.MALFORMED,
-                      "is not a valid DNS name (a wildcard may only be the whole leftmost label)")
-    # The labels allow no ":", so only a dotted IPv4 address can still be hiding here.
-    if not name.replace(".", "").isdigit():
-        return
+    """The canonical form of a well-formed identifier (see :mod:`gateway.core.identifiers`)."""
     try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return
-    raise _reject(ident, ErrorKind.MALFORMED, "is an IP address; use an identifier of type ip")
+        if ident.type == "dns":
+            return Identifier("dns", identifiers.dns_name(ident.value))
+        if ident.type == "ip":
+            return Identifier("ip", identifiers.ip_address(ident.value))
+    except identifiers.IdentifierRefused as exc:
+        raise _reject(ident, exc.kind, exc.why) from None
+    raise _reject(ident, ErrorKind.UNSUPPORTED_IDENTIFIER,
+                  "has an identifier type other than dns and ip")
 
 
 def _reject(ident: Identifier, kind: ErrorKind, why: str) -> GatewayError:
-    detail = f"{ident.type} identifier {ident.value!r} {why}"
+    # A refused value may be anything a client sent: the detail shows its start only.
+    shown = repr(ident.value) if len(ident.value) <= 100 else f"{ident.value[:100]!r}..."
+    detail = f"{ident.type} identifier {shown} {why}"
     return GatewayError(kind, detail, (Subproblem(kind, detail, ident.type, ident.value),))
 
 

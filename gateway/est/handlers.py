@@ -69,7 +69,11 @@ async def _enroll_request(request: web.Request, renewing: bool
         if binding is None:
             raise wire.malformed("proof of possession needs tls-unique, which only TLS 1.2 "
                                  "has; connect with TLS 1.2")
-    csr_der = wire.decode_body(await request.read())
+    try:
+        body = await request.read()
+    except ConnectionResetError:  # the client half-closed before sending Content-Length bytes
+        raise wire.malformed("the request body ended before its Content-Length") from None
+    csr_der = wire.decode_body(body)
     return label, caller, EnrollRequest(
         requester=caller.requester, profile=label.profile, csr_der=csr_der,
         wait_seconds=_est(request).enroll_wait_seconds, channel_binding=binding,

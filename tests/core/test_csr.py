@@ -86,3 +86,18 @@ def test_key_rules_refuse_weak_keys(weakness: str) -> None:
         csr.check_key(parsed, ("rsa", "ec"), 2048)
     assert err.value.kind is ErrorKind.BAD_PUBLIC_KEY
     assert err.value.detail.startswith("the CSR's public key is weak") and words in err.value.detail
+
+
+def test_a_csr_version_other_than_v1_is_a_bad_csr() -> None:
+    der, _ = make_csr(["a.example.com"])
+    at = der.index(b"\x02\x01\x00")  # certificationRequestInfo's version INTEGER 0
+    with pytest.raises(GatewayError) as err:
+        csr.parse_csr(der[:at] + b"\x02\x01\x02" + der[at + 3:])
+    assert err.value.kind is ErrorKind.BAD_CSR
+    assert "version 2" in err.value.detail
+
+
+def test_a_trailing_dot_is_kept_for_the_policy_to_refuse() -> None:
+    der, _ = make_csr(["a.example.com."], cn="b.example.com.")
+    assert csr.parse_csr(der).identifiers() == {Identifier("dns", "a.example.com."),
+                                                Identifier("dns", "b.example.com.")}

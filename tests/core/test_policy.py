@@ -15,7 +15,7 @@ OPEN = ProfileSettings(name="open", ca="local")
 @pytest.mark.parametrize("ident,want", [
     (Identifier("dns", "WWW.Example.COM"), Identifier("dns", "www.example.com")),
     (Identifier("dns", "*.example.com"), Identifier("dns", "*.example.com")),
-    (Identifier("ip", "2001:DB8:0::1"), Identifier("ip", "2001:db8::1")),
+    (Identifier("ip", "2001:db8::1"), Identifier("ip", "2001:db8::1")),
     (Identifier("ip", "192.0.2.1"), Identifier("ip", "192.0.2.1")),
 ])
 def test_normalise(ident: Identifier, want: Identifier) -> None:
@@ -26,7 +26,9 @@ def test_normalise(ident: Identifier, want: Identifier) -> None:
     (Identifier("dns", "example"), ErrorKind.REJECTED_IDENTIFIER),
     (Identifier("dns", "-bad.example.com"), ErrorKind.MALFORMED),
     (Identifier("dns", "a_b.example.com"), ErrorKind.MALFORMED),
-    (Identifier("dns", "a." * 130 + "com"), ErrorKind.REJECTED_IDENTIFIER),
+    (Identifier("dns", "a." * 130 + "com"), ErrorKind.MALFORMED),
+    (Identifier("dns", "a\n.example.test"), ErrorKind.MALFORMED),
+    (Identifier("ip", "2001:DB8:0::1"), ErrorKind.MALFORMED),
     (Identifier("dns", "10.0.0.1"), ErrorKind.MALFORMED),
     (Identifier("dns", "x.*.example.com"), ErrorKind.MALFORMED),
     (Identifier("ip", "1.2.3"), ErrorKind.MALFORMED),

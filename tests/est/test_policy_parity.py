@@ -42,3 +42,25 @@ async def test_refused_credentials_are_audited_without_the_password(gw: Gateway)
         ("est:user:alice", "label 'basic': wrong user name or password"),
         ("est:user:bob", "label 'basic': user 'bob' may not enroll through label 'basic'")]
     assert not any("guess-1" in str(r) for r in rows)
+
+
+ILL_FORMED = ["a\n.example.net", "router.example.net.", "ab--c.example.net", "xn--zz.example.net",
+              "router.example.net\x00"]
+
+
+# cryptography builds dNSName SANs of ASCII only: a non-ASCII name is tried in the CN.
+@pytest.mark.parametrize("where,name", [("cn", "r\u00f6uter.example.net"),
+                                        *(("cn", n) for n in ILL_FORMED),
+                                        *(("san", n) for n in ILL_FORMED)])
+async def test_ill_formed_names_are_refused_as_acme_refuses_them(
+        gw: Gateway, name: str, where: str) -> None:
+    acme_account = Account(id="acct-1", thumbprint="t", jwk={})
+    with pytest.raises(GatewayError) as acme:
+        await gw.core.orders.new_order(acme_account, {
+            "profile": "routers", "identifiers": [{"type": "dns", "value": name}]})
+    csr = make_csr(ec_key(), cn=name) if where == "cn" else \
+        make_csr(ec_key(), cn=None, sans=("ok.example.net", name))
+    status, _, body = await request(gw, "POST", "/basic/simpleenroll", b64(csr),
+                                    ("alice", PASSWORD))
+    assert status == 400, body
+    assert body.decode().strip() == " ".join(acme.value.detail.split())
