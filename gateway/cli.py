@@ -123,22 +123,18 @@ async def _serve(settings: config.Settings, role: ProcessRole, nonces: Nonces | 
     server = settings.server
     urls = []
     if server.https_port:
-        cert = tls.ensure_self_signed(server) if server.tls_cert_file is None else None
+        if server.tls_cert_file is None:
+            tls.ensure_self_signed(server)
         ctx = tls.server_context(server, client_ca_data=await client_ca_pem(app))
         await web.TCPSite(runner, server.listen, server.https_port, ssl_context=ctx,
                           reuse_port=role.shared or None).start()
         urls.append(f"https://{_host(server.listen)}:{server.https_port}")
-        if cert is not None and role.primary:
-            print(f"HTTPS certificate (self-signed): {cert.resolve()}\n"
-                  f"  trust it with REQUESTS_CA_BUNDLE={cert.resolve()} (certbot) or "
-                  f"LEGO_CA_CERTIFICATES={cert.resolve()} (lego)", flush=True)
     if server.http_port:
         await web.TCPSite(runner, server.listen, server.http_port,
                           reuse_port=role.shared or None).start()
         urls.append(f"http://{_host(server.listen)}:{server.http_port}")
-    for url in urls if role.primary else ():
-        print(f"ACME directory: {url}/acme/directory", flush=True)
-        print(f"EST base:       {url}/.well-known/est/", flush=True)
+    if role.primary:
+        _print_banner(settings, urls)
     if role.shared:
         log.info("worker %d of %d serving", role.index + 1, role.count)
     # Everything made at start-up lives for the whole run: moving it out of the
@@ -158,6 +154,15 @@ async def _serve(settings: config.Settings, role: ProcessRole, nonces: Nonces | 
     log.info("shutting down")
     await runner.cleanup()
     return 0
+
+
+def _print_banner(settings: config.Settings, urls: list[str]) -> None:
+    """What a new operator needs first: trust anchors, CA fingerprints, URLs, data and logs."""
+    from gateway import banner, tls
+
+    server = settings.server
+    cert = tls.server_cert_paths(server)[0] if server.https_port else None
+    print(banner.render(settings, urls, cert, server.tls_cert_file is None), flush=True)
 
 
 def _host(listen: str) -> str:

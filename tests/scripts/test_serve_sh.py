@@ -141,4 +141,7 @@ def test_installed_checkout_serves_offline_within_two_seconds(tmp_path: Path) ->
     assert elapsed != "timeout", output + done.stderr
     assert float(elapsed) < START_LIMIT_SECONDS, output
     assert "pip" not in output and "installing" not in output, output
-    assert "ACME directory: https://127.0.0.1:8443/acme/directory" in output, output
+    for line in ("ACME directory: https://127.0.0.1:8443/acme/directory",
+                 f"Issuing CA 'local' (local): {checkout}/gateway-data/ca/local/ca.pem",
+                 f"HTTPS certificate (self-signed, the trust anchor): {checkout}/gateway-data"):
+        assert line in output, output
