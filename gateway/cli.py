@@ -161,7 +161,7 @@ async def _serve(settings: config.Settings, role: ProcessRole, nonces: Nonces | 
         raise
     raise_descriptor_limit(server.max_connections)
     if role.primary:
-        _announce(server, urls)
+        _print_banner(settings, urls)
     if role.shared:
         log.info("worker %d of %d serving", role.index + 1, role.count)
     # Everything made at start-up lives for the whole run: moving it out of the
@@ -183,18 +183,13 @@ async def _serve(settings: config.Settings, role: ProcessRole, nonces: Nonces | 
     return 0
 
 
-def _announce(server: config.ServerSettings, urls: list[str]) -> None:
-    """Tell the person who started the gateway where it serves (and what to trust)."""
-    from gateway import tls
+def _print_banner(settings: config.Settings, urls: list[str]) -> None:
+    """What a new operator needs first: trust anchors, CA fingerprints, URLs, data and logs."""
+    from gateway import banner, tls
 
-    if server.https_port and server.tls_cert_file is None:
-        cert = tls.server_cert_paths(server)[0].resolve()
-        print(f"HTTPS certificate (self-signed): {cert}\n"
-              f"  trust it with REQUESTS_CA_BUNDLE={cert} (certbot) or "
-              f"LEGO_CA_CERTIFICATES={cert} (lego)", flush=True)
-    for url in urls:
-        print(f"ACME directory: {url}/acme/directory", flush=True)
-        print(f"EST base:       {url}/.well-known/est/", flush=True)
+    server = settings.server
+    cert = tls.server_cert_paths(server)[0] if server.https_port else None
+    print(banner.render(settings, urls, cert, server.tls_cert_file is None), flush=True)
 
 
 def _handler_options(app: web.Application, settings: config.Settings) -> dict[str, Any]:

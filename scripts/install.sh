@@ -2,6 +2,8 @@
 # Installs the gateway into ./.venv on Debian 12 (run as root, or with sudo available).
 # Usage: scripts/install.sh [--test]   (--test adds the Debian packages and Python
 # packages the test suite needs: certbot, lego, pebble, softhsm2, strongSwan pki, ...)
+# On success it writes .venv/.installed-from, the SHA-256 of the pyproject.toml it
+# installed: scripts/serve.sh reinstalls only when that stamp is missing or stale.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,3 +34,4 @@ extras=""
 [ "${1:-}" = "--test" ] && extras="[test]"
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e ".${extras}"
+sha256sum pyproject.toml | cut -d' ' -f1 > .venv/.installed-from

@@ -142,9 +142,21 @@ def check_names(parsed: ParsedCSR, wanted: tuple[Identifier, ...]) -> None:
     """The CSR must ask for exactly the order's identifiers: no extras, none missing."""
     asked = parsed.identifiers()
     want = set(wanted)
-    extra = sorted(i.value for i in asked - want)
-    missing = sorted(i.value for i in want - asked)
+    extra = asked - want
+    mistyped = sorted(i.value for i in extra
+                      if i.type == "dns" and identifier_for_name(i.value) in want)
+    if mistyped:
+        raise bad_csr(f"the CSR names {', '.join(mistyped)} in a dNSName subjectAltName, but "
+                      "the order has it as an ip identifier: put it in an iPAddress "
+                      "subjectAltName (RFC 8738 §3)")
     if extra:
-        raise bad_csr(f"the CSR names identifiers not in the order: {', '.join(extra)}")
-    if missing:
-        raise bad_csr(f"the CSR lacks identifiers of the order: {', '.join(missing)}")
+        raise bad_csr(f"the CSR names identifiers not in the order: {_shown(extra)}; "
+                      f"the order has {_shown(want)}")
+    if want - asked:
+        raise bad_csr(f"the CSR lacks identifiers of the order: {_shown(want - asked)}; "
+                      f"it names {_shown(asked) or 'none'}")
+
+
+def _shown(identifiers: set[Identifier]) -> str:
+    """Identifiers as ``type:value``, sorted, so a type fault shows."""
+    return ", ".join(sorted(f"{i.type}:{i.value}" for i in identifiers))

@@ -58,7 +58,8 @@ class Dns01Checker:
         more = f" and {len(values) - SHOWN_VALUES} more" if len(values) > SHOWN_VALUES else ""
         error = ChallengeError(
             ErrorKind.INCORRECT_RESPONSE,
-            f"no TXT record at {name} matches this challenge; found {shown}{more}",
+            f"no TXT record at {name} matches this challenge: expected {expected.decode()!r}, "
+            f"found {shown}{more}",
         )
         record["error"] = f"{error.kind.value}: {error.detail}"
         raise error

@@ -192,7 +192,8 @@ def _compare(body: bytes, key_authorization: str, url: URL) -> None:
     shown = body.strip()[:SHOWN_BODY_CHARS].decode("utf-8", "replace")
     raise ChallengeError(
         ErrorKind.INCORRECT_RESPONSE,
-        f"{url} returned {shown!r}, which is not the key authorization of this challenge",
+        f"{url} returned {shown!r}, which is not the key authorization of this challenge: "
+        f"expected {key_authorization!r}",
     )
 
 

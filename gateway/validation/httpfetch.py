@@ -8,6 +8,10 @@ protocol, CPU taken from the ACME handlers sharing the loop. This reader keeps
 only what the challenge needs: ``Connection: close``, status and headers up to
 ``HEAD_LIMIT`` bytes, a body framed by Content-Length, chunked coding or close,
 and a hard stop as soon as the body passes its limit.
+
+A complete response ends the connection politely (FIN; over TLS a close_notify
+first, not waiting longer than ``CLOSE_NOTIFY_SECONDS`` for the peer's), so
+servers do not log a reset; only a failed or oversized response is cut off.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ HEAD_ONLY = frozenset({204, 301, 302, 303, 304, 307, 308})
 _STATUS_LINE = re.compile(rb"^HTTP/1\.[01] ([1-9]\d\d)(?: [^\r\n]*)?$")
 _HEADER_NAME = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _CHUNK_SIZE = re.compile(rb"^([0-9A-Fa-f]{1,8})(?:;[^\r\n]*)?$")
+CLOSE_NOTIFY_SECONDS = 1.0
 
 
 class MalformedResponse(Exception):
@@ -80,15 +85,22 @@ async def fetch(
             port,
             ssl=tls,
             server_hostname=server_name if tls else None,
+            ssl_shutdown_timeout=CLOSE_NOTIFY_SECONDS if tls else None,
         )
     except ssl.SSLError:
         raise
     except OSError as exc:
         raise ConnectFailed(exc.strerror or str(exc) or type(exc).__name__) from exc
     try:
-        return await done
-    finally:
+        response = await done
+    except BaseException:
+        transport.abort()
+        raise
+    if response.too_big:
         transport.abort()  # never drain what is left of an endless body
+    else:
+        transport.close()
+    return response
 
 
 class _Reader(asyncio.Protocol):

@@ -6,6 +6,15 @@ name under in-addr.arpa / ip6.arpa), and judge the self-signed certificate
 presented: exactly one subjectAltName equal to the identifier, and a critical
 id-pe-acmeIdentifier extension holding the OCTET STRING SHA-256(key
 authorization). The certificate's chain and validity are deliberately ignored.
+
+The connection ends politely: the client's Finished and a close_notify are sent
+before the socket closes, so the responder (Caddy, lego, certbot) logs a
+completed handshake, not "handshake: EOF". The peer's answering close_notify
+is not awaited; the transport gives up on it after ``CLOSE_NOTIFY_SECONDS``.
+
+Each refusal names the exact fault: which subjectAltName, its type and value
+against the type and value expected, and the acmeIdentifier found against the
+one expected.
 """
 
 from __future__ import annotations
@@ -29,6 +38,18 @@ from gateway.validation.targets import note_address, resolve_target, reverse_nam
 
 ACME_TLS_ALPN = "acme-tls/1"
 ID_PE_ACME_IDENTIFIER = ObjectIdentifier("1.3.6.1.5.5.7.1.31")
+# How long a closing connection waits for the peer's close_notify before dropping.
+CLOSE_NOTIFY_SECONDS = 1.0
+# subjectAltName types as RFC 5280 spells them in GeneralName.
+SAN_TYPE_NAMES: dict[type[x509.GeneralName], str] = {
+    x509.DNSName: "dNSName",
+    x509.IPAddress: "iPAddress",
+    x509.RFC822Name: "rfc822Name",
+    x509.UniformResourceIdentifier: "uniformResourceIdentifier",
+    x509.DirectoryName: "directoryName",
+    x509.RegisteredID: "registeredID",
+    x509.OtherName: "otherName",
+}
 
 
 def acme_identifier_value(key_authorization: str) -> bytes:
@@ -83,7 +104,11 @@ class TlsAlpn01Checker:
         attempt.enter(ErrorKind.CONNECTION, f"connecting to {where}")
         try:
             _, writer = await asyncio.open_connection(
-                str(address), self._port, ssl=self._context, server_hostname=sni
+                str(address),
+                self._port,
+                ssl=self._context,
+                server_hostname=sni,
+                ssl_shutdown_timeout=CLOSE_NOTIFY_SECONDS,
             )
         except ssl.SSLError as exc:
             raise ChallengeError(
@@ -102,7 +127,7 @@ class TlsAlpn01Checker:
             protocol = ssl_object.selected_alpn_protocol() if ssl_object else None
             der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
         finally:
-            writer.transport.abort()  # no close_notify dance with a peer that may not answer
+            writer.close()  # flushes our Finished, sends close_notify; not awaited
         if protocol != ACME_TLS_ALPN:
             raise ChallengeError(
                 ErrorKind.TLS, f"{where} did not negotiate ALPN {ACME_TLS_ALPN} (got {protocol!r})"
@@ -118,25 +143,71 @@ def check_certificate(der: bytes, task: ChallengeTask) -> None:
         cert = x509.load_der_x509_certificate(der)
         sans = list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
     except x509.ExtensionNotFound as exc:
-        raise _incorrect("has no subjectAltName extension") from exc
+        raise _incorrect(f"has no subjectAltName extension; expected {_expected(task)}") from exc
     except ValueError as exc:
         raise _incorrect(f"cannot be parsed: {exc}") from exc
-    if len(sans) != 1 or not _names_identifier(sans[0], task):
-        shown = ", ".join(str(getattr(s, "value", s)) for s in sans)
-        raise _incorrect(
-            f"must have exactly one subjectAltName, {task.identifier_value}; it has: {shown}"
-        )
+    _check_san(sans, task)
     try:
         extension = cert.extensions.get_extension_for_oid(ID_PE_ACME_IDENTIFIER)
     except x509.ExtensionNotFound as exc:
-        raise _incorrect("has no id-pe-acmeIdentifier extension") from exc
-    if not extension.critical:
-        raise _incorrect("has an id-pe-acmeIdentifier extension that is not critical")
-    value = getattr(extension.value, "value", b"")
-    if value != acme_identifier_value(task.key_authorization):
         raise _incorrect(
-            "has an id-pe-acmeIdentifier that does not match this challenge's key authorization"
+            f"has no id-pe-acmeIdentifier extension ({ID_PE_ACME_IDENTIFIER.dotted_string})"
+        ) from exc
+    if not extension.critical:
+        raise _incorrect(
+            "has an id-pe-acmeIdentifier extension that is not marked critical "
+            "(RFC 8737 §3 requires critical)"
         )
+    _check_acme_identifier(getattr(extension.value, "value", b""), task.key_authorization)
+
+
+def _check_san(sans: list[x509.GeneralName], task: ChallengeTask) -> None:
+    """Exactly one subjectAltName, of the identifier's type and with its value."""
+    expected = _expected(task)
+    if len(sans) != 1:
+        shown = ", ".join(describe_name(s) for s in sans)
+        raise _incorrect(
+            f"has {len(sans)} subjectAltNames ({shown}); expected exactly one, {expected}"
+        )
+    (san,) = sans
+    if _names_identifier(san, task):
+        return
+    fault = "type" if _value_matches(san, task) else "value"
+    raise _incorrect(f"has the subjectAltName {describe_name(san)}: wrong {fault}, "
+                     f"expected {expected}")
+
+
+def _check_acme_identifier(value: bytes, key_authorization: str) -> None:
+    """The extension must hold OCTET STRING(SHA-256(key authorization)), DER-encoded."""
+    wanted = acme_identifier_value(key_authorization)
+    if value == wanted:
+        return
+    if value == wanted[2:]:
+        raise _incorrect(
+            "has an id-pe-acmeIdentifier holding the bare SHA-256 digest; it must be wrapped "
+            f"in a DER OCTET STRING (expected {wanted.hex()})"
+        )
+    raise _incorrect(
+        f"has an id-pe-acmeIdentifier of {value.hex() or 'nothing'}, not this challenge's "
+        f"OCTET STRING(SHA-256(key authorization)) {wanted.hex()}"
+    )
+
+
+def describe_name(name: x509.GeneralName) -> str:
+    """A GeneralName as RFC 5280 names its type, then its value: ``dNSName host.example``."""
+    kind = SAN_TYPE_NAMES.get(type(name), type(name).__name__)
+    return f"{kind} {getattr(name, 'value', name)}"
+
+
+def _expected(task: ChallengeTask) -> str:
+    kind = "iPAddress" if task.identifier_type == "ip" else "dNSName"
+    return f"{kind} {task.identifier_value}"
+
+
+def _value_matches(name: x509.GeneralName, task: ChallengeTask) -> bool:
+    """True when the SAN's text equals the identifier whatever its type (a type fault)."""
+    text = str(getattr(name, "value", "")).rstrip(".").lower()
+    return text == task.identifier_value.rstrip(".").lower()
 
 
 def _names_identifier(name: x509.GeneralName, task: ChallengeTask) -> bool:

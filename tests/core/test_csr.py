@@ -57,6 +57,25 @@ def test_names_must_match_exactly() -> None:
         csr.check_names(parsed, (Identifier("dns", "a.example.com"),))
 
 
+@pytest.mark.parametrize(("names", "order", "detail"), [
+    (["a.example.com", "b.example.com"], [("dns", "a.example.com")],
+     "not in the order: dns:b.example.com; the order has dns:a.example.com"),
+    (["a.example.com"], [("dns", "a.example.com"), ("ip", "192.0.2.9")],
+     "lacks identifiers of the order: ip:192.0.2.9; it names dns:a.example.com"),
+    # The value is right, the type is not: say so rather than list it as extra and missing.
+    (["127.0.0.1"], [("ip", "127.0.0.1")],
+     "names 127.0.0.1 in a dNSName subjectAltName, but the order has it as an ip identifier"),
+    (["::1"], [("ip", "::1")], "names ::1 in a dNSName subjectAltName"),
+])
+def test_name_refusals_name_type_and_value(names: list[str], order: list[tuple[str, str]],
+                                           detail: str) -> None:
+    parsed = csr.parse_csr(make_csr(names)[0])
+    with pytest.raises(GatewayError) as err:
+        csr.check_names(parsed, tuple(Identifier(t, v) for t, v in order))
+    assert err.value.kind is ErrorKind.BAD_CSR
+    assert detail in err.value.detail, err.value.detail
+
+
 def test_cn_only_csr_is_accepted() -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     req = (x509.CertificateSigningRequestBuilder()

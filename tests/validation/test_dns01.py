@@ -59,7 +59,8 @@ async def test_wrong_value_is_an_incorrect_response(
 
     outcome = await va.validate(task())
 
-    assert_failed(outcome, ErrorKind.INCORRECT_RESPONSE, NAME, "'stale-value'")
+    expected = f"expected {DIGEST!r}, found 'stale-value'"
+    assert_failed(outcome, ErrorKind.INCORRECT_RESPONSE, NAME, expected)
     assert len(outcome.records) == 1  # a wrong answer is not retried
 
 

@@ -11,11 +11,18 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import ErrorKind
-from gateway.validation.httpfetch import MalformedResponse, dechunk, parse_head, request_bytes
+from gateway.validation.httpfetch import (
+    MalformedResponse,
+    dechunk,
+    fetch,
+    parse_head,
+    request_bytes,
+)
 from tests.validation.conftest import MakeVA
 from tests.validation.dnsserver import DnsResponder
 from tests.validation.test_http01 import KEY_AUTH, assert_failed, task
 from tests.validation.test_tlsalpn01 import dns_san, make_cert
+from tests.validation.tlspeer import tls_peer
 
 
 @contextlib.asynccontextmanager
@@ -215,3 +222,18 @@ def test_dechunk(raw: bytes, limit: int, expected: tuple[bytes | None, bool]) ->
 def test_request_bytes_refuses_control_characters() -> None:
     with pytest.raises(ValueError):
         request_bytes("web.test", "/a\r\nX: y", "ua")
+
+
+async def test_https_response_is_followed_by_close_notify(tmp_path: Path) -> None:
+    """A complete response over TLS ends with a TLS close, which servers log as clean."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    body = KEY_AUTH.encode()
+    with tls_peer(make_cert(tmp_path, [dns_san()]), ["http/1.1"], ok(body)) as peer:
+        response = await fetch("127.0.0.1", peer.port, request_bytes("a.test", "/", "t"),
+                               1024, context, "a.test")
+        ending = await asyncio.to_thread(peer.ending)
+
+    assert response.body == body
+    assert ending == "close_notify"

@@ -7,11 +7,13 @@ import contextlib
 import datetime
 import ipaddress
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvloop
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -19,11 +21,14 @@ from cryptography.x509.oid import NameOID
 
 from gateway.errors import ErrorKind
 from gateway.validation import ChallengeTask
+from gateway.validation.engine import ValidationAuthority
+from gateway.validation.settings import ValidationSettings
 from gateway.validation.targets import reverse_name
 from gateway.validation.tlsalpn01 import ACME_TLS_ALPN, ID_PE_ACME_IDENTIFIER, acme_identifier_value
 from tests.validation.conftest import MakeVA, closed_port
 from tests.validation.dnsserver import DnsResponder
 from tests.validation.test_http01 import assert_failed
+from tests.validation.tlspeer import tls_peer
 
 KEY_AUTH = "token-abc.thumbprint-def"
 NAME = "alpn.test"
@@ -134,14 +139,35 @@ async def test_valid_certificate_is_accepted(
 @pytest.mark.parametrize(
     ("sans", "value", "critical", "words"),
     [
-        ([dns_san()], acme_identifier_value("other.keyauth"), True, ("does not match",)),
-        ([dns_san()], GOOD, False, ("not critical",)),
-        ([dns_san()], None, True, ("no id-pe-acmeIdentifier",)),
-        ([dns_san(), dns_san("extra.test")], GOOD, True, ("exactly one subjectAltName",)),
-        ([dns_san("other.test")], GOOD, True, ("exactly one subjectAltName", "other.test")),
-        ([ip_san("127.0.0.1")], GOOD, True, ("exactly one subjectAltName",)),
-        ([], GOOD, True, ("no subjectAltName",)),
-        ([dns_san()], GOOD[2:], True, ("does not match",)),  # raw digest without the OCTET STRING
+        (
+            [dns_san()],
+            acme_identifier_value("other.keyauth"),
+            True,
+            (f"acmeIdentifier of {acme_identifier_value('other.keyauth').hex()}", GOOD.hex()),
+        ),
+        ([dns_san()], GOOD, False, ("not marked critical",)),
+        ([dns_san()], None, True, ("no id-pe-acmeIdentifier", "1.3.6.1.5.5.7.1.31")),
+        (
+            [dns_san(), dns_san("extra.test")],
+            GOOD,
+            True,
+            ("has 2 subjectAltNames (dNSName alpn.test, dNSName extra.test)",
+             "expected exactly one, dNSName alpn.test"),
+        ),
+        (
+            [dns_san("other.test")],
+            GOOD,
+            True,
+            ("subjectAltName dNSName other.test: wrong value, expected dNSName alpn.test",),
+        ),
+        (
+            [ip_san("127.0.0.1")],
+            GOOD,
+            True,
+            ("subjectAltName iPAddress 127.0.0.1: wrong value, expected dNSName alpn.test",),
+        ),
+        ([], GOOD, True, ("no subjectAltName extension; expected dNSName alpn.test",)),
+        ([dns_san()], GOOD[2:], True, ("bare SHA-256 digest", "DER OCTET STRING", GOOD.hex())),
     ],
 )
 async def test_wrong_certificates_are_incorrect_responses(
@@ -224,7 +250,35 @@ async def test_ip_identifier_rejects_dns_san(tmp_path: Path, make_va: MakeVA) ->
         va = await make_va(tlsalpn01_port=responder.port)
         outcome = await va.validate(task("127.0.0.1", "ip"))
 
-    assert_failed(outcome, ErrorKind.INCORRECT_RESPONSE, "exactly one subjectAltName")
+    # The value is right, the type is not: the message must say so, not repeat the value.
+    assert_failed(
+        outcome,
+        ErrorKind.INCORRECT_RESPONSE,
+        "subjectAltName dNSName 127.0.0.1: wrong type, expected iPAddress 127.0.0.1",
+    )
+
+
+async def validate_ip_once(cert: tuple[Path, Path], port: int) -> bool:
+    """One tls-alpn-01 validation of 127.0.0.1 against ``port`` on the running loop."""
+    settings = ValidationSettings(allow_loopback=True, tlsalpn01_port=port, attempts=1,
+                                  attempt_timeout_seconds=3.0)
+    va = ValidationAuthority(settings)
+    await va.start()
+    try:
+        return (await va.validate(task("127.0.0.1", "ip"))).valid
+    finally:
+        await va.aclose()
+
+
+@pytest.mark.parametrize("run", [asyncio.run, uvloop.run], ids=["asyncio", "uvloop"])
+def test_connection_ends_with_close_notify(
+    tmp_path: Path, run: Callable[[Coroutine[Any, Any, bool]], bool]
+) -> None:
+    """The responder sees a finished handshake and a TLS close, not an EOF (uvloop dropped)."""
+    cert = make_cert(tmp_path, [ip_san("127.0.0.1")], GOOD)
+    with tls_peer(cert, [ACME_TLS_ALPN]) as peer:
+        assert run(validate_ip_once(cert, peer.port))
+        assert peer.ending() == "close_notify"
 
 
 async def test_refused_connection_is_a_connection_failure(
