@@ -10,12 +10,16 @@ from tests.acmeclient import jwk_of, thumbprint
 from tests.est.support import PASSWORD, Gateway, b64, ec_key, make_csr, request
 
 
+def _account() -> Account:
+    """An ACME account with a real key (newOrder judges the account's key)."""
+    key = ec_key()
+    return Account(id="acct-1", thumbprint=thumbprint(key), jwk=jwk_of(key))
+
+
 @pytest.mark.parametrize("kind,name", [("dns", "www.evil.org"), ("ip", "192.0.2.7")])
 async def test_same_refusal_text_through_acme_and_est(gw: Gateway, kind: str, name: str) -> None:
-    key = ec_key()  # newOrder judges the account's key: it must be a real one
-    acme_account = Account(id="acct-1", thumbprint=thumbprint(key), jwk=jwk_of(key))
     with pytest.raises(GatewayError) as acme:
-        await gw.core.orders.new_order(acme_account, {
+        await gw.core.orders.new_order(_account(), {
             "profile": "routers", "identifiers": [{"type": kind, "value": name}]})
     status, _, body = await request(gw, "POST", "/basic/simpleenroll",
                                     b64(make_csr(ec_key(), cn=name)), ("alice", PASSWORD))
@@ -54,9 +58,8 @@ ILL_FORMED = ["a\n.example.net", "router.example.net.", "ab--c.example.net", "xn
                                         *(("san", n) for n in ILL_FORMED)])
 async def test_ill_formed_names_are_refused_as_acme_refuses_them(
         gw: Gateway, name: str, where: str) -> None:
-    acme_account = Account(id="acct-1", thumbprint="t", jwk={})
     with pytest.raises(GatewayError) as acme:
-        await gw.core.orders.new_order(acme_account, {
+        await gw.core.orders.new_order(_account(), {
             "profile": "routers", "identifiers": [{"type": "dns", "value": name}]})
     csr = make_csr(ec_key(), cn=name) if where == "cn" else \
         make_csr(ec_key(), cn=None, sans=("ok.example.net", name))
