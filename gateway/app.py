@@ -11,6 +11,7 @@ in one cleanup context and closed in reverse order on shutdown.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,18 @@ def build_store(settings: Settings, role: ProcessRole | None = None) -> Store:
         return SQLiteStore(Path(url[len("sqlite:///"):]), settings.storage.group_commit_ms,
                            shared=role is not None and role.shared,
                            account_changes=role.account_changes if role else None)
-    raise ConfigError(settings.source, "storage.url",
-                      "PostgreSQL is not available in this build; use sqlite:///PATH")
+    try:
+        from gateway.storage.postgres import PostgresStore
+    except ImportError as exc:
+        raise ConfigError(settings.source, "storage.url",
+                          "PostgreSQL needs asyncpg: pip install 'acme-gateway[postgres]'"
+                          ) from exc
+    return PostgresStore(url, settings.storage.pool_size, settings.storage.password)
+
+
+def serves_many_nodes(settings: Settings) -> bool:
+    """True when the store is one that several gateway nodes share (PostgreSQL)."""
+    return not settings.storage_url().startswith("sqlite:///")
 
 
 def _connector(ca: CASettings, settings: Settings) -> Connector:
@@ -183,7 +194,9 @@ class _Resources:
                  validator: Validator | None, clock: Clock | None,
                  role: ProcessRole | None = None) -> None:
         self.settings = settings
-        self.role = role
+        # Jobs are leased when other processes or nodes may run them (see IssuanceService).
+        self.role = (replace(role or ProcessRole(), other_nodes=True)
+                     if serves_many_nodes(settings) else role)
         self.connectors = connectors
         self.validator = validator
         self.clock = clock

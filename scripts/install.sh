@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the gateway into ./.venv on Debian 12 (run as root, or with sudo available).
 # Usage: scripts/install.sh [--test]   (--test adds the Debian packages and Python
-# packages the test suite needs: certbot, lego, pebble, softhsm2, strongSwan pki, ...)
+# packages the test suite needs: certbot, lego, pebble, softhsm2, strongSwan pki,
+# PostgreSQL 15 and asyncpg, ...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debs=(python3 python3-venv python3-dev gcc libffi-dev libssl-dev ca-certificates)
 if [ "${1:-}" = "--test" ]; then
   debs+=(certbot lego pebble softhsm2 opensc strongswan-pki libstrongswan-standard-plugins
-         curl openssl)
+         curl openssl postgresql)
 fi
 
 missing=()
@@ -29,6 +30,6 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 extras=""
-[ "${1:-}" = "--test" ] && extras="[test]"
+[ "${1:-}" = "--test" ] && extras="[test,postgres]"
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e ".${extras}"

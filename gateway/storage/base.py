@@ -150,3 +150,11 @@ class Store(Protocol):
                          until: datetime | None = None) -> list[dict[str, Any]]:
         """Raw audit rows (every column, chain included) with seq > after_seq, in seq order."""
         ...
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached now (connection lost, server restarting).
+
+    Nothing is known to have changed; the caller answers "try again later"
+    (503 with Retry-After) and the store reconnects by itself.
+    """

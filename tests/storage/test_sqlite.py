@@ -1,4 +1,7 @@
-"""The SQLite store: all-or-nothing units, compare-and-set, grouped commits, restarts."""
+"""What only the SQLite store does: grouped commits, its lock file, its account cache, migrations.
+
+The behaviour every store shares is in test_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,37 +19,13 @@ from gateway.core.models import (
     PENDING,
     PROCESSING,
     READY,
-    Account,
     AuditEvent,
-    Authorization,
-    Challenge,
-    Identifier,
     Job,
-    Order,
 )
 from gateway.core.role import ChangeCounter
-from gateway.storage.base import Conflict, Delete, Insert, Update
+from gateway.storage.base import Conflict, Insert, Update
 from gateway.storage.sqlite import SQLiteStore
-
-NOW = datetime(2030, 1, 1, tzinfo=UTC)
-
-
-def account(i: str) -> Account:
-    return Account(id=i, thumbprint=f"tp-{i}", jwk={"kty": "EC"}, created_at=NOW)
-
-
-def order(i: str, account_id: str = "a1") -> Order:
-    return Order(id=i, account_id=account_id, status=PENDING,
-                 identifiers=(Identifier("dns", "example.com"),), authz_ids=(f"z-{i}",),
-                 expires=NOW + timedelta(days=7), profile="default", created_at=NOW)
-
-
-def authz(i: str, order_id: str) -> Authorization:
-    return Authorization(id=i, account_id="a1", order_id=order_id,
-                         identifier=Identifier("dns", "example.com"), status=PENDING,
-                         expires=NOW + timedelta(days=30),
-                         challenges=(Challenge(id=f"c-{i}", authz_id=i, type="http-01",
-                                               token="t"),))
+from tests.storage.models import NOW, account, authz, order
 
 
 @pytest.fixture
@@ -56,27 +34,6 @@ async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
     await s.open()
     yield s
     await s.close()
-
-
-async def test_round_trip_of_every_model(store: SQLiteStore) -> None:
-    await store.apply([Insert(account("a1")), Insert(order("o1")), Insert(authz("z-o1", "o1"))])
-    assert await store.get_account("a1") == account("a1")
-    assert await store.get_account_by_thumbprint("tp-a1") == account("a1")
-    assert await store.get_order("o1") == order("o1")
-    assert await store.get_authz("z-o1") == authz("z-o1", "o1")
-    assert await store.get_authz_by_challenge("c-z-o1") == authz("z-o1", "o1")
-    assert await store.list_order_ids("a1", "", 10) == ["o1"]
-
-
-async def test_compare_and_set_rolls_back_the_whole_unit(store: SQLiteStore) -> None:
-    await store.apply([Insert(account("a1")), Insert(order("o1"))])
-    ready = order("o1").moved(READY)
-    assert await store.apply([Update(ready, expect=PENDING)]) is True
-    stale = replace(ready, profile="changed")
-    job = Job(id="j1", order_id="o1", run_at=NOW)
-    assert await store.apply([Insert(job), Update(stale, expect=PENDING)]) is False
-    assert await store.get_job("o1") is None  # the insert of the failed unit was undone
-    assert (await store.get_order("o1")).profile == "default"  # type: ignore[union-attr]
 
 
 async def test_a_failed_unit_in_a_group_leaves_the_others_and_the_audit_chain_whole(
@@ -103,51 +60,6 @@ async def test_a_failed_unit_in_a_group_leaves_the_others_and_the_audit_chain_wh
     assert [r["detail"] for r in await store.audit_rows(0, 10)] == ["first", "third", "fifth"]
     check = await audit_report.verify(store)
     assert check.problems == [] and check.rows == 3
-
-
-async def test_duplicate_key_is_a_conflict_and_others_commit(store: SQLiteStore) -> None:
-    await store.apply([Insert(account("a1"))])
-    dup = replace(account("a2"), thumbprint="tp-a1")
-    results = await asyncio.gather(store.apply([Insert(dup)]), store.apply([Insert(account("a3"))]),
-                                   return_exceptions=True)
-    assert isinstance(results[0], Conflict)
-    assert results[1] is True
-    assert await store.get_account("a3") is not None
-    assert await store.get_account("a2") is None
-
-
-async def test_many_concurrent_units_all_commit(store: SQLiteStore) -> None:
-    await store.apply([Insert(account("a1"))])
-    results = await asyncio.gather(*(store.apply([Insert(order(f"o{i}"))]) for i in range(200)))
-    assert all(results)
-    assert len(await store.list_order_ids("a1", "", 500)) == 200
-
-
-async def test_orders_page_with_cursor(store: SQLiteStore) -> None:
-    await store.apply([Insert(account("a1")), *(Insert(order(f"o{i}")) for i in range(5))])
-    first = await store.list_order_ids("a1", "", 2)
-    rest = await store.list_order_ids("a1", first[-1], 10)
-    assert first + rest == [f"o{i}" for i in range(5)]
-
-
-async def test_jobs_due_and_deleted(store: SQLiteStore) -> None:
-    await store.apply([Insert(Job(id="j1", order_id="o1", run_at=NOW)),
-                       Insert(Job(id="j2", order_id="o2", run_at=NOW + timedelta(hours=1)))])
-    assert [j.id for j in await store.due_jobs(NOW, 10)] == ["j1"]
-    await store.apply([Delete(Job(id="j1", order_id="o1"))])
-    assert await store.due_jobs(NOW + timedelta(hours=2), 10) == [
-        Job(id="j2", order_id="o2", run_at=NOW + timedelta(hours=1))]
-
-
-async def test_state_survives_reopen(tmp_path: Path) -> None:
-    first = SQLiteStore(tmp_path / "gw.db")
-    await first.open()
-    await first.apply([Insert(account("a1")), Insert(order("o1"))])
-    await first.close()
-    second = SQLiteStore(tmp_path / "gw.db")
-    await second.open()
-    assert await second.get_order("o1") == order("o1")
-    await second.close()
 
 
 async def test_write_lock_held_elsewhere_is_waited_for_off_the_loop(tmp_path: Path) -> None:
@@ -199,23 +111,6 @@ async def pair(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStore, SQLiteStore]]
     finally:
         await first.close()
         await second.close()
-
-
-async def test_a_job_is_claimed_by_one_process_only(
-        pair: tuple[SQLiteStore, SQLiteStore]) -> None:
-    """claim_job is a compare-and-set of run_at: of two stores on one file, one wins."""
-    first, second = pair
-    job = Job(id="j1", order_id="o1", run_at=NOW)
-    await first.apply([Insert(job)])
-    until = NOW + timedelta(minutes=5)
-    results = await asyncio.gather(first.claim_job(job, until), second.claim_job(job, until))
-    assert sorted(results) == [False, True]
-    assert await first.due_jobs(NOW + timedelta(minutes=1), 10) == []  # claimed: not due
-    claimed = replace(job, run_at=until)
-    assert await second.claim_job(claimed, NOW)  # handed back by its holder
-    assert [j.id for j in await first.due_jobs(NOW, 10)] == ["j1"]
-    await first.apply([Delete(job)])
-    assert await second.claim_job(replace(job, run_at=NOW), until) is False  # finished
 
 
 async def test_shared_stores_see_each_others_account_changes(
