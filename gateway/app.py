@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -24,6 +24,7 @@ from gateway.acme.routes import acme_app
 from gateway.admin.routes import admin_app
 from gateway.config import CASettings, Settings
 from gateway.core.clock import Clock
+from gateway.core.node_nonces import NodeNonces
 from gateway.core.pkix import PkixService
 from gateway.core.role import ProcessRole
 from gateway.core.service import Core
@@ -31,7 +32,7 @@ from gateway.errors import ConfigError
 from gateway.est.routes import est_app
 from gateway.metrics import Metrics, metrics_handler
 from gateway.pkix.routes import add_routes as add_pkix_routes
-from gateway.storage.base import Store
+from gateway.storage.base import NonceLedger, Store
 from gateway.validation import Validator
 from gateway.validation.engine import ValidationAuthority
 
@@ -121,11 +122,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     """
     app = web.Application(client_max_size=1024 * 1024, middlewares=[request_context])
     app[keys.SETTINGS] = settings
-    app[keys.NONCES] = nonces or NonceService(settings.acme.nonce_lifetime_seconds)
+    # Nodes sharing a PostgreSQL store share nonces through it (so do their workers).
+    node_nonces = (NodeNonces(settings.acme.nonce_lifetime_seconds)
+                   if serves_many_nodes(settings) else None)
+    app[keys.NONCES] = node_nonces or nonces or NonceService(
+        settings.acme.nonce_lifetime_seconds)
     chosen = dict(connectors) if connectors is not None else build_connectors(settings)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        async with _Resources(settings, chosen, validator, clock, role) as core:
+        async with _Resources(settings, chosen, validator, clock, role, node_nonces) as core:
             app[keys.CORE] = core
             yield
 
@@ -192,8 +197,9 @@ class _Resources:
 
     def __init__(self, settings: Settings, connectors: dict[str, Connector],
                  validator: Validator | None, clock: Clock | None,
-                 role: ProcessRole | None = None) -> None:
+                 role: ProcessRole | None = None, node_nonces: NodeNonces | None = None) -> None:
         self.settings = settings
+        self.node_nonces = node_nonces
         # Jobs are leased when other processes or nodes may run them (see IssuanceService).
         self.role = (replace(role or ProcessRole(), other_nodes=True)
                      if serves_many_nodes(settings) else role)
@@ -207,6 +213,8 @@ class _Resources:
     async def __aenter__(self) -> Core:
         self.store = build_store(self.settings, self.role)
         await self.store.open()
+        if self.node_nonces is not None:
+            await self.node_nonces.start(cast(NonceLedger, self.store))
         for connector in self.connectors.values():
             start = getattr(connector, "start", None)
             if start is not None:
@@ -228,5 +236,7 @@ class _Resources:
             await self.validator.aclose()
         for connector in reversed(self.started):
             await connector.aclose()
+        if self.node_nonces is not None:
+            await self.node_nonces.stop()
         if self.store is not None:
             await self.store.close()

@@ -27,7 +27,9 @@ ones on the next call, so the store reconnects by itself.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -50,6 +52,7 @@ from gateway.storage import pg_schema, rows
 from gateway.storage.base import Conflict, Op, StoreUnavailable
 from gateway.storage.sqltext import AUDIT, AUDIT_INSERT, Statement, numbered, select, statements
 
+log = logging.getLogger("gateway.storage")
 # pg_advisory_xact_lock key of audit appends ("gw-audit" as a number).
 AUDIT_LOCK = 0x67772D6175646974
 # Failures that mean "the database is not reachable now", not "the request is wrong".
@@ -95,6 +98,7 @@ class PostgresStore:
         self.pool_size = pool_size
         self._password = password
         self._pool: asyncpg.Pool | None = None
+        self._unreachable_since: float | None = None  # monotonic time of the first failure
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -111,7 +115,7 @@ class PostgresStore:
             conn = await asyncpg.connect(self.url, password=self._password,
                                          timeout=CONNECT_TIMEOUT_SECONDS)
         except _UNREACHABLE as exc:
-            raise StoreUnavailable(f"{self.where}: {exc}") from exc
+            raise self._down(exc) from exc
         try:
             async with conn.transaction():
                 return await pg_schema.migrate(conn, self.where)
@@ -132,7 +136,19 @@ class PostgresStore:
             async with self._pool.acquire() as conn:
                 yield conn
         except _UNREACHABLE as exc:
-            raise StoreUnavailable(f"{self.where}: {type(exc).__name__}: {exc}") from exc
+            raise self._down(exc) from exc
+        if self._unreachable_since is not None:
+            log.warning("database %s reachable again after %.1f s", self.where,
+                        time.monotonic() - self._unreachable_since)
+            self._unreachable_since = None
+
+    def _down(self, exc: BaseException) -> StoreUnavailable:
+        """The error to raise for ``exc``; logged once per outage, not once per request."""
+        cause = f"{self.where}: {type(exc).__name__}: {exc}"
+        if self._unreachable_since is None:
+            self._unreachable_since = time.monotonic()
+            log.warning("database not reachable, answering 503 until it is: %s", cause)
+        return StoreUnavailable(cause)
 
     async def _fetch(self, sql: str, *args: Any) -> list[Any]:
         async with self._connection() as conn:
