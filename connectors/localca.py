@@ -224,12 +224,29 @@ class LocalCAConnector:
             builder = leaf_builder(request, csr, template, self.clock() - self.settings.backdate)
         except ValueError as exc:
             return Rejected(f"the local CA cannot use this request: {exc}")
+        earlier = await self._issued_before(request.request_id, csr)
+        if earlier is not None:
+            return Issued(earlier, (ca.cert_der, *ca.chain_der))
         key = self.backend.signing_key()
         cert = await self.backend.run(lambda: builder.sign(key, ca.hash_alg))
+        der = cert.public_bytes(Encoding.DER)
         await self.ledger.record_issued(
-            cert.serial_number, cert.not_valid_after_utc, request.request_id
+            cert.serial_number, cert.not_valid_after_utc, request.request_id, der
         )
-        return Issued(cert.public_bytes(Encoding.DER), (ca.cert_der, *ca.chain_der))
+        return Issued(der, (ca.cert_der, *ca.chain_der))
+
+    async def _issued_before(self, request_id: str, csr: x509.CertificateSigningRequest
+                             ) -> bytes | None:
+        """The certificate already issued for this request and key, if any.
+
+        A gateway that dies after the CA signed but before it stored the
+        certificate runs the request again (another node, after a restart):
+        it gets the same certificate, so every request is issued once.
+        """
+        der = await self.ledger.issued_for(request_id)
+        if der is None or x509.load_der_x509_certificate(der).public_key() != csr.public_key():
+            return None
+        return der
 
     async def poll(self, ref: str) -> IssueResult:
         """Nothing is ever pending at the local CA."""
