@@ -60,8 +60,8 @@ from connectors.localca_certs import (
 )
 from connectors.localca_keys import FileKeyBackend, KeyBackend, hash_for, key_type_of
 from connectors.localca_ocsp import OCSPResponder
+from connectors.localca_pgledger import make_ledger
 from connectors.localca_settings import LocalCASettings, Pkcs11Settings
-from connectors.localca_store import CALedger
 
 __all__ = [
     "LocalCAConnector",
@@ -139,7 +139,7 @@ class LocalCAConnector:
         self._sleep = sleep  # injected so tests drive the CRL schedule without waiting
         self._crl_stale = False
         self.backend = backend or make_backend(settings)
-        self.ledger = CALedger(settings.dir / "ca.db")
+        self.ledger = make_ledger(name, settings)
         self._urls = LeafURLs(settings.crl_url(name), settings.ocsp_url(name))
         self._template: LeafTemplate | None = None
         self._crl: _CRL | None = None  # the newest CRL this process signed or loaded

@@ -70,7 +70,12 @@ def _connector(ca: CASettings, settings: Settings) -> Connector:
 
         options = dict(ca.options)
         options.setdefault("public_base_url", settings.server.public_base_url())
-        return LocalCAConnector(ca.name, LocalCASettings.from_options(options, data_dir, ca.name))
+        local = LocalCASettings.from_options(options, data_dir, ca.name)
+        if serves_many_nodes(settings) and not local.ledger_url:
+            # Nodes on several hosts sign with one key: they share its ledger, in the store.
+            local = replace(local, ledger_url=settings.storage_url(),
+                            ledger_password=settings.storage.password)
+        return LocalCAConnector(ca.name, local)
     if ca.type == "adcs":
         from connectors.adcs import CertsrvConnector, CertsrvSettings
 

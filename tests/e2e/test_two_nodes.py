@@ -1,9 +1,10 @@
 """Two gateway processes on one PostgreSQL database; one is killed (SIGKILL) under load.
 
 Clients alternate between the nodes on every request (a nonce from one node is
-spent at the other). Midway, CA issuance is stalled (the test holds the local
-CA ledger's write lock) so that both nodes have CA jobs in flight, and node B
-is killed with SIGKILL. Then:
+spent at the other). The local CA keeps its ledger in the same database, as
+nodes on several hosts would. Midway, CA issuance is stalled (the test locks
+the ledger's table) so that both nodes have CA jobs in flight, and node B is
+killed with SIGKILL. Then:
 
 - every order a client was told about ends valid (or cleanly invalid);
 - the CA's ledger counts exactly one certificate per order;
@@ -17,7 +18,6 @@ import base64
 import contextlib
 import hashlib
 import signal
-import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -130,15 +130,15 @@ async def client_run(session: AlternatingSession, dns: ChallTestSrv, index: int,
 
 
 @asynccontextmanager
-async def ledger_stalled(ca_db: Path) -> AsyncIterator[None]:
-    """Hold the local CA ledger's write lock: issuances sign, then wait to be recorded."""
-    db = sqlite3.connect(ca_db, isolation_level=None)
-    db.execute("BEGIN IMMEDIATE")
+async def ledger_stalled(url: str) -> AsyncIterator[None]:
+    """Lock the local CA's ledger table: issuances sign, then wait to be recorded."""
+    conn = await asyncpg.connect(url)
     try:
-        yield
+        async with conn.transaction():
+            await conn.execute("LOCK TABLE localca_issued IN EXCLUSIVE MODE")
+            yield
     finally:
-        db.execute("ROLLBACK")
-        db.close()
+        await conn.close()
 
 
 async def leased_jobs(url: str) -> set[str]:
@@ -178,7 +178,7 @@ async def test_a_node_killed_under_load_loses_nothing_and_issues_nothing_twice(
             clients = asyncio.gather(*(client_run(session, dns, i, load)
                                        for i in range(CLIENTS)))
             await load.wait_finalized(CLIENTS * ORDERS_EACH // 3)
-            async with ledger_stalled(data / "ca" / "local" / "ca.db"):
+            async with ledger_stalled(url):
                 # Finalizes reach both nodes; their jobs sign and wait for the ledger.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(load.wait_finalized(load.finalized + 4), STALL)
@@ -194,18 +194,17 @@ async def test_a_node_killed_under_load_loses_nothing_and_issues_nothing_twice(
     assert held_by_b, "node B held no CA job when it was killed"
     assert held_by_b <= set(certs)  # finished by node A after the lease ran out
     assert len(certs) == CLIENTS * ORDERS_EACH
-    assert _ledger_counts(data / "ca" / "local" / "ca.db") == {
-        order_id: 1 for order_id in certs}
-    assert _ledger_serials(data / "ca" / "local" / "ca.db") == {
-        order_id: format(cert.serial_number, "x") for order_id, cert in certs.items()}
+    ledger = await _ledger(url)  # the CA's own count: one certificate per order
+    assert sorted(request_id for request_id, _ in ledger) == sorted(certs)
+    assert dict(ledger) == {order_id: format(cert.serial_number, "x")
+                            for order_id, cert in certs.items()}
 
 
-def _ledger_counts(ca_db: Path) -> dict[str, int]:
-    with sqlite3.connect(ca_db) as db:
-        return dict(db.execute("SELECT request_id, COUNT(*) FROM issued GROUP BY request_id"))
-
-
-def _ledger_serials(ca_db: Path) -> dict[str, str]:
-    with sqlite3.connect(ca_db) as db:
-        return {r: s.lower().lstrip("0") for r, s in
-                db.execute("SELECT request_id, serial FROM issued")}
+async def _ledger(url: str) -> list[tuple[str, str]]:
+    """(request id, hex serial) of every certificate the local CA recorded."""
+    conn = await asyncpg.connect(url)
+    try:
+        return [(r[0], r[1]) for r in await conn.fetch(
+            "SELECT request_id, serial FROM localca_issued WHERE ca = 'local'")]
+    finally:
+        await conn.close()
