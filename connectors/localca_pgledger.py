@@ -91,7 +91,7 @@ class PgCALedger:
                                 "'acme-gateway[postgres]'") from exc
         try:
             self._pool = await asyncpg.create_pool(self.url, password=self._password,
-                                                   min_size=1, max_size=4, timeout=5.0)
+                                                   min_size=0, max_size=4, timeout=5.0)
             async with self._pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
                 await conn.execute(_SCHEMA)

@@ -15,7 +15,7 @@ from gateway.config import Settings
 from gateway.core.models import Account, Authorization, Challenge
 from gateway.core.orders import OrderService, problem_dict
 from gateway.errors import ErrorKind
-from gateway.storage.base import Store
+from gateway.storage.base import Store, StoreUnavailable
 from gateway.validation import ChallengeTask, Validator
 
 log = logging.getLogger("gateway.validation")
@@ -128,7 +128,9 @@ class ValidationRunner:
                 await asyncio.sleep(period_seconds)
                 try:
                     await self.adopt_orphans()
-                except Exception:  # the store may be briefly unavailable; look again later
+                except StoreUnavailable:
+                    pass  # the store logs the outage once; look again next period
+                except Exception:  # look again next period whatever went wrong
                     log.exception("looking for orphaned validations failed")
 
         self._watcher = asyncio.create_task(watch(), name="orphaned-validations")

@@ -105,8 +105,10 @@ class PostgresStore:
     async def open(self) -> None:
         """Connect, and bring the schema up to date (refusing one newer than this code)."""
         await self.migrate()
+        # No floor of idle connections (min_size=0): released ones are kept anyway, and
+        # keeping a floor makes asyncpg log a traceback a second while the database is down.
         self._pool = await asyncpg.create_pool(
-            self.url, password=self._password, min_size=1, max_size=self.pool_size,
+            self.url, password=self._password, min_size=0, max_size=self.pool_size,
             timeout=CONNECT_TIMEOUT_SECONDS, command_timeout=COMMAND_TIMEOUT_SECONDS)
 
     async def migrate(self) -> tuple[int, int]:

@@ -14,119 +14,26 @@ killed with SIGKILL. Then:
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
-from cryptography import x509
 
-from tests.acmeclient import AcmeClient, b64, make_csr
 from tests.alternating import AlternatingSession
-from tests.e2e.harness import ChallTestSrv, GatewayProcess, free_port
+from tests.e2e.acme_load import BASE, Load, Node, client_run
+from tests.e2e.harness import ChallTestSrv, free_port
 from tests.pgserver import PostgresServer
 
 pytestmark = pytest.mark.external("postgres")
-BASE = "https://acme.test"
 CLIENTS, ORDERS_EACH = 8, 5
 # The lease outlasts the stall and the look at the jobs after it: what is leased then is B's.
 CLAIM_SECONDS = 5
 STALL = 1.5
-
-
-class Node(GatewayProcess):
-    """A gateway process with its own config and log, on the data directory all nodes share."""
-
-    @property
-    def tls_cert(self) -> Path:
-        return Path(self.doc["server"]["data_dir"]) / "tls" / "server.pem"
-
-
-class PatientClient(AcmeClient):
-    """An ACME client that retries a spent nonce and a 503, as certbot and lego do."""
-
-    async def post(self, url: str, payload: Any = None, **kw: Any) -> Any:
-        for _ in range(30):
-            resp, body = await super().post(url, payload, **kw)
-            if resp.status == 503:
-                await asyncio.sleep(0.2)
-                continue
-            if resp.status != 400 or not str(body.get("type", "")).endswith(":badNonce"):
-                return resp, body
-        raise AssertionError(f"{url}: still refused after 30 tries: {body}")
-
-
-class Load:
-    """What the clients did, for the test to act on midway and check at the end."""
-
-    def __init__(self) -> None:
-        self.orders: list[str] = []  # every order URL a client was given
-        self.finalized = 0
-        self.progress = asyncio.Event()
-
-    def finalize_done(self) -> None:
-        self.finalized += 1
-        self.progress.set()
-
-    async def wait_finalized(self, count: int) -> None:
-        while self.finalized < count:
-            self.progress.clear()
-            await self.progress.wait()
-
-
-async def poll(c: AcmeClient, url: str, done: set[str], timeout: float = 60.0) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        _, body = await c.post(url)
-        if body["status"] in done:
-            return body  # type: ignore[no-any-return]
-        assert asyncio.get_running_loop().time() < deadline, body
-        await asyncio.sleep(0.2)
-
-
-async def one_order(c: AcmeClient, dns: ChallTestSrv, name: str, load: Load) -> str:
-    """An order up to its finalize; its URL."""
-    order_url, order = await c.new_order([name])
-    load.orders.append(order_url)
-    _, authz = await c.post(order["authorizations"][0])
-    chall = next(ch for ch in authz["challenges"] if ch["type"] == "dns-01")
-    digest = hashlib.sha256(c.key_authorization(chall["token"]).encode()).digest()
-    await dns.set_txt(f"_acme-challenge.{name}.",
-                      base64.urlsafe_b64encode(digest).rstrip(b"=").decode())
-    resp, body = await c.post(chall["url"], {})
-    assert resp.status == 200, body
-    await poll(c, order["authorizations"][0], {"valid", "invalid"})
-    csr, _ = make_csr([name])
-    resp, _ = await c.post(order["finalize"], {"csr": b64(csr)})
-    assert resp.status == 200
-    load.finalize_done()
-    return order_url
-
-
-async def client_run(session: AlternatingSession, dns: ChallTestSrv, index: int,
-                     load: Load) -> dict[str, x509.Certificate]:
-    """One client's orders, each followed to its end; their certificates by order id."""
-    c = PatientClient(session, f"{BASE}/acme/directory")
-    await c.start()
-    await c.register()
-    urls = []
-    for n in range(ORDERS_EACH):
-        urls.append(await one_order(c, dns, f"c{index}-o{n}.nodes.example", load))
-    certs = {}
-    for order_url in urls:
-        order = await poll(c, order_url, {"valid", "invalid"})
-        assert order["status"] == "valid", order  # the local CA refuses nothing here
-        resp, pem = await c.post(order["certificate"])
-        assert resp.status == 200
-        certs[order_url.rsplit("/", 1)[1]] = x509.load_pem_x509_certificates(pem.encode())[0]
-    return certs
 
 
 @asynccontextmanager
@@ -164,8 +71,6 @@ async def test_a_node_killed_under_load_loses_nothing_and_issues_nothing_twice(
         "jobs": {"claim_seconds": CLAIM_SECONDS, "scan_period_seconds": 0.2,
                  "retry_base_seconds": 0.2, "retry_cap_seconds": 0.5, "max_attempts": 100},
     }
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
     node_a, node_b = Node(tmp_path / "a", doc), Node(tmp_path / "b", doc)
     await node_a.start()  # first: creates the CA and the TLS certificate both nodes use
     await node_b.start()
@@ -175,7 +80,7 @@ async def test_a_node_killed_under_load_loses_nothing_and_issues_nothing_twice(
                 connector=aiohttp.TCPConnector(ssl=node_a.ssl_context())) as http:
             session = AlternatingSession(BASE, [(http, f"https://127.0.0.1:{node_a.port}"),
                                                 (http, f"https://127.0.0.1:{node_b.port}")])
-            clients = asyncio.gather(*(client_run(session, dns, i, load)
+            clients = asyncio.gather(*(client_run(session, dns, i, load, ORDERS_EACH)
                                        for i in range(CLIENTS)))
             await load.wait_finalized(CLIENTS * ORDERS_EACH // 3)
             async with ledger_stalled(url):
