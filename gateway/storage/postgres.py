@@ -43,14 +43,21 @@ from gateway.core.models import (
     Account,
     Authorization,
     Certificate,
-    Challenge,
     EabKey,
     Job,
     Order,
 )
 from gateway.storage import pg_schema, rows
 from gateway.storage.base import Conflict, Op, StoreUnavailable
-from gateway.storage.sqltext import AUDIT, AUDIT_INSERT, Statement, numbered, select, statements
+from gateway.storage.sqltext import (
+    AUDIT,
+    AUDIT_INSERT,
+    AUTHZ_SELECT,
+    Statement,
+    numbered,
+    select,
+    statements,
+)
 
 log = logging.getLogger("gateway.storage")
 # pg_advisory_xact_lock key of audit appends ("gw-audit" as a number).
@@ -62,8 +69,6 @@ _UNREACHABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError,
 # A connection attempt or statement taking longer than this is a database not answering.
 CONNECT_TIMEOUT_SECONDS = 5.0
 COMMAND_TIMEOUT_SECONDS = 15.0
-_AUTHZ_WIDTH = len(rows.TABLES[Authorization][1])
-_AUTHZ_SELECT = f"SELECT {rows.columns(Authorization, 'a')}, {rows.columns(Challenge, 'c')}"
 _AUDIT_INSERT = numbered(AUDIT_INSERT)
 _CLAIM = ("UPDATE jobs SET run_at = $1 WHERE id = (SELECT id FROM jobs WHERE id = $2 "
           "AND run_at IS NOT DISTINCT FROM $3 AND state IN ('queued', 'waiting') "
@@ -247,18 +252,9 @@ class PostgresStore:
     async def _authzs_where(self, where: str, *args: Any) -> list[Authorization]:
         # One statement, so authorization and challenges come from one snapshot.
         found = await self._fetch(
-            f"{_AUTHZ_SELECT} FROM (SELECT * FROM authorizations WHERE {where}) a "
+            f"{AUTHZ_SELECT} FROM (SELECT * FROM authorizations WHERE {where}) a "
             "LEFT JOIN challenges c ON c.authz_id = a.id ORDER BY c.created_seq", *args)
-        heads: dict[str, Any] = {}
-        by_authz: dict[str, list[Challenge]] = {}
-        for r in found:
-            authz_id = r[0]
-            if authz_id not in heads:
-                heads[authz_id] = r[:_AUTHZ_WIDTH]
-                by_authz[authz_id] = []
-            if r[_AUTHZ_WIDTH] is not None:  # the LEFT JOIN found a challenge
-                by_authz[authz_id].append(rows.challenge(r[_AUTHZ_WIDTH:]))
-        return [rows.authorization(r, by_authz[i]) for i, r in heads.items()]
+        return rows.joined_authorizations(found)
 
     async def get_authz(self, authz_id: str) -> Authorization | None:
         """One authorization with its challenges."""

@@ -37,7 +37,6 @@ from gateway.core.models import (
     Account,
     Authorization,
     Certificate,
-    Challenge,
     EabKey,
     Job,
     Order,
@@ -48,15 +47,11 @@ from gateway.storage.base import Conflict, Op
 from gateway.storage.schema import MIGRATIONS
 from gateway.storage.sqltext import AUDIT as _AUDIT
 from gateway.storage.sqltext import AUDIT_INSERT as _AUDIT_INSERT
-from gateway.storage.sqltext import Statement, statements
+from gateway.storage.sqltext import AUTHZ_SELECT, Statement, statements
 from gateway.storage.sqltext import select as _select
 
 # How long the writer thread waits for a write lock held by another process (a CLI).
 _BUSY_WAIT_MS = 5000
-# An authorization's columns, then its challenge's (rows.authorization and rows.challenge
-# read them by position).
-_AUTHZ_WIDTH = len(rows.TABLES[Authorization][1])
-_AUTHZ_SELECT = f"SELECT {rows.columns(Authorization, 'a')}, {rows.columns(Challenge, 'c')}"
 # Accounts kept in memory (frozen objects, dropped on every write to them).
 _ACCOUNT_CACHE = 10_000
 
@@ -432,19 +427,10 @@ class SQLiteStore:
                             lookup: bool = True) -> list[Authorization]:
         # One statement, so authorization and challenges come from one snapshot
         # (two reads could straddle a commit that changed both).
-        sql = f"{_AUTHZ_SELECT} FROM (SELECT * FROM authorizations WHERE {where}) " \
+        sql = f"{AUTHZ_SELECT} FROM (SELECT * FROM authorizations WHERE {where}) " \
               "a LEFT JOIN challenges c ON c.authz_id = a.id ORDER BY c.rowid"
         found = self._lookup_rows(sql, params) if lookup else await self._rows(sql, params)
-        heads: dict[str, Any] = {}
-        by_authz: dict[str, list[Challenge]] = {}
-        for r in found:
-            authz_id = r[0]
-            if authz_id not in heads:
-                heads[authz_id] = r[:_AUTHZ_WIDTH]
-                by_authz[authz_id] = []
-            if r[_AUTHZ_WIDTH] is not None:  # the LEFT JOIN found a challenge
-                by_authz[authz_id].append(rows.challenge(r[_AUTHZ_WIDTH:]))
-        return [rows.authorization(r, by_authz[i]) for i, r in heads.items()]
+        return rows.joined_authorizations(found)
 
     async def get_authz(self, authz_id: str) -> Authorization | None:
         """One authorization with its challenges."""

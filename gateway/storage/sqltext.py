@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from gateway.core.models import AuditEvent, Authorization
+from gateway.core.models import AuditEvent, Authorization, Challenge
 from gateway.storage import rows
 from gateway.storage.base import Delete, Insert, Op
 
@@ -22,6 +22,8 @@ Statement = tuple[str, tuple[Any, ...], bool]  # sql, params, must change a row
 AUDIT = "-- audit append"
 AUDIT_INSERT = (f"INSERT INTO {rows.AUDIT_TABLE} ({', '.join(rows.AUDIT_COLUMNS)}) "
                 f"VALUES ({', '.join('?' * len(rows.AUDIT_COLUMNS))})")
+# An authorization's columns, then its challenge's (rows.joined_authorizations reads them).
+AUTHZ_SELECT = f"SELECT {rows.columns(Authorization, 'a')}, {rows.columns(Challenge, 'c')}"
 
 
 @functools.cache  # a handful of (model, condition) pairs; built on every read otherwise

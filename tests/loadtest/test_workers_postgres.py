@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from tests.loadtest.test_gateway import RunningGateway, stop, wait_for_directory
-from tests.loadtest.test_workers import _children, _load
+from tests.loadtest.test_gateway import RunningGateway
+from tests.loadtest.test_workers import _load, two_workers
 from tests.pgserver import PostgresServer
 
 pytestmark = pytest.mark.external("postgres")
@@ -20,16 +19,8 @@ pytestmark = pytest.mark.external("postgres")
 async def workers(tmp_path: Path, postgres_server: PostgresServer
                   ) -> AsyncIterator[tuple[RunningGateway, str]]:
     url = await postgres_server.new_database()
-    running = RunningGateway(tmp_path, ("--workers", "2"), f'\n[storage]\nurl = "{url}"\n')
-    try:
-        await wait_for_directory(running.directory, running.process, running.log)
-        for _ in range(100):  # both workers listening, not just the first
-            if len(_children(running.process.pid)) == 2:
-                break
-            await asyncio.sleep(0.05)
+    async with two_workers(tmp_path, f'\n[storage]\nurl = "{url}"\n') as running:
         yield running, url
-    finally:
-        stop(running.process)
 
 
 async def test_two_workers_on_postgres_issue_each_order_once(
