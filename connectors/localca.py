@@ -100,6 +100,13 @@ def _read_crl(path: Path, ca_key: CertificateIssuerPublicKeyTypes) -> _CRL | Non
         der = path.read_bytes()
     except OSError:
         return None
+    return _parse_crl(der, ca_key)
+
+
+def _parse_crl(der: bytes | None, ca_key: CertificateIssuerPublicKeyTypes) -> _CRL | None:
+    """``der`` if it is a CRL of this CA's; None when missing or unusable."""
+    if der is None:
+        return None
     try:
         crl = x509.load_der_x509_crl(der)
         number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
@@ -336,7 +343,9 @@ class LocalCAConnector:
         ca_key = self.backend.public_key()
         self._hold(await self.ledger.exclusive(lambda: self._publish(signed, ca_key)))
         self._crl_stale = False
-        return self._held().der
+        held = self._held()
+        await self.ledger.share_crl(held.number, held.der)  # for hosts that share the ledger
+        return held.der
 
     def _publish(self, signed: _CRL, ca_key: CertificateIssuerPublicKeyTypes) -> _CRL:
         """Write ``signed`` to crl.der unless it holds a newer CRL; return the newer of the two.
@@ -385,6 +394,10 @@ class LocalCAConnector:
                 )
                 if published is not None:
                     self._hold(published)
+            if state.number > self._crl.number:  # signed on another host sharing the ledger
+                shared = _parse_crl(await self.ledger.shared_crl(), self.backend.public_key())
+                if shared is not None:
+                    self._hold(shared)
             # Still behind: the newest CRL number is not on disk (its process is signing it
             # right now, or failed to). Signing here is then the only way to be sure that
             # every revocation it would list is served.

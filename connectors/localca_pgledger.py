@@ -12,10 +12,10 @@ database. It offers the same methods as :class:`connectors.localca_store.CALedge
 The SQLite ledger orders a CRL snapshot against revocations with its write
 lock; here both take the same transaction-scoped advisory lock. ``exclusive``
 runs the caller's function (publishing crl.der on this host) under that lock
-as well, so a host never replaces its CRL with a lower number. Each host
-publishes the CRLs it signs: every one lists every revocation in the ledger
-at its number, but two hosts' newest CRLs may carry different numbers until
-each has refreshed.
+as well, so a host never replaces its CRL with a lower number. Each CRL a
+host signs is also offered to the ledger (``share_crl``), which keeps the
+highest-numbered one; a host that sees a CRL number above the one it holds
+takes that CRL from the ledger, so every host serves the same newest CRL.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ CREATE TABLE IF NOT EXISTS localca_revoked (
     revoked_at BIGINT NOT NULL, not_after BIGINT NOT NULL, PRIMARY KEY (ca, serial));
 CREATE TABLE IF NOT EXISTS localca_meta (
     ca TEXT NOT NULL, key TEXT NOT NULL, value BIGINT NOT NULL, PRIMARY KEY (ca, key));
+CREATE TABLE IF NOT EXISTS localca_crl (
+    ca TEXT PRIMARY KEY, number BIGINT NOT NULL, der BYTEA NOT NULL);
 """
 _SCHEMA_LOCK = 0x6C6F63616C636100  # "localca" as a number: one schema creation at a time
 _BUMP = ("INSERT INTO localca_meta VALUES ($1, $2, 1) ON CONFLICT (ca, key) "
@@ -194,6 +196,19 @@ class PgCALedger:
 
         result: T = await self._call(locked)
         return result
+
+    async def share_crl(self, number: int, der: bytes) -> None:
+        """Offer a CRL this host signed; kept if its number is the highest so far."""
+        await self._call(lambda c: c.execute(
+            "INSERT INTO localca_crl VALUES ($1, $2, $3) ON CONFLICT (ca) DO UPDATE "
+            "SET number = excluded.number, der = excluded.der "
+            "WHERE localca_crl.number < excluded.number", self.ca, number, der))
+
+    async def shared_crl(self) -> bytes | None:
+        """The highest-numbered CRL any host shared (the caller checks its signature)."""
+        der = await self._call(lambda c: c.fetchval(
+            "SELECT der FROM localca_crl WHERE ca = $1", self.ca))
+        return bytes(der) if der is not None else None
 
     async def counts(self) -> tuple[int, int]:
         """How many serials were issued and revoked (for ``ca info``)."""

@@ -306,6 +306,13 @@ class CALedger:
 
         return await self._run(locked)
 
+    async def share_crl(self, number: int, der: bytes) -> None:
+        """Nothing to do: processes on one host share crl.der (see LocalCAConnector)."""
+
+    async def shared_crl(self) -> bytes | None:
+        """None: the newest CRL of this host's processes is crl.der."""
+        return None
+
     async def counts(self) -> tuple[int, int]:
         """How many serials were issued and revoked (for ``ca info``)."""
 

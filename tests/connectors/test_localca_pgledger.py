@@ -1,4 +1,4 @@
-"""The local CA's ledger in PostgreSQL: two hosts signing with one key share it."""
+"""The local CA's ledger in PostgreSQL: two hosts signing with one key share it and its CRL."""
 
 from __future__ import annotations
 
@@ -73,10 +73,22 @@ async def test_a_revocation_on_one_host_is_on_both_hosts_crls_and_ocsp(
     serial = x509.load_der_x509_certificate(issued.leaf_der).serial_number
     assert (await a.ledger.status(serial)).state == "revoked"
     crls = [await host.crl_der() for host in (a, b)]
-    for der in crls:
-        assert x509.load_der_x509_crl(der).get_revoked_certificate_by_serial_number(serial)
-        assert _crl_number(der) > before
+    assert crls[0] == crls[1]  # A took the CRL B signed from the ledger
+    assert x509.load_der_x509_crl(crls[0]).get_revoked_certificate_by_serial_number(serial)
+    assert _crl_number(crls[0]) > before
     assert await b.ledger.counts() == (1, 1)
+
+
+@pytest.mark.external("postgres")
+async def test_a_forged_shared_crl_is_not_served(
+        hosts: tuple[LocalCAConnector, LocalCAConnector]) -> None:
+    a, b = hosts
+    held = await a.crl_der()
+    await b.refresh_crl()  # a higher CRL number, shared
+    await b.ledger.share_crl(10**6, b"not a CRL")  # and garbage above it
+    served = await a.crl_der()
+    assert served != held and _crl_number(served) > _crl_number(held)
+    x509.load_der_x509_crl(served)  # a CRL a signed itself, not the garbage
 
 
 @pytest.mark.parametrize("url,fragment", [
