@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from gateway import audit_report
-from gateway.core.models import PROCESSING, READY, AuditEvent, EabKey, Job
+from gateway.core.models import PROCESSING, READY, AuditEvent, Certificate, EabKey, Job
 from gateway.storage.base import Conflict, Delete, Insert, Store, Update
 from gateway.storage.sqlite import SQLiteStore
 from tests.storage.models import NOW, account, authz, order
@@ -74,6 +74,23 @@ async def test_round_trip_of_every_model(store: Store) -> None:
     await store.apply([Insert(key)])
     assert await store.get_eab_key("kid-1") == key
     assert await store.list_eab_keys() == [key]
+
+
+async def test_certificates_by_id_serial_and_key(store: Store) -> None:
+    held = replace(order("o1"), csr_der=b"csr-1")
+    cert = Certificate(id="cert-1", order_id="o1", account_id="a1", serial="1f",
+                       leaf_der=b"\x30\x00", chain_pem="PEM", not_before=NOW,
+                       not_after=NOW + timedelta(days=90), spki_sha256="k1", ca="local")
+    await store.apply([Insert(held), Insert(cert)])
+    assert await store.get_certificate("cert-1") == cert
+    assert await store.get_certificate_by_serial("1f") == cert
+    assert await store.certified_csrs("k1", 10) == [b"csr-1"]
+    assert await store.certified_csrs("k2", 10) == []
+    revoked = replace(cert, revoked_at=NOW, revocation_reason=1)
+    assert await store.apply([Update(revoked)])
+    assert await store.get_certificate("cert-1") == revoked
+    with pytest.raises(Conflict):  # one serial per CA
+        await store.apply([Insert(replace(cert, id="cert-2"))])
 
 
 async def test_missing_rows_read_as_none(store: Store) -> None:
