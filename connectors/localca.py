@@ -60,8 +60,8 @@ from connectors.localca_certs import (
 )
 from connectors.localca_keys import FileKeyBackend, KeyBackend, hash_for, key_type_of
 from connectors.localca_ocsp import OCSPResponder
+from connectors.localca_pgledger import make_ledger
 from connectors.localca_settings import LocalCASettings, Pkcs11Settings
-from connectors.localca_store import CALedger
 
 __all__ = [
     "LocalCAConnector",
@@ -99,6 +99,13 @@ def _read_crl(path: Path, ca_key: CertificateIssuerPublicKeyTypes) -> _CRL | Non
     try:
         der = path.read_bytes()
     except OSError:
+        return None
+    return _parse_crl(der, ca_key)
+
+
+def _parse_crl(der: bytes | None, ca_key: CertificateIssuerPublicKeyTypes) -> _CRL | None:
+    """``der`` if it is a CRL of this CA's; None when missing or unusable."""
+    if der is None:
         return None
     try:
         crl = x509.load_der_x509_crl(der)
@@ -139,7 +146,7 @@ class LocalCAConnector:
         self._sleep = sleep  # injected so tests drive the CRL schedule without waiting
         self._crl_stale = False
         self.backend = backend or make_backend(settings)
-        self.ledger = CALedger(settings.dir / "ca.db")
+        self.ledger = make_ledger(name, settings)
         self._urls = LeafURLs(settings.crl_url(name), settings.ocsp_url(name))
         self._template: LeafTemplate | None = None
         self._crl: _CRL | None = None  # the newest CRL this process signed or loaded
@@ -224,12 +231,29 @@ class LocalCAConnector:
             builder = leaf_builder(request, csr, template, self.clock() - self.settings.backdate)
         except ValueError as exc:
             return Rejected(f"the local CA cannot use this request: {exc}")
+        earlier = await self._issued_before(request.request_id, csr)
+        if earlier is not None:
+            return Issued(earlier, (ca.cert_der, *ca.chain_der))
         key = self.backend.signing_key()
         cert = await self.backend.run(lambda: builder.sign(key, ca.hash_alg))
+        der = cert.public_bytes(Encoding.DER)
         await self.ledger.record_issued(
-            cert.serial_number, cert.not_valid_after_utc, request.request_id
+            cert.serial_number, cert.not_valid_after_utc, request.request_id, der
         )
-        return Issued(cert.public_bytes(Encoding.DER), (ca.cert_der, *ca.chain_der))
+        return Issued(der, (ca.cert_der, *ca.chain_der))
+
+    async def _issued_before(self, request_id: str, csr: x509.CertificateSigningRequest
+                             ) -> bytes | None:
+        """The certificate already issued for this request and key, if any.
+
+        A gateway that dies after the CA signed but before it stored the
+        certificate runs the request again (another node, after a restart):
+        it gets the same certificate, so every request is issued once.
+        """
+        der = await self.ledger.issued_for(request_id)
+        if der is None or x509.load_der_x509_certificate(der).public_key() != csr.public_key():
+            return None
+        return der
 
     async def poll(self, ref: str) -> IssueResult:
         """Nothing is ever pending at the local CA."""
@@ -319,7 +343,9 @@ class LocalCAConnector:
         ca_key = self.backend.public_key()
         self._hold(await self.ledger.exclusive(lambda: self._publish(signed, ca_key)))
         self._crl_stale = False
-        return self._held().der
+        held = self._held()
+        await self.ledger.share_crl(held.number, held.der)  # for hosts that share the ledger
+        return held.der
 
     def _publish(self, signed: _CRL, ca_key: CertificateIssuerPublicKeyTypes) -> _CRL:
         """Write ``signed`` to crl.der unless it holds a newer CRL; return the newer of the two.
@@ -368,6 +394,10 @@ class LocalCAConnector:
                 )
                 if published is not None:
                     self._hold(published)
+            if state.number > self._crl.number:  # signed on another host sharing the ledger
+                shared = _parse_crl(await self.ledger.shared_crl(), self.backend.public_key())
+                if shared is not None:
+                    self._hold(shared)
             # Still behind: the newest CRL number is not on disk (its process is signing it
             # right now, or failed to). Signing here is then the only way to be sure that
             # every revocation it would list is served.

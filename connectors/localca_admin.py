@@ -18,8 +18,8 @@ from connectors.base import CAConfigError
 from connectors.localca import make_backend
 from connectors.localca_certs import ca_csr, ca_name, load_chain_pem, self_signed_ca
 from connectors.localca_keys import KeyBackend, hash_for
+from connectors.localca_pgledger import make_ledger
 from connectors.localca_settings import LocalCASettings
-from connectors.localca_store import CALedger
 
 
 @dataclass(frozen=True)
@@ -152,8 +152,8 @@ async def describe(settings: LocalCASettings, name: str) -> CAInfo:
         await backend.close()
     except CAConfigError as exc:
         info.key_status = f"unavailable: {exc}"
-    if (settings.dir / "ca.db").exists():
-        ledger = CALedger(settings.dir / "ca.db")
+    if settings.ledger_url or (settings.dir / "ca.db").exists():
+        ledger = make_ledger(name, settings)
         await ledger.open()
         try:
             info.issued, info.revoked = await ledger.counts()

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography import x509
@@ -97,12 +97,12 @@ async def _bench(
         await ca.issue(req)  # warm-up: first-use costs are not the steady state
         gate = asyncio.Semaphore(concurrency)
 
-        async def one() -> None:
+        async def one(i: int) -> None:
             async with gate:
-                await ca.issue(req)
+                await ca.issue(replace(req, request_id=f"bench-{i}"))
 
         wall, cpu = time.perf_counter(), time.process_time()
-        await asyncio.gather(*(one() for _ in range(count)))
+        await asyncio.gather(*(one(i) for i in range(count)))
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         ocsp_ms = await _ocsp_ms(ca, req)
         crl_ms = await _crl_ms(ca, req, revoked)
@@ -130,8 +130,8 @@ async def _ocsp_ms(ca: LocalCAConnector, req: IssueRequest, rounds: int = 200) -
 
 async def _crl_ms(ca: LocalCAConnector, req: IssueRequest, revoked: int) -> float:
     now = ca.clock()
-    for _ in range(revoked):
-        issued = await ca.issue(req)
+    for i in range(revoked):
+        issued = await ca.issue(replace(req, request_id=f"crl-{i}"))
         assert isinstance(issued, Issued)
         serial = x509.load_der_x509_certificate(issued.leaf_der).serial_number
         await ca.ledger.revoke(serial, 1, now, now + req.profile.validity)

@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -26,6 +27,9 @@ from connectors.localca_certs import CRL_REASONS, CAIdentity, random_serial
 from connectors.localca_keys import KeyBackend
 from connectors.localca_settings import LocalCASettings
 from connectors.localca_store import CALedger, SerialStatus
+
+if TYPE_CHECKING:
+    from connectors.localca_pgledger import PgCALedger
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +76,7 @@ class OCSPResponder:
         settings: LocalCASettings,
         ca: CAIdentity,
         backend: KeyBackend,
-        ledger: CALedger,
+        ledger: CALedger | PgCALedger,
         clock: Callable[[], datetime],
     ) -> None:
         self.settings = settings

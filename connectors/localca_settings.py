@@ -21,10 +21,15 @@ Every option, with its default::
     token_label = "..."              # a label, never a slot number
     key_label = "acme-gateway-<name>"
     pin_file = "/run/secrets/hsm-pin"   # or pin_env = "HSM_PIN"; an inline pin is refused
+    # Several hosts signing with one key (an HSM) share the ledger in PostgreSQL:
+    ledger_url = ""                  # postgresql://USER@HOST/DB; the gateway fills in its
+                                     # own storage.url when that is PostgreSQL
+    ledger_password_file = ""        # or ledger_password_env; never inline
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -65,6 +70,9 @@ class LocalCASettings:
     ocsp_responder: str = "ca"
     ocsp_validity: timedelta = timedelta(hours=1)
     pkcs11: Pkcs11Settings | None = None
+    # Nodes on several hosts share the ledger (serials, revocations, CRL numbers) here.
+    ledger_url: str = ""
+    ledger_password: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_options(
@@ -87,6 +95,8 @@ class LocalCASettings:
             ocsp_responder=r.choice("ocsp_responder", "ca", ("ca", "delegated")),
             ocsp_validity=timedelta(minutes=r.integer("ocsp_validity_minutes", 60, 1, 10080)),
             pkcs11=_pkcs11(r, name) if backend == "pkcs11" else None,
+            ledger_url=_ledger_url(r),
+            ledger_password=r.secret("ledger_password"),
         )
         misplaced = sorted(_PKCS11_KEYS & set(options)) if backend == "file" else []
         if misplaced:
@@ -107,6 +117,16 @@ def _url(r: OptionReader, key: str) -> str:
     value = r.string(key).rstrip("/")
     if value and not value.startswith(("http://", "https://")):
         raise r.error(key, f"expected an http:// or https:// URL, got {value!r}")
+    return value
+
+
+def _ledger_url(r: OptionReader) -> str:
+    value = r.string("ledger_url")
+    if value and not value.startswith(("postgresql://", "postgres://")):
+        raise r.error("ledger_url", f"expected a postgresql:// URL, got {value!r}")
+    if re.match(r"^postgres(ql)?://[^/@]*:[^/@]*@", value):
+        raise r.error("ledger_url", "secrets are never inline: drop the password from the "
+                                    "URL and use ledger_password_file or ledger_password_env")
     return value
 
 

@@ -30,7 +30,7 @@ T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS issued (
-    serial TEXT PRIMARY KEY, not_after INTEGER NOT NULL, request_id TEXT NOT NULL);
+    serial TEXT PRIMARY KEY, not_after INTEGER NOT NULL, request_id TEXT NOT NULL, der BLOB);
 CREATE TABLE IF NOT EXISTS revoked (
     serial TEXT PRIMARY KEY, reason INTEGER NOT NULL,
     revoked_at INTEGER NOT NULL, not_after INTEGER NOT NULL);
@@ -110,7 +110,7 @@ class CALedger:
         self.path = path
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
-        self._pending: list[tuple[str, int, str]] = []
+        self._pending: list[tuple[str, int, str, bytes | None]] = []
         self._batch: asyncio.Future[None] | None = None
         self._flushing = False
 
@@ -125,6 +125,10 @@ class CALedger:
         # NORMAL in WAL mode survives a process crash; only a power loss may drop the last commit.
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(issued)")}
+        if "der" not in columns:  # a ledger from before certificates were kept
+            db.execute("ALTER TABLE issued ADD COLUMN der BLOB")
+        db.execute("CREATE INDEX IF NOT EXISTS issued_request ON issued (request_id)")
         self._db = db
 
     async def close(self) -> None:
@@ -154,9 +158,10 @@ class CALedger:
             raise RuntimeError("the CA ledger is not open")
         return self._db
 
-    async def record_issued(self, serial: int, not_after: datetime, request_id: str) -> None:
-        """Persist one issued serial; concurrent callers share one commit."""
-        self._pending.append((_hex(serial), _ts(not_after), request_id))
+    async def record_issued(self, serial: int, not_after: datetime, request_id: str,
+                            der: bytes | None = None) -> None:
+        """Persist one issued serial (and its certificate); concurrent callers share one commit."""
+        self._pending.append((_hex(serial), _ts(not_after), request_id, der))
         if self._batch is None:
             self._batch = asyncio.get_running_loop().create_future()
         batch = self._batch
@@ -183,11 +188,23 @@ class CALedger:
         if self._pending:
             asyncio.ensure_future(self._flush())
 
-    def _insert_issued(self, rows: list[tuple[str, int, str]]) -> None:
+    def _insert_issued(self, rows: list[tuple[str, int, str, bytes | None]]) -> None:
         db = self._conn()
         with db:
             db.execute("BEGIN")
-            db.executemany("INSERT OR IGNORE INTO issued VALUES (?, ?, ?)", rows)
+            db.executemany("INSERT OR IGNORE INTO issued (serial, not_after, request_id, der) "
+                           "VALUES (?, ?, ?, ?)", rows)
+
+    async def issued_for(self, request_id: str) -> bytes | None:
+        """The certificate (DER) issued earlier for ``request_id``, if one was kept."""
+
+        def select() -> bytes | None:
+            row = self._conn().execute(
+                "SELECT der FROM issued WHERE request_id = ? AND der IS NOT NULL "
+                "ORDER BY rowid LIMIT 1", (request_id,)).fetchone()
+            return bytes(row[0]) if row else None
+
+        return await self._run(select)
 
     async def revoke(self, serial: int, reason: int, when: datetime, not_after: datetime) -> bool:
         """Record a revocation; False when the serial was revoked already."""
@@ -288,6 +305,13 @@ class CALedger:
                 return fn()
 
         return await self._run(locked)
+
+    async def share_crl(self, number: int, der: bytes) -> None:
+        """Nothing to do: processes on one host share crl.der (see LocalCAConnector)."""
+
+    async def shared_crl(self) -> bytes | None:
+        """None: the newest CRL of this host's processes is crl.der."""
+        return None
 
     async def counts(self) -> tuple[int, int]:
         """How many serials were issued and revoked (for ``ca info``)."""

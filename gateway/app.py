@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -27,6 +28,7 @@ from gateway.bodies import DEFAULT_MAX_BODY, within_limit
 from gateway.config import CASettings, Settings
 from gateway.connections import Caps, ConnectionBudget
 from gateway.core.clock import Clock
+from gateway.core.node_nonces import NodeNonces
 from gateway.core.pkix import PkixService
 from gateway.core.role import ProcessRole
 from gateway.core.service import Core
@@ -35,7 +37,7 @@ from gateway.est.routes import est_app
 from gateway.est.routes import http_error as est_http_error
 from gateway.metrics import Metrics, front_end, metrics_handler
 from gateway.pkix.routes import add_routes as add_pkix_routes
-from gateway.storage.base import Store
+from gateway.storage.base import NonceLedger, Store
 from gateway.validation import Validator
 from gateway.validation.engine import ValidationAuthority
 
@@ -53,8 +55,18 @@ def build_store(settings: Settings, role: ProcessRole | None = None) -> Store:
         return SQLiteStore(Path(url[len("sqlite:///"):]), settings.storage.group_commit_ms,
                            shared=role is not None and role.shared,
                            account_changes=role.account_changes if role else None)
-    raise ConfigError(settings.source, "storage.url",
-                      "PostgreSQL is not available in this build; use sqlite:///PATH")
+    try:
+        from gateway.storage.postgres import PostgresStore
+    except ImportError as exc:
+        raise ConfigError(settings.source, "storage.url",
+                          "PostgreSQL needs asyncpg: pip install 'acme-gateway[postgres]'"
+                          ) from exc
+    return PostgresStore(url, settings.storage.pool_size, settings.storage.password)
+
+
+def serves_many_nodes(settings: Settings) -> bool:
+    """True when the store is one that several gateway nodes share (PostgreSQL)."""
+    return not settings.storage_url().startswith("sqlite:///")
 
 
 def _connector(ca: CASettings, settings: Settings) -> Connector:
@@ -65,7 +77,12 @@ def _connector(ca: CASettings, settings: Settings) -> Connector:
 
         options = dict(ca.options)
         options.setdefault("public_base_url", settings.server.public_base_url())
-        return LocalCAConnector(ca.name, LocalCASettings.from_options(options, data_dir, ca.name))
+        local = LocalCASettings.from_options(options, data_dir, ca.name)
+        if serves_many_nodes(settings) and not local.ledger_url:
+            # Nodes on several hosts sign with one key: they share its ledger, in the store.
+            local = replace(local, ledger_url=settings.storage_url(),
+                            ledger_password=settings.storage.password)
+        return LocalCAConnector(ca.name, local)
     if ca.type == "adcs":
         from connectors.adcs import CertsrvConnector, CertsrvSettings
 
@@ -141,11 +158,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     """
     app = web.Application(client_max_size=DEFAULT_MAX_BODY, middlewares=[request_context])
     app[keys.SETTINGS] = settings
-    app[keys.NONCES] = nonces or NonceService(settings.acme.nonce_lifetime_seconds)
+    # Nodes sharing a PostgreSQL store share nonces through it (so do their workers).
+    node_nonces = (NodeNonces(settings.acme.nonce_lifetime_seconds)
+                   if serves_many_nodes(settings) else None)
+    app[keys.NONCES] = node_nonces or nonces or NonceService(
+        settings.acme.nonce_lifetime_seconds)
     chosen = dict(connectors) if connectors is not None else build_connectors(settings)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        async with _Resources(settings, chosen, validator, clock, role) as core:
+        async with _Resources(settings, chosen, validator, clock, role, node_nonces) as core:
             app[keys.CORE] = core
             yield
 
@@ -240,9 +261,12 @@ class _Resources:
 
     def __init__(self, settings: Settings, connectors: dict[str, Connector],
                  validator: Validator | None, clock: Clock | None,
-                 role: ProcessRole | None = None) -> None:
+                 role: ProcessRole | None = None, node_nonces: NodeNonces | None = None) -> None:
         self.settings = settings
-        self.role = role
+        self.node_nonces = node_nonces
+        # Jobs are leased when other processes or nodes may run them (see IssuanceService).
+        self.role = (replace(role or ProcessRole(), other_nodes=True)
+                     if serves_many_nodes(settings) else role)
         self.connectors = connectors
         self.validator = validator
         self.clock = clock
@@ -261,6 +285,8 @@ class _Resources:
         store = build_store(self.settings, self.role)
         await open_store(store, self.settings)
         self.store = store
+        if self.node_nonces is not None:
+            await self.node_nonces.start(cast(NonceLedger, store))
         for name, connector in self.connectors.items():
             await start_connector(name, connector)
             self.started.append(connector)
@@ -280,5 +306,7 @@ class _Resources:
             await self.validator.aclose()
         for connector in reversed(self.started):
             await connector.aclose()
+        if self.node_nonces is not None:
+            await self.node_nonces.stop()
         if self.store is not None:
             await self.store.close()

@@ -166,6 +166,9 @@ class StorageSettings:
     url: str = ""
     # Writes arriving while a commit runs share the next one; this adds a wait (ms) to group more.
     group_commit_ms: float = 0.0
+    # PostgreSQL only: connections per serving process, and the password (from a file/env).
+    pool_size: int = 10
+    password: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -332,7 +335,11 @@ def _storage(t: Table) -> StorageSettings:
     url = t.str("url")
     if url and not re.match(r"^(sqlite:///|postgres(ql)?://)", url):
         raise t.error("url", "expected sqlite:///PATH or postgresql://USER@HOST/DB")
-    return StorageSettings(url=url, group_commit_ms=t.float("group_commit_ms", 0.0))
+    if re.match(r"^postgres(ql)?://[^/@]*:[^/@]*@", url):
+        raise t.error("url", "secrets are never inline: drop the password from the URL "
+                             "and use password_file or password_env")
+    return StorageSettings(url=url, group_commit_ms=t.float("group_commit_ms", 0.0),
+                           pool_size=t.int("pool_size", 10, 1, 1000), password=t.secret("password"))
 
 
 def _acme(t: Table) -> AcmeSettings:

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.pgserver import PostgresServer
 
 
 def in_ci() -> bool:
@@ -28,3 +33,36 @@ def require_tool(*names: str) -> None:
     if in_ci():
         pytest.fail(f"CI=true but {reason}")
     pytest.skip(reason)
+
+
+def require_postgres() -> None:
+    """Skip (or, under CI, fail) unless a PostgreSQL server can be run for the tests."""
+    from tests import pgserver
+
+    reason = pgserver.available()
+    if reason is None:
+        return
+    if in_ci():
+        pytest.fail(f"CI=true but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the whole test session (see tests/pgserver.py)."""
+    require_postgres()
+    from tests.pgserver import PostgresServer
+
+    server = PostgresServer()
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+async def postgres_url(postgres_server: PostgresServer) -> str:
+    """The URL of a fresh, empty database on the session's server."""
+    return await postgres_server.new_database()

@@ -45,6 +45,9 @@ def test_the_example_config_is_valid() -> None:
     ({"validation": {"blocked_networks": ["10.0.0.0/33"]}}, "validation.blocked_networks", "CIDR"),
     ({"validation": {"challenge_types": ["http-02"]}}, "validation.challenge_types", "unknown"),
     ({"storage": {"url": "mysql://x"}}, "storage.url", "sqlite"),
+    ({"storage": {"url": "postgresql://gw:pw@db/gw"}}, "storage.url", "password_file"),
+    ({"storage": {"password": "pw"}}, "storage.password", "never inline"),
+    ({"storage": {"pool_size": 0}}, "storage.pool_size", "from 1 to 1000"),
     ({"cas": {"x": {"type": "magic"}}}, "cas.x.type", "local, adcs, ejbca"),
     ({"profiles": {"p": {"ca": "nope"}}}, "profiles.p.ca", "names no CA"),
     ({"profiles": {"p": {"ekus": ["bogus"]}}}, "profiles.p.ekus", "serverAuth"),
@@ -91,3 +94,12 @@ def test_connection_limits_have_safe_defaults_and_are_checked(tmp_path: Path) ->
                      "test.toml")
     with pytest.raises(ConfigError, match="server.header_timeout_seconds"):
         config.parse({"server": {"header_timeout_seconds": 0}}, "test.toml")
+
+
+def test_postgres_storage_reads_its_password_from_the_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GW_DB_PASSWORD", "s3cret")
+    settings = config.parse({"storage": {"url": "postgresql://gw@db:5432/gw", "pool_size": 4,
+                                         "password_env": "GW_DB_PASSWORD"}}, "/etc/gw.toml")
+    assert settings.storage.password == "s3cret" and settings.storage.pool_size == 4
+    assert "s3cret" not in repr(settings.storage)

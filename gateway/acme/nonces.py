@@ -20,8 +20,11 @@ class Nonces(Protocol):
         """A fresh nonce."""
         ...
 
-    def redeem(self, nonce: str) -> bool:
-        """True once for a nonce this store issued and that has not expired."""
+    async def consume(self, nonce: str) -> bool:
+        """True once for a nonce this store issued and that has not expired.
+
+        Awaitable, since a store shared by several nodes asks its database.
+        """
         ...
 
 
@@ -48,3 +51,7 @@ class NonceService:
         """True once for a nonce this service issued and that has not expired."""
         expires = self._live.pop(nonce, None)
         return expires is not None and expires > self._now()
+
+    async def consume(self, nonce: str) -> bool:
+        """:meth:`redeem`, as the Nonces protocol awaits it."""
+        return self.redeem(nonce)

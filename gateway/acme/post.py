@@ -86,7 +86,7 @@ async def verified(request: web.Request, *, jwk_allowed: bool = False,
     if jws.header["url"] != urls.path(request.raw_path):
         raise GatewayError(ErrorKind.UNAUTHORIZED,
                            "the JWS url header does not match the request URL")
-    if not config(request)[keys.NONCES].redeem(jws.header["nonce"]):
+    if not await config(request)[keys.NONCES].consume(jws.header["nonce"]):
         raise GatewayError(ErrorKind.BAD_NONCE, "JWS has an invalid anti-replay nonce")
     if jws.jwk is not None:
         if not jwk_allowed:

@@ -152,3 +152,7 @@ class SharedNonceService:
                 return False
             _SLOT.pack_into(memory, offset, 0.0, False, _CLEARED)
         return bool(expires > now)
+
+    async def consume(self, nonce: str) -> bool:
+        """:meth:`redeem`, as the Nonces protocol awaits it."""
+        return self.redeem(nonce)

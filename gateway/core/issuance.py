@@ -59,7 +59,7 @@ from gateway.core.profiles import ProfilePolicy
 from gateway.core.ratelimits.limiter import RateLimiter
 from gateway.core.role import ProcessRole
 from gateway.errors import ErrorKind, GatewayError
-from gateway.storage.base import Delete, Insert, Op, Store, Update
+from gateway.storage.base import Delete, Insert, Op, Store, StoreUnavailable, Update
 from gateway.validation import Validator
 
 log = logging.getLogger("gateway.jobs")
@@ -265,7 +265,9 @@ class IssuanceService:
             try:
                 for job in await self.store.due_jobs(self.clock.now(), 200):
                     await self.run_due(job)
-            except Exception:  # the store may be briefly unavailable; keep scanning
+            except StoreUnavailable:
+                pass  # the store logs the outage once; the next scan tries again
+            except Exception:  # keep scanning whatever went wrong with one scan
                 log.exception("scanning for due CA jobs failed")
             self._wake.clear()
             try:

@@ -58,6 +58,8 @@ class ProcessRole:
     account_changes: ChangeCounter | None = field(default=None, compare=False)
     # Where the workers' metrics are merged (see gateway.metrics); None for one process.
     metrics_dir: Path | None = field(default=None, compare=False)
+    # True when other gateway nodes serve the same store (PostgreSQL): jobs are leased.
+    other_nodes: bool = False
 
     @property
     def primary(self) -> bool:
@@ -67,4 +69,4 @@ class ProcessRole:
     @property
     def shared(self) -> bool:
         """True when other processes serve the same store at the same time."""
-        return self.count > 1
+        return self.count > 1 or self.other_nodes

@@ -69,6 +69,8 @@ class Core:
             resumed = await self.validations.resume()
             if resumed:
                 log.info("resumed %d validation(s) in flight", resumed)
+            if self.role.other_nodes:  # a node that dies leaves its validations to the others
+                self.validations.watch_orphans(self.settings.jobs.claim_seconds)
         await self.issuance.start()
 
     async def stop(self) -> None:

@@ -15,7 +15,7 @@ from gateway.config import Settings
 from gateway.core.models import Account, Authorization, Challenge
 from gateway.core.orders import OrderService, problem_dict
 from gateway.errors import ErrorKind
-from gateway.storage.base import Store
+from gateway.storage.base import Store, StoreUnavailable
 from gateway.validation import ChallengeTask, Validator
 
 log = logging.getLogger("gateway.validation")
@@ -36,6 +36,11 @@ class ValidationRunner:
         self.orders = orders
         self.validator = validator
         self._tasks: set[asyncio.Task[Authorization | None]] = set()
+        # Nodes sharing the store: challenge ids validating here, and those seen
+        # processing elsewhere at the last look (see adopt_orphans).
+        self._mine: set[str] = set()
+        self._suspects: set[str] = set()
+        self._watcher: asyncio.Task[None] | None = None
 
     @property
     def in_flight(self) -> int:
@@ -55,7 +60,9 @@ class ValidationRunner:
         """
         task = asyncio.create_task(self._run(authz, chall, account.thumbprint, account.id))
         self._tasks.add(task)
+        self._mine.add(chall.id)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: self._mine.discard(chall.id))
         return task
 
     async def _run(self, authz: Authorization, chall: Challenge, thumbprint: str,
@@ -91,9 +98,47 @@ class ValidationRunner:
                     count += 1
         return count
 
+    async def adopt_orphans(self) -> int:
+        """Start here the validations a dead node left ``processing``; how many.
+
+        Several nodes share the store, and a validation runs in the node that
+        accepted the challenge. One still processing at two looks a lease
+        apart, and not running here, is presumed orphaned: validations end
+        within their attempt timeouts, far shorter than a lease. Should its
+        node still be alive after all, both record an outcome and the
+        compare-and-set keeps the first.
+        """
+        found = {chall.id: (authz, chall) for authz in await self.store.processing_challenges()
+                 for chall in authz.challenges if chall.status == "processing"}
+        orphans = [found[i] for i in found.keys() & self._suspects if i not in self._mine]
+        self._suspects = found.keys() - self._mine
+        for authz, chall in orphans:
+            account = await self.store.get_account(authz.account_id)
+            if account is not None:
+                log.warning("validation of challenge %s was left by another node; "
+                            "running it here", chall.id)
+                self.start(authz, chall, account)
+        return len(orphans)
+
+    def watch_orphans(self, period_seconds: float) -> None:
+        """Call :meth:`adopt_orphans` every ``period_seconds`` until :meth:`stop`."""
+
+        async def watch() -> None:
+            while True:
+                await asyncio.sleep(period_seconds)
+                try:
+                    await self.adopt_orphans()
+                except StoreUnavailable:
+                    pass  # the store logs the outage once; look again next period
+                except Exception:  # look again next period whatever went wrong
+                    log.exception("looking for orphaned validations failed")
+
+        self._watcher = asyncio.create_task(watch(), name="orphaned-validations")
+
     async def stop(self) -> None:
         """Cancel validations in flight (they resume on the next start)."""
-        for task in list(self._tasks):
+        tasks = [*self._tasks, *([self._watcher] if self._watcher is not None else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 

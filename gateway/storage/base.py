@@ -29,7 +29,10 @@ from gateway.core.models import (
     Order,
 )
 from gateway.core.ratelimits.bucket import Bucket
+from gateway.errors import ErrorKind, GatewayError
 
+# Retry-After of a request refused because the database is not reachable.
+RETRY_AFTER_SECONDS = 5
 # An AuditEvent may only be inserted: the audit table is append-only and hash-chained.
 Model = Account | Order | Authorization | Challenge | Certificate | Job | EabKey | AuditEvent
 
@@ -181,4 +184,37 @@ class Store(Protocol):
 
     async def audit_head(self) -> tuple[int, str]:
         """The newest committed audit row's seq and hash; ``(0, GENESIS)`` for an empty trail."""
+        ...
+
+
+class StoreUnavailable(GatewayError):
+    """The database cannot be reached now (connection lost, server restarting, failover).
+
+    A GatewayError, so that whichever request meets it is answered 503 with
+    Retry-After by its front end, like an unavailable CA; the store reconnects
+    by itself. A write that failed this way is not known to have committed,
+    and the client was not told it did. ``cause`` (never sent to clients)
+    says what failed, for the log.
+    """
+
+    def __init__(self, cause: str, retry_after: int = RETRY_AFTER_SECONDS) -> None:
+        super().__init__(ErrorKind.CA_UNAVAILABLE,
+                         "the gateway's database is not reachable now; retry later",
+                         retry_after=retry_after)
+        self.cause = cause
+
+
+class NonceLedger(Protocol):
+    """A store through which several gateway nodes share nonces (PostgreSQL)."""
+
+    async def spend_nonce(self, nonce: str, expires: float) -> bool:
+        """Record ``nonce`` as spent; False if it was spent before (by any node)."""
+        ...
+
+    async def forget_spent_nonces(self, before: float) -> None:
+        """Drop spent nonces that expired before ``before`` (UNIX seconds)."""
+        ...
+
+    async def node_secret(self, name: str, size: int = 32) -> bytes:
+        """A random secret every node reads alike; made by the first node that asks."""
         ...

@@ -11,7 +11,7 @@ by name cost a scan of the column names per value.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -200,3 +200,25 @@ def eab_key(r: Row) -> EabKey:
                   profiles=tuple(json.loads(profiles)),
                   allowed_domains=tuple(json.loads(allowed_domains)), reusable=bool(reusable),
                   uses=uses, created_at=dt(created_at), note=note)
+
+
+# An authorization's columns come first in a joined row, then its challenge's.
+_AUTHZ_WIDTH = len(TABLES[Authorization][1])
+
+
+def joined_authorizations(found: Iterable[Row]) -> list[Authorization]:
+    """Authorizations from rows of an authorization LEFT JOIN its challenges, in row order.
+
+    Each row holds an authorization's columns then one challenge's (all None
+    for an authorization without challenges), selected with :func:`columns`.
+    """
+    heads: dict[str, Row] = {}
+    by_authz: dict[str, list[Challenge]] = {}
+    for r in found:
+        authz_id = r[0]
+        if authz_id not in heads:
+            heads[authz_id] = r[:_AUTHZ_WIDTH]
+            by_authz[authz_id] = []
+        if r[_AUTHZ_WIDTH] is not None:  # the LEFT JOIN found a challenge
+            by_authz[authz_id].append(challenge(r[_AUTHZ_WIDTH:]))
+    return [authorization(r, by_authz[i]) for i, r in heads.items()]

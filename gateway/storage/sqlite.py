@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import functools
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -36,79 +35,32 @@ import aiosqlite
 from gateway import audit_chain
 from gateway.core.models import (
     Account,
-    AuditEvent,
     Authorization,
     Certificate,
-    Challenge,
     EabKey,
     Job,
     Order,
 )
 from gateway.core.role import ChangeCounter
 from gateway.storage import buckets, rows
-from gateway.storage.base import Conflict, Delete, Insert, Op, Spend
+from gateway.storage.base import Conflict, Op, Spend
 from gateway.storage.schema import MIGRATIONS
+from gateway.storage.sqltext import AUDIT as _AUDIT
+from gateway.storage.sqltext import AUDIT_INSERT as _AUDIT_INSERT
+from gateway.storage.sqltext import AUTHZ_SELECT, Statement, statements
+from gateway.storage.sqltext import select as _select
 
-Statement = tuple[str, tuple[Any, ...], bool]  # sql, params, must change a row
 # How long the writer thread waits for a write lock held by another process (a CLI).
 _BUSY_WAIT_MS = 5000
-# An authorization's columns, then its challenge's (rows.authorization and rows.challenge
-# read them by position).
-_AUTHZ_WIDTH = len(rows.TABLES[Authorization][1])
-_AUTHZ_SELECT = f"SELECT {rows.columns(Authorization, 'a')}, {rows.columns(Challenge, 'c')}"
 # Accounts kept in memory (frozen objects, dropped on every write to them).
 _ACCOUNT_CACHE = 10_000
 
-# Marks an audit append: its seq and hashes are filled in the writer, inside the transaction.
-_AUDIT = "-- audit append"
-_AUDIT_INSERT = (f"INSERT INTO {rows.AUDIT_TABLE} ({', '.join(rows.AUDIT_COLUMNS)}) "
-                 f"VALUES ({', '.join('?' * len(rows.AUDIT_COLUMNS))})")
 _AUDIT_HEAD = f"SELECT seq, hash FROM {rows.AUDIT_TABLE} ORDER BY seq DESC LIMIT 1"
 
 
 def _chain_head(last: Any | None) -> tuple[int, str]:
     """(seq, hash) of the newest audit row, or of the chain's start when there is none."""
     return (last[0], last[1]) if last else (0, audit_chain.GENESIS)
-
-
-@functools.cache  # a handful of (model, condition) pairs; built on every read otherwise
-def _select(model: type, condition: str) -> str:
-    return f"SELECT {rows.columns(model)} FROM {rows.TABLES[model][0]} {condition}"
-
-
-@functools.cache  # a handful of (table, columns) pairs; built on every write otherwise
-def _insert_sql(table: str, cols: tuple[str, ...]) -> str:
-    return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-
-
-@functools.cache
-def _update_sql(table: str, cols: tuple[str, ...], expect: bool) -> str:
-    sets = ", ".join(f"{c} = ?" for c in cols if c != "id")
-    return f"UPDATE {table} SET {sets} WHERE id = ?" + (" AND status = ?" if expect else "")
-
-
-def statements(op: Op) -> list[Statement]:
-    """The SQL statements of one operation."""
-    if isinstance(op, Spend):
-        return [buckets.spend_statement(op)]
-    if isinstance(op.model, AuditEvent):
-        if not isinstance(op, Insert):
-            raise TypeError("audit events are append-only")
-        return [(_AUDIT, rows.audit_values(op.model), False)]
-    table, cols = rows.TABLES[type(op.model)]
-    values = rows.to_row(op.model)
-    if isinstance(op, Delete):
-        return [(f"DELETE FROM {table} WHERE id = ?", (op.model.id,), False)]
-    if isinstance(op, Insert):
-        out = [(_insert_sql(table, cols), tuple(values[c] for c in cols), False)]
-        if isinstance(op.model, Authorization):
-            for chall in op.model.challenges:
-                out += statements(Insert(chall))
-        return out
-    params = tuple(values[c] for c in cols if c != "id") + (op.model.id,)
-    if op.expect is not None:
-        params += (op.expect,)
-    return [(_update_sql(table, cols, op.expect is not None), params, True)]
 
 
 class _Unit:
@@ -260,13 +212,17 @@ class SQLiteStore:
         self._wake.set()
         if self._task is not None:
             await self._task
+        # Each part is let go once closed: closing twice is harmless.
         if self._reader is not None:
             await self._reader.close()
+            self._reader = None
         if self._lookup is not None:
             self._lookup.close()
+            self._lookup = None
         if self._writer is not None and self._executor is not None:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._writer.close)
             self._executor.shutdown()
+            self._writer = self._executor = None
         if self._turn is not None:
             os.close(self._turn)
             self._turn = None
@@ -477,19 +433,10 @@ class SQLiteStore:
                             lookup: bool = True) -> list[Authorization]:
         # One statement, so authorization and challenges come from one snapshot
         # (two reads could straddle a commit that changed both).
-        sql = f"{_AUTHZ_SELECT} FROM (SELECT * FROM authorizations WHERE {where}) " \
+        sql = f"{AUTHZ_SELECT} FROM (SELECT * FROM authorizations WHERE {where}) " \
               "a LEFT JOIN challenges c ON c.authz_id = a.id ORDER BY c.rowid"
         found = self._lookup_rows(sql, params) if lookup else await self._rows(sql, params)
-        heads: dict[str, Any] = {}
-        by_authz: dict[str, list[Challenge]] = {}
-        for r in found:
-            authz_id = r[0]
-            if authz_id not in heads:
-                heads[authz_id] = r[:_AUTHZ_WIDTH]
-                by_authz[authz_id] = []
-            if r[_AUTHZ_WIDTH] is not None:  # the LEFT JOIN found a challenge
-                by_authz[authz_id].append(rows.challenge(r[_AUTHZ_WIDTH:]))
-        return [rows.authorization(r, by_authz[i]) for i, r in heads.items()]
+        return rows.joined_authorizations(found)
 
     async def get_authz(self, authz_id: str) -> Authorization | None:
         """One authorization with its challenges."""

@@ -469,3 +469,20 @@ async def test_a_crl_signed_late_never_replaces_a_newer_one_on_disk(tmp_path: Pa
     assert on_disk == newer[0] == served
     assert _crl_number(served) == state.number
     assert not list(s.dir.glob("*.tmp"))
+
+
+async def test_a_request_run_again_gets_the_certificate_issued_the_first_time(
+        tmp_path: Path) -> None:
+    """A gateway that died between the signature and storing it asks again: no second serial."""
+    ca = await started_ca(tmp_path)
+    try:
+        request = issue_request()
+        first, again = await ca.issue(request), await ca.issue(request)
+        other_key = await ca.issue(issue_request())  # same request id, another key: signed anew
+        counts = await ca.ledger.counts()
+    finally:
+        await ca.aclose()
+    assert isinstance(first, Issued) and isinstance(again, Issued)
+    assert isinstance(other_key, Issued)
+    assert again.leaf_der == first.leaf_der and other_key.leaf_der != first.leaf_der
+    assert counts == (2, 0)

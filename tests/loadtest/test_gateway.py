@@ -33,8 +33,8 @@ def write_tls_files(tmp_path: Path) -> None:
         (tmp_path / f"{name}.key").write_bytes(key)
 
 
-def gateway_config(tmp_path: Path, ports: dict[str, int]) -> Path:
-    """Embedded SQLite + local CA; ACME over HTTP, EST over HTTPS."""
+def gateway_config(tmp_path: Path, ports: dict[str, int], extra: str = "") -> Path:
+    """Embedded SQLite + local CA; ACME over HTTP, EST over HTTPS; then ``extra`` TOML."""
     write_tls_files(tmp_path)
     path = tmp_path / "gateway.toml"
     path.write_text(f"""
@@ -65,7 +65,7 @@ profile = "default"
 auth = "cert"
 client_ca_files = ["{tmp_path / "client.pem"}"]
 names = ["*.loadtest.test"]
-""")
+""" + extra)
     return path
 
 
@@ -98,7 +98,8 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
 class RunningGateway:
     """Ports and process of a gateway started for one test."""
 
-    def __init__(self, tmp_path: Path, serve_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, tmp_path: Path, serve_args: tuple[str, ...] = (),
+                 extra_toml: str = "") -> None:
         self.tmp_path = tmp_path
         self.port = free_port()
         self.https_port = free_port()
@@ -110,7 +111,7 @@ class RunningGateway:
             "http01": self.http01_port,
             "dns": self.dns_port,
         }
-        self.config = gateway_config(tmp_path, ports)
+        self.config = gateway_config(tmp_path, ports, extra_toml)
         self.log = tmp_path / "gateway.log"
         self.directory = f"http://127.0.0.1:{self.port}/acme/directory"
         argv = [sys.executable, "-m", "gateway", "--config", str(self.config), "serve",

@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -21,9 +22,10 @@ from loadtest.cli import execute
 from tests.loadtest.test_gateway import RunningGateway, stop, wait_for_directory
 
 
-@pytest.fixture
-async def workers(tmp_path: Path) -> AsyncIterator[RunningGateway]:
-    running = RunningGateway(tmp_path, ("--workers", "2"))
+@asynccontextmanager
+async def two_workers(tmp_path: Path, extra_toml: str = "") -> AsyncIterator[RunningGateway]:
+    """``serve --workers 2``, once both workers listen; stopped on exit."""
+    running = RunningGateway(tmp_path, ("--workers", "2"), extra_toml)
     try:
         await wait_for_directory(running.directory, running.process, running.log)
         for _ in range(100):  # both workers listening, not just the first
@@ -33,6 +35,12 @@ async def workers(tmp_path: Path) -> AsyncIterator[RunningGateway]:
         yield running
     finally:
         stop(running.process)
+
+
+@pytest.fixture
+async def workers(tmp_path: Path) -> AsyncIterator[RunningGateway]:
+    async with two_workers(tmp_path) as running:
+        yield running
 
 
 def _children(pid: int) -> list[int]:

@@ -1,4 +1,7 @@
-"""The SQLite store: all-or-nothing units, compare-and-set, grouped commits, restarts."""
+"""What only the SQLite store does: grouped commits, its lock file, its account cache, migrations.
+
+The behaviour every store shares is in test_contract.py.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,40 +17,14 @@ import pytest
 from gateway import audit_report
 from gateway.core.models import (
     PENDING,
-    PROCESSING,
     READY,
-    Account,
     AuditEvent,
-    Authorization,
-    Challenge,
-    Identifier,
     Job,
-    Order,
 )
-from gateway.core.ratelimits.bucket import Bucket
 from gateway.core.role import ChangeCounter
-from gateway.storage.base import Conflict, Delete, Insert, Spend, Update
+from gateway.storage.base import Conflict, Insert, Update
 from gateway.storage.sqlite import SQLiteStore
-
-NOW = datetime(2030, 1, 1, tzinfo=UTC)
-
-
-def account(i: str) -> Account:
-    return Account(id=i, thumbprint=f"tp-{i}", jwk={"kty": "EC"}, created_at=NOW)
-
-
-def order(i: str, account_id: str = "a1") -> Order:
-    return Order(id=i, account_id=account_id, status=PENDING,
-                 identifiers=(Identifier("dns", "example.com"),), authz_ids=(f"z-{i}",),
-                 expires=NOW + timedelta(days=7), profile="default", created_at=NOW)
-
-
-def authz(i: str, order_id: str) -> Authorization:
-    return Authorization(id=i, account_id="a1", order_id=order_id,
-                         identifier=Identifier("dns", "example.com"), status=PENDING,
-                         expires=NOW + timedelta(days=30),
-                         challenges=(Challenge(id=f"c-{i}", authz_id=i, type="http-01",
-                                               token="t"),))
+from tests.storage.models import NOW, account, order
 
 
 @pytest.fixture
@@ -57,27 +33,6 @@ async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
     await s.open()
     yield s
     await s.close()
-
-
-async def test_round_trip_of_every_model(store: SQLiteStore) -> None:
-    await store.apply([Insert(account("a1")), Insert(order("o1")), Insert(authz("z-o1", "o1"))])
-    assert await store.get_account("a1") == account("a1")
-    assert await store.get_account_by_thumbprint("tp-a1") == account("a1")
-    assert await store.get_order("o1") == order("o1")
-    assert await store.get_authz("z-o1") == authz("z-o1", "o1")
-    assert await store.get_authz_by_challenge("c-z-o1") == authz("z-o1", "o1")
-    assert await store.list_order_ids("a1", "", 10) == ["o1"]
-
-
-async def test_compare_and_set_rolls_back_the_whole_unit(store: SQLiteStore) -> None:
-    await store.apply([Insert(account("a1")), Insert(order("o1"))])
-    ready = order("o1").moved(READY)
-    assert await store.apply([Update(ready, expect=PENDING)]) is True
-    stale = replace(ready, profile="changed")
-    job = Job(id="j1", order_id="o1", run_at=NOW)
-    assert await store.apply([Insert(job), Update(stale, expect=PENDING)]) is False
-    assert await store.get_job("o1") is None  # the insert of the failed unit was undone
-    assert (await store.get_order("o1")).profile == "default"  # type: ignore[union-attr]
 
 
 async def test_a_failed_unit_in_a_group_leaves_the_others_and_the_audit_chain_whole(
@@ -104,51 +59,6 @@ async def test_a_failed_unit_in_a_group_leaves_the_others_and_the_audit_chain_wh
     assert [r["detail"] for r in await store.audit_rows(0, 10)] == ["first", "third", "fifth"]
     check = await audit_report.verify(store)
     assert check.problems == [] and check.rows == 3
-
-
-async def test_duplicate_key_is_a_conflict_and_others_commit(store: SQLiteStore) -> None:
-    await store.apply([Insert(account("a1"))])
-    dup = replace(account("a2"), thumbprint="tp-a1")
-    results = await asyncio.gather(store.apply([Insert(dup)]), store.apply([Insert(account("a3"))]),
-                                   return_exceptions=True)
-    assert isinstance(results[0], Conflict)
-    assert results[1] is True
-    assert await store.get_account("a3") is not None
-    assert await store.get_account("a2") is None
-
-
-async def test_many_concurrent_units_all_commit(store: SQLiteStore) -> None:
-    await store.apply([Insert(account("a1"))])
-    results = await asyncio.gather(*(store.apply([Insert(order(f"o{i}"))]) for i in range(200)))
-    assert all(results)
-    assert len(await store.list_order_ids("a1", "", 500)) == 200
-
-
-async def test_orders_page_with_cursor(store: SQLiteStore) -> None:
-    await store.apply([Insert(account("a1")), *(Insert(order(f"o{i}")) for i in range(5))])
-    first = await store.list_order_ids("a1", "", 2)
-    rest = await store.list_order_ids("a1", first[-1], 10)
-    assert first + rest == [f"o{i}" for i in range(5)]
-
-
-async def test_jobs_due_and_deleted(store: SQLiteStore) -> None:
-    await store.apply([Insert(Job(id="j1", order_id="o1", run_at=NOW)),
-                       Insert(Job(id="j2", order_id="o2", run_at=NOW + timedelta(hours=1)))])
-    assert [j.id for j in await store.due_jobs(NOW, 10)] == ["j1"]
-    await store.apply([Delete(Job(id="j1", order_id="o1"))])
-    assert await store.due_jobs(NOW + timedelta(hours=2), 10) == [
-        Job(id="j2", order_id="o2", run_at=NOW + timedelta(hours=1))]
-
-
-async def test_state_survives_reopen(tmp_path: Path) -> None:
-    first = SQLiteStore(tmp_path / "gw.db")
-    await first.open()
-    await first.apply([Insert(account("a1")), Insert(order("o1"))])
-    await first.close()
-    second = SQLiteStore(tmp_path / "gw.db")
-    await second.open()
-    assert await second.get_order("o1") == order("o1")
-    await second.close()
 
 
 async def test_write_lock_held_elsewhere_is_waited_for_off_the_loop(tmp_path: Path) -> None:
@@ -200,23 +110,6 @@ async def pair(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStore, SQLiteStore]]
     finally:
         await first.close()
         await second.close()
-
-
-async def test_a_job_is_claimed_by_one_process_only(
-        pair: tuple[SQLiteStore, SQLiteStore]) -> None:
-    """claim_job is a compare-and-set of run_at: of two stores on one file, one wins."""
-    first, second = pair
-    job = Job(id="j1", order_id="o1", run_at=NOW)
-    await first.apply([Insert(job)])
-    until = NOW + timedelta(minutes=5)
-    results = await asyncio.gather(first.claim_job(job, until), second.claim_job(job, until))
-    assert sorted(results) == [False, True]
-    assert await first.due_jobs(NOW + timedelta(minutes=1), 10) == []  # claimed: not due
-    claimed = replace(job, run_at=until)
-    assert await second.claim_job(claimed, NOW)  # handed back by its holder
-    assert [j.id for j in await first.due_jobs(NOW, 10)] == ["j1"]
-    await first.apply([Delete(job)])
-    assert await second.claim_job(replace(job, run_at=NOW), until) is False  # finished
 
 
 async def test_shared_stores_see_each_others_account_changes(
@@ -294,14 +187,8 @@ def test_change_counter_is_shared_with_forked_processes() -> None:
     assert changes.for_process(0).value() == 1
 
 
-async def test_scans_for_processing_challenges_and_held_orders(store: SQLiteStore) -> None:
-    z1, z2 = authz("z-o1", "o1"), authz("z-o2", "o2")
-    busy = replace(z2, challenges=(replace(z2.challenges[0], status=PROCESSING),))
-    held = replace(order("o2"), status=PROCESSING, approval="pending")
-    await store.apply([Insert(order("o1")), Insert(held), Insert(z1), Insert(busy)])
-    assert [a.id for a in await store.processing_challenges()] == ["z-o2"]
-    assert [o.id for o in await store.orders_awaiting_approval(10)] == ["o2"]
-    # Both scans read only the rows they want, through partial indexes.
+async def test_the_scans_read_through_partial_indexes(store: SQLiteStore) -> None:
+    """The scans for processing challenges and held orders read only the rows they want."""
     with sqlite3.connect(store.path) as db:
         plans = [" ".join(str(row[-1]) for row in db.execute(f"EXPLAIN QUERY PLAN {sql}"))
                  for sql in ("SELECT authz_id FROM challenges WHERE status = 'processing'",
@@ -334,54 +221,3 @@ async def test_a_version_2_database_is_migrated(tmp_path: Path) -> None:
         assert not {"challenges_status", "orders_approval"} & names
         assert max(v for (v,) in db.execute("SELECT version FROM schema_version")) \
             == MIGRATIONS[-1][0]
-
-
-# -- rate-limit buckets ------------------------------------------------------------
-
-THREE_PER_MINUTE = Bucket(3, 60.0)  # a token every 20 s
-
-
-def spend(at: datetime, key: str = "k", overdraw: bool = False) -> Spend:
-    return Spend(key, THREE_PER_MINUTE, 1, at, overdraw)
-
-
-async def test_a_spend_past_the_capacity_fails_its_unit(store: SQLiteStore) -> None:
-    """Three tokens, then the fourth unit fails whole: its order is not stored either."""
-    for i in range(3):
-        assert await store.apply([spend(NOW), Insert(order(f"o{i}"))])
-    assert not await store.apply([spend(NOW), Insert(order("o3"))])
-    assert await store.get_order("o3") is None
-    full = await store.buckets_full_at(["k", "other"])
-    assert full == {"k": NOW + timedelta(seconds=60)}
-    assert THREE_PER_MINUTE.wait(full["k"].timestamp(), NOW.timestamp(), 1) == 20.0
-    assert not await store.apply([spend(NOW + timedelta(seconds=19))])
-    assert await store.apply([spend(NOW + timedelta(seconds=20))])  # one token refilled
-
-
-async def test_an_overdraw_counts_past_the_capacity(store: SQLiteStore) -> None:
-    """What already happened is counted even past the limit; plain spends then wait longer."""
-    for _ in range(4):
-        assert await store.apply([spend(NOW, overdraw=True)])
-    assert (await store.buckets_full_at(["k"]))["k"] == NOW + timedelta(seconds=80)
-    assert not await store.apply([spend(NOW + timedelta(seconds=39))])
-    assert await store.apply([spend(NOW + timedelta(seconds=40))])
-
-
-async def test_a_spend_larger_than_the_bucket_is_refused_outright(store: SQLiteStore) -> None:
-    with pytest.raises(ValueError, match="can never hold"):
-        await store.apply([Spend("k", THREE_PER_MINUTE, 4, NOW)])
-
-
-async def test_two_stores_on_one_file_share_a_bucket(
-        pair: tuple[SQLiteStore, SQLiteStore]) -> None:
-    """Processes on one file draw on one bucket: of six racing spends, three pass."""
-    first, second = pair
-    results = await asyncio.gather(*(s.apply([spend(NOW)]) for s in (first, second) * 3))
-    assert sorted(results) == [False] * 3 + [True] * 3
-    assert (await second.buckets_full_at(["k"]))["k"] == NOW + timedelta(seconds=60)
-
-
-async def test_full_buckets_are_forgotten(store: SQLiteStore) -> None:
-    await store.apply([spend(NOW, "early"), spend(NOW + timedelta(seconds=30), "late")])
-    await store.forget_full_buckets(NOW + timedelta(seconds=21))
-    assert set(await store.buckets_full_at(["early", "late"])) == {"late"}

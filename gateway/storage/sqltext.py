@@ -1,0 +1,74 @@
+"""The SQL text of the Store's writes and point reads, shared by every SQL store.
+
+Statements use ``?`` placeholders (SQLite's); the PostgreSQL store numbers them
+(``$1``, ``$2``, ...) with :func:`numbered`. An audit append is not plain SQL:
+its sequence number and hashes depend on the chain's head, which only the
+store can read inside the transaction, so it travels as the :data:`AUDIT`
+marker with the event's values and each store fills in the rest.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from gateway.core.models import AuditEvent, Authorization, Challenge
+from gateway.storage import buckets, rows
+from gateway.storage.base import Delete, Insert, Op, Spend
+
+Statement = tuple[str, tuple[Any, ...], bool]  # sql, params, must change a row
+
+# Marks an audit append: its seq and hashes are filled in the writer, inside the transaction.
+AUDIT = "-- audit append"
+AUDIT_INSERT = (f"INSERT INTO {rows.AUDIT_TABLE} ({', '.join(rows.AUDIT_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(rows.AUDIT_COLUMNS))})")
+# An authorization's columns, then its challenge's (rows.joined_authorizations reads them).
+AUTHZ_SELECT = f"SELECT {rows.columns(Authorization, 'a')}, {rows.columns(Challenge, 'c')}"
+
+
+@functools.cache  # a handful of (model, condition) pairs; built on every read otherwise
+def select(model: type, condition: str) -> str:
+    """SELECT every column of ``model``'s table (decoder order) with a condition."""
+    return f"SELECT {rows.columns(model)} FROM {rows.TABLES[model][0]} {condition}"
+
+
+@functools.cache  # a handful of (table, columns) pairs; built on every write otherwise
+def _insert_sql(table: str, cols: tuple[str, ...]) -> str:
+    return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+
+
+@functools.cache
+def _update_sql(table: str, cols: tuple[str, ...], expect: bool) -> str:
+    sets = ", ".join(f"{c} = ?" for c in cols if c != "id")
+    return f"UPDATE {table} SET {sets} WHERE id = ?" + (" AND status = ?" if expect else "")
+
+
+@functools.cache  # every statement text is one of a few dozen
+def numbered(sql: str) -> str:
+    """``?`` placeholders as PostgreSQL's ``$1``, ``$2``, ... (no statement quotes a '?')."""
+    parts = sql.split("?")
+    return parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], 1))
+
+
+def statements(op: Op) -> list[Statement]:
+    """The SQL statements of one operation."""
+    if isinstance(op, Spend):
+        return [buckets.spend_statement(op)]
+    if isinstance(op.model, AuditEvent):
+        if not isinstance(op, Insert):
+            raise TypeError("audit events are append-only")
+        return [(AUDIT, rows.audit_values(op.model), False)]
+    table, cols = rows.TABLES[type(op.model)]
+    values = rows.to_row(op.model)
+    if isinstance(op, Delete):
+        return [(f"DELETE FROM {table} WHERE id = ?", (op.model.id,), False)]
+    if isinstance(op, Insert):
+        out = [(_insert_sql(table, cols), tuple(values[c] for c in cols), False)]
+        if isinstance(op.model, Authorization):
+            for chall in op.model.challenges:
+                out += statements(Insert(chall))
+        return out
+    params = tuple(values[c] for c in cols if c != "id") + (op.model.id,)
+    if op.expect is not None:
+        params += (op.expect,)
+    return [(_update_sql(table, cols, op.expect is not None), params, True)]
