@@ -20,7 +20,7 @@ def test_defaults_apply_without_a_table() -> None:
     limits = parse().rate_limits
     assert limits.enabled and dict(limits.limits) == dict(DEFAULTS)
     assert limits.limit("new_orders_per_account", "default") == Limit(300, 3 * 3600)
-    assert limits.limit("certificates_per_registered_domain") == Limit(50, 7 * 86400)
+    assert limits.limit("certificates_per_registered_domain") == Limit(10_000, 7 * 86400)
 
 
 @pytest.mark.parametrize("value,want", [
