@@ -5,6 +5,7 @@ translated at the connector's edge)::
 
     ConnectorError                 any CA failure
     ├── CAUnavailable              transient: timeout, refused, 5xx, offline token; retry later
+    │   └── SubmissionInDoubt      a submission got no answer: the CA may or may not hold it
     ├── CAProtocolError            the CA answered something we cannot understand; retry later
     ├── CAConfigError              the connector's own settings are wrong; not retried
     └── RevocationUnsupported      the CA offers no way to revoke through this connector
@@ -114,6 +115,19 @@ class CAUnavailable(ConnectorError):
     retryable = True
 
 
+class SubmissionInDoubt(CAUnavailable):
+    """A submission was sent but no answer came back: the CA may have taken it.
+
+    ``hint`` is the connector's own note for :meth:`SubmissionLookup.lookup`
+    (e.g. the highest request id seen before sending). The core never sends the
+    request again before the connector has looked for it.
+    """
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
 class CAProtocolError(ConnectorError):
     """The CA answered in a form the connector cannot interpret."""
 
@@ -130,6 +144,15 @@ class RevocationUnsupported(ConnectorError):
 
 class AlreadyRevoked(ConnectorError):
     """The CA reports that the certificate is already revoked."""
+
+
+@runtime_checkable
+class SubmissionLookup(Protocol):
+    """A connector that can find an earlier submission whose answer was lost."""
+
+    async def lookup(self, request: IssueRequest, hint: str) -> IssueResult | None:
+        """What the CA did with an earlier submission of ``request``; None if it has none."""
+        ...
 
 
 @runtime_checkable

@@ -210,6 +210,8 @@ class ProfileSettings:
     # Whether certificates issued under this profile through ACME may authenticate to
     # EST as TLS client certificates (off: an ACME name never opens EST enrollment).
     acme_certs_authenticate_est: bool = False
+    # How long an order may wait for the CA's decision (a pending approval at the CA).
+    max_wait: timedelta = timedelta(hours=168)
 
 
 @dataclass(frozen=True)
@@ -225,6 +227,9 @@ class JobSettings:
     # With several serving processes, how long a started job is reserved for the one
     # running it; longer than any CA call takes, so no second process runs it too.
     claim_seconds: float = 300.0
+    # Consecutive failures of one CA that open its circuit (0: never), and for how long.
+    breaker_threshold: int = 5
+    breaker_cooldown_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -405,6 +410,7 @@ def _profile(t: Table, name: str, cas: Mapping[str, CASettings]) -> ProfileSetti
         rfc2818=t.bool("rfc2818"),
         allow_key_reuse=t.bool("allow_key_reuse", True),
         acme_certs_authenticate_est=t.bool("acme_certs_authenticate_est"),
+        max_wait=timedelta(hours=t.float("max_wait_hours", 168.0, 0.01)),
     )
     t.check_unknown()
     return profile
@@ -419,6 +425,8 @@ def _jobs(t: Table) -> JobSettings:
         poll_cap_seconds=t.float("poll_cap_seconds", 600.0, 0.01),
         scan_period_seconds=t.float("scan_period_seconds", 1.0, 0.01),
         claim_seconds=t.float("claim_seconds", 300.0, 1.0),
+        breaker_threshold=t.int("breaker_threshold", 5, 0, 1000),
+        breaker_cooldown_seconds=t.float("breaker_cooldown_seconds", 60.0, 0.01),
     )
     if jobs.retry_cap_seconds < jobs.retry_base_seconds:
         raise t.error("retry_cap_seconds", "must be at least retry_base_seconds")

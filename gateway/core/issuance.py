@@ -5,9 +5,10 @@ row, and starts the job at once; the client is answered when the CA has
 finished or after ``finalize_wait_seconds``, whichever comes first. A job is
 unique per order (a table constraint) and runs in at most one task of this
 process, so a repeated finalize or a restart never sends a request twice on
-our side. A CA that answers "pending" is polled with backoff; a transient CA
-failure is retried with backoff up to a limit; then the order is ``invalid``
-with the CA's reason.
+our side. A job has two budgets (:mod:`gateway.core.budgets`): the time it
+may wait for the CA's decision, and the transient failures it rides out; only
+an explicit refusal by the CA ends an order with the CA's reason. Calls to a CA
+whose circuit is open (:mod:`gateway.core.ca_health`) wait without being made.
 """
 
 from __future__ import annotations
@@ -36,11 +37,15 @@ from connectors.base import (
     Rejected,
     RevocationReason,
     RevocationUnsupported,
+    SubmissionInDoubt,
+    SubmissionLookup,
 )
 from gateway import audit
 from gateway.config import ProfileSettings, Settings
+from gateway.core import budgets
 from gateway.core import csr as csrs
 from gateway.core.approvals import PENDING_APPROVAL, ApprovalService, actor_of
+from gateway.core.ca_health import CAHealth
 from gateway.core.clock import Clock
 from gateway.core.keys import account_key_spki, jwk_public_key, spki_sha256
 from gateway.core.models import (
@@ -63,21 +68,9 @@ from gateway.validation import Validator
 
 log = logging.getLogger("gateway.jobs")
 
-# Defaults of the [jobs] table (gateway.config.JobSettings holds the configured values).
-RETRY_BASE_SECONDS = 2.0
-RETRY_CAP_SECONDS = 300.0
-MAX_ATTEMPTS = 10
-POLL_BASE_SECONDS = 5.0
-POLL_CAP_SECONDS = 600.0
-SCAN_PERIOD_SECONDS = 1.0
 # Set in a job's ``extra`` once its CSR passed the profile rules (ACME does it at finalize).
 POLICY_CHECKED = "checked"
 ACME_REVOCATION_REASONS = {0, 1, 3, 4, 5, 9}
-
-
-def backoff(attempt: int, base: float, cap: float) -> float:
-    """Exponential backoff: base, 2·base, 4·base, ... capped."""
-    return float(min(cap, base * 2.0 ** max(0, attempt - 1)))
 
 
 def serial_hex(cert: x509.Certificate) -> str:
@@ -108,7 +101,7 @@ class IssuanceService:
                  validator: Validator, *, trail: audit.AuditTrail | None = None,
                  profiles: ProfilePolicy | None = None,
                  approvals: ApprovalService | None = None,
-                 role: ProcessRole | None = None) -> None:
+                 role: ProcessRole | None = None, health: CAHealth | None = None) -> None:
         self.settings = settings
         self.role = role or ProcessRole()
         self.jobs = settings.jobs
@@ -120,6 +113,8 @@ class IssuanceService:
         self.trail = trail or audit.AuditTrail(store, clock)
         self.profiles = profiles or ProfilePolicy(settings, store, self.trail)
         self.approvals = approvals or ApprovalService(settings, store, clock, self.trail)
+        self.health = health or CAHealth(connectors, clock, self.jobs.breaker_threshold,
+                                         self.jobs.breaker_cooldown_seconds)
         self._running: dict[str, asyncio.Task[Order | None]] = {}
         self._claims: dict[str, Job] = {}  # order id → the job as claimed by this process
         self._done: dict[str, asyncio.Event] = {}
@@ -312,20 +307,44 @@ class IssuanceService:
             if admitted is None:
                 return None
             job = admitted
-        connector = self.connectors[profile.ca]
+        if job.ca_ref and budgets.wait_expired(job, self.clock.now(), profile.max_wait):
+            await self._fail(order, job, ErrorKind.CA_UNAVAILABLE, self._expired(job, profile))
+            return None
+        blocked = self.health.blocked_until(profile.ca)
+        if blocked is not None:  # the CA's circuit is open: wait without calling it
+            await self.store.apply([Update(budgets.deferred(job, blocked))])
+            return None
         try:
-            if job.ca_ref:
-                result: IssueResult = await connector.poll(job.ca_ref)
-            else:
-                result = await connector.issue(self._issue_request(order, profile))
+            result = await self._call_ca(order, job, profile)
         except ConnectorError as exc:
-            await self._ca_failed(order, job, exc, exc.retryable)
+            await self._ca_failed(order, job, exc, exc.retryable, profile.ca)
             return None
         except Exception as exc:  # a connector bug is treated as transient, and logged
             log.exception("connector %s failed unexpectedly", profile.ca)
-            await self._ca_failed(order, job, exc, True)
+            await self._ca_failed(order, job, exc, True, profile.ca)
             return None
+        self.health.answered(profile.ca)
         return await self._handle_result(order, job, result, profile.ca)
+
+    async def _call_ca(self, order: Order, job: Job, profile: ProfileSettings) -> IssueResult:
+        """Poll a request the CA holds; else submit, after looking for a submission in doubt."""
+        connector = self.connectors[profile.ca]
+        if job.ca_ref:
+            return await connector.poll(job.ca_ref)
+        request = self._issue_request(order, profile)
+        hint = job.extra.get(budgets.IN_DOUBT)
+        if isinstance(hint, str) and isinstance(connector, SubmissionLookup):
+            found = await connector.lookup(request, hint)
+            if found is not None:
+                return found
+        return await connector.issue(request)
+
+    @staticmethod
+    def _expired(job: Job, profile: ProfileSettings) -> str:
+        hours = profile.max_wait.total_seconds() / 3600
+        return (f"the CA did not decide within {hours:g} hour(s) (profile {profile.name!r}, "
+                f"max_wait_hours); its request {job.ca_ref} may still be open there: "
+                "cancel it in the CA, then order again")
 
     async def _admit(self, order: Order, job: Job, profile: ProfileSettings) -> Job | None:
         """Before a first CA call: the profile gate and the approval hold.
@@ -391,28 +410,24 @@ class IssuanceService:
         if isinstance(result, Issued):
             return await self._store_issued(order, job, result, ca)
         if isinstance(result, Pending):
-            delay = result.retry_after or backoff(job.attempts + 1, self.jobs.poll_base_seconds,
-                                                  self.jobs.poll_cap_seconds)
-            waiting = replace(job, state="waiting", ca_ref=result.ref, attempts=job.attempts + 1,
-                              run_at=now + timedelta(seconds=delay), last_error=result.message)
-            await self.store.apply([Update(waiting)])
+            await self.store.apply([Update(budgets.after_pending(job, result, now, self.jobs))])
         elif isinstance(result, Rejected):
             await self._fail(order, job, ErrorKind.UNAUTHORIZED,
                              f"the CA refused the request: {result.reason}")
         return None
 
-    async def _ca_failed(self, order: Order, job: Job, exc: Exception, retryable: bool) -> None:
-        attempts = job.attempts + 1
-        if retryable and attempts < self.jobs.max_attempts:
-            delay = backoff(attempts, self.jobs.retry_base_seconds, self.jobs.retry_cap_seconds)
-            log.warning("CA call for order %s failed (attempt %d), retrying in %.0fs: %s",
-                        order.id, attempts, delay, exc)
-            again = replace(job, attempts=attempts, last_error=str(exc),
-                            run_at=self.clock.now() + timedelta(seconds=delay))
+    async def _ca_failed(self, order: Order, job: Job, exc: Exception, retryable: bool,
+                         ca: str) -> None:
+        self.health.failed(ca, str(exc) or type(exc).__name__)
+        hint = exc.hint if isinstance(exc, SubmissionInDoubt) else None
+        again = budgets.after_failure(job, str(exc), retryable, self.clock.now(), self.jobs, hint)
+        if again is not None:
+            log.warning("CA call for order %s failed (%d in a row), retrying at %s: %s",
+                        order.id, again.attempts, again.run_at, exc)
             await self.store.apply([Update(again)])
             return
         await self._fail(order, job, ErrorKind.CA_UNAVAILABLE,
-                         f"the CA could not issue after {attempts} attempt(s): {exc}")
+                         f"the CA could not issue after {job.attempts + 1} attempt(s): {exc}")
 
     async def _fail(self, order: Order, job: Job, kind: ErrorKind, detail: str,
                     event: str | None = audit.FAILED) -> None:
