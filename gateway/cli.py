@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
 
             build_connectors(settings)
             parse_est(settings)
+            for warning in config.warnings(settings):
+                print(f"warning: {warning}", file=sys.stderr)
             print(f"{settings.source}: OK")
             return 0
         if args.command == "serve":

@@ -484,6 +484,20 @@ def parse(data: Mapping[str, Any], source: str) -> Settings:
                     extra)
 
 
+def warnings(settings: Settings) -> list[str]:
+    """Things a valid config does that an operator should know about (check-config prints them)."""
+    found = []
+    for profile in settings.profiles.values():
+        ca = settings.cas[profile.ca]
+        if ca.type == "adcs" and ca.options.get("send_validity", True) is not False:
+            found.append(
+                f"profiles.{profile.name}: AD CS CA {ca.name!r} honours validity_days "
+                f"({profile.validity.days}) only with EDITF_ATTRIBUTEENDDATE set on the CA "
+                "(certutil -setreg policy\\EditFlags +EDITF_ATTRIBUTEENDDATE) and never beyond "
+                "the template's validity period; otherwise the template decides")
+    return found
+
+
 def load(path: Path | None) -> Settings:
     """Read the config file, or return the embedded defaults when ``path`` is None."""
     if path is None:

@@ -26,7 +26,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from connectors.base import (
-    AlreadyRevoked,
     CAProfile,
     Connector,
     ConnectorError,
@@ -35,8 +34,6 @@ from connectors.base import (
     IssueResult,
     Pending,
     Rejected,
-    RevocationReason,
-    RevocationUnsupported,
     SubmissionInDoubt,
     SubmissionLookup,
 )
@@ -47,7 +44,7 @@ from gateway.core import csr as csrs
 from gateway.core.approvals import PENDING_APPROVAL, ApprovalService, actor_of
 from gateway.core.ca_health import CAHealth
 from gateway.core.clock import Clock
-from gateway.core.keys import account_key_spki, jwk_public_key, spki_sha256
+from gateway.core.keys import account_key_spki, spki_sha256
 from gateway.core.models import (
     INVALID,
     PROCESSING,
@@ -61,7 +58,9 @@ from gateway.core.models import (
 )
 from gateway.core.orders import OrderService, problem_dict
 from gateway.core.profiles import ProfilePolicy
+from gateway.core.revocation import RevocationService, serial_hex
 from gateway.core.role import ProcessRole
+from gateway.core.tasks import OperatorTasks
 from gateway.errors import ErrorKind, GatewayError
 from gateway.storage.base import Delete, Insert, Op, Store, Update
 from gateway.validation import Validator
@@ -70,12 +69,6 @@ log = logging.getLogger("gateway.jobs")
 
 # Set in a job's ``extra`` once its CSR passed the profile rules (ACME does it at finalize).
 POLICY_CHECKED = "checked"
-ACME_REVOCATION_REASONS = {0, 1, 3, 4, 5, 9}
-
-
-def serial_hex(cert: x509.Certificate) -> str:
-    """The serial number as lower-case hex, the form used for lookups."""
-    return format(cert.serial_number, "x")
 
 
 def chain_pem(leaf_der: bytes, chain_der: tuple[bytes, ...]) -> str:
@@ -115,6 +108,8 @@ class IssuanceService:
         self.approvals = approvals or ApprovalService(settings, store, clock, self.trail)
         self.health = health or CAHealth(connectors, clock, self.jobs.breaker_threshold,
                                          self.jobs.breaker_cooldown_seconds)
+        self.tasks = OperatorTasks(store, clock, self.trail)
+        self.revocation = RevocationService(store, clock, connectors, self.trail, self.tasks)
         self._running: dict[str, asyncio.Task[Order | None]] = {}
         self._claims: dict[str, Job] = {}  # order id → the job as claimed by this process
         self._done: dict[str, asyncio.Event] = {}
@@ -479,61 +474,4 @@ class IssuanceService:
     async def revoke(self, cert_der: bytes, reason: Any, account: Account | None,
                      jwk: dict[str, Any] | None) -> Certificate:
         """Revoke by the owning account's key or by the certificate's own key (§7.6)."""
-        code = self._reason(reason)
-        try:
-            leaf = x509.load_der_x509_certificate(cert_der)
-        except ValueError as exc:
-            raise GatewayError(ErrorKind.MALFORMED, "certificate is not a DER X.509 "
-                               "certificate") from exc
-        cert = await self.store.get_certificate_by_serial(serial_hex(leaf))
-        if cert is None or cert.leaf_der != cert_der:
-            raise GatewayError(ErrorKind.NOT_FOUND, "this certificate was not issued here")
-        try:
-            self._check_revoker(cert, leaf, account, jwk)
-        except GatewayError as exc:
-            await self.trail.record(
-                audit.UNAUTHORIZED, actor=audit.acme_actor(account.id) if account else "jwk",
-                ca=cert.ca, result=exc.kind.value, detail=exc.detail, request_id=cert.order_id,
-                extra={"serial": cert.serial})
-            raise
-        if cert.revoked_at is not None:
-            raise GatewayError(ErrorKind.ALREADY_REVOKED, "the certificate is already revoked")
-        try:
-            await self.connectors[cert.ca].revoke(cert_der, RevocationReason(code))
-        except AlreadyRevoked:
-            pass  # the CA knew already; record it here too
-        except RevocationUnsupported as exc:
-            raise GatewayError(ErrorKind.SERVER_INTERNAL,
-                               f"CA {cert.ca!r} cannot revoke through this gateway: {exc}") from exc
-        except ConnectorError as exc:
-            raise GatewayError(ErrorKind.CA_UNAVAILABLE, f"the CA could not revoke: {exc}",
-                               retry_after=30) from exc
-        revoked = replace(cert, revoked_at=self.clock.now(), revocation_reason=code)
-        actor = audit.acme_actor(account.id) if account is not None else "certificate-key"
-        await self.store.apply([Update(revoked), self.trail.event(
-            audit.REVOKED, actor=actor, ca=cert.ca, request_id=cert.order_id,
-            extra={"serial": cert.serial, "reason": code})])
-        return revoked
-
-    @staticmethod
-    def _reason(reason: Any) -> int:
-        if reason is None:
-            return 0
-        if not isinstance(reason, int) or isinstance(reason, bool) \
-                or reason not in ACME_REVOCATION_REASONS:
-            raise GatewayError(ErrorKind.BAD_REVOCATION_REASON,
-                               f"reason {reason!r} is not allowed; use one of "
-                               f"{sorted(ACME_REVOCATION_REASONS)}")
-        return reason
-
-    @staticmethod
-    def _check_revoker(cert: Certificate, leaf: x509.Certificate, account: Account | None,
-                       jwk: dict[str, Any] | None) -> None:
-        if account is not None and account.id == cert.account_id:
-            return
-        if jwk is not None and spki_sha256(jwk_public_key(jwk)) == spki_sha256(leaf.public_key()):
-            return
-        raise GatewayError(ErrorKind.UNAUTHORIZED,
-                           "only the account that ordered the certificate, or the holder of "
-                           "its private key, may revoke it")
-
+        return await self.revocation.revoke(cert_der, reason, account, jwk)

@@ -17,9 +17,9 @@ from cryptography import x509
 
 from connectors.adcs import CertsrvConnector, CertsrvSettings
 from connectors.ejbca import EjbcaConnector, EjbcaSettings
-from gateway import config
+from gateway import config, keys
 from gateway.app import create_app
-from tests.acme.conftest import FakeValidator
+from tests.acme.conftest import FakeValidator, eventually
 from tests.acme.flow import validate_all
 from tests.acmeclient import AcmeClient, b64, make_csr
 from tests.connectors.simulators import certsrv_options, ejbca_options
@@ -93,5 +93,43 @@ async def test_ca_outage_during_an_order_recovers(tmp_path: Path, aiohttp_client
         leaf = x509.load_pem_x509_certificates(pem.encode())[0]
         assert leaf.issuer == sim.ca.cert.subject
         assert len(sim.requests) == 1  # issued once, although the job ran several times
+    finally:
+        await sim.stop()
+
+
+async def test_a_lost_submission_answer_is_looked_up_not_resubmitted(
+        tmp_path: Path, aiohttp_client: Any) -> None:
+    sim = CertsrvSimulator(tmp_path / "certsrv", auth="basic")
+    await sim.start()
+    try:
+        settings = config.parse({
+            "server": {"data_dir": str(tmp_path / "gw")},
+            "acme": {"finalize_wait_seconds": 0.2},
+            "jobs": {"retry_base_seconds": 0.1, "retry_cap_seconds": 0.2,
+                     "scan_period_seconds": 0.05},
+            "cas": {"corp": {"type": "adcs"}},
+            "profiles": {"default": {"ca": "corp", "ca_params": {"template": "WebServer"}}},
+        }, "lost-answer-test")
+        options = certsrv_options(sim, "basic", timeout_seconds=0.5)
+        corp = CertsrvConnector("corp", CertsrvSettings.from_options(options, tmp_path, "corp"))
+        app = create_app(settings, validator=FakeValidator(), connectors={"corp": corp})
+        http = await aiohttp_client(app)
+        c = AcmeClient(http.session, str(http.make_url("/acme/directory")))
+        await c.start()
+        await c.register()
+        for name, mode in (("first.example.com", "auto"), ("lost.example.com", "lost")):
+            sim.mode = mode
+            order_url, order = await c.new_order([name])
+            await validate_all(c, order)
+            await c.post(order["finalize"], {"csr": b64(make_csr([name])[0])})
+            if mode == "lost":
+                async def gave_up() -> bool:  # the connector stopped waiting for the answer
+                    return app[keys.CORE].issuance.health.states["corp"].failures > 0  # type: ignore[no-any-return]
+
+                await eventually(gave_up)
+                sim.release()
+            done = await _wait_valid(c, order_url)
+            assert done["status"] == "valid", done
+        assert len(sim.requests) == 2  # the lost answer's request was found, not sent again
     finally:
         await sim.stop()
