@@ -57,7 +57,7 @@ def _connector(ca: CASettings, settings: Settings) -> Connector:
         from connectors.localca_settings import LocalCASettings
 
         options = dict(ca.options)
-        options.setdefault("public_base_url", settings.server.public_base_url())
+        options.setdefault("public_base_url", settings.server.pkix_base_url())
         return LocalCAConnector(ca.name, LocalCASettings.from_options(options, data_dir, ca.name))
     if ca.type == "adcs":
         from connectors.adcs import CertsrvConnector, CertsrvSettings

@@ -138,9 +138,14 @@ async def _serve(settings: config.Settings, role: ProcessRole, nonces: Nonces | 
         await web.TCPSite(runner, server.listen, server.http_port,
                           reuse_port=role.shared or None).start()
         urls.append(f"http://{_host(server.listen)}:{server.http_port}")
+    from gateway import pkix_listener
+
+    pkix_runner = await pkix_listener.start(app, server, role.shared)
     for url in urls if role.primary else ():
         print(f"ACME directory: {url}/acme/directory", flush=True)
         print(f"EST base:       {url}/.well-known/est/", flush=True)
+    if pkix_runner is not None and role.primary:
+        print(f"CRL/OCSP:       {server.pkix_base_url()}/pkix/ (plain HTTP)", flush=True)
     if role.shared:
         log.info("worker %d of %d serving", role.index + 1, role.count)
     # Everything made at start-up lives for the whole run: moving it out of the
@@ -159,6 +164,8 @@ async def _serve(settings: config.Settings, role: ProcessRole, nonces: Nonces | 
     await stop.wait()
     log.info("shutting down")
     await runner.cleanup()
+    if pkix_runner is not None:
+        await pkix_runner.cleanup()
     return 0
 
 

@@ -62,7 +62,7 @@ def local_ca_settings(settings: Settings, name: str) -> LocalCASettings:
             f"[cas.{name}] is of type {ca.type!r}; these commands manage local CAs only"
         )
     options = dict(ca.options)
-    options.setdefault("public_base_url", settings.server.public_base_url())
+    options.setdefault("public_base_url", settings.server.pkix_base_url())
     return LocalCASettings.from_options(options, settings.server.data_dir, name)
 
 

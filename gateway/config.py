@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from connectors.base import CLIENT_AUTH, SERVER_AUTH
 from gateway.errors import ConfigError
@@ -139,6 +140,22 @@ class ServerSettings:
     log_level: str = "info"
     access_log: bool = True
     shutdown_timeout_seconds: float = 10.0
+    # Plain-HTTP listener serving only /pkix/ (CRLs, OCSP) for relying parties (0 = off).
+    pkix_http_port: int = 8080
+
+    def pkix_base_url(self) -> str:
+        """Base of the CRL and OCSP URLs in certificates: plain http:// on the /pkix/ listener.
+
+        RFC 5280 practice: relying parties fetch CRLs and OCSP over http://, without
+        having to trust the gateway's own TLS certificate first.
+        """
+        if not self.pkix_http_port:
+            return self.public_base_url()
+        host = (urlsplit(self.base_url).hostname if self.base_url else None) or self.listen
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"  # a wildcard address is no URL; set public_base_url instead
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.pkix_http_port}"
 
     def public_base_url(self) -> str:
         """The URL clients reach the gateway at, without a trailing slash."""
@@ -289,6 +306,7 @@ def _server(t: Table) -> ServerSettings:
         log_level=level,
         access_log=t.bool("access_log", True),
         shutdown_timeout_seconds=t.float("shutdown_timeout_seconds", 10.0),
+        pkix_http_port=t.int("pkix_http_port", 8080, 0, 65535),
     )
     if not settings.https_port and not settings.http_port:
         raise t.error("https_port", "at least one of https_port and http_port must be non-zero")

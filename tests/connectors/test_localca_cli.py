@@ -34,9 +34,10 @@ def test_init_then_info(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert cli.main(["--config", str(config), "ca", "info", "--ca", "edge"]) == 0
     out = capsys.readouterr().out
     assert "(ec-p384) — ok" in out and "CN=Edge CA,O=Example" in out
+    # plain http:// on the /pkix/ listener (default port 8080), not the API's listener
     assert (
-        "http://127.0.0.1:8081/pkix/edge/crl" in out
-        and "http://127.0.0.1:8081/pkix/edge/ocsp" in out
+        "http://127.0.0.1:8080/pkix/edge/crl" in out
+        and "http://127.0.0.1:8080/pkix/edge/ocsp" in out
     )
 
 

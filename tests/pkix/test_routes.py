@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -103,8 +105,19 @@ async def test_ocsp_get_form(aiohttp_client: MakeClient, ca: LocalCAConnector) -
     encoded = quote(base64.b64encode(ocsp_request_der(leaf, issuer)).decode(), safe="")
     resp = await client.get(f"/pkix/test/ocsp/{encoded}")
     assert resp.status == 200
-    answer = ocsp.load_der_ocsp_response(await resp.read())
+    der = await resp.read()
+    answer = ocsp.load_der_ocsp_response(der)
     assert answer.certificate_status == ocsp.OCSPCertStatus.GOOD
+    # RFC 5019 §6.2: cacheable up to nextUpdate (60 minutes by default), with validators
+    assert answer.next_update_utc is not None
+    cache = resp.headers["Cache-Control"]
+    max_age = int(cache.split("max-age=")[1].split(",")[0])
+    assert 3500 < max_age <= 3600 and "public" in cache and "must-revalidate" in cache
+    assert parsedate_to_datetime(resp.headers["Expires"]) == \
+        answer.next_update_utc.replace(microsecond=0)
+    assert parsedate_to_datetime(resp.headers["Last-Modified"]) == \
+        answer.this_update_utc.replace(microsecond=0)
+    assert resp.headers["ETag"] == '"' + hashlib.sha1(der).hexdigest() + '"'
 
 
 async def test_ocsp_unknown_for_other_issuer_and_unissued_serial(
@@ -148,6 +161,7 @@ async def test_malformed_ocsp_requests(
         ocsp.load_der_ocsp_response(await resp.read()).response_status
         == ocsp.OCSPResponseStatus.MALFORMED_REQUEST
     )
+    assert resp.headers["Cache-Control"] == "no-store"  # never cache an error
 
 
 async def test_wrong_media_type_and_unknown_ca(
