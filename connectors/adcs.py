@@ -54,7 +54,6 @@ EDITF_ATTRIBUTESUBJECTALTNAME2 flag, which is a known privilege-escalation hole.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import ssl
 from collections.abc import Mapping
@@ -63,8 +62,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import load_der_x509_csr
 
 from connectors import adcs_pages as pages
@@ -87,6 +85,7 @@ from connectors.base import (
     RevocationReason,
     RevocationUnsupported,
     SubmissionInDoubt,
+    public_key_id,
 )
 from connectors.http_common import HttpPolicy, TlsSettings, order_chain, translate, with_retries
 from connectors.secrets import OptionReader
@@ -328,7 +327,7 @@ class CertsrvConnector:
             return await self._fetch_issued(value)
         if kind != "after" or not value.isdigit() or int(value) == 0:
             return None
-        return await self._scan(int(value), _key_id(request.csr_der, csr=True))
+        return await self._scan(int(value), public_key_id(request.csr_der, csr=True))
 
     async def _rescan(self, ref: str) -> IssueResult:
         _, after, key_id = ref.split(":", 2)
@@ -349,7 +348,7 @@ class CertsrvConnector:
             reply = await self._read(f"lookup of request {req_id}",
                                      f"certnew.cer?ReqID={req_id}&Enc=b64")
             if reply.content_type in _CERT_TYPES:
-                if _key_id(pages.parse_cert(reply.body)) == key_id:
+                if public_key_id(pages.parse_cert(reply.body)) == key_id:
                     self._high_water = max(self._high_water, req_id)
                     return await self._fetch_issued(str(req_id))
                 continue
@@ -386,11 +385,3 @@ class CertsrvConnector:
     async def check(self) -> None:
         """Authenticate and read certcarc.asp; raise when that fails."""
         await self._renewals()
-
-
-
-def _key_id(der: bytes, csr: bool = False) -> str:
-    """SHA-256 of the SubjectPublicKeyInfo of a CSR or certificate, hex."""
-    obj = load_der_x509_csr(der) if csr else x509.load_der_x509_certificate(der)
-    spki = obj.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(spki).hexdigest()

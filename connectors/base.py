@@ -18,10 +18,14 @@ reason.
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 
 class RevocationReason(enum.IntEnum):
@@ -144,6 +148,17 @@ class RevocationUnsupported(ConnectorError):
 
 class AlreadyRevoked(ConnectorError):
     """The CA reports that the certificate is already revoked."""
+
+
+def public_key_id(der: bytes, csr: bool = False) -> str:
+    """SHA-256 (hex) of the SubjectPublicKeyInfo of a DER certificate, or CSR with ``csr``.
+
+    How a connector recognises, among a CA's certificates, the one that answers
+    a CSR whose submission lost its answer.
+    """
+    obj = x509.load_der_x509_csr(der) if csr else x509.load_der_x509_certificate(der)
+    spki = obj.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(spki).hexdigest()
 
 
 @runtime_checkable

@@ -133,3 +133,40 @@ async def test_a_lost_submission_answer_is_looked_up_not_resubmitted(
         assert len(sim.requests) == 2  # the lost answer's request was found, not sent again
     finally:
         await sim.stop()
+
+
+async def test_an_ejbca_approval_is_finalized_once(tmp_path: Path, aiohttp_client: Any) -> None:
+    sim = EjbcaSimulator(tmp_path / "ejbca", mode="approval")
+    await sim.start()
+    try:
+        settings = config.parse({
+            "server": {"data_dir": str(tmp_path / "gw")},
+            "acme": {"finalize_wait_seconds": 0.2},
+            "jobs": {"scan_period_seconds": 0.05},
+            "cas": {"ej": {"type": "ejbca"}},
+            "profiles": {"default": {"ca": "ej"}},
+        }, "ejbca-approval-test")
+        options = ejbca_options(sim, poll_interval_seconds=1.0)
+        ej = EjbcaConnector("ej", EjbcaSettings.from_options(options, tmp_path, "ej"))
+        app = create_app(settings, validator=FakeValidator(), connectors={"ej": ej})
+        http = await aiohttp_client(app)
+        c = AcmeClient(http.session, str(http.make_url("/acme/directory")))
+        await c.start()
+        await c.register()
+        order_url, order = await c.new_order(["approved.example.com"])
+        await validate_all(c, order)
+        csr = make_csr(["approved.example.com"])[0]
+        _, body = await c.post(order["finalize"], {"csr": b64(csr)})
+        assert body["status"] == "processing"
+
+        async def polled() -> bool:  # the job asks EJBCA while the approval waits
+            return sim.finalize_calls >= 1
+
+        await eventually(polled)
+        sim.approve(next(iter(sim.entities)))
+        done = await _wait_valid(c, order_url)
+        assert done["status"] == "valid", done
+        assert sim.enroll_calls == 1 and len(sim.approvals) == 1  # one request, finalized once
+        assert sum(len(e.serials) for e in sim.entities.values()) == 1
+    finally:
+        await sim.stop()
