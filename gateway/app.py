@@ -126,7 +126,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     if settings.admin.token:  # no token configured: no admin API at all
         app.add_subapp("/admin/", admin_app(settings.admin.token))
     metrics = app[keys.METRICS] = Metrics(lambda: _in_flight(app),
-                                          shared_dir=role.metrics_dir if role else None)
+                                          shared_dir=role.metrics_dir if role else None,
+                                          ca_states=lambda: _ca_states(app))
     app.cleanup_ctx.append(metrics.publishing)
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
@@ -169,11 +170,16 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: every CA connector reports healthy."""
-    health = await request.app[keys.CORE].ready()
-    ok = all(v == "ok" for v in health.values())
+    """Readiness: every CA is up (per its last probe or call); per-CA state in the body."""
+    health = request.app[keys.CORE].ready()
+    ok = all(v["state"] == "up" for v in health.values())
     return web.json_response({"status": "ok" if ok else "degraded", "cas": health},
                              status=200 if ok else 503)
+
+
+def _ca_states(app: web.Application) -> dict[str, dict[str, Any]]:
+    core = app.get(keys.CORE)
+    return core.ready() if core is not None else {}
 
 
 class _Resources:

@@ -247,6 +247,8 @@ class JobSettings:
     # Consecutive failures of one CA that open its circuit (0: never), and for how long.
     breaker_threshold: int = 5
     breaker_cooldown_seconds: float = 60.0
+    # How often every CA is asked whether it is usable (0: only at start).
+    health_probe_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -445,6 +447,7 @@ def _jobs(t: Table) -> JobSettings:
         claim_seconds=t.float("claim_seconds", 300.0, 1.0),
         breaker_threshold=t.int("breaker_threshold", 5, 0, 1000),
         breaker_cooldown_seconds=t.float("breaker_cooldown_seconds", 60.0, 0.01),
+        health_probe_seconds=t.float("health_probe_seconds", 30.0),
     )
     if jobs.retry_cap_seconds < jobs.retry_base_seconds:
         raise t.error("retry_cap_seconds", "must be at least retry_base_seconds")

@@ -8,17 +8,26 @@ without spending their own error budget, so a CA in maintenance is not hammered
 by every waiting order. The first call after the cooldown is the probe: an
 answer closes the circuit, a failure opens it for another cooldown.
 
-The same state feeds ``/readyz``, ``/metrics`` and ``acme-gateway ca status``.
+Each CA is also probed (``check()``) at start and every
+``[jobs] health_probe_seconds`` (:class:`HealthProber`). The same state feeds
+``/readyz`` and ``/metrics``; ``acme-gateway ca status`` probes on its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from connectors.base import Connector
 from gateway.core.clock import Clock
+
+log = logging.getLogger("gateway.health")
+# A CA that takes longer than this to answer a health check counts as down.
+PROBE_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass
@@ -88,3 +97,57 @@ class CAHealth:
     def is_up(self, ca: str) -> bool:
         """Whether ``ca`` answered last time it was asked."""
         return self._state(ca).up
+
+    def report(self, jobs_waiting: Mapping[str, int]) -> dict[str, dict[str, Any]]:
+        """Every CA's state with its jobs waiting, for /readyz and the CLI."""
+        return {name: state.as_dict(jobs_waiting.get(name, 0))
+                for name, state in sorted(self.states.items())}
+
+
+class HealthProber:
+    """Asks every CA ``check()`` at start and every ``period`` seconds, feeding :class:`CAHealth`.
+
+    A probe that fails counts like a failed CA call (it may open the circuit);
+    one that succeeds closes it, so jobs resume as soon as the CA is back.
+    """
+
+    def __init__(self, connectors: Mapping[str, Connector], health: CAHealth, period: float,
+                 timeout: float = PROBE_TIMEOUT_SECONDS) -> None:
+        self.connectors = connectors
+        self.health = health
+        self.period = period
+        self.timeout = timeout
+        self._task: asyncio.Task[None] | None = None
+
+    async def probe_once(self) -> None:
+        """Probe every CA once, concurrently."""
+        await asyncio.gather(*(self._probe(n, c) for n, c in self.connectors.items()))
+
+    async def _probe(self, name: str, connector: Connector) -> None:
+        try:
+            await asyncio.wait_for(connector.check(), self.timeout)
+        except Exception as exc:  # any failure is the CA's state, never the prober's end
+            self.health.failed(name, str(exc) or type(exc).__name__)
+            return
+        self.health.answered(name)
+
+    def start(self) -> None:
+        """Probe now and then periodically (``period`` 0: only now)."""
+        self._task = asyncio.create_task(self._loop(), name="ca-health")
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.probe_once()
+            except Exception:  # keep probing whatever happened
+                log.exception("probing the CAs failed")
+            if not self.period:
+                return
+            await asyncio.sleep(self.period)
+
+    async def stop(self) -> None:
+        """Stop probing."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None

@@ -17,6 +17,7 @@ import asyncio
 import functools
 import logging
 import ssl
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -110,6 +111,8 @@ class IssuanceService:
                                          self.jobs.breaker_cooldown_seconds)
         self.tasks = OperatorTasks(store, clock, self.trail)
         self.revocation = RevocationService(store, clock, connectors, self.trail, self.tasks)
+        # Orders whose job waits on its CA (pending, or retrying after a failure) → the CA.
+        self.waiting: dict[str, str] = {}
         self._running: dict[str, asyncio.Task[Order | None]] = {}
         self._claims: dict[str, Job] = {}  # order id → the job as claimed by this process
         self._done: dict[str, asyncio.Event] = {}
@@ -120,6 +123,10 @@ class IssuanceService:
     def in_flight(self) -> int:
         """CA jobs running now in this process."""
         return len(self._running)
+
+    def jobs_waiting(self) -> dict[str, int]:
+        """Jobs this process knows to be waiting on each CA."""
+        return dict(Counter(self.waiting.values()))
 
     # -- finalize --------------------------------------------------------------------
 
@@ -307,6 +314,7 @@ class IssuanceService:
             return None
         blocked = self.health.blocked_until(profile.ca)
         if blocked is not None:  # the CA's circuit is open: wait without calling it
+            self.waiting[order.id] = profile.ca
             await self.store.apply([Update(budgets.deferred(job, blocked))])
             return None
         try:
@@ -405,6 +413,7 @@ class IssuanceService:
         if isinstance(result, Issued):
             return await self._store_issued(order, job, result, ca)
         if isinstance(result, Pending):
+            self.waiting[order.id] = ca
             await self.store.apply([Update(budgets.after_pending(job, result, now, self.jobs))])
         elif isinstance(result, Rejected):
             await self._fail(order, job, ErrorKind.UNAUTHORIZED,
@@ -417,6 +426,7 @@ class IssuanceService:
         hint = exc.hint if isinstance(exc, SubmissionInDoubt) else None
         again = budgets.after_failure(job, str(exc), retryable, self.clock.now(), self.jobs, hint)
         if again is not None:
+            self.waiting[order.id] = ca
             log.warning("CA call for order %s failed (%d in a row), retrying at %s: %s",
                         order.id, again.attempts, again.run_at, exc)
             await self.store.apply([Update(again)])
@@ -426,6 +436,7 @@ class IssuanceService:
 
     async def _fail(self, order: Order, job: Job, kind: ErrorKind, detail: str,
                     event: str | None = audit.FAILED) -> None:
+        self.waiting.pop(order.id, None)
         failed = order.moved(INVALID, error=problem_dict(kind, detail))
         ops: list[Op] = [Update(failed, expect=PROCESSING), Delete(job)]
         if event is not None:
@@ -450,6 +461,7 @@ class IssuanceService:
             chain_pem=chain_pem(issued.leaf_der, issued.chain_der),
             not_before=leaf.not_valid_before_utc, not_after=leaf.not_valid_after_utc,
             spki_sha256=spki_sha256(leaf_key), ca=ca)
+        self.waiting.pop(order.id, None)
         done = order.moved(VALID, certificate_id=cert.id)
         lifetime = (cert.not_after - cert.not_before).total_seconds()
         facts = {"serial": cert.serial, "validity_days": round(lifetime / 86400, 2),

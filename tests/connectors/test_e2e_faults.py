@@ -69,7 +69,7 @@ async def test_ca_outage_during_an_order_recovers(tmp_path: Path, aiohttp_client
             "server": {"data_dir": str(tmp_path / "gw")},
             "acme": {"finalize_wait_seconds": 0.5},
             "jobs": {"retry_base_seconds": 0.1, "retry_cap_seconds": 0.2, "max_attempts": 100,
-                     "scan_period_seconds": 0.05},
+                     "scan_period_seconds": 0.05, "breaker_cooldown_seconds": 0.2},
             "cas": {"corp": {"type": "adcs"}},
             "profiles": {"default": {"ca": "corp", "ca_params": {"template": "WebServer"}}},
         }, "outage-test")

@@ -61,3 +61,18 @@ def test_unknown_or_foreign_ca_name(tmp_path: Path, capsys: pytest.CaptureFixtur
     config = _config(tmp_path)
     assert cli.main(["--config", str(config), "ca", "info", "--ca", "nope"]) == 1
     assert "no [cas.nope]; configured: edge" in capsys.readouterr().err
+
+
+def test_ca_status_probes_every_ca(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.e2e.harness import free_port
+
+    password = tmp_path / "pw"
+    password.write_text("secret\n")
+    config = _config(tmp_path)
+    config.write_text(config.read_text() + (
+        f'\n[cas.corp]\ntype = "adcs"\nurl = "https://127.0.0.1:{free_port()}/certsrv"\n'
+        f'auth = "basic"\nusername = "svc"\npassword_file = "{password}"\nretries = 0\n'))
+    assert cli.main(["--config", str(config), "ca", "status"]) == 1  # one CA is down
+    out = capsys.readouterr().out
+    assert "edge: up  jobs waiting 0" in out
+    assert "corp: down  jobs waiting 0" in out and "cannot connect to 127.0.0.1" in out

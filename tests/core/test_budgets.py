@@ -9,8 +9,6 @@ import pytest
 from connectors.base import Pending
 from gateway.config import JobSettings
 from gateway.core import budgets
-from gateway.core.ca_health import CAHealth
-from gateway.core.clock import FakeClock
 from gateway.core.models import Job
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -61,18 +59,3 @@ def test_the_wait_expires_only_after_the_profile_maximum() -> None:
     assert budgets.wait_expired(job, NOW + timedelta(hours=169), timedelta(hours=168))
     assert not budgets.wait_expired(Job(id="j", order_id="o"), NOW + timedelta(days=99),
                                     timedelta(hours=1))  # never pending: no wait budget
-
-
-def test_the_circuit_opens_after_the_threshold_and_an_answer_closes_it() -> None:
-    clock = FakeClock()
-    health = CAHealth(["corp"], clock, threshold=3, cooldown_seconds=60)
-    for _ in range(2):
-        health.failed("corp", "HTTP 503")
-    assert health.blocked_until("corp") is None and not health.is_up("corp")
-    health.failed("corp", "HTTP 503")
-    assert health.blocked_until("corp") == clock.now() + timedelta(seconds=60)
-    clock.advance(61)
-    assert health.blocked_until("corp") is None  # the probe may go
-    health.answered("corp")
-    state = health.states["corp"]
-    assert state.up and state.failures == 0 and state.open_until is None
