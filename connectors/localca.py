@@ -117,7 +117,8 @@ def make_backend(settings: LocalCASettings) -> KeyBackend:
     if settings.pkcs11 is not None:
         from connectors.pkcs11_keys import Pkcs11KeyBackend
 
-        backend: KeyBackend = Pkcs11KeyBackend(settings.pkcs11, settings.key_type)
+        backend: KeyBackend = Pkcs11KeyBackend(settings.pkcs11, settings.key_type,
+                                               lock_path=settings.dir / "pkcs11.lock")
         return backend
     return FileKeyBackend(settings.dir / "ca.key.pem", settings.key_type)
 
