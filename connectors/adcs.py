@@ -86,6 +86,7 @@ from connectors.base import (
     RevocationUnsupported,
     SubmissionInDoubt,
     public_key_id,
+    starting,
 )
 from connectors.http_common import HttpPolicy, TlsSettings, order_chain, translate, with_retries
 from connectors.secrets import OptionReader
@@ -173,7 +174,11 @@ class CertsrvConnector:
         self._high_water = 0  # the highest AD CS request id seen: where a lost one may be
 
     async def start(self) -> None:
-        """Build the TLS context and the authenticated transport."""
+        """Build the TLS context and the authenticated transport; failures in one line."""
+        with starting(self.name):
+            self._start()
+
+    def _start(self) -> None:
         s = self.settings
         ctx = s.tls.ssl_context(f"[cas.{self.name}]")
         headers = {"User-Agent": s.user_agent}

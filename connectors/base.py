@@ -17,9 +17,10 @@ reason.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
@@ -148,6 +149,28 @@ class RevocationUnsupported(ConnectorError):
 
 class AlreadyRevoked(ConnectorError):
     """The CA reports that the certificate is already revoked."""
+
+
+@contextlib.contextmanager
+def starting(name: str) -> Iterator[None]:
+    """Around a connector's ``start()``: any failure leaves as one line naming CA and cause.
+
+    A connector error keeps its class (and words); anything else (a missing
+    file, a library error) becomes a :class:`CAConfigError`. Either way the
+    message is a single line that starts with ``[cas.NAME]``, as an operator
+    reads it when the gateway refuses to start.
+    """
+    try:
+        yield
+    except ConnectorError as exc:
+        text = " ".join(str(exc).split())
+        if text.startswith(f"[cas.{name}]"):
+            raise
+        exc.args = (f"[cas.{name}] cannot start: {text}",)
+        raise
+    except Exception as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise CAConfigError(f"[cas.{name}] cannot start: {type(exc).__name__}: {text}") from exc
 
 
 def public_key_id(der: bytes, csr: bool = False) -> str:

@@ -79,6 +79,7 @@ from connectors.base import (
     RevocationUnsupported,
     SubmissionInDoubt,
     public_key_id,
+    starting,
 )
 from connectors.ejbca_wire import (
     REASONS,
@@ -159,7 +160,11 @@ class EjbcaConnector:
         self._code_key = b""
 
     async def start(self) -> None:
-        """Load the client certificate, the enrollment-code key, and open the session."""
+        """Load the client certificate and code key, open the session; errors in one line."""
+        with starting(self.name):
+            self._start()
+
+    def _start(self) -> None:
         ctx = self.settings.tls.ssl_context(f"[cas.{self.name}]")
         self._code_key = _code_key(self.settings.code_key_file)
         connector = aiohttp.TCPConnector(ssl=ctx, limit=32)

@@ -47,6 +47,7 @@ from connectors.base import (
     IssueResult,
     Rejected,
     RevocationReason,
+    starting,
 )
 from connectors.localca_certs import (
     CAIdentity,
@@ -154,7 +155,14 @@ class LocalCAConnector:
         return self.settings.dir / "ca.pem"
 
     async def start(self) -> None:
-        """Open the key and ledger; create a file-backed CA on first start; publish a CRL."""
+        """Open the key and ledger; create a file-backed CA on first start; publish a CRL.
+
+        A failure leaves as one line naming the CA and the cause.
+        """
+        with starting(self.name):
+            await self._start()
+
+    async def _start(self) -> None:
         self.settings.dir.mkdir(parents=True, exist_ok=True)
         file_backend = self.settings.pkcs11 is None
         # A file CA is created on first start; a token CA only by `ca init`, deliberately.
