@@ -54,13 +54,13 @@ from connectors.localca_certs import (
     LeafTemplate,
     LeafURLs,
     build_crl,
-    ca_name,
+    is_self_signed,
     leaf_builder,
     load_chain_pem,
-    self_signed_ca,
 )
 from connectors.localca_keys import FileKeyBackend, KeyBackend, hash_for, key_type_of
 from connectors.localca_ocsp import OCSPResponder
+from connectors.localca_root import chain_pem, new_ca_certificates
 from connectors.localca_settings import LocalCASettings, Pkcs11Settings
 from connectors.localca_store import CALedger
 
@@ -148,6 +148,7 @@ class LocalCAConnector:
         self._crl_lock = asyncio.Lock()  # one CRL check or signature at a time in this process
         self._refresher: asyncio.Task[None] | None = None
         self._ocsp: OCSPResponder | None = None
+        self._issued_chain: tuple[bytes, ...] = ()  # what clients get above their leaf
 
     @property
     def cert_path(self) -> Path:
@@ -170,6 +171,7 @@ class LocalCAConnector:
         try:
             ca = await self._load_or_create_ca(file_backend)
             self._template = LeafTemplate.of(ca, self._urls)
+            self._issued_chain = _chain_for_clients(ca)
             await self.ledger.open()
             self._ocsp = OCSPResponder(self.settings, ca, self.backend, self.ledger, self.clock)
             await self._ocsp.start()
@@ -180,7 +182,6 @@ class LocalCAConnector:
         self._refresher = asyncio.create_task(self._refresh_loop(), name=f"localca-{self.name}-crl")
 
     async def _load_or_create_ca(self, may_create: bool) -> CAIdentity:
-        hash_alg = hash_for(self.settings.key_type)
         if not self.cert_path.exists():
             if not may_create:
                 raise CAConfigError(
@@ -188,15 +189,8 @@ class LocalCAConnector:
                     f"`acme-gateway ca init --ca {self.name}` "
                     "(then `ca import-cert` when an external root signs it)"
                 )
-            subject = ca_name(self.settings.common_name, self.settings.organization)
-            key = self.backend.signing_key()
-            pub = self.backend.public_key()
-            cert = await self.backend.run(
-                lambda: self_signed_ca(
-                    key, pub, subject, self.clock(), self.settings.ca_validity, hash_alg
-                )
-            )
-            self.cert_path.write_bytes(cert.public_bytes(Encoding.PEM))
+            certs = await new_ca_certificates(self.settings, self.backend, self.clock())
+            self.cert_path.write_bytes(chain_pem(certs))
         return self._load_ca()
 
     def _load_ca(self) -> CAIdentity:
@@ -238,7 +232,7 @@ class LocalCAConnector:
         await self.ledger.record_issued(
             cert.serial_number, cert.not_valid_after_utc, request.request_id
         )
-        return Issued(cert.public_bytes(Encoding.DER), (ca.cert_der, *ca.chain_der))
+        return Issued(cert.public_bytes(Encoding.DER), self._issued_chain)
 
     async def poll(self, ref: str) -> IssueResult:
         """Nothing is ever pending at the local CA."""
@@ -400,3 +394,13 @@ class LocalCAConnector:
             except ConnectorError as exc:
                 # The published CRL stays valid until its nextUpdate; try again next period.
                 log.warning("local CA %s: CRL refresh failed: %s", self.name, exc)
+
+
+def _chain_for_clients(ca: CAIdentity) -> tuple[bytes, ...]:
+    """The issuing CA and any intermediates, never a root above it (clients hold roots).
+
+    A single-tier CA is its own root and is sent, as it always was.
+    """
+    above = tuple(der for der in ca.chain_der
+                  if not is_self_signed(x509.load_der_x509_certificate(der)))
+    return (ca.cert_der, *above)

@@ -166,6 +166,10 @@ class Pkcs11KeyBackend:
             ) from None
         try:
             return token.open(rw=True, user_pin=s.pin)
+        except pkcs11.UserAlreadyLoggedIn:
+            # Another session of this process is logged in (the issuing key while the
+            # root key signs): PKCS#11 logins are per application, so this one is too.
+            return token.open(rw=True)
         except pkcs11.PinIncorrect:
             raise CAConfigError(
                 f"the PIN for token {s.token_label!r} is wrong; fix the file or variable "
