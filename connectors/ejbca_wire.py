@@ -149,19 +149,31 @@ class ApprovalRef:
 
     def to_ref(self) -> str:
         """An opaque, compact reference."""
-        raw = json.dumps(asdict(self), separators=(",", ":")).encode()
-        return "ejbca2." + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return _pack("ejbca2", asdict(self))
 
     @classmethod
     def from_ref(cls, ref: str) -> ApprovalRef:
         """Parse a reference made by :meth:`to_ref`."""
-        payload = ref.removeprefix("ejbca2.")
         try:
-            doc: dict[str, Any] = json.loads(
-                base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-            return cls(**doc)
+            return cls(**_unpack("ejbca2", ref))
         except (ValueError, TypeError) as exc:
             raise CAConfigError(f"{ref[:40]!r} is not a pending EJBCA approval") from exc
+
+
+def _pack(prefix: str, doc: dict[str, Any]) -> str:
+    raw = json.dumps(doc, separators=(",", ":")).encode()
+    return f"{prefix}." + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unpack(prefix: str, ref: str) -> dict[str, Any]:
+    """The document of a packed reference; ValueError when it is not one of ``prefix``."""
+    found, _, payload = ref.partition(".")
+    if found != prefix:
+        raise ValueError(found)
+    doc = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    if not isinstance(doc, dict):
+        raise ValueError("not an object")
+    return doc
 
 
 @dataclass(frozen=True)
@@ -178,20 +190,13 @@ class EnrollParams:
 
     def to_ref(self) -> str:
         """An opaque, compact reference (no secret inside: only where the code is kept)."""
-        raw = json.dumps(asdict(self), separators=(",", ":")).encode()
-        return "ejbca1." + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return _pack("ejbca1", asdict(self))
 
     @classmethod
     def from_ref(cls, ref: str) -> EnrollParams:
         """Parse a reference made by :meth:`to_ref`."""
-        prefix, _, payload = ref.partition(".")
         try:
-            if prefix != "ejbca1":
-                raise ValueError(prefix)
-            doc: dict[str, Any] = json.loads(
-                base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-            )
-            return cls(**doc)
+            return cls(**_unpack("ejbca1", ref))
         except (ValueError, TypeError) as exc:
             raise CAConfigError(f"{ref[:40]!r} is not a pending EJBCA reference") from exc
 

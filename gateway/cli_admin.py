@@ -214,12 +214,9 @@ def _tasks(store: Store) -> OperatorTasks:
 
 async def tasks_list(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     """``tasks list``."""
-    tasks = await _tasks(store).open_tasks()
-    if not tasks:
-        print("no open operator tasks")
-    for t in tasks:
-        print(f"{t.id}  {t.kind}  ca {t.ca}  serial {t.serial}  since {t.opened_at}\n"
-              f"    {t.instructions}")
+    lines = [f"{t.id}  {t.kind}  ca {t.ca}  serial {t.serial}  since {t.opened_at}\n"
+             f"    {t.instructions}" for t in await _tasks(store).open_tasks()]
+    print("\n".join(lines) or "no open operator tasks")
     return 0
 
 

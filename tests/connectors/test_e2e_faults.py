@@ -17,16 +17,17 @@ from cryptography import x509
 
 from connectors.adcs import CertsrvConnector, CertsrvSettings
 from connectors.ejbca import EjbcaConnector, EjbcaSettings
-from gateway import config, keys
-from gateway.app import create_app
-from tests.acme.conftest import FakeValidator, eventually
+from gateway import keys
+from tests.acme.conftest import eventually
 from tests.acme.flow import validate_all
 from tests.acmeclient import AcmeClient, b64, make_csr
-from tests.connectors.simulators import certsrv_options, ejbca_options
+from tests.connectors.simulators import acme_through, certsrv_options, ejbca_options
 from tests.est import support
 from tests.est.support import Manufacturer, certs_of, est_section, running_gateway
 from tests.fakes.certsrv import CertsrvSimulator
 from tests.fakes.ejbca import EjbcaSimulator
+
+WEB = {"template": "WebServer"}
 
 
 async def test_est_enroll_through_ejbca(tmp_path: Path) -> None:
@@ -65,21 +66,12 @@ async def test_ca_outage_during_an_order_recovers(tmp_path: Path, aiohttp_client
     sim = CertsrvSimulator(tmp_path / "certsrv", mode="down", auth="basic")
     await sim.start()
     try:
-        settings = config.parse({
-            "server": {"data_dir": str(tmp_path / "gw")},
-            "acme": {"finalize_wait_seconds": 0.5},
-            "jobs": {"retry_base_seconds": 0.1, "retry_cap_seconds": 0.2, "max_attempts": 100,
-                     "scan_period_seconds": 0.05, "breaker_cooldown_seconds": 0.2},
-            "cas": {"corp": {"type": "adcs"}},
-            "profiles": {"default": {"ca": "corp", "ca_params": {"template": "WebServer"}}},
-        }, "outage-test")
         options = certsrv_options(sim, "basic")
         corp = CertsrvConnector("corp", CertsrvSettings.from_options(options, tmp_path, "corp"))
-        app = create_app(settings, validator=FakeValidator(), connectors={"corp": corp})
-        http = await aiohttp_client(app)
-        c = AcmeClient(http.session, str(http.make_url("/acme/directory")))
-        await c.start()
-        await c.register()
+        _, c = await acme_through(
+            aiohttp_client, tmp_path, corp, "adcs", WEB, acme={"finalize_wait_seconds": 0.5},
+            jobs={"retry_base_seconds": 0.1, "retry_cap_seconds": 0.2, "max_attempts": 100,
+                  "scan_period_seconds": 0.05, "breaker_cooldown_seconds": 0.2})
         order_url, order = await c.new_order(["outage.example.com"])
         await validate_all(c, order)
         csr, _ = make_csr(["outage.example.com"])
@@ -102,21 +94,12 @@ async def test_a_lost_submission_answer_is_looked_up_not_resubmitted(
     sim = CertsrvSimulator(tmp_path / "certsrv", auth="basic")
     await sim.start()
     try:
-        settings = config.parse({
-            "server": {"data_dir": str(tmp_path / "gw")},
-            "acme": {"finalize_wait_seconds": 0.2},
-            "jobs": {"retry_base_seconds": 0.1, "retry_cap_seconds": 0.2,
-                     "scan_period_seconds": 0.05},
-            "cas": {"corp": {"type": "adcs"}},
-            "profiles": {"default": {"ca": "corp", "ca_params": {"template": "WebServer"}}},
-        }, "lost-answer-test")
         options = certsrv_options(sim, "basic", timeout_seconds=0.5)
         corp = CertsrvConnector("corp", CertsrvSettings.from_options(options, tmp_path, "corp"))
-        app = create_app(settings, validator=FakeValidator(), connectors={"corp": corp})
-        http = await aiohttp_client(app)
-        c = AcmeClient(http.session, str(http.make_url("/acme/directory")))
-        await c.start()
-        await c.register()
+        app, c = await acme_through(
+            aiohttp_client, tmp_path, corp, "adcs", WEB, acme={"finalize_wait_seconds": 0.2},
+            jobs={"retry_base_seconds": 0.1, "retry_cap_seconds": 0.2,
+                  "scan_period_seconds": 0.05})
         for name, mode in (("first.example.com", "auto"), ("lost.example.com", "lost")):
             sim.mode = mode
             order_url, order = await c.new_order([name])
@@ -139,20 +122,11 @@ async def test_an_ejbca_approval_is_finalized_once(tmp_path: Path, aiohttp_clien
     sim = EjbcaSimulator(tmp_path / "ejbca", mode="approval")
     await sim.start()
     try:
-        settings = config.parse({
-            "server": {"data_dir": str(tmp_path / "gw")},
-            "acme": {"finalize_wait_seconds": 0.2},
-            "jobs": {"scan_period_seconds": 0.05},
-            "cas": {"ej": {"type": "ejbca"}},
-            "profiles": {"default": {"ca": "ej"}},
-        }, "ejbca-approval-test")
         options = ejbca_options(sim, poll_interval_seconds=1.0)
         ej = EjbcaConnector("ej", EjbcaSettings.from_options(options, tmp_path, "ej"))
-        app = create_app(settings, validator=FakeValidator(), connectors={"ej": ej})
-        http = await aiohttp_client(app)
-        c = AcmeClient(http.session, str(http.make_url("/acme/directory")))
-        await c.start()
-        await c.register()
+        _, c = await acme_through(aiohttp_client, tmp_path, ej, "ejbca",
+                                  acme={"finalize_wait_seconds": 0.2},
+                                  jobs={"scan_period_seconds": 0.05})
         order_url, order = await c.new_order(["approved.example.com"])
         await validate_all(c, order)
         csr = make_csr(["approved.example.com"])[0]

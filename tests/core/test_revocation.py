@@ -10,30 +10,19 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from connectors.adcs import CertsrvConnector, CertsrvSettings
-from gateway import cli, config, keys
-from gateway.app import create_app
-from tests.acme.conftest import FakeValidator
+from gateway import cli, keys
 from tests.acme.flow import validate_all
 from tests.acmeclient import AcmeClient, b64, make_csr
-from tests.connectors.simulators import certsrv_options
+from tests.connectors.simulators import acme_through, certsrv_options
 from tests.e2e.harness import to_toml
 from tests.fakes.certsrv import CertsrvSimulator
 
 
 async def _issued_through_certsrv(tmp_path: Path, aiohttp_client: Any,
                                   sim: CertsrvSimulator) -> tuple[Any, AcmeClient, bytes]:
-    settings = config.parse({
-        "server": {"data_dir": str(tmp_path / "gw")},
-        "cas": {"corp": {"type": "adcs"}},
-        "profiles": {"default": {"ca": "corp", "ca_params": {"template": "WebServer"}}},
-    }, "revocation-test")
     corp = CertsrvConnector("corp", CertsrvSettings.from_options(
         certsrv_options(sim, "basic"), tmp_path, "corp"))
-    app = create_app(settings, validator=FakeValidator(), connectors={"corp": corp})
-    http = await aiohttp_client(app)
-    c = AcmeClient(http.session, str(http.make_url("/acme/directory")))
-    await c.start()
-    await c.register()
+    app, c = await acme_through(aiohttp_client, tmp_path, corp, "adcs", {"template": "WebServer"})
     _, order = await c.new_order(["rev.corp.example"])
     await validate_all(c, order)
     _, done = await c.post(order["finalize"], {"csr": b64(make_csr(["rev.corp.example"])[0])})
