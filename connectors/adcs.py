@@ -35,8 +35,9 @@ or the certificate fetch failing after the CA gave a request id) raises
 about the known request id, or searches the ``lookup_window`` request ids after
 the highest one this connector has seen for a certificate with the CSR's key.
 While one of those is still pending, the order waits rather than re-submit.
-(After a restart, before the connector has seen any request id, there is no
-starting point for that search, and the request is submitted again.)
+The highest request id seen is kept in ``<data_dir>/adcs-<name>.seen`` so the
+search has a starting point after a restart too; only a connector that has
+never seen a request id (a new data directory) submits again.
 
 Validity: the profile's ``validity_days`` travels as the documented request
 attributes ``ValidityPeriod:Days`` and ``ValidityPeriodUnits:N``; the CA
@@ -55,6 +56,7 @@ EDITF_ATTRIBUTESUBJECTALTNAME2 flag, which is a known privilege-escalation hole.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -91,6 +93,7 @@ from connectors.base import (
 from connectors.http_common import HttpPolicy, TlsSettings, order_chain, translate, with_retries
 from connectors.secrets import OptionReader
 
+log = logging.getLogger(__name__)
 AUTH_MODES = ("ntlm", "negotiate", "kerberos", "basic", "client_cert")
 _CERT_TYPES = {
     "application/pkix-cert",
@@ -116,6 +119,7 @@ class CertsrvSettings:
     user_agent: str = "Mozilla/5.0 (compatible; acme-gateway)"
     send_validity: bool = True
     lookup_window: int = 20
+    seen_file: Path | None = None  # the highest request id seen, kept across restarts
 
     @classmethod
     def from_options(
@@ -141,6 +145,7 @@ class CertsrvSettings:
             user_agent=r.string("user_agent", "Mozilla/5.0 (compatible; acme-gateway)"),
             send_validity=r.boolean("send_validity", True),
             lookup_window=r.integer("lookup_window", 20, 0, 1000),
+            seen_file=data_dir / f"adcs-{name}.seen",
         )
         r.check_unknown()
         settings._validate(r)
@@ -180,6 +185,7 @@ class CertsrvConnector:
 
     def _start(self) -> None:
         s = self.settings
+        self._high_water = _read_seen(s.seen_file)
         ctx = s.tls.ssl_context(f"[cas.{self.name}]")
         headers = {"User-Agent": s.user_agent}
         if s.auth in {"ntlm", "negotiate", "kerberos"}:
@@ -277,8 +283,20 @@ class CertsrvConnector:
 
     def _seen(self, outcome: pages.SubmitOutcome) -> pages.SubmitOutcome:
         if outcome.request_id.isdigit():
-            self._high_water = max(self._high_water, int(outcome.request_id))
+            self._saw(int(outcome.request_id))
         return outcome
+
+    def _saw(self, req_id: int) -> None:
+        """Remember the highest request id, on disk too (a hint: losing it is harmless)."""
+        if req_id <= self._high_water:
+            return
+        self._high_water = req_id
+        if self.settings.seen_file is not None:
+            try:
+                self.settings.seen_file.write_text(f"{req_id}\n")
+            except OSError as exc:
+                log.warning("cannot keep the AD CS request id in %s: %s",
+                            self.settings.seen_file, exc)
 
     def _verdict(self, outcome: pages.SubmitOutcome, what: str) -> IssueResult:
         """Pending or denied as the page says; any other page is no verdict at all."""
@@ -354,7 +372,7 @@ class CertsrvConnector:
                                      f"certnew.cer?ReqID={req_id}&Enc=b64")
             if reply.content_type in _CERT_TYPES:
                 if public_key_id(pages.parse_cert(reply.body)) == key_id:
-                    self._high_water = max(self._high_water, req_id)
+                    self._saw(req_id)
                     return await self._fetch_issued(str(req_id))
                 continue
             outcome = pages.parse_disposition(reply.text)
@@ -390,3 +408,11 @@ class CertsrvConnector:
     async def check(self) -> None:
         """Authenticate and read certcarc.asp; raise when that fails."""
         await self._renewals()
+
+
+def _read_seen(path: Path | None) -> int:
+    """The highest request id an earlier run saw (0: none, or unreadable)."""
+    try:
+        return int(path.read_text().strip()) if path is not None else 0
+    except (OSError, ValueError):
+        return 0

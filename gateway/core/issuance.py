@@ -299,6 +299,7 @@ class IssuanceService:
         if order is None or order.id != job.order_id:
             order = await self.store.get_order(job.order_id)
         if order is None or order.status != PROCESSING or order.csr_der is None:
+            self.waiting.pop(job.order_id, None)
             await self.store.apply([Delete(job)])
             return None
         if order.approval == PENDING_APPROVAL:

@@ -342,3 +342,21 @@ async def test_validity_travels_as_request_attributes(tmp_path: Path, end_date_f
     assert isinstance(issued, Issued)
     leaf = x509.load_der_x509_certificate(issued.leaf_der)
     assert (leaf.not_valid_after_utc - leaf.not_valid_before_utc).days == days
+
+
+async def test_the_lookup_starting_point_survives_a_restart(tmp_path: Path) -> None:
+    async with certsrv(tmp_path, timeout_seconds=0.5) as (sim, conn):
+        await conn.issue(request(["first.example.net"], WEB, "o1"))  # request 41
+        restarted = CertsrvConnector("adcs", conn.settings)
+        await restarted.start()
+        try:
+            sim.mode, sim.slow_seconds = "lost", 30.0
+            lost = request(["lost.example.net"], WEB, "o2")
+            with pytest.raises(SubmissionInDoubt) as doubt:
+                await restarted.issue(lost)
+            assert doubt.value.hint == "after:41"
+            sim.release()
+            assert isinstance(await restarted.lookup(lost, doubt.value.hint), Issued)
+        finally:
+            await restarted.aclose()
+    assert len(sim.requests) == 2
