@@ -423,7 +423,8 @@ class IssuanceService:
 
     async def _ca_failed(self, order: Order, job: Job, exc: Exception, retryable: bool,
                          ca: str) -> None:
-        self.health.failed(ca, str(exc) or type(exc).__name__)
+        if retryable:  # a profile's own misconfiguration says nothing about the CA's health
+            self.health.failed(ca, str(exc) or type(exc).__name__)
         hint = exc.hint if isinstance(exc, SubmissionInDoubt) else None
         again = budgets.after_failure(job, str(exc), retryable, self.clock.now(), self.jobs, hint)
         if again is not None:

@@ -209,3 +209,13 @@ async def test_a_wait_beyond_the_profile_maximum_ends_the_order(aiohttp_client: 
     _, body = await c.post(order["url"])
     assert "did not decide within 168 hour(s)" in body["error"]["detail"]
     assert "cancel it in the CA" in body["error"]["detail"]
+
+
+async def test_a_misconfigured_profile_fails_its_order_but_not_the_ca(aiohttp_client: Any,
+                                                                      tmp_path: Any) -> None:
+    clock, ca = FakeClock(), ScriptedCA("misconfigured")
+    _, core, c = await _start(aiohttp_client, tmp_path, ca, clock)
+    order = await ready_order(c, ["a.example.com"], "default")
+    _, body = await finalize(c, order, make_csr(["a.example.com"])[0])
+    assert body["status"] == "invalid" and "unknown certificate profile" in body["error"]["detail"]
+    assert core.issuance.health.is_up("local") and ca.issue_calls == [order["url"].rsplit("/")[-1]]
