@@ -98,7 +98,7 @@ async def ejbca(
 
 
 async def acme_through(aiohttp_client: Any, tmp: Path, connector: Any, ca_type: str,
-                       ca_params: Mapping[str, str] | None = None,
+                       ca_params: Mapping[str, str] | None = None, clock: Any = None,
                        **tables: Any) -> tuple[Any, AcmeClient]:
     """A gateway whose default profile issues through ``connector``, and a registered client.
 
@@ -115,7 +115,7 @@ async def acme_through(aiohttp_client: Any, tmp: Path, connector: Any, ca_type: 
         **tables,
     }
     app = create_app(config.parse(doc, "connector-test"), validator=FakeValidator(),
-                     connectors={connector.name: connector})
+                     connectors={connector.name: connector}, clock=clock)
     http = await aiohttp_client(app)
     client = AcmeClient(http.session, str(http.make_url("/acme/directory")))
     await client.start()

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from cryptography import x509
 from connectors.adcs import CertsrvConnector, CertsrvSettings
 from connectors.ejbca import EjbcaConnector, EjbcaSettings
 from gateway import keys
+from gateway.core.clock import FakeClock
 from tests.acme.conftest import eventually
 from tests.acme.flow import validate_all
 from tests.acmeclient import AcmeClient, b64, make_csr
@@ -142,5 +144,63 @@ async def test_an_ejbca_approval_is_finalized_once(tmp_path: Path, aiohttp_clien
         assert done["status"] == "valid", done
         assert sim.enroll_calls == 1 and len(sim.approvals) == 1  # one request, finalized once
         assert sum(len(e.serials) for e in sim.entities.values()) == 1
+    finally:
+        await sim.stop()
+
+
+async def _next_run(core: Any, clock: FakeClock, order_id: str) -> None:
+    """Move the fake clock to the job's next run and wait until that run is stored."""
+    job = await core.issuance.store.get_job(order_id)
+    assert job is not None and job.run_at is not None
+    before = job.run_at
+    clock.advance(max(0.0, (job.run_at - clock.now()).total_seconds()))
+    core.issuance.wake()
+
+    async def ran() -> bool:
+        again = await core.issuance.store.get_job(order_id)
+        done = again is None or again.run_at != before
+        return done and core.issuance.in_flight == 0  # type: ignore[no-any-return]
+
+    await eventually(ran)
+
+
+async def test_hours_of_pending_with_outages_give_one_certificate(
+        tmp_path: Path, aiohttp_client: Any) -> None:
+    # An AD CS certificate manager decides after 6 hours; meanwhile certsrv answers 503
+    # for an hour and, for another hour, "(none)" pages with its CA service stopped.
+    sim = CertsrvSimulator(tmp_path / "certsrv", mode="pending", auth="basic")
+    await sim.start()
+    clock = FakeClock()
+    try:
+        options = certsrv_options(sim, "basic", poll_interval_seconds=600)
+        corp = CertsrvConnector("corp", CertsrvSettings.from_options(options, tmp_path, "corp"))
+        app, c = await acme_through(aiohttp_client, tmp_path, corp, "adcs", WEB, clock=clock,
+                                    acme={"finalize_wait_seconds": 0.2},
+                                    jobs={"scan_period_seconds": 0.05})
+        core = app[keys.CORE]
+        order_url, order = await c.new_order(["approval.example.com"])
+        await validate_all(c, order)
+        await c.post(order["finalize"], {"csr": b64(make_csr(["approval.example.com"])[0])})
+        order_id = order_url.rsplit("/", 1)[1]
+        start = clock.now()
+        for mode, hours in (("pending", 2), ("down", 1), ("stopped", 1), ("pending", 2)):
+            sim.mode = mode
+            until = clock.now() + timedelta(hours=hours)
+            while clock.now() < until:
+                await _next_run(core, clock, order_id)
+            _, body = await c.post(order_url)
+            assert body["status"] == "processing", (mode, body)
+            job = await core.issuance.store.get_job(order_id)
+            if mode == "down":  # far more failures in a row than max_attempts (10)
+                assert job.attempts > 10 and "HTTP 503" in job.last_error, job
+            if mode == "stopped":  # "(none)" pages: still pending, not refused
+                assert job.attempts == 0 and "no disposition" in job.last_error, job
+        sim.approve(next(iter(sim.requests)))
+        await _next_run(core, clock, order_id)
+        done = await _wait_valid(c, order_url)
+        assert done["status"] == "valid", done
+        assert clock.now() - start >= timedelta(hours=6)
+        assert len(sim.requests) == 1  # one request at the CA, one certificate
+        assert sum(1 for r in sim.requests.values() if r.cert is not None) == 1
     finally:
         await sim.stop()
