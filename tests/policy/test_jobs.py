@@ -30,6 +30,15 @@ async def _start(aiohttp_client: Any, tmp_path: Any, ca: ScriptedCA,
     return http, app[keys.CORE], c
 
 
+async def _finalized(aiohttp_client: Any, tmp_path: Any, ca: ScriptedCA,
+                     clock: FakeClock) -> tuple[Core, AcmeClient, dict[str, Any], dict[str, Any]]:
+    """A gateway on ``ca`` with one order for a.example.com finalized: core, client, order, body."""
+    _, core, c = await _start(aiohttp_client, tmp_path, ca, clock)
+    order = await ready_order(c, ["a.example.com"], "default")
+    _, body = await finalize(c, order, make_csr(["a.example.com"])[0])
+    return core, c, order, body
+
+
 async def _order_status(c: AcmeClient, url: str, status: str) -> None:
     async def reached() -> bool:
         _, body = await c.post(url)
@@ -156,9 +165,7 @@ async def test_hours_of_pending_with_outages_end_in_one_certificate(aiohttp_clie
     # than max_attempts (3) in a row: the held request survives every outage.
     steps = ["pending", *["pending", "fail"] * 3, "fail", "fail", "pending", "issue"]
     clock, ca = FakeClock(), ScriptedCA(*steps, retry_after=3600)
-    _, core, c = await _start(aiohttp_client, tmp_path, ca, clock)
-    order = await ready_order(c, ["a.example.com"], "default")
-    await finalize(c, order, make_csr(["a.example.com"])[0])
+    core, c, order, _ = await _finalized(aiohttp_client, tmp_path, ca, clock)
     order_id = order["url"].rsplit("/", 1)[1]
     while len(ca.issue_calls) + len(ca.poll_calls) < len(steps):
         job = await core.issuance.store.get_job(order_id)
@@ -173,9 +180,7 @@ async def test_hours_of_pending_with_outages_end_in_one_certificate(aiohttp_clie
 async def test_an_outage_after_a_pending_answer_backs_off_from_the_base(
         aiohttp_client: Any, tmp_path: Any) -> None:
     clock, ca = FakeClock(), ScriptedCA("pending", "fail", "pending")
-    _, core, c = await _start(aiohttp_client, tmp_path, ca, clock)
-    order = await ready_order(c, ["a.example.com"], "default")
-    await finalize(c, order, make_csr(["a.example.com"])[0])
+    core, c, order, _ = await _finalized(aiohttp_client, tmp_path, ca, clock)
     order_id = order["url"].rsplit("/", 1)[1]
     await _run_due(core, clock, ca, 7)  # the poll meets the outage
     job = await core.issuance.store.get_job(order_id)
@@ -200,9 +205,7 @@ async def test_an_open_circuit_defers_jobs_without_calling_the_ca(aiohttp_client
 async def test_a_wait_beyond_the_profile_maximum_ends_the_order(aiohttp_client: Any,
                                                                  tmp_path: Any) -> None:
     clock, ca = FakeClock(), ScriptedCA("pending", retry_after=3600)
-    _, core, c = await _start(aiohttp_client, tmp_path, ca, clock)
-    order = await ready_order(c, ["a.example.com"], "default")
-    await finalize(c, order, make_csr(["a.example.com"])[0])
+    core, c, order, _ = await _finalized(aiohttp_client, tmp_path, ca, clock)
     clock.advance(169 * 3600)  # the default max_wait_hours is 168
     core.issuance.wake()
     await _order_status(c, order["url"], "invalid")
@@ -214,8 +217,6 @@ async def test_a_wait_beyond_the_profile_maximum_ends_the_order(aiohttp_client: 
 async def test_a_misconfigured_profile_fails_its_order_but_not_the_ca(aiohttp_client: Any,
                                                                       tmp_path: Any) -> None:
     clock, ca = FakeClock(), ScriptedCA("misconfigured")
-    _, core, c = await _start(aiohttp_client, tmp_path, ca, clock)
-    order = await ready_order(c, ["a.example.com"], "default")
-    _, body = await finalize(c, order, make_csr(["a.example.com"])[0])
+    core, c, order, body = await _finalized(aiohttp_client, tmp_path, ca, clock)
     assert body["status"] == "invalid" and "unknown certificate profile" in body["error"]["detail"]
     assert core.issuance.health.is_up("local") and ca.issue_calls == [order["url"].rsplit("/")[-1]]
