@@ -60,7 +60,7 @@ from connectors.localca_certs import (
 )
 from connectors.localca_keys import FileKeyBackend, KeyBackend, hash_for, key_type_of
 from connectors.localca_ocsp import OCSPResponder
-from connectors.localca_root import chain_pem, new_ca_certificates
+from connectors.localca_root import ROOT_CRL, chain_pem, new_ca_certificates
 from connectors.localca_settings import LocalCASettings, Pkcs11Settings
 from connectors.localca_store import CALedger
 
@@ -189,7 +189,7 @@ class LocalCAConnector:
                     f"`acme-gateway ca init --ca {self.name}` "
                     "(then `ca import-cert` when an external root signs it)"
                 )
-            certs = await new_ca_certificates(self.settings, self.backend, self.clock())
+            certs = await new_ca_certificates(self.settings, self.name, self.backend, self.clock())
             self.cert_path.write_bytes(chain_pem(certs))
         return self._load_ca()
 
@@ -273,6 +273,15 @@ class LocalCAConnector:
         """The CA certificate, then any chain above it."""
         ca = self._identity()
         return (ca.cert_der, *ca.chain_der)
+
+    async def root_crl_der(self) -> bytes | None:
+        """The root's CRL of a two-tier CA, as its offline root signed it (None: single-tier)."""
+        try:
+            return await asyncio.to_thread((self.settings.dir / ROOT_CRL).read_bytes)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CAUnavailable(f"cannot read the root CRL of {self.name!r}: {exc}") from exc
 
     async def check(self) -> None:
         """Raise when the key cannot sign right now."""

@@ -58,7 +58,7 @@ async def init_ca(settings: LocalCASettings, name: str, *, csr: bool, force: boo
             target = settings.dir / "ca.csr.pem"
             target.write_bytes(request.public_bytes(Encoding.PEM))
         else:
-            certs = await new_ca_certificates(settings, backend, datetime.now(UTC))
+            certs = await new_ca_certificates(settings, name, backend, datetime.now(UTC))
             target = cert_path
             target.write_bytes(chain_pem(certs))
         return InitResult(backend.created, backend.describe(), target, csr)

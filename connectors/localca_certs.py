@@ -127,8 +127,12 @@ def issuing_ca(
     now: datetime,
     validity: timedelta,
     hash_alg: SignHash,
+    crl_url: str = "",
 ) -> x509.Certificate:
-    """The online issuing CA's certificate, signed by the root; it may sign leaves only."""
+    """The online issuing CA's certificate, signed by the root; it may sign leaves only.
+
+    ``crl_url`` (the root's CRL) becomes its CRL distribution point.
+    """
     root_public = root.public_key()
     not_after = min(now + validity, root.not_valid_after_utc)  # never outlive the root
     builder = (
@@ -143,6 +147,9 @@ def issuing_ca(
     )
     for ext, critical in _ca_extensions(public_key):
         builder = builder.add_extension(ext, critical)
+    if crl_url:
+        point = x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)
+        builder = builder.add_extension(x509.CRLDistributionPoints([point]), False)
     return builder.sign(root_key, hash_alg)
 
 

@@ -18,8 +18,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+
 from connectors.base import CAConfigError, ConnectorError
 from connectors.localca_admin import CAInfo, describe, fingerprint, import_certificate, init_ca
+from connectors.localca_root import renew_root_crl
 from connectors.localca_settings import LocalCASettings
 from gateway.config import Settings
 
@@ -41,6 +44,8 @@ def add_subcommands(subparsers: Any) -> None:
     )
     imp.add_argument("--chain", type=Path, help="PEM file with the chain above the CA certificate")
     _sub(ca_sub, "info", "show the CA chain, key location and counts", handle_info)
+    _sub(ca_sub, "root-crl", "sign the two-tier root's CRL anew (opens the root key)",
+         handle_root_crl)
     status = ca_sub.add_parser("status", help="probe every configured CA; jobs waiting on each")
     status.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="TOML config file")
     status.set_defaults(handler=handle_status)
@@ -149,6 +154,18 @@ def render_info(info: CAInfo) -> str:
     if info.issued is not None:
         lines.append(f"  issued:   {info.issued} certificates, {info.revoked} revoked")
     return "\n".join(lines)
+
+
+def handle_root_crl(args: argparse.Namespace, settings: Settings) -> int:
+    """``ca root-crl``: a fresh CRL from the offline root, before the last one runs out."""
+
+    async def renew(ca_settings: LocalCASettings) -> int:
+        path = await renew_root_crl(ca_settings, datetime.now(UTC))
+        crl = x509.load_der_x509_crl(path.read_bytes())
+        print(f"root CRL: {path} (next update {crl.next_update_utc:%Y-%m-%d %H:%M} UTC)")
+        return 0
+
+    return _run(args, settings, renew)
 
 
 def handle_status(args: argparse.Namespace, settings: Settings) -> int:

@@ -64,11 +64,22 @@ async def test_openssl_checks_revocation_at_the_urls_in_a_leaf(served: tuple[Any
     crl_url, ocsp_url = _urls(leaf)
     assert crl_url == f"http://127.0.0.1:{port}/pkix/local/crl"
     assert ocsp_url == f"http://127.0.0.1:{port}/pkix/local/ocsp"
+    issuing = x509.load_der_x509_certificate(issued.chain_der[0])
+    root_cdp = issuing.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    root_cdp_url = root_cdp[0].full_name[0].value  # type: ignore[index]
+    assert root_cdp_url == f"http://127.0.0.1:{port}/pkix/local/root-crl"
     leaf_pem, ca_pem = tmp_path / "leaf.pem", tmp_path / "ca.pem"
     leaf_pem.write_bytes(leaf.public_bytes(PEM))
     ca_pem.write_bytes(b"".join(x509.load_der_x509_certificate(c).public_bytes(PEM)
                                 for c in await ca.ca_certs()))
-    verify = ("verify", "-crl_check", "-crl_download", "-CAfile", str(ca_pem), str(leaf_pem))
+    # -crl_check_all: the leaf against the issuing CA's CRL, the issuing CA against the
+    # root's CRL; openssl downloads both from the distribution points in the certificates.
+    # The root names no CRL of its own (nothing is above it): its CRL is handed over.
+    root_crl = tmp_path / "root-crl.pem"
+    async with aiohttp.ClientSession() as http, http.get(root_cdp_url) as resp:
+        root_crl.write_bytes(x509.load_der_x509_crl(await resp.read()).public_bytes(PEM))
+    verify = ("verify", "-crl_check_all", "-crl_download", "-CRLfile", str(root_crl),
+              "-CAfile", str(ca_pem), str(leaf_pem))
     ask = ("ocsp", "-issuer", str(ca_pem), "-cert", str(leaf_pem), "-url", ocsp_url,
            "-CAfile", str(ca_pem))
     code, out = await _openssl(*verify)

@@ -91,6 +91,15 @@ class PkixService:
         publisher = self._publisher(ca)
         return await _unavailable_as_error(publisher.crl_der(), f"the CRL of {ca!r}")
 
+    async def root_crl(self, ca: str) -> bytes:
+        """The CRL of ``ca``'s offline root (two-tier local CAs only)."""
+        publisher = self._publisher(ca)
+        read = getattr(publisher, "root_crl_der", None)
+        der = await _unavailable_as_error(read(), f"the root CRL of {ca!r}") if read else None
+        if der is None:
+            raise GatewayError(ErrorKind.NOT_FOUND, f"CA {ca!r} has no root above it here")
+        return bytes(der)
+
     async def ocsp(self, ca: str, request_der: bytes) -> OcspAnswer:
         """The OCSP response of ``ca`` to ``request_der`` (errors are OCSP responses too)."""
         publisher = self._publisher(ca)

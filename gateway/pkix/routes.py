@@ -1,6 +1,7 @@
 """Routes that publish CRLs (RFC 5280) and answer OCSP (RFC 6960) for the CAs we sign for.
 
 ``GET  /pkix/<ca>/crl``               the current CRL, ``application/pkix-crl`` (DER)
+``GET  /pkix/<ca>/root-crl``          the CRL of a two-tier CA's offline root (DER)
 ``POST /pkix/<ca>/ocsp``              body ``application/ocsp-request`` (DER)
 ``GET  /pkix/<ca>/ocsp/<base64>``     the DER request, base64 then URL-encoded (RFC 6960 A.1);
                                       cacheable until the answer's nextUpdate (RFC 5019 §6.2)
@@ -61,6 +62,16 @@ async def get_crl(request: web.Request) -> web.Response:
     except GatewayError as exc:
         return _failure(exc)
     return web.Response(body=der, content_type=CRL_TYPE, headers={"Cache-Control": "max-age=300"})
+
+
+@routes.get("/pkix/{ca}/root-crl")
+async def get_root_crl(request: web.Request) -> web.Response:
+    """The CRL of the CA's offline root."""
+    try:
+        der = await _service(request).root_crl(request.match_info["ca"])
+    except GatewayError as exc:
+        return _failure(exc)
+    return web.Response(body=der, content_type=CRL_TYPE, headers={"Cache-Control": "max-age=3600"})
 
 
 @routes.post("/pkix/{ca}/ocsp")

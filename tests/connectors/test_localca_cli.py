@@ -76,3 +76,25 @@ def test_ca_status_probes_every_ca(tmp_path: Path, capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert "edge: up  jobs waiting 0" in out
     assert "corp: down  jobs waiting 0" in out and "cannot connect to 127.0.0.1" in out
+
+
+def test_root_crl_is_signed_anew_by_the_root(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    config = _config(tmp_path)
+    assert cli.main(["--config", str(config), "ca", "init", "--ca", "edge"]) == 0
+    ca_dir = tmp_path / "data" / "ca" / "edge"
+    root = x509.load_pem_x509_certificate((ca_dir / "root.pem").read_bytes())
+
+    def number() -> int:
+        crl = x509.load_der_x509_crl((ca_dir / "root.crl.der").read_bytes())
+        assert crl.is_signature_valid(root.public_key())  # type: ignore[arg-type]
+        return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+
+    assert number() == 1
+    assert cli.main(["--config", str(config), "ca", "root-crl", "--ca", "edge"]) == 0
+    assert "root CRL:" in capsys.readouterr().out and number() == 2
+    (tmp_path / "s").mkdir()
+    single = _config(tmp_path / "s", hierarchy="single")
+    assert cli.main(["--config", str(single), "ca", "init", "--ca", "edge"]) == 0
+    assert cli.main(["--config", str(single), "ca", "root-crl", "--ca", "edge"]) == 1
+    assert "only a two-tier CA has a root CRL" in capsys.readouterr().err

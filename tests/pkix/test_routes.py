@@ -79,6 +79,22 @@ async def test_crl_is_served_as_der(aiohttp_client: MakeClient, ca: LocalCAConne
     assert crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
 
 
+async def test_root_crl_of_a_two_tier_ca_only(aiohttp_client: MakeClient, ca: LocalCAConnector,
+                                              tmp_path: Path) -> None:
+    single = await started_ca(tmp_path / "single", hierarchy="single")
+    try:
+        client = await _client(aiohttp_client, {"test": ca, "single": single})
+        resp = await client.get("/pkix/test/root-crl")
+        assert resp.status == 200 and resp.content_type == "application/pkix-crl"
+        root = x509.load_der_x509_certificate((await ca.ca_certs())[-1])
+        crl = x509.load_der_x509_crl(await resp.read())
+        assert crl.issuer == root.subject and crl.is_signature_valid(root.public_key())  # type: ignore[arg-type]
+        assert len(crl) == 0
+        assert (await client.get("/pkix/single/root-crl")).status == 404
+    finally:
+        await single.aclose()
+
+
 async def test_ocsp_good_then_revoked_with_nonce(
     aiohttp_client: MakeClient, ca: LocalCAConnector
 ) -> None:
