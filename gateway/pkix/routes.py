@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from urllib.parse import unquote
@@ -57,21 +58,23 @@ def _failure(exc: GatewayError) -> web.Response:
 @routes.get("/pkix/{ca}/crl")
 async def get_crl(request: web.Request) -> web.Response:
     """The CA's current CRL."""
-    try:
-        der = await _service(request).crl(request.match_info["ca"])
-    except GatewayError as exc:
-        return _failure(exc)
-    return web.Response(body=der, content_type=CRL_TYPE, headers={"Cache-Control": "max-age=300"})
+    return await _crl(request, _service(request).crl, max_age=300)
 
 
 @routes.get("/pkix/{ca}/root-crl")
 async def get_root_crl(request: web.Request) -> web.Response:
-    """The CRL of the CA's offline root."""
+    """The CRL of the CA's offline root (it changes only when the root signs it anew)."""
+    return await _crl(request, _service(request).root_crl, max_age=3600)
+
+
+async def _crl(request: web.Request, fetch: Callable[[str], Awaitable[bytes]],
+               max_age: int) -> web.Response:
     try:
-        der = await _service(request).root_crl(request.match_info["ca"])
+        der = await fetch(request.match_info["ca"])
     except GatewayError as exc:
         return _failure(exc)
-    return web.Response(body=der, content_type=CRL_TYPE, headers={"Cache-Control": "max-age=3600"})
+    return web.Response(body=der, content_type=CRL_TYPE,
+                        headers={"Cache-Control": f"max-age={max_age}"})
 
 
 @routes.post("/pkix/{ca}/ocsp")
