@@ -14,6 +14,8 @@ Configuration (``[cas.NAME]``, ``type = "adcs"``)::
     timeout_seconds = 30, connect_timeout_seconds = 10, retries = 2,
     retry_backoff_seconds = 1, poll_interval_seconds = 60, max_connections = 4
     user_agent = "Mozilla/5.0 (compatible; acme-gateway)"
+    send_validity = true        # ValidityPeriod/ValidityPeriodUnits request attributes
+    lookup_window = 20          # request ids searched for a submission whose answer was lost
 
 Profile parameters (``[profiles.P.ca_params]``): ``template`` (the certificate
 template's name, not its display name) and ``cert_attrib`` (extra
@@ -22,11 +24,30 @@ template's name, not its display name) and ``cert_attrib`` (extra
 Behaviour: the CSR is posted to certfnsh.asp. Issued → the certificate and its
 PKCS#7 chain are fetched; pending → :class:`Pending` with the AD CS request id
 as ``ref``, polled with ``certnew.cer?ReqID=N``; denied → :class:`Rejected`
-with the CA's disposition message. Reads are retried; the submission is not
-(a repeated POST would create a second request at the CA).
+with the CA's disposition message. Every other page (the CA service stopped,
+an error code, "Disposition message: (none)") is not a verdict: a submission
+is retried later, a pending request stays pending. Reads are retried; the
+submission is not (a repeated POST would create a second request at the CA).
+
+A submission whose answer is lost (timeout, connection dropped after sending,
+or the certificate fetch failing after the CA gave a request id) raises
+:class:`SubmissionInDoubt`; before any new POST, :meth:`lookup` asks certsrv
+about the known request id, or searches the ``lookup_window`` request ids after
+the highest one this connector has seen for a certificate with the CSR's key.
+While one of those is still pending, the order waits rather than re-submit.
+The highest request id seen is kept in ``<data_dir>/adcs-<name>.seen`` so the
+search has a starting point after a restart too; only a connector that has
+never seen a request id (a new data directory) submits again.
+
+Validity: the profile's ``validity_days`` travels as the documented request
+attributes ``ValidityPeriod:Days`` and ``ValidityPeriodUnits:N``; the CA
+honours them only with ``EDITF_ATTRIBUTEENDDATE`` in its policy module's
+EditFlags (``certutil -setreg policy\\EditFlags +EDITF_ATTRIBUTEENDDATE``), and
+never beyond the template's validity period. ``check-config`` says so.
 
 Not supported: revocation (certsrv has no revocation page; it needs DCOM,
-MS-CSRA) raises :class:`RevocationUnsupported`. ``IssueRequest.subject_cn`` is
+MS-CSRA) raises :class:`RevocationUnsupported`, which the gateway answers with
+a 4xx problem and records as an operator task. ``IssueRequest.subject_cn`` is
 ignored: certsrv signs the CSR's subject as sent (an AD CS template can build
 the subject from AD instead), and CertAttrib cannot change it without the
 EDITF_ATTRIBUTESUBJECTALTNAME2 flag, which is a known privilege-escalation hole.
@@ -35,6 +56,7 @@ EDITF_ATTRIBUTESUBJECTALTNAME2 flag, which is a known privilege-escalation hole.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -64,10 +86,14 @@ from connectors.base import (
     Rejected,
     RevocationReason,
     RevocationUnsupported,
+    SubmissionInDoubt,
+    public_key_id,
+    starting,
 )
 from connectors.http_common import HttpPolicy, TlsSettings, order_chain, translate, with_retries
 from connectors.secrets import OptionReader
 
+log = logging.getLogger(__name__)
 AUTH_MODES = ("ntlm", "negotiate", "kerberos", "basic", "client_cert")
 _CERT_TYPES = {
     "application/pkix-cert",
@@ -91,6 +117,9 @@ class CertsrvSettings:
     poll_interval_seconds: float = 60.0
     max_connections: int = 4
     user_agent: str = "Mozilla/5.0 (compatible; acme-gateway)"
+    send_validity: bool = True
+    lookup_window: int = 20
+    seen_file: Path | None = None  # the highest request id seen, kept across restarts
 
     @classmethod
     def from_options(
@@ -114,6 +143,9 @@ class CertsrvSettings:
             poll_interval_seconds=r.number("poll_interval_seconds", 60.0, 1.0),
             max_connections=r.integer("max_connections", 4, 1, 64),
             user_agent=r.string("user_agent", "Mozilla/5.0 (compatible; acme-gateway)"),
+            send_validity=r.boolean("send_validity", True),
+            lookup_window=r.integer("lookup_window", 20, 0, 1000),
+            seen_file=data_dir / f"adcs-{name}.seen",
         )
         r.check_unknown()
         settings._validate(r)
@@ -144,10 +176,16 @@ class CertsrvConnector:
         self.settings = settings
         self._shared = session  # unused: certsrv needs its own TLS and connection handling
         self._transport: Transport | None = None
+        self._high_water = 0  # the highest AD CS request id seen: where a lost one may be
 
     async def start(self) -> None:
-        """Build the TLS context and the authenticated transport."""
+        """Build the TLS context and the authenticated transport; failures in one line."""
+        with starting(self.name):
+            self._start()
+
+    def _start(self) -> None:
         s = self.settings
+        self._high_water = _read_seen(s.seen_file)
         ctx = s.tls.ssl_context(f"[cas.{self.name}]")
         headers = {"User-Agent": s.user_agent}
         if s.auth in {"ntlm", "negotiate", "kerberos"}:
@@ -208,13 +246,15 @@ class CertsrvConnector:
             )
         return template
 
-    async def issue(self, request: IssueRequest) -> IssueResult:
-        """Post the CSR to certfnsh.asp and follow the page's verdict."""
+    def _form(self, request: IssueRequest) -> dict[str, str]:
         attrib = [f"CertificateTemplate:{self._template(request)}"]
+        if self.settings.send_validity:
+            days = max(1, request.profile.validity.days)
+            attrib += ["ValidityPeriod:Days", f"ValidityPeriodUnits:{days}"]
         extra = request.profile.params.get("cert_attrib", "")
         attrib += [line.strip() for line in extra.split(";") if line.strip()]
         csr_pem = load_der_x509_csr(request.csr_der).public_bytes(Encoding.PEM).decode()
-        form = {
+        return {
             "Mode": "newreq",
             "CertRequest": csr_pem,
             "CertAttrib": "".join(a + "\r\n" for a in attrib),
@@ -222,15 +262,53 @@ class CertsrvConnector:
             "TargetStoreFlags": "0",
             "SaveCert": "yes",
         }
-        reply = await self._call("submission", "POST", "certfnsh.asp", form)
-        outcome = pages.parse_submit_page(reply.text)
-        if outcome.kind == "issued":
-            return await self._fetch_issued(outcome.request_id)
-        if outcome.kind == "pending":
-            return self._pending(outcome.request_id, "Taken Under Submission")
-        return Rejected(
-            outcome.message or "certsrv denied the request without a disposition message"
-        )
+
+    async def issue(self, request: IssueRequest) -> IssueResult:
+        """Post the CSR to certfnsh.asp and follow the page's verdict."""
+        form = self._form(request)
+        try:
+            reply = await self._call("submission", "POST", "certfnsh.asp", form)
+        except CAUnavailable as exc:
+            if isinstance(exc.__cause__, aiohttp.ClientConnectorError):
+                raise  # never reached certsrv: nothing to look for
+            raise SubmissionInDoubt(f"{exc}; looking for it before submitting again",
+                                    f"after:{self._high_water}") from exc
+        outcome = self._seen(pages.parse_submit_page(reply.text))
+        if outcome.kind == pages.ISSUED:
+            try:
+                return await self._fetch_issued(outcome.request_id)
+            except CAUnavailable as exc:
+                raise SubmissionInDoubt(str(exc), f"id:{outcome.request_id}") from exc
+        return self._verdict(outcome, "submission")
+
+    def _seen(self, outcome: pages.SubmitOutcome) -> pages.SubmitOutcome:
+        if outcome.request_id.isdigit():
+            self._saw(int(outcome.request_id))
+        return outcome
+
+    def _saw(self, req_id: int) -> None:
+        """Remember the highest request id, on disk too (a hint: losing it is harmless)."""
+        if req_id <= self._high_water:
+            return
+        self._high_water = req_id
+        if self.settings.seen_file is not None:
+            try:
+                self.settings.seen_file.write_text(f"{req_id}\n")
+            except OSError as exc:
+                log.warning("cannot keep the AD CS request id in %s: %s",
+                            self.settings.seen_file, exc)
+
+    def _verdict(self, outcome: pages.SubmitOutcome, what: str) -> IssueResult:
+        """Pending or denied as the page says; any other page is no verdict at all."""
+        if outcome.kind == pages.PENDING and outcome.request_id:
+            return self._pending(outcome.request_id, outcome.message or "Taken Under Submission")
+        if outcome.kind == pages.DENIED:
+            return Rejected(outcome.message or "certsrv denied the request")
+        if outcome.kind == pages.UNAVAILABLE:
+            raise CAUnavailable(f"certsrv {what}: the CA service is unavailable "
+                                f"({outcome.message}); will ask again")
+        raise CAProtocolError(f"certsrv {what}: no verdict ({outcome.kind}: "
+                              f"{outcome.message or 'no message'}); will ask again")
 
     def _pending(self, req_id: str, message: str) -> Pending:
         return Pending(
@@ -240,7 +318,9 @@ class CertsrvConnector:
         )
 
     async def poll(self, ref: str) -> IssueResult:
-        """Ask for the certificate of AD CS request ``ref``."""
+        """Ask for the certificate of AD CS request ``ref`` (or go on searching a lost one)."""
+        if ref.startswith("scan:"):
+            return await self._rescan(ref)
         if not ref.isdigit():
             raise CAConfigError(f"{ref!r} is not an AD CS request id")
         return await self._fetch_issued(ref)
@@ -250,15 +330,60 @@ class CertsrvConnector:
             f"certificate of request {req_id}", f"certnew.cer?ReqID={req_id}&Enc=b64"
         )
         if reply.content_type not in _CERT_TYPES:
-            disposition = pages.parse_disposition(reply.text)
-            if pages.is_under_submission(disposition):
-                return self._pending(req_id, disposition)
-            return Rejected(disposition)
+            outcome = pages.parse_disposition(reply.text)
+            if outcome.kind == pages.NO_DISPOSITION:
+                # The CA service stopped mid-poll says "(none)": not a verdict. Keep waiting.
+                return self._pending(req_id, "no disposition from certsrv (CA service down?)")
+            return self._verdict(pages.SubmitOutcome(outcome.kind, req_id, outcome.message),
+                                 f"poll of request {req_id}")
         leaf = pages.parse_cert(reply.body)
         chain = await self._read(
             f"chain of request {req_id}", f"certnew.p7b?ReqID={req_id}&Enc=b64"
         )
         return Issued(leaf, order_chain(leaf, pages.parse_p7b(chain.body)))
+
+    # -- a submission whose answer was lost ---------------------------------
+    async def lookup(self, request: IssueRequest, hint: str) -> IssueResult | None:
+        """Find what certsrv did with an earlier submission of ``request``; None: nothing."""
+        kind, _, value = hint.partition(":")
+        if kind == "id" and value.isdigit():
+            return await self._fetch_issued(value)
+        if kind != "after" or not value.isdigit() or int(value) == 0:
+            return None
+        return await self._scan(int(value), public_key_id(request.csr_der, csr=True))
+
+    async def _rescan(self, ref: str) -> IssueResult:
+        _, after, key_id = ref.split(":", 2)
+        if not after.isdigit():
+            raise CAConfigError(f"{ref!r} is not an AD CS lookup reference")
+        found = await self._scan(int(after), key_id)
+        if found is not None:
+            return found
+        last = int(after) + self.settings.lookup_window
+        return Rejected(f"certsrv holds no request from this order: its answer was lost and "
+                        f"no certificate for this key is among requests {int(after) + 1}-{last}; "
+                        "order again")
+
+    async def _scan(self, after: int, key_id: str) -> IssueResult | None:
+        """Search request ids after ``after`` for our key; wait while one is undecided."""
+        undecided = ""
+        for req_id in range(after + 1, after + 1 + self.settings.lookup_window):
+            reply = await self._read(f"lookup of request {req_id}",
+                                     f"certnew.cer?ReqID={req_id}&Enc=b64")
+            if reply.content_type in _CERT_TYPES:
+                if public_key_id(pages.parse_cert(reply.body)) == key_id:
+                    self._saw(req_id)
+                    return await self._fetch_issued(str(req_id))
+                continue
+            outcome = pages.parse_disposition(reply.text)
+            if outcome.kind in (pages.PENDING, pages.NO_DISPOSITION):
+                undecided = undecided or str(req_id)
+            elif outcome.kind not in (pages.DENIED, pages.ERROR):
+                raise CAUnavailable(f"certsrv lookup of request {req_id}: {outcome.message}")
+        if undecided:  # may be ours: wait for its verdict rather than submit again
+            return self._pending(f"scan:{after}:{key_id}",
+                                 f"request {undecided} is undecided and may be this one")
+        return None
 
     async def revoke(self, cert_der: bytes, reason: RevocationReason) -> None:
         """Always refused: certsrv offers no revocation."""
@@ -283,3 +408,11 @@ class CertsrvConnector:
     async def check(self) -> None:
         """Authenticate and read certcarc.asp; raise when that fails."""
         await self._renewals()
+
+
+def _read_seen(path: Path | None) -> int:
+    """The highest request id an earlier run saw (0: none, or unreadable)."""
+    try:
+        return int(path.read_text().strip()) if path is not None else 0
+    except (OSError, ValueError):
+        return 0

@@ -38,51 +38,90 @@ def snippet(page: str, limit: int = 200) -> str:
     return text[:limit] + ("..." if len(text) > limit else "")
 
 
+# What certsrv pages say, by kind. Only "denied" is a refusal by the CA; every
+# other kind that is not an answer (the service stopped, an error code, a page
+# that says nothing) leaves the request as it was: in flight, to be asked again.
+ISSUED, PENDING, DENIED = "issued", "pending", "denied"
+ERROR, UNAVAILABLE, NO_DISPOSITION = "error", "unavailable", "none"
+
+_HRESULT = re.compile(r"0x[0-9a-f]{8}", re.IGNORECASE)
+# The CA service is stopped or cannot be reached from IIS (RPC errors, 0x8007xxxx).
+_SERVICE_DOWN = re.compile(
+    r"RPC server is unavailable|has not been started|cannot connect to the certification"
+    r"|certification authority service|0x800706ba|0x800706be|0x80070015",
+    re.IGNORECASE,
+)
+
+
 @dataclass(frozen=True)
 class SubmitOutcome:
-    """What certfnsh.asp said: issued, pending or denied, with the request id when given."""
+    """What a certsrv page said: a kind above, the request id when given, the CA's words."""
 
-    kind: str  # "issued" | "pending" | "denied"
+    kind: str
     request_id: str = ""
     message: str = ""
 
 
+def classify_message(message: str) -> str:
+    """The kind a disposition message stands for."""
+    text = message.strip().lower()
+    if text in {"", "(none)", "none"}:
+        return NO_DISPOSITION
+    if "under submission" in text:
+        return PENDING
+    if text.startswith("denied") or " denied by " in f" {text} " or text.startswith("revoked"):
+        return DENIED
+    if text.startswith("issued"):
+        return ISSUED
+    if _SERVICE_DOWN.search(text):
+        return UNAVAILABLE
+    return ERROR
+
+
 def parse_submit_page(page: str) -> SubmitOutcome:
-    """Classify the page certfnsh.asp answers a submission with."""
+    """Classify the page certfnsh.asp answers a submission (or a pending check) with."""
     flat = flatten(html.unescape(page))
     issued = _ISSUED.search(flat)
     if issued:
-        return SubmitOutcome("issued", issued.group(1))
-    disposition = _DISPOSITION.search(flat)
-    request_id = _PENDING.search(flat)
+        return SubmitOutcome(ISSUED, issued.group(1))
+    disposition = _DISPOSITION.search(flat) or _DISPOSITION_CELL.search(flat)
+    found = _PENDING.search(flat)
+    request_id = found.group(1) if found else ""
     if disposition:
-        return SubmitOutcome(
-            "denied", request_id.group(1) if request_id else "", disposition.group(1).strip()
-        )
+        message = disposition.group(1).strip()
+        kind = classify_message(message)
+        if kind == NO_DISPOSITION and request_id:
+            kind = PENDING  # a request id and no verdict: the CA holds it
+        if "request was denied" in flat.lower() and kind != UNAVAILABLE:
+            kind = DENIED
+        return SubmitOutcome(kind, request_id, message)
     if request_id:
-        return SubmitOutcome("pending", request_id.group(1))
+        return SubmitOutcome(PENDING, request_id)
+    return _error_page(page, flat)
+
+
+def _error_page(page: str, flat: str) -> SubmitOutcome:
+    """A page with neither verdict nor request id: the service is down, or an error code."""
+    text = snippet(page)
+    if _SERVICE_DOWN.search(flat):
+        return SubmitOutcome(UNAVAILABLE, message=text)
+    if _HRESULT.search(flat):
+        return SubmitOutcome(ERROR, message=text)
     raise CAProtocolError(
-        f"certsrv answered a page that is neither issued, pending nor denied: {snippet(page)!r}"
+        f"certsrv answered a page that is neither issued, pending nor denied: {text!r}"
     )
 
 
-def parse_disposition(page: str) -> str:
-    """The ``Disposition message:`` of an HTML answer to certnew.cer (why no certificate came)."""
+def parse_disposition(page: str) -> SubmitOutcome:
+    """Classify an HTML answer to certnew.cer (there is no certificate, and here is why)."""
     flat = flatten(page)
-    match = _DISPOSITION_CELL.search(flat)
-    if match and match.group(1).strip():
-        return html.unescape(match.group(1)).strip()
-    quoted = _DISPOSITION.search(flat)
-    if quoted:
-        return html.unescape(quoted.group(1)).strip()
-    raise CAProtocolError(
-        f"certsrv answered an HTML page without a disposition message: {snippet(page)!r}"
-    )
-
-
-def is_under_submission(disposition: str) -> bool:
-    """True when a disposition says the request still waits for an officer."""
-    return "under submission" in disposition.lower()
+    match = _DISPOSITION_CELL.search(flat) or _DISPOSITION.search(flat)
+    if match:
+        message = html.unescape(match.group(1)).strip()
+        return SubmitOutcome(classify_message(message), message=message or "(none)")
+    if re.search(r"Disposition message:", flat, re.IGNORECASE):
+        return SubmitOutcome(NO_DISPOSITION, message="(none)")
+    return _error_page(page, flatten(html.unescape(page)))
 
 
 def parse_renewals(page: str) -> int:

@@ -5,6 +5,7 @@ translated at the connector's edge)::
 
     ConnectorError                 any CA failure
     ├── CAUnavailable              transient: timeout, refused, 5xx, offline token; retry later
+    │   └── SubmissionInDoubt      a submission got no answer: the CA may or may not hold it
     ├── CAProtocolError            the CA answered something we cannot understand; retry later
     ├── CAConfigError              the connector's own settings are wrong; not retried
     └── RevocationUnsupported      the CA offers no way to revoke through this connector
@@ -16,11 +17,16 @@ reason.
 
 from __future__ import annotations
 
+import contextlib
 import enum
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 
 class RevocationReason(enum.IntEnum):
@@ -114,6 +120,19 @@ class CAUnavailable(ConnectorError):
     retryable = True
 
 
+class SubmissionInDoubt(CAUnavailable):
+    """A submission was sent but no answer came back: the CA may have taken it.
+
+    ``hint`` is the connector's own note for :meth:`SubmissionLookup.lookup`
+    (e.g. the highest request id seen before sending). The core never sends the
+    request again before the connector has looked for it.
+    """
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
 class CAProtocolError(ConnectorError):
     """The CA answered in a form the connector cannot interpret."""
 
@@ -130,6 +149,48 @@ class RevocationUnsupported(ConnectorError):
 
 class AlreadyRevoked(ConnectorError):
     """The CA reports that the certificate is already revoked."""
+
+
+@contextlib.contextmanager
+def starting(name: str) -> Iterator[None]:
+    """Around a connector's ``start()``: any failure leaves as one line naming CA and cause.
+
+    A connector error keeps its class (and words); anything else (a missing
+    file, a library error) becomes a :class:`CAConfigError`. Either way the
+    message is a single line that starts with ``[cas.NAME]``, as an operator
+    reads it when the gateway refuses to start.
+    """
+    try:
+        yield
+    except ConnectorError as exc:
+        text = " ".join(str(exc).split())
+        if text.startswith(f"[cas.{name}]"):
+            raise
+        exc.args = (f"[cas.{name}] cannot start: {text}",)
+        raise
+    except Exception as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise CAConfigError(f"[cas.{name}] cannot start: {type(exc).__name__}: {text}") from exc
+
+
+def public_key_id(der: bytes, csr: bool = False) -> str:
+    """SHA-256 (hex) of the SubjectPublicKeyInfo of a DER certificate, or CSR with ``csr``.
+
+    How a connector recognises, among a CA's certificates, the one that answers
+    a CSR whose submission lost its answer.
+    """
+    obj = x509.load_der_x509_csr(der) if csr else x509.load_der_x509_certificate(der)
+    spki = obj.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(spki).hexdigest()
+
+
+@runtime_checkable
+class SubmissionLookup(Protocol):
+    """A connector that can find an earlier submission whose answer was lost."""
+
+    async def lookup(self, request: IssueRequest, hint: str) -> IssueResult | None:
+        """What the CA did with an earlier submission of ``request``; None if it has none."""
+        ...
 
 
 @runtime_checkable

@@ -22,19 +22,36 @@ Profile parameters (``[profiles.P.ca_params]``) override the defaults:
 ``username_strategy``, ``username``, ``enrollment_code_file``,
 ``enrollment_code_env``.
 
-Pending approvals: EJBCA gives no request id for an enrollment that waits for
-approval. The connector returns :class:`Pending` whose ``ref`` carries the
-submission (username, profile names, CSR, and where the enrollment code is
-kept, never the code itself). ``poll`` re-submits exactly that request: EJBCA
-recognises the approved action and issues, or answers "waiting for approval"
-again. With ``per_order`` the username is the same for every retry of an order,
-so a retried order updates one end entity rather than creating several.
+Approvals follow EJBCA's REST reference: an approval-gated ``pkcs10enroll`` is
+answered 202 with the approval request id (in ``request_id`` or the finalize
+``link``). The connector returns :class:`Pending` with an :class:`ApprovalRef`
+and, on every poll, calls ``POST v1/certificate/{request_id}/finalize`` —
+never ``pkcs10enroll`` again, which would open a new approval request each
+time. Finalize answers 202 while the approval waits, 201 with the certificate
+once approved, 400 when rejected or expired. An EJBCA that refuses an
+approval-gated enrollment without a request id (EJBCA 8's 400 "waiting for
+approval") cannot be finalized: that is a refusal naming the alternatives.
+
+Finalize needs the enrollment code of the first call. A configured code is
+read again from its file or variable; without one, the code is derived from
+the username with a key kept in ``<data_dir>/ejbca-<name>-codes.key`` (made
+on first start, mode 0600), so no code is ever stored in a pending reference.
+
+Idempotence: with ``per_order`` the username is the same for every retry of
+an order. A submission whose answer was lost raises
+:class:`SubmissionInDoubt`; before enrolling again, :meth:`lookup` searches
+the certificates of that username (``POST v1/certificate/search``) for one
+with the CSR's key. A lost finalize answer ("already been finalized") is
+recovered the same way.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
+import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -56,14 +73,22 @@ from connectors.base import (
     Issued,
     IssueRequest,
     IssueResult,
+    Pending,
+    Rejected,
     RevocationReason,
     RevocationUnsupported,
+    SubmissionInDoubt,
+    public_key_id,
+    starting,
 )
 from connectors.ejbca_wire import (
     REASONS,
     USERNAME_STRATEGIES,
+    ApprovalRef,
     EnrollParams,
+    approval_request_id,
     choose_username,
+    classify_finalize,
     classify_refusal,
     error_message,
 )
@@ -86,6 +111,7 @@ class EjbcaSettings:
     username_prefix: str = "acme-"
     enrollment_code: str | None = field(default=None, repr=False)
     poll_interval_seconds: float = 30.0
+    code_key_file: Path | None = None  # derives enrollment codes when none is configured
 
     @classmethod
     def from_options(
@@ -108,6 +134,7 @@ class EjbcaSettings:
             username_prefix=r.string("username_prefix", "acme-"),
             enrollment_code=r.secret("enrollment_code"),
             poll_interval_seconds=r.number("poll_interval_seconds", 30.0, 1.0),
+            code_key_file=data_dir / f"ejbca-{name}-codes.key",
         )
         r.check_unknown()
         if not settings.tls.has_client_cert:
@@ -130,10 +157,16 @@ class EjbcaConnector:
         self._session: aiohttp.ClientSession | None = (
             None  # own session: it carries our client cert
         )
+        self._code_key = b""
 
     async def start(self) -> None:
-        """Load the client certificate and open the session."""
+        """Load the client certificate and code key, open the session; errors in one line."""
+        with starting(self.name):
+            self._start()
+
+    def _start(self) -> None:
         ctx = self.settings.tls.ssl_context(f"[cas.{self.name}]")
+        self._code_key = _code_key(self.settings.code_key_file)
         connector = aiohttp.TCPConnector(ssl=ctx, limit=32)
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -221,18 +254,31 @@ class EjbcaConnector:
             params.enrollment_code_file or None,
             params.enrollment_code_env or None,
         )
-        # Without a configured code, a random one: the end entity is only ever used by us.
-        return code or self.settings.enrollment_code or secrets.token_urlsafe(18)
+        return code or self.settings.enrollment_code or self._derived_code(params.username)
+
+    def _derived_code(self, username: str) -> str:
+        """Without a configured code: one per end entity, the same on every call for it."""
+        key = self._code_key or secrets.token_bytes(32)  # no key file: a one-off code
+        digest = hmac.new(key, username.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:18]).decode()
 
     async def issue(self, request: IssueRequest) -> IssueResult:
         """Submit the CSR with pkcs10enroll."""
-        return await self._enroll(self._params(request))
+        return await self._enroll(self._params(request), public_key_id(request.csr_der, csr=True))
 
     async def poll(self, ref: str) -> IssueResult:
-        """Re-submit the enrollment a pending ``ref`` describes (see the module docstring)."""
-        return await self._enroll(EnrollParams.from_ref(ref))
+        """Finalize an approved enrollment (or re-submit a reference of the older form)."""
+        if ref.startswith("ejbca2."):
+            return await self._finalize(ApprovalRef.from_ref(ref), ref)
+        params = EnrollParams.from_ref(ref)
+        return await self._enroll(params, public_key_id(base64.b64decode(params.csr_b64), csr=True))
 
-    async def _enroll(self, params: EnrollParams) -> IssueResult:
+    async def lookup(self, request: IssueRequest, hint: str) -> IssueResult | None:
+        """A certificate EJBCA issued for an earlier submission of ``request``, if any."""
+        params = self._params(request)
+        return await self._find_issued(params.username, public_key_id(request.csr_der, csr=True))
+
+    async def _enroll(self, params: EnrollParams, key_id: str) -> IssueResult:
         csr_pem = x509.load_der_x509_csr(base64.b64decode(params.csr_b64)).public_bytes(
             Encoding.PEM
         )
@@ -247,13 +293,83 @@ class EjbcaConnector:
             "response_format": "DER",
         }
         url = self._url("v1", "certificate", "pkcs10enroll")
-        status, answer = await self._call("enrollment", "POST", url, body)
+        try:
+            status, answer = await self._call("enrollment", "POST", url, body)
+        except CAUnavailable as exc:
+            if isinstance(exc.__cause__, aiohttp.ClientConnectorError):
+                raise  # never reached EJBCA
+            raise SubmissionInDoubt(f"{exc}; looking for it before enrolling again") from exc
         if status in (200, 201):
-            return _issued(answer)
+            return await self._issued(answer)
         message = error_message(status, answer)
-        return classify_refusal(
-            status, message, params.to_ref(), self.settings.poll_interval_seconds
-        )
+        result = classify_refusal(status, message, "", self.settings.poll_interval_seconds)
+        if isinstance(result, Pending):
+            return self._approval(params, key_id, answer, message)
+        return result
+
+    def _approval(self, params: EnrollParams, key_id: str, answer: bytes,
+                  message: str) -> IssueResult:
+        """The enrollment waits for approval: pending on the request id EJBCA gave."""
+        request_id = approval_request_id(_maybe_json(answer), message)
+        if request_id is None:
+            return Rejected(
+                f"EJBCA holds the enrollment for approval but gives no approval request id to "
+                f"finalize it with ({message}); use an EJBCA whose REST API answers 202 with a "
+                "finalize link, or approval_required in the gateway's profile instead")
+        ref = ApprovalRef(request_id, params.username, key_id, params.enrollment_code_file,
+                          params.enrollment_code_env)
+        return Pending(ref.to_ref(), retry_after=self.settings.poll_interval_seconds,
+                       message=f"EJBCA approval request {request_id}: {message}")
+
+    async def _finalize(self, ref: ApprovalRef, raw_ref: str) -> IssueResult:
+        """POST .../{request_id}/finalize: the certificate once approved, 202 while waiting."""
+        code = self._enrollment_code(EnrollParams(
+            ref.username, "", "", "", "", ref.enrollment_code_file, ref.enrollment_code_env))
+        what = f"finalize of approval request {ref.request_id}"
+        url = self._url("v1", "certificate", str(ref.request_id), "finalize")
+        status, answer = await self._call(what, "POST", url,
+                                          {"response_format": "DER", "password": code})
+        if status in (200, 201):
+            return await self._issued(answer)
+        message = error_message(status, answer)
+        if status == 202:
+            return Pending(raw_ref, retry_after=self.settings.poll_interval_seconds,
+                           message=f"EJBCA approval request {ref.request_id}: {message}")
+        if "already been finalized" in message.lower():  # our earlier answer was lost
+            found = await self._find_issued(ref.username, ref.key_id)
+            if found is not None:
+                return found
+        refused = classify_finalize(status, message)
+        if refused is not None:
+            return refused
+        return _finalize_failure(status, what, message)
+
+    async def _find_issued(self, username: str, key_id: str) -> IssueResult | None:
+        """Search the certificates of ``username`` for the one with our key."""
+        body = {"max_number_of_results": 50,
+                "criteria": [{"property": "QUERY", "value": username, "operation": "EQUAL"}]}
+        url = self._url("v1", "certificate", "search")
+        status, answer = await self._call("certificate search", "POST", url, body)
+        if status in (403, 404):
+            return None  # search not offered to us: enrolling again updates the same entity
+        if status != 200:
+            raise CAUnavailable(f"EJBCA certificate search: {error_message(status, answer)}")
+        for item in _json(answer).get("certificates") or []:
+            try:
+                der = base64.b64decode(item["certificate"])
+                if public_key_id(der) == key_id:
+                    return await self._issued(json.dumps({"certificate": item["certificate"]})
+                                              .encode())
+            except (KeyError, TypeError, ValueError):
+                continue
+        return None
+
+    async def _issued(self, answer: bytes) -> Issued:
+        """The certificate of a 201 answer, with the CA chain read when the answer has none."""
+        issued = _issued(answer)
+        if issued.chain_der:
+            return issued
+        return Issued(issued.leaf_der, await self.ca_certs())
 
     # -- revocation, CA certificates, health --------------------------------
     async def revoke(self, cert_der: bytes, reason: RevocationReason) -> None:
@@ -337,3 +453,47 @@ def _issued(body: bytes) -> Issued:
             f"EJBCA's enrollment answer lacks a usable certificate: {exc}"
         ) from exc
     return Issued(leaf, order_chain(leaf, chain))
+
+
+def _maybe_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def _finalize_failure(status: int, what: str, message: str) -> IssueResult:
+    """A finalize answer that is no verdict: retried later, never a refusal."""
+    if status in (401, 403):
+        raise CAConfigError(f"EJBCA {what}: not authorized ({message}); the client "
+                            "certificate's role needs approval and RA rights")
+    if status >= 500:
+        raise CAUnavailable(f"EJBCA {what}: {message}")
+    raise CAProtocolError(f"EJBCA {what}: {message}; will ask again")
+
+
+
+def _code_key(path: Path | None) -> bytes:
+    """The key enrollment codes are derived with; made on first use (mode 0600)."""
+    if path is None:
+        return b""
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as exc:
+        raise CAConfigError(f"cannot read the enrollment-code key {path}: {exc}; remove the "
+                            "file to have a new one made (pending approvals then need their "
+                            "codes reset in EJBCA)") from exc
+    key = secrets.token_bytes(32)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(key.hex() + "\n")
+    except FileExistsError:  # another process made it first: use theirs
+        return bytes.fromhex(path.read_text().strip())
+    except OSError as exc:
+        raise CAConfigError(f"cannot create the enrollment-code key {path}: {exc.strerror}; "
+                            "check that the data directory is writable") from exc
+    return key

@@ -18,6 +18,15 @@ anything else               :class:`Rejected` with EJBCA's message
 Other codes: 200/201 issued, 202 waiting for approval, 401/403 our client
 certificate lacks rights, 404 unknown CA/profile, 409/422 refusal, 5xx
 unavailable.
+
+Approvals, as EJBCA's REST reference documents them: an approval-gated
+enrollment is answered 202 with ``{"status_code": 202, "info_message": ...,
+"link": ".../<request_id>/finalize"}`` (some versions add ``request_id``).
+Once approved, ``POST v1/certificate/<request_id>/finalize`` with
+``{"response_format": "DER", "password": <the enrollment code>}`` answers 201
+with the certificate; while waiting it answers 202 again; a rejected, expired
+or failed approval is a 400 naming that. :class:`ApprovalRef` is the pending
+reference that carries the request id (and never the enrollment code).
 """
 
 from __future__ import annotations
@@ -65,6 +74,9 @@ REASONS = {
     RevocationReason.AA_COMPROMISE: "AA_COMPROMISE",
 }
 USERNAME_STRATEGIES = ("per_order", "fixed", "cn")
+_FINALIZE_LINK = re.compile(r"/(\d+)/finalize\b")
+_REQUEST_ID = re.compile(r"request with id\s*'?(\d+)'?|approval request id\s*'?(\d+)'?", re.I)
+_FINALIZE_REFUSED = re.compile(r"has been rejected|has expired|could not be executed", re.I)
 
 
 def error_message(status: int, body: bytes) -> str:
@@ -106,6 +118,64 @@ def classify_refusal(status: int, message: str, ref: str, retry_after: float) ->
     raise CAProtocolError(f"EJBCA answered an unexpected HTTP {status}: {message}")
 
 
+def approval_request_id(doc: Any, message: str) -> int | None:
+    """The approval request id of a 202 answer: ``request_id``, the finalize link, the text."""
+    if isinstance(doc, dict):
+        if isinstance(doc.get("request_id"), int) and not isinstance(doc["request_id"], bool):
+            return int(doc["request_id"])
+        link = _FINALIZE_LINK.search(str(doc.get("link") or ""))
+        if link:
+            return int(link.group(1))
+    found = _REQUEST_ID.search(message)
+    return int(found.group(1) or found.group(2)) if found else None
+
+
+def classify_finalize(status: int, message: str) -> Rejected | None:
+    """A finalize answer that ends the request (rejected, expired, failed), else None."""
+    if status == 400 and _FINALIZE_REFUSED.search(message):
+        return Rejected(f"EJBCA: {message}")
+    return None
+
+
+@dataclass(frozen=True)
+class ApprovalRef:
+    """A pending approval at EJBCA: what finalize needs, except the enrollment code itself."""
+
+    request_id: int
+    username: str
+    key_id: str  # SHA-256 of the CSR's public key: finds the certificate if a finalize is lost
+    enrollment_code_file: str = ""
+    enrollment_code_env: str = ""
+
+    def to_ref(self) -> str:
+        """An opaque, compact reference."""
+        return _pack("ejbca2", asdict(self))
+
+    @classmethod
+    def from_ref(cls, ref: str) -> ApprovalRef:
+        """Parse a reference made by :meth:`to_ref`."""
+        try:
+            return cls(**_unpack("ejbca2", ref))
+        except (ValueError, TypeError) as exc:
+            raise CAConfigError(f"{ref[:40]!r} is not a pending EJBCA approval") from exc
+
+
+def _pack(prefix: str, doc: dict[str, Any]) -> str:
+    raw = json.dumps(doc, separators=(",", ":")).encode()
+    return f"{prefix}." + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unpack(prefix: str, ref: str) -> dict[str, Any]:
+    """The document of a packed reference; ValueError when it is not one of ``prefix``."""
+    found, _, payload = ref.partition(".")
+    if found != prefix:
+        raise ValueError(found)
+    doc = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    if not isinstance(doc, dict):
+        raise ValueError("not an object")
+    return doc
+
+
 @dataclass(frozen=True)
 class EnrollParams:
     """Everything needed to (re-)submit one enrollment; a pending ``ref`` carries it."""
@@ -120,20 +190,13 @@ class EnrollParams:
 
     def to_ref(self) -> str:
         """An opaque, compact reference (no secret inside: only where the code is kept)."""
-        raw = json.dumps(asdict(self), separators=(",", ":")).encode()
-        return "ejbca1." + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return _pack("ejbca1", asdict(self))
 
     @classmethod
     def from_ref(cls, ref: str) -> EnrollParams:
         """Parse a reference made by :meth:`to_ref`."""
-        prefix, _, payload = ref.partition(".")
         try:
-            if prefix != "ejbca1":
-                raise ValueError(prefix)
-            doc: dict[str, Any] = json.loads(
-                base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-            )
-            return cls(**doc)
+            return cls(**_unpack("ejbca1", ref))
         except (ValueError, TypeError) as exc:
             raise CAConfigError(f"{ref[:40]!r} is not a pending EJBCA reference") from exc
 

@@ -47,20 +47,21 @@ from connectors.base import (
     IssueResult,
     Rejected,
     RevocationReason,
+    starting,
 )
 from connectors.localca_certs import (
     CAIdentity,
     LeafTemplate,
     LeafURLs,
     build_crl,
-    ca_name,
+    is_self_signed,
     leaf_builder,
     load_chain_pem,
-    self_signed_ca,
 )
 from connectors.localca_keys import FileKeyBackend, KeyBackend, hash_for, key_type_of
 from connectors.localca_ocsp import OCSPResponder
 from connectors.localca_pgledger import make_ledger
+from connectors.localca_root import ROOT_CRL, chain_pem, new_ca_certificates
 from connectors.localca_settings import LocalCASettings, Pkcs11Settings
 
 __all__ = [
@@ -124,7 +125,8 @@ def make_backend(settings: LocalCASettings) -> KeyBackend:
     if settings.pkcs11 is not None:
         from connectors.pkcs11_keys import Pkcs11KeyBackend
 
-        backend: KeyBackend = Pkcs11KeyBackend(settings.pkcs11, settings.key_type)
+        backend: KeyBackend = Pkcs11KeyBackend(settings.pkcs11, settings.key_type,
+                                               lock_path=settings.dir / "pkcs11.lock")
         return backend
     return FileKeyBackend(settings.dir / "ca.key.pem", settings.key_type)
 
@@ -153,6 +155,7 @@ class LocalCAConnector:
         self._crl_lock = asyncio.Lock()  # one CRL check or signature at a time in this process
         self._refresher: asyncio.Task[None] | None = None
         self._ocsp: OCSPResponder | None = None
+        self._issued_chain: tuple[bytes, ...] = ()  # what clients get above their leaf
 
     @property
     def cert_path(self) -> Path:
@@ -160,7 +163,14 @@ class LocalCAConnector:
         return self.settings.dir / "ca.pem"
 
     async def start(self) -> None:
-        """Open the key and ledger; create a file-backed CA on first start; publish a CRL."""
+        """Open the key and ledger; create a file-backed CA on first start; publish a CRL.
+
+        A failure leaves as one line naming the CA and the cause.
+        """
+        with starting(self.name):
+            await self._start()
+
+    async def _start(self) -> None:
         self.settings.dir.mkdir(parents=True, exist_ok=True)
         file_backend = self.settings.pkcs11 is None
         # A file CA is created on first start; a token CA only by `ca init`, deliberately.
@@ -168,6 +178,7 @@ class LocalCAConnector:
         try:
             ca = await self._load_or_create_ca(file_backend)
             self._template = LeafTemplate.of(ca, self._urls)
+            self._issued_chain = _chain_for_clients(ca)
             await self.ledger.open()
             self._ocsp = OCSPResponder(self.settings, ca, self.backend, self.ledger, self.clock)
             await self._ocsp.start()
@@ -178,7 +189,6 @@ class LocalCAConnector:
         self._refresher = asyncio.create_task(self._refresh_loop(), name=f"localca-{self.name}-crl")
 
     async def _load_or_create_ca(self, may_create: bool) -> CAIdentity:
-        hash_alg = hash_for(self.settings.key_type)
         if not self.cert_path.exists():
             if not may_create:
                 raise CAConfigError(
@@ -186,15 +196,8 @@ class LocalCAConnector:
                     f"`acme-gateway ca init --ca {self.name}` "
                     "(then `ca import-cert` when an external root signs it)"
                 )
-            subject = ca_name(self.settings.common_name, self.settings.organization)
-            key = self.backend.signing_key()
-            pub = self.backend.public_key()
-            cert = await self.backend.run(
-                lambda: self_signed_ca(
-                    key, pub, subject, self.clock(), self.settings.ca_validity, hash_alg
-                )
-            )
-            self.cert_path.write_bytes(cert.public_bytes(Encoding.PEM))
+            certs = await new_ca_certificates(self.settings, self.name, self.backend, self.clock())
+            self.cert_path.write_bytes(chain_pem(certs))
         return self._load_ca()
 
     def _load_ca(self) -> CAIdentity:
@@ -233,14 +236,14 @@ class LocalCAConnector:
             return Rejected(f"the local CA cannot use this request: {exc}")
         earlier = await self._issued_before(request.request_id, csr)
         if earlier is not None:
-            return Issued(earlier, (ca.cert_der, *ca.chain_der))
+            return Issued(earlier, self._issued_chain)
         key = self.backend.signing_key()
         cert = await self.backend.run(lambda: builder.sign(key, ca.hash_alg))
         der = cert.public_bytes(Encoding.DER)
         await self.ledger.record_issued(
             cert.serial_number, cert.not_valid_after_utc, request.request_id, der
         )
-        return Issued(der, (ca.cert_der, *ca.chain_der))
+        return Issued(der, self._issued_chain)
 
     async def _issued_before(self, request_id: str, csr: x509.CertificateSigningRequest
                              ) -> bytes | None:
@@ -294,6 +297,15 @@ class LocalCAConnector:
         """The CA certificate, then any chain above it."""
         ca = self._identity()
         return (ca.cert_der, *ca.chain_der)
+
+    async def root_crl_der(self) -> bytes | None:
+        """The root's CRL of a two-tier CA, as its offline root signed it (None: single-tier)."""
+        try:
+            return await asyncio.to_thread((self.settings.dir / ROOT_CRL).read_bytes)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CAUnavailable(f"cannot read the root CRL of {self.name!r}: {exc}") from exc
 
     async def check(self) -> None:
         """Raise when the key cannot sign right now."""
@@ -421,3 +433,13 @@ class LocalCAConnector:
             except ConnectorError as exc:
                 # The published CRL stays valid until its nextUpdate; try again next period.
                 log.warning("local CA %s: CRL refresh failed: %s", self.name, exc)
+
+
+def _chain_for_clients(ca: CAIdentity) -> tuple[bytes, ...]:
+    """The issuing CA and any intermediates, never a root above it (clients hold roots).
+
+    A single-tier CA is its own root and is sent, as it always was.
+    """
+    above = tuple(der for der in ca.chain_der
+                  if not is_self_signed(x509.load_der_x509_certificate(der)))
+    return (ca.cert_der, *above)

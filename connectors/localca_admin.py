@@ -16,9 +16,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from connectors.base import CAConfigError
 from connectors.localca import make_backend
-from connectors.localca_certs import ca_csr, ca_name, load_chain_pem, self_signed_ca
+from connectors.localca_certs import ca_csr, ca_name, load_chain_pem
 from connectors.localca_keys import KeyBackend, hash_for
 from connectors.localca_pgledger import make_ledger
+from connectors.localca_root import chain_pem, new_ca_certificates
 from connectors.localca_settings import LocalCASettings
 
 
@@ -39,7 +40,7 @@ async def _opened(settings: LocalCASettings, create: bool) -> KeyBackend:
 
 
 async def init_ca(settings: LocalCASettings, name: str, *, csr: bool, force: bool) -> InitResult:
-    """Create the CA key (or reuse it) and a self-signed CA certificate, or a CSR for a root."""
+    """Create the CA key (or reuse it) and the CA's certificates (see ``hierarchy``), or a CSR."""
     cert_path = settings.dir / "ca.pem"
     if cert_path.exists() and not force:
         raise CAConfigError(
@@ -57,12 +58,9 @@ async def init_ca(settings: LocalCASettings, name: str, *, csr: bool, force: boo
             target = settings.dir / "ca.csr.pem"
             target.write_bytes(request.public_bytes(Encoding.PEM))
         else:
-            now = datetime.now(UTC)
-            cert = await backend.run(
-                lambda: self_signed_ca(key, public, subject, now, settings.ca_validity, hash_alg)
-            )
+            certs = await new_ca_certificates(settings, name, backend, datetime.now(UTC))
             target = cert_path
-            target.write_bytes(cert.public_bytes(Encoding.PEM))
+            target.write_bytes(chain_pem(certs))
         return InitResult(backend.created, backend.describe(), target, csr)
     finally:
         await backend.close()

@@ -80,7 +80,7 @@ def ca_name(common_name: str, organization: str) -> x509.Name:
 
 
 def _ca_extensions(
-    public_key: CertificateIssuerPublicKeyTypes,
+    public_key: CertificateIssuerPublicKeyTypes, path_length: int = 0
 ) -> list[tuple[x509.ExtensionType, bool]]:
     usage = x509.KeyUsage(
         digital_signature=True, content_commitment=False, key_encipherment=False,
@@ -88,7 +88,7 @@ def _ca_extensions(
         encipher_only=False, decipher_only=False,
     )  # fmt: skip
     return [
-        (x509.BasicConstraints(ca=True, path_length=0), True),
+        (x509.BasicConstraints(ca=True, path_length=path_length), True),
         (usage, True),
         (x509.SubjectKeyIdentifier.from_public_key(public_key), False),
     ]
@@ -101,8 +101,9 @@ def self_signed_ca(
     now: datetime,
     validity: timedelta,
     hash_alg: SignHash,
+    path_length: int = 0,
 ) -> x509.Certificate:
-    """A self-signed CA certificate that may sign leaves only (pathLen 0)."""
+    """A self-signed CA certificate: a single-tier CA (pathLen 0) or a root (pathLen 1)."""
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -113,9 +114,54 @@ def self_signed_ca(
         .not_valid_after(now + validity)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public_key), False)
     )
-    for ext, critical in _ca_extensions(public_key):
+    for ext, critical in _ca_extensions(public_key, path_length):
         builder = builder.add_extension(ext, critical)
     return builder.sign(key, hash_alg)
+
+
+def issuing_ca(
+    root_key: CertificateIssuerPrivateKeyTypes,
+    root: x509.Certificate,
+    public_key: CertificateIssuerPublicKeyTypes,
+    subject: x509.Name,
+    now: datetime,
+    validity: timedelta,
+    hash_alg: SignHash,
+    crl_url: str = "",
+) -> x509.Certificate:
+    """The online issuing CA's certificate, signed by the root; it may sign leaves only.
+
+    ``crl_url`` (the root's CRL) becomes its CRL distribution point.
+    """
+    root_public = root.public_key()
+    not_after = min(now + validity, root.not_valid_after_utc)  # never outlive the root
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(root.subject)
+        .public_key(public_key)
+        .serial_number(random_serial())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(not_after)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(root_public), False)  # type: ignore[arg-type]
+    )
+    for ext, critical in _ca_extensions(public_key):
+        builder = builder.add_extension(ext, critical)
+    if crl_url:
+        point = x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)
+        builder = builder.add_extension(x509.CRLDistributionPoints([point]), False)
+    return builder.sign(root_key, hash_alg)
+
+
+def is_self_signed(cert: x509.Certificate) -> bool:
+    """True for a root (issuer is subject and the signature is its own)."""
+    if cert.issuer != cert.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+    except Exception:  # InvalidSignature, or a key type that cannot verify
+        return False
+    return True
 
 
 def ca_csr(

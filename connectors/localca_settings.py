@@ -9,7 +9,11 @@ Every option, with its default::
     key_type = "ec-p256"             # ec-p384, rsa-2048, rsa-3072, rsa-4096
     common_name = "ACME Gateway <name> CA"
     organization = ""
-    ca_validity_days = 3650          # self-signed CA certificate made by start()/ca init
+    hierarchy = "two-tier"           # or "single": one self-signed CA that issues leaves
+    ca_validity_days = 3650          # the issuing CA certificate made by start()/ca init
+    root_validity_days = 7300        # two-tier: the root's self-signed certificate
+    root_common_name = "<common_name> Root"
+    root_crl_days = 365              # two-tier: validity of the root's CRL (`ca root-crl` renews)
     backdate_seconds = 60            # notBefore = now - this, for clients with slow clocks
     public_base_url = ""             # filled by the gateway; empty = no CRL DP / AIA in leaves
     crl_validity_hours = 24          # CRL nextUpdate
@@ -63,6 +67,10 @@ class LocalCASettings:
     common_name: str = "ACME Gateway local CA"
     organization: str = ""
     ca_validity: timedelta = timedelta(days=3650)
+    hierarchy: str = "two-tier"
+    root_validity: timedelta = timedelta(days=7300)
+    root_common_name: str = ""
+    root_crl_validity: timedelta = timedelta(days=365)
     backdate: timedelta = timedelta(seconds=60)
     public_base_url: str = ""
     crl_validity: timedelta = timedelta(hours=24)
@@ -88,6 +96,10 @@ class LocalCASettings:
             common_name=r.string("common_name", f"ACME Gateway {name} CA"),
             organization=r.string("organization"),
             ca_validity=timedelta(days=r.integer("ca_validity_days", 3650, 1, 36500)),
+            hierarchy=r.choice("hierarchy", "two-tier", ("two-tier", "single")),
+            root_validity=timedelta(days=r.integer("root_validity_days", 7300, 1, 36500)),
+            root_common_name=r.string("root_common_name"),
+            root_crl_validity=timedelta(days=r.integer("root_crl_days", 365, 1, 3650)),
             backdate=timedelta(seconds=r.integer("backdate_seconds", 60, 0, 86400)),
             public_base_url=_url(r, "public_base_url"),
             crl_validity=timedelta(hours=r.integer("crl_validity_hours", 24, 1, 24 * 365)),
@@ -107,6 +119,10 @@ class LocalCASettings:
     def crl_url(self, name: str) -> str:
         """The CRL distribution point written into leaves ('' without a public URL)."""
         return f"{self.public_base_url}/pkix/{name}/crl" if self.public_base_url else ""
+
+    def root_crl_url(self, name: str) -> str:
+        """The root's CRL, named in the issuing CA's certificate ('' without a public URL)."""
+        return f"{self.public_base_url}/pkix/{name}/root-crl" if self.public_base_url else ""
 
     def ocsp_url(self, name: str) -> str:
         """The AIA OCSP URL written into leaves ('' without a public URL)."""

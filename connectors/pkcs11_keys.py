@@ -7,6 +7,13 @@ executor per library path, shared by every backend on that library, and one
 logged-in session per backend lives in it. Signing calls from asyncio hop
 there with ``run_in_executor``.
 
+Processes: SoftHSM (and other file-backed tokens) read the token's files when
+a process lists tokens or logs in; several processes doing so at once (``serve
+--workers N`` starting) can make ``C_GetTokenInfo`` fail with a general error.
+Opening the token is therefore serialized across processes by an exclusive
+``flock`` on ``pkcs11.lock`` in the CA directory, and a general error while
+finding the token is retried a few times before it counts.
+
 Faults: a token error while signing marks the session broken and raises
 :class:`CAUnavailable` (retryable); the next call opens a new session and logs
 in again. Configuration faults at start (library, token, PIN, key) raise
@@ -16,9 +23,13 @@ in again. Configuration faults at start (library, token, PIN, key) raise
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pkcs11
@@ -44,6 +55,23 @@ _CURVES = {"ec-p256": "secp256r1", "ec-p384": "secp384r1"}
 # one unlocked library is the crash this module exists to prevent.
 _threads: dict[str, tuple[ThreadPoolExecutor, int]] = {}
 _threads_lock = threading.Lock()
+# Finding the token: attempts when the library answers a general error, and the pause.
+TOKEN_ATTEMPTS = 5
+TOKEN_RETRY_SECONDS = 0.2
+
+
+@contextlib.contextmanager
+def _opening(lock_path: Path | None) -> Iterator[None]:
+    """Hold the token-opening lock shared by every process of this CA (None: no lock)."""
+    if lock_path is None:
+        yield
+        return
+    with open(lock_path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _acquire_thread(library: str) -> ThreadPoolExecutor:
@@ -68,9 +96,11 @@ def _release_thread(library: str) -> None:
 class Pkcs11KeyBackend:
     """A CA key found by token label and key label, used through one logged-in session."""
 
-    def __init__(self, settings: Pkcs11Settings, key_type: str) -> None:
+    def __init__(self, settings: Pkcs11Settings, key_type: str,
+                 lock_path: Path | None = None) -> None:
         self.settings = settings
         self.key_type = key_type
+        self.lock_path = lock_path
         self._executor: ThreadPoolExecutor | None = None
         self._session: Any = None
         self._ref = TokenKeyRef()
@@ -98,7 +128,11 @@ class Pkcs11KeyBackend:
             raise
 
     def _open_sync(self, create: bool) -> None:
-        self._session = self._login()
+        with _opening(self.lock_path):
+            self._session = self._login()
+            self._open_key(create)
+
+    def _open_key(self, create: bool) -> None:
         try:
             private = self._find(ObjectClass.PRIVATE_KEY)
         except pkcs11.NoSuchKey:
@@ -122,7 +156,7 @@ class Pkcs11KeyBackend:
                 "install it or fix pkcs11_library"
             ) from exc
         try:
-            token = lib.get_token(token_label=s.token_label)
+            token = self._token(lib)
         except pkcs11.NoSuchToken:
             labels = sorted({t.label for t in lib.get_tokens()})
             raise CAConfigError(
@@ -132,6 +166,10 @@ class Pkcs11KeyBackend:
             ) from None
         try:
             return token.open(rw=True, user_pin=s.pin)
+        except pkcs11.UserAlreadyLoggedIn:
+            # Another session of this process is logged in (the issuing key while the
+            # root key signs): PKCS#11 logins are per application, so this one is too.
+            return token.open(rw=True)
         except pkcs11.PinIncorrect:
             raise CAConfigError(
                 f"the PIN for token {s.token_label!r} is wrong; fix the file or variable "
@@ -141,6 +179,20 @@ class Pkcs11KeyBackend:
             raise CAConfigError(
                 f"the PIN for token {s.token_label!r} has the wrong length"
             ) from None
+
+    def _token(self, lib: Any) -> Any:
+        """The token by label; a general error (a busy token file) is tried again."""
+        for attempt in range(1, TOKEN_ATTEMPTS + 1):
+            try:
+                return lib.get_token(token_label=self.settings.token_label)
+            except pkcs11.GeneralError:
+                if attempt == TOKEN_ATTEMPTS:
+                    raise CAConfigError(
+                        f"the PKCS#11 library {self.settings.library} keeps failing to read "
+                        f"token {self.settings.token_label!r} (CKR_GENERAL_ERROR); check the "
+                        "token's files and permissions") from None
+                time.sleep(TOKEN_RETRY_SECONDS)  # in the token's own thread, never the loop
+        raise AssertionError("unreachable")
 
     def _find(self, cls: ObjectClass) -> Any:
         try:
@@ -314,7 +366,8 @@ class Pkcs11KeyBackend:
     def _reopen(self) -> None:
         if self._session is not None:
             self._close_session()
-        self._session = self._login()
+        with _opening(self.lock_path):
+            self._session = self._login()
         self._adopt(self._find(ObjectClass.PRIVATE_KEY))
         self._broken = False
 

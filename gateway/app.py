@@ -76,7 +76,7 @@ def _connector(ca: CASettings, settings: Settings) -> Connector:
         from connectors.localca_settings import LocalCASettings
 
         options = dict(ca.options)
-        options.setdefault("public_base_url", settings.server.public_base_url())
+        options.setdefault("public_base_url", settings.server.pkix_base_url())
         local = LocalCASettings.from_options(options, data_dir, ca.name)
         if serves_many_nodes(settings) and not local.ledger_url:
             # Nodes on several hosts sign with one key: they share its ledger, in the store.
@@ -178,7 +178,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     if settings.admin.token:  # no token configured: no admin API at all
         app.add_subapp("/admin/", admin_app(settings.admin.token))
     metrics = app[keys.METRICS] = Metrics(lambda: _in_flight(app),
-                                          shared_dir=role.metrics_dir if role else None)
+                                          shared_dir=role.metrics_dir if role else None,
+                                          ca_states=lambda: _ca_states(app))
     app[keys.CONNECTIONS] = ConnectionBudget(
         Caps(settings.server.max_connections, settings.server.max_connections_per_address),
         metrics)
@@ -249,11 +250,16 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: every CA connector reports healthy."""
-    health = await request.app[keys.CORE].ready()
-    ok = all(v == "ok" for v in health.values())
+    """Readiness: every CA is up (per its last probe or call); per-CA state in the body."""
+    health = request.app[keys.CORE].ready()
+    ok = all(v["state"] == "up" for v in health.values())
     return web.json_response({"status": "ok" if ok else "degraded", "cas": health},
                              status=200 if ok else 503)
+
+
+def _ca_states(app: web.Application) -> dict[str, dict[str, Any]]:
+    core = app.get(keys.CORE)
+    return core.ready() if core is not None else {}
 
 
 class _Resources:

@@ -83,6 +83,8 @@ def check_config(settings: config.Settings, probe: bool) -> int:
     from gateway.est.settings import parse as parse_est
 
     parse_est(settings)
+    for warning in config.warnings(settings):
+        print(f"warning: {warning}", file=sys.stderr)
     if not probe:
         build_connectors(settings)
         print(f"{settings.source}: OK")
@@ -163,8 +165,13 @@ async def _serve(settings: config.Settings, role: ProcessRole, nonces: Nonces | 
         await runner.cleanup()
         raise
     raise_descriptor_limit(server.max_connections)
+    from gateway import pkix_listener
+
+    pkix_runner = await pkix_listener.start(app, server, role.shared)
     if role.primary:
         _print_banner(settings, urls)
+    if pkix_runner is not None and role.primary:
+        print(f"CRL/OCSP:       {server.pkix_base_url()}/pkix/ (plain HTTP)", flush=True)
     if role.shared:
         log.info("worker %d of %d serving", role.index + 1, role.count)
     # Everything made at start-up lives for the whole run: moving it out of the
@@ -183,6 +190,8 @@ async def _serve(settings: config.Settings, role: ProcessRole, nonces: Nonces | 
     await stop.wait()
     log.info("shutting down")
     await runner.cleanup()
+    if pkix_runner is not None:
+        await pkix_runner.cleanup()
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Operator subcommands: ``eab``, ``approvals``, ``approve``, ``reject`` and ``audit``.
+"""Operator subcommands: ``eab``, ``approvals``, ``approve``, ``reject``, ``tasks``, ``audit``.
 
 They work on the gateway's database directly, through the same Store and core
 services as the server (so every action is audited the same way), and may run
@@ -26,6 +26,7 @@ from gateway.config import Settings
 from gateway.core.approvals import ApprovalService, actor_of
 from gateway.core.clock import SystemClock
 from gateway.core.eab import EabService
+from gateway.core.tasks import OperatorTasks
 from gateway.errors import GatewayError
 from gateway.storage.base import Store
 
@@ -58,7 +59,19 @@ def add_subcommands(subparsers: Any) -> None:
     reject.add_argument("id", help="the request id")
     reject.add_argument("--reason", required=True, help="shown to the requester")
     reject.add_argument("--approver", default="", help="who rejects (default: login name)")
+    _task_subcommands(subparsers)
     _audit_subcommands(subparsers)
+
+
+def _task_subcommands(subparsers: Any) -> None:
+    tasks = subparsers.add_parser("tasks", help="work a person must do at a CA (e.g. revoke "
+                                  "in the AD CS console)")
+    tasks_sub = tasks.add_subparsers(dest="tasks_command", required=True)
+    _sub(tasks_sub, "list", "list open operator tasks", tasks_list)
+    done = _sub(tasks_sub, "done", "close a task once done at the CA (a revocation task "
+                "records the certificate as revoked)", task_done)
+    done.add_argument("id", help="the task id")
+    done.add_argument("--note", default="", help="what was done, for the audit trail")
 
 
 def _audit_subcommands(subparsers: Any) -> None:
@@ -203,6 +216,27 @@ async def reject_request(args: argparse.Namespace, settings: Settings, store: St
     _, approvals = _services(settings, store)
     order = await approvals.reject(args.id, _operator(args), args.reason)
     print(f"{order.id}: rejected")
+    return 0
+
+
+def _tasks(store: Store) -> OperatorTasks:
+    clock = SystemClock()
+    return OperatorTasks(store, clock, AuditTrail(store, clock))
+
+
+async def tasks_list(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    """``tasks list``."""
+    lines = [f"{t.id}  {t.kind}  ca {t.ca}  serial {t.serial}  since {t.opened_at}\n"
+             f"    {t.instructions}" for t in await _tasks(store).open_tasks()]
+    print("\n".join(lines) or "no open operator tasks")
+    return 0
+
+
+async def task_done(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    """``tasks done ID``."""
+    task = await _tasks(store).done(args.id, f"cli:{_login()}", args.note)
+    print(f"{task.id}: done" + (f"; certificate {task.serial} recorded as revoked"
+                                if task.kind == "revoke" else ""))
     return 0
 
 

@@ -1,9 +1,11 @@
-"""``acme-gateway ca init | import-cert | info``: operate the local CA.
+"""``acme-gateway ca init | import-cert | info | status``: operate the local CA, probe all CAs.
 
 ``ca init`` creates the CA key (in a file, or non-extractable in a PKCS#11
 token) and either a self-signed CA certificate or, with ``--csr``, a request
 for an external root; ``ca import-cert`` installs what the root signed;
 ``ca info`` shows the chain, where the key lives and what the CA has done.
+``ca status`` starts and probes every configured CA (of any type), and counts
+the jobs waiting on each in the database; exit code 1 when one is down.
 """
 
 from __future__ import annotations
@@ -11,11 +13,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from connectors.base import CAConfigError
+from cryptography import x509
+
+from connectors.base import CAConfigError, ConnectorError
 from connectors.localca_admin import CAInfo, describe, fingerprint, import_certificate, init_ca
+from connectors.localca_root import renew_root_crl
 from connectors.localca_settings import LocalCASettings
 from gateway.config import Settings
 
@@ -37,6 +44,11 @@ def add_subcommands(subparsers: Any) -> None:
     )
     imp.add_argument("--chain", type=Path, help="PEM file with the chain above the CA certificate")
     _sub(ca_sub, "info", "show the CA chain, key location and counts", handle_info)
+    _sub(ca_sub, "root-crl", "sign the two-tier root's CRL anew (opens the root key)",
+         handle_root_crl)
+    status = ca_sub.add_parser("status", help="probe every configured CA; jobs waiting on each")
+    status.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="TOML config file")
+    status.set_defaults(handler=handle_status)
 
 
 def _sub(parent: Any, name: str, help_text: str, handler: Any) -> argparse.ArgumentParser:
@@ -62,7 +74,7 @@ def local_ca_settings(settings: Settings, name: str) -> LocalCASettings:
             f"[cas.{name}] is of type {ca.type!r}; these commands manage local CAs only"
         )
     options = dict(ca.options)
-    options.setdefault("public_base_url", settings.server.public_base_url())
+    options.setdefault("public_base_url", settings.server.pkix_base_url())
     return LocalCASettings.from_options(options, settings.server.data_dir, name)
 
 
@@ -142,3 +154,69 @@ def render_info(info: CAInfo) -> str:
     if info.issued is not None:
         lines.append(f"  issued:   {info.issued} certificates, {info.revoked} revoked")
     return "\n".join(lines)
+
+
+def handle_root_crl(args: argparse.Namespace, settings: Settings) -> int:
+    """``ca root-crl``: a fresh CRL from the offline root, before the last one runs out."""
+
+    async def renew(ca_settings: LocalCASettings) -> int:
+        path = await renew_root_crl(ca_settings, datetime.now(UTC))
+        crl = x509.load_der_x509_crl(path.read_bytes())
+        print(f"root CRL: {path} (next update {crl.next_update_utc:%Y-%m-%d %H:%M} UTC)")
+        return 0
+
+    return _run(args, settings, renew)
+
+
+def handle_status(args: argparse.Namespace, settings: Settings) -> int:
+    """``ca status``: up or down, since when, why, and jobs waiting, per CA."""
+    report = asyncio.run(ca_status(settings))
+    for name, state in report.items():
+        line = f"{name}: {state['state']}  jobs waiting {state['jobs_waiting']}"
+        if state["state"] != "up":
+            line += f"\n    {state['last_error']}"
+        print(line)
+    return 0 if all(s["state"] == "up" for s in report.values()) else 1
+
+
+async def ca_status(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Start and probe every configured CA once; the per-CA report."""
+    from gateway.app import build_connectors
+    from gateway.core.ca_health import CAHealth, HealthProber
+    from gateway.core.clock import SystemClock
+
+    connectors = build_connectors(settings)
+    health = CAHealth(connectors, SystemClock(), threshold=0)
+    started = {}
+    for name, connector in connectors.items():
+        try:
+            await connector.start()  # type: ignore[attr-defined]
+        except ConnectorError as exc:
+            health.failed(name, f"cannot start: {exc}")
+            continue
+        started[name] = connector
+    try:
+        await HealthProber(started, health, period=0).probe_once()
+    finally:
+        for connector in started.values():
+            await connector.aclose()
+    return health.report(await _jobs_waiting(settings))
+
+
+async def _jobs_waiting(settings: Settings) -> dict[str, int]:
+    """Jobs in the database, by the CA of their order's profile."""
+    from gateway.app import build_store
+
+    store = build_store(settings)
+    await store.open()
+    try:
+        far = datetime.now(UTC) + timedelta(days=36500)
+        counts: Counter[str] = Counter()
+        for job in await store.due_jobs(far, 1_000_000):
+            order = await store.get_order(job.order_id)
+            profile = settings.profiles.get(order.profile) if order else None
+            if profile is not None:
+                counts[profile.ca] += 1
+        return dict(counts)
+    finally:
+        await store.close()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from connectors.base import CLIENT_AUTH, SERVER_AUTH
 from gateway.core.ratelimits import settings as ratelimit_settings
@@ -148,6 +149,22 @@ class ServerSettings:
     keepalive_timeout_seconds: float = 60.0
     max_connections: int = 10000
     max_connections_per_address: int = 256
+    # Plain-HTTP listener serving only /pkix/ (CRLs, OCSP) for relying parties (0 = off).
+    pkix_http_port: int = 8080
+
+    def pkix_base_url(self) -> str:
+        """Base of the CRL and OCSP URLs in certificates: plain http:// on the /pkix/ listener.
+
+        RFC 5280 practice: relying parties fetch CRLs and OCSP over http://, without
+        having to trust the gateway's own TLS certificate first.
+        """
+        if not self.pkix_http_port:
+            return self.public_base_url()
+        host = (urlsplit(self.base_url).hostname if self.base_url else None) or self.listen
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"  # a wildcard address is no URL; set public_base_url instead
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.pkix_http_port}"
 
     def public_base_url(self) -> str:
         """The URL clients reach the gateway at, without a trailing slash."""
@@ -222,6 +239,8 @@ class ProfileSettings:
     # Whether certificates issued under this profile through ACME may authenticate to
     # EST as TLS client certificates (off: an ACME name never opens EST enrollment).
     acme_certs_authenticate_est: bool = False
+    # How long an order may wait for the CA's decision (a pending approval at the CA).
+    max_wait: timedelta = timedelta(hours=168)
 
 
 @dataclass(frozen=True)
@@ -237,6 +256,11 @@ class JobSettings:
     # With several serving processes, how long a started job is reserved for the one
     # running it; longer than any CA call takes, so no second process runs it too.
     claim_seconds: float = 300.0
+    # Consecutive failures of one CA that open its circuit (0: never), and for how long.
+    breaker_threshold: int = 5
+    breaker_cooldown_seconds: float = 60.0
+    # How often every CA is asked whether it is usable (0: only at start).
+    health_probe_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -319,6 +343,7 @@ def _server(t: Table) -> ServerSettings:
         keepalive_timeout_seconds=t.float("keepalive_timeout_seconds", 60.0, 0.1),
         max_connections=t.int("max_connections", 10000, 1, 1_000_000),
         max_connections_per_address=t.int("max_connections_per_address", 256, 1, 1_000_000),
+        pkix_http_port=t.int("pkix_http_port", 8080, 0, 65535),
     )
     if not settings.https_port and not settings.http_port:
         raise t.error("https_port", "at least one of https_port and http_port must be non-zero")
@@ -446,6 +471,7 @@ def _profile(t: Table, name: str, cas: Mapping[str, CASettings]) -> ProfileSetti
         rfc2818=t.bool("rfc2818"),
         allow_key_reuse=t.bool("allow_key_reuse", True),
         acme_certs_authenticate_est=t.bool("acme_certs_authenticate_est"),
+        max_wait=timedelta(hours=t.float("max_wait_hours", 168.0, 0.01)),
     )
     t.check_unknown()
     return profile
@@ -460,6 +486,9 @@ def _jobs(t: Table) -> JobSettings:
         poll_cap_seconds=t.float("poll_cap_seconds", 600.0, 0.01),
         scan_period_seconds=t.float("scan_period_seconds", 1.0, 0.01),
         claim_seconds=t.float("claim_seconds", 300.0, 1.0),
+        breaker_threshold=t.int("breaker_threshold", 5, 0, 1000),
+        breaker_cooldown_seconds=t.float("breaker_cooldown_seconds", 60.0, 0.01),
+        health_probe_seconds=t.float("health_probe_seconds", 30.0),
     )
     if jobs.retry_cap_seconds < jobs.retry_base_seconds:
         raise t.error("retry_cap_seconds", "must be at least retry_base_seconds")
@@ -541,6 +570,20 @@ def parse(data: Mapping[str, Any], source: str) -> Settings:
                              "unknown section (check the spelling against config/gateway.toml)")
     return Settings(source, server, storage, acme, validation, cas, profiles, jobs, admin, audit,
                     rate_limits, extra)
+
+
+def warnings(settings: Settings) -> list[str]:
+    """Things a valid config does that an operator should know about (check-config prints them)."""
+    found = []
+    for profile in settings.profiles.values():
+        ca = settings.cas[profile.ca]
+        if ca.type == "adcs" and ca.options.get("send_validity", True) is not False:
+            found.append(
+                f"profiles.{profile.name}: AD CS CA {ca.name!r} honours validity_days "
+                f"({profile.validity.days}) only with EDITF_ATTRIBUTEENDDATE set on the CA "
+                "(certutil -setreg policy\\EditFlags +EDITF_ATTRIBUTEENDDATE) and never beyond "
+                "the template's validity period; otherwise the template decides")
+    return found
 
 
 def load(path: Path | None) -> Settings:

@@ -64,6 +64,26 @@ class _InFlight(Collector):
                                     value=value)
 
 
+class _CAStates(Collector):
+    """Per-CA gauges read from the core's health state at scrape time."""
+
+    def __init__(self, read: Callable[[], dict[str, dict[str, Any]]]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        states = self.read()
+        up = GaugeMetricFamily("acme_gateway_ca_up", "1 while the CA answers", labels=["ca"])
+        waiting = GaugeMetricFamily("acme_gateway_ca_jobs_waiting",
+                                    "jobs waiting on the CA (pending or retrying)", labels=["ca"])
+        failures = GaugeMetricFamily("acme_gateway_ca_consecutive_failures",
+                                     "failed calls and probes in a row", labels=["ca"])
+        for name, state in states.items():
+            up.add_metric([name], 1.0 if state["state"] == "up" else 0.0)
+            waiting.add_metric([name], float(state["jobs_waiting"]))
+            failures.add_metric([name], float(state["consecutive_failures"]))
+        yield from (up, waiting, failures)
+
+
 class Metrics:
     """The gateway's metrics, in a registry of its own (one per application).
 
@@ -72,7 +92,8 @@ class Metrics:
     """
 
     def __init__(self, in_flight: Callable[[], dict[str, int]],
-                 shared_dir: Path | None = None) -> None:
+                 shared_dir: Path | None = None,
+                 ca_states: Callable[[], dict[str, dict[str, Any]]] | None = None) -> None:
         self.shared_dir = shared_dir
         self._read_in_flight = in_flight
         self._gauges: dict[str, Gauge] = {}
@@ -95,6 +116,8 @@ class Metrics:
             self.connections_closed.labels(reason)
         if shared_dir is None:
             self.registry.register(_InFlight(in_flight))
+        if ca_states is not None:  # this process's view of its CAs, also with workers
+            self.registry.register(_CAStates(ca_states))
         # Labelled children by (front end, status): labels() re-checks and joins its
         # arguments on every call, and this runs for every request.
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}

@@ -103,3 +103,29 @@ def test_postgres_storage_reads_its_password_from_the_environment(
                                          "password_env": "GW_DB_PASSWORD"}}, "/etc/gw.toml")
     assert settings.storage.password == "s3cret" and settings.storage.pool_size == 4
     assert "s3cret" not in repr(settings.storage)
+
+
+@pytest.mark.parametrize(("ca_options", "warned"), [
+    ({"type": "adcs"}, True),
+    ({"type": "adcs", "send_validity": False}, False),
+    ({"type": "local"}, False),
+])
+def test_check_config_warns_that_an_adcs_template_may_decide_validity(
+        ca_options: dict, warned: bool) -> None:  # type: ignore[type-arg]
+    settings = config.parse({"cas": {"corp": ca_options},
+                             "acme": {"default_profile": "web"},
+                             "profiles": {"web": {"ca": "corp", "validity_days": 30}}}, "t")
+    found = config.warnings(settings)
+    assert bool(found) == warned
+    if warned:
+        assert "EDITF_ATTRIBUTEENDDATE" in found[0] and "profiles.web" in found[0]
+
+
+@pytest.mark.parametrize(("doc", "key"), [
+    ({"jobs": {"breaker_threshold": -1}}, "jobs.breaker_threshold"),
+    ({"profiles": {"p": {"max_wait_hours": -2}}}, "profiles.p.max_wait_hours"),
+])
+def test_budget_options_are_checked(doc: dict, key: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ConfigError) as err:
+        config.parse(doc, "t")
+    assert err.value.key == key

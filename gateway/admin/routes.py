@@ -5,6 +5,8 @@ Routes (JSON):
 * ``GET  /admin/approvals``               requests waiting for an approver
 * ``POST /admin/approvals/{id}/approve``  body optional: ``{"approver": "alice"}``
 * ``POST /admin/approvals/{id}/reject``   body: ``{"reason": "...", "approver": "alice"}``
+* ``GET  /admin/tasks``                   open operator tasks (e.g. revoke in the AD CS console)
+* ``POST /admin/tasks/{id}/done``         body optional: ``{"approver": "alice", "note": "..."}``
 
 Every request needs ``Authorization: Bearer <token>``, the token read from
 ``[admin] token_file`` or ``token_env``; without a configured token the API is
@@ -101,6 +103,22 @@ async def reject(request: web.Request) -> web.Response:
     return web.json_response(render_request(order))
 
 
+async def list_tasks(request: web.Request) -> web.Response:
+    """GET /admin/tasks."""
+    tasks = await request.config_dict[keys.CORE].issuance.tasks.open_tasks()
+    return web.json_response({"tasks": [t.as_dict() for t in tasks]})
+
+
+async def task_done(request: web.Request) -> web.Response:
+    """POST /admin/tasks/{id}/done."""
+    body = await _body(request)
+    note = body.get("note")
+    note = note if isinstance(note, str) else ""
+    task = await request.config_dict[keys.CORE].issuance.tasks.done(
+        request.match_info["id"], _approver(request, body), note)
+    return web.json_response(task.as_dict())
+
+
 def admin_app(token: str) -> web.Application:
     """The admin routes (mounted by gateway.app under /admin/ when a token is configured)."""
     app = web.Application(middlewares=[admin_middleware])
@@ -108,4 +126,6 @@ def admin_app(token: str) -> web.Application:
     app.router.add_get("/approvals", list_pending)
     app.router.add_post("/approvals/{id}/approve", approve)
     app.router.add_post("/approvals/{id}/reject", reject)
+    app.router.add_get("/tasks", list_tasks)
+    app.router.add_post("/tasks/{id}/done", task_done)
     return app

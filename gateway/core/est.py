@@ -35,7 +35,7 @@ from gateway.core import csr as csrs
 from gateway.core import est_keygen as keygen
 from gateway.core.clock import Clock
 from gateway.core.est_names import identifiers_of, same_subject
-from gateway.core.issuance import IssuanceService, serial_hex
+from gateway.core.issuance import IssuanceService
 from gateway.core.models import (
     INVALID,
     PROCESSING,
@@ -49,6 +49,7 @@ from gateway.core.models import (
 )
 from gateway.core.profiles import domain_allowed
 from gateway.core.ratelimits.limiter import Requester
+from gateway.core.revocation import serial_hex
 from gateway.errors import ErrorKind, GatewayError
 from gateway.storage.base import Conflict, Insert, Store
 

@@ -5,9 +5,10 @@ row, and starts the job at once; the client is answered when the CA has
 finished or after ``finalize_wait_seconds``, whichever comes first. A job is
 unique per order (a table constraint) and runs in at most one task of this
 process, so a repeated finalize or a restart never sends a request twice on
-our side. A CA that answers "pending" is polled with backoff; a transient CA
-failure is retried with backoff up to a limit; then the order is ``invalid``
-with the CA's reason.
+our side. A job has two budgets (:mod:`gateway.core.budgets`): the time it
+may wait for the CA's decision, and the transient failures it rides out; only
+an explicit refusal by the CA ends an order with the CA's reason. Calls to a CA
+whose circuit is open (:mod:`gateway.core.ca_health`) wait without being made.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncio
 import functools
 import logging
 import ssl
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -25,7 +27,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from connectors.base import (
-    AlreadyRevoked,
     CAProfile,
     Connector,
     ConnectorError,
@@ -34,15 +35,17 @@ from connectors.base import (
     IssueResult,
     Pending,
     Rejected,
-    RevocationReason,
-    RevocationUnsupported,
+    SubmissionInDoubt,
+    SubmissionLookup,
 )
 from gateway import audit
 from gateway.config import ProfileSettings, Settings
+from gateway.core import budgets
 from gateway.core import csr as csrs
 from gateway.core.approvals import PENDING_APPROVAL, ApprovalService, actor_of
+from gateway.core.ca_health import CAHealth
 from gateway.core.clock import Clock
-from gateway.core.keys import account_key_spki, jwk_public_key, spki_sha256
+from gateway.core.keys import account_key_spki, spki_sha256
 from gateway.core.models import (
     INVALID,
     PROCESSING,
@@ -57,33 +60,17 @@ from gateway.core.models import (
 from gateway.core.orders import OrderService, problem_dict
 from gateway.core.profiles import ProfilePolicy
 from gateway.core.ratelimits.limiter import RateLimiter
+from gateway.core.revocation import RevocationService, serial_hex
 from gateway.core.role import ProcessRole
+from gateway.core.tasks import OperatorTasks
 from gateway.errors import ErrorKind, GatewayError
 from gateway.storage.base import Delete, Insert, Op, Store, StoreUnavailable, Update
 from gateway.validation import Validator
 
 log = logging.getLogger("gateway.jobs")
 
-# Defaults of the [jobs] table (gateway.config.JobSettings holds the configured values).
-RETRY_BASE_SECONDS = 2.0
-RETRY_CAP_SECONDS = 300.0
-MAX_ATTEMPTS = 10
-POLL_BASE_SECONDS = 5.0
-POLL_CAP_SECONDS = 600.0
-SCAN_PERIOD_SECONDS = 1.0
 # Set in a job's ``extra`` once its CSR passed the profile rules (ACME does it at finalize).
 POLICY_CHECKED = "checked"
-ACME_REVOCATION_REASONS = {0, 1, 3, 4, 5, 9}
-
-
-def backoff(attempt: int, base: float, cap: float) -> float:
-    """Exponential backoff: base, 2·base, 4·base, ... capped."""
-    return float(min(cap, base * 2.0 ** max(0, attempt - 1)))
-
-
-def serial_hex(cert: x509.Certificate) -> str:
-    """The serial number as lower-case hex, the form used for lookups."""
-    return format(cert.serial_number, "x")
 
 
 def chain_pem(leaf_der: bytes, chain_der: tuple[bytes, ...]) -> str:
@@ -109,7 +96,7 @@ class IssuanceService:
                  validator: Validator, *, trail: audit.AuditTrail | None = None,
                  profiles: ProfilePolicy | None = None,
                  approvals: ApprovalService | None = None,
-                 role: ProcessRole | None = None,
+                 role: ProcessRole | None = None, health: CAHealth | None = None,
                  limits: RateLimiter | None = None) -> None:
         self.settings = settings
         self.role = role or ProcessRole()
@@ -123,6 +110,12 @@ class IssuanceService:
         self.profiles = profiles or ProfilePolicy(settings, store, self.trail)
         self.approvals = approvals or ApprovalService(settings, store, clock, self.trail)
         self.limits = limits or RateLimiter(settings.rate_limits, store, clock, self.trail)
+        self.health = health or CAHealth(connectors, clock, self.jobs.breaker_threshold,
+                                         self.jobs.breaker_cooldown_seconds)
+        self.tasks = OperatorTasks(store, clock, self.trail)
+        self.revocation = RevocationService(store, clock, connectors, self.trail, self.tasks)
+        # Orders whose job waits on its CA (pending, or retrying after a failure) → the CA.
+        self.waiting: dict[str, str] = {}
         self._running: dict[str, asyncio.Task[Order | None]] = {}
         self._claims: dict[str, Job] = {}  # order id → the job as claimed by this process
         self._done: dict[str, asyncio.Event] = {}
@@ -133,6 +126,10 @@ class IssuanceService:
     def in_flight(self) -> int:
         """CA jobs running now in this process."""
         return len(self._running)
+
+    def jobs_waiting(self) -> dict[str, int]:
+        """Jobs this process knows to be waiting on each CA."""
+        return dict(Counter(self.waiting.values()))
 
     # -- finalize --------------------------------------------------------------------
 
@@ -307,6 +304,7 @@ class IssuanceService:
         if order is None or order.id != job.order_id:
             order = await self.store.get_order(job.order_id)
         if order is None or order.status != PROCESSING or order.csr_der is None:
+            self.waiting.pop(job.order_id, None)
             await self.store.apply([Delete(job)])
             return None
         if order.approval == PENDING_APPROVAL:
@@ -317,20 +315,45 @@ class IssuanceService:
             if admitted is None:
                 return None
             job = admitted
-        connector = self.connectors[profile.ca]
+        if job.ca_ref and budgets.wait_expired(job, self.clock.now(), profile.max_wait):
+            await self._fail(order, job, ErrorKind.CA_UNAVAILABLE, self._expired(job, profile))
+            return None
+        blocked = self.health.blocked_until(profile.ca)
+        if blocked is not None:  # the CA's circuit is open: wait without calling it
+            self.waiting[order.id] = profile.ca
+            await self.store.apply([Update(budgets.deferred(job, blocked))])
+            return None
         try:
-            if job.ca_ref:
-                result: IssueResult = await connector.poll(job.ca_ref)
-            else:
-                result = await connector.issue(self._issue_request(order, profile))
+            result = await self._call_ca(order, job, profile)
         except ConnectorError as exc:
-            await self._ca_failed(order, job, exc, exc.retryable)
+            await self._ca_failed(order, job, exc, exc.retryable, profile.ca)
             return None
         except Exception as exc:  # a connector bug is treated as transient, and logged
             log.exception("connector %s failed unexpectedly", profile.ca)
-            await self._ca_failed(order, job, exc, True)
+            await self._ca_failed(order, job, exc, True, profile.ca)
             return None
+        self.health.answered(profile.ca)
         return await self._handle_result(order, job, result, profile.ca)
+
+    async def _call_ca(self, order: Order, job: Job, profile: ProfileSettings) -> IssueResult:
+        """Poll a request the CA holds; else submit, after looking for a submission in doubt."""
+        connector = self.connectors[profile.ca]
+        if job.ca_ref:
+            return await connector.poll(job.ca_ref)
+        request = self._issue_request(order, profile)
+        hint = job.extra.get(budgets.IN_DOUBT)
+        if isinstance(hint, str) and isinstance(connector, SubmissionLookup):
+            found = await connector.lookup(request, hint)
+            if found is not None:
+                return found
+        return await connector.issue(request)
+
+    @staticmethod
+    def _expired(job: Job, profile: ProfileSettings) -> str:
+        hours = profile.max_wait.total_seconds() / 3600
+        return (f"the CA did not decide within {hours:g} hour(s) (profile {profile.name!r}, "
+                f"max_wait_hours); its request {job.ca_ref} may still be open there: "
+                "cancel it in the CA, then order again")
 
     async def _admit(self, order: Order, job: Job, profile: ProfileSettings) -> Job | None:
         """Before a first CA call: the profile gate and the approval hold.
@@ -396,31 +419,31 @@ class IssuanceService:
         if isinstance(result, Issued):
             return await self._store_issued(order, job, result, ca)
         if isinstance(result, Pending):
-            delay = result.retry_after or backoff(job.attempts + 1, self.jobs.poll_base_seconds,
-                                                  self.jobs.poll_cap_seconds)
-            waiting = replace(job, state="waiting", ca_ref=result.ref, attempts=job.attempts + 1,
-                              run_at=now + timedelta(seconds=delay), last_error=result.message)
-            await self.store.apply([Update(waiting)])
+            self.waiting[order.id] = ca
+            await self.store.apply([Update(budgets.after_pending(job, result, now, self.jobs))])
         elif isinstance(result, Rejected):
             await self._fail(order, job, ErrorKind.UNAUTHORIZED,
                              f"the CA refused the request: {result.reason}")
         return None
 
-    async def _ca_failed(self, order: Order, job: Job, exc: Exception, retryable: bool) -> None:
-        attempts = job.attempts + 1
-        if retryable and attempts < self.jobs.max_attempts:
-            delay = backoff(attempts, self.jobs.retry_base_seconds, self.jobs.retry_cap_seconds)
-            log.warning("CA call for order %s failed (attempt %d), retrying in %.0fs: %s",
-                        order.id, attempts, delay, exc)
-            again = replace(job, attempts=attempts, last_error=str(exc),
-                            run_at=self.clock.now() + timedelta(seconds=delay))
+    async def _ca_failed(self, order: Order, job: Job, exc: Exception, retryable: bool,
+                         ca: str) -> None:
+        if retryable:  # a profile's own misconfiguration says nothing about the CA's health
+            self.health.failed(ca, str(exc) or type(exc).__name__)
+        hint = exc.hint if isinstance(exc, SubmissionInDoubt) else None
+        again = budgets.after_failure(job, str(exc), retryable, self.clock.now(), self.jobs, hint)
+        if again is not None:
+            self.waiting[order.id] = ca
+            log.warning("CA call for order %s failed (%d in a row), retrying at %s: %s",
+                        order.id, again.attempts, again.run_at, exc)
             await self.store.apply([Update(again)])
             return
         await self._fail(order, job, ErrorKind.CA_UNAVAILABLE,
-                         f"the CA could not issue after {attempts} attempt(s): {exc}")
+                         f"the CA could not issue after {job.attempts + 1} attempt(s): {exc}")
 
     async def _fail(self, order: Order, job: Job, kind: ErrorKind, detail: str,
                     event: str | None = audit.FAILED) -> None:
+        self.waiting.pop(order.id, None)
         failed = order.moved(INVALID, error=problem_dict(kind, detail))
         ops: list[Op] = [Update(failed, expect=PROCESSING), Delete(job)]
         if event is not None:
@@ -445,6 +468,7 @@ class IssuanceService:
             chain_pem=chain_pem(issued.leaf_der, issued.chain_der),
             not_before=leaf.not_valid_before_utc, not_after=leaf.not_valid_after_utc,
             spki_sha256=spki_sha256(leaf_key), ca=ca)
+        self.waiting.pop(order.id, None)
         done = order.moved(VALID, certificate_id=cert.id)
         lifetime = (cert.not_after - cert.not_before).total_seconds()
         facts = {"serial": cert.serial, "validity_days": round(lifetime / 86400, 2),
@@ -470,61 +494,4 @@ class IssuanceService:
     async def revoke(self, cert_der: bytes, reason: Any, account: Account | None,
                      jwk: dict[str, Any] | None) -> Certificate:
         """Revoke by the owning account's key or by the certificate's own key (§7.6)."""
-        code = self._reason(reason)
-        try:
-            leaf = x509.load_der_x509_certificate(cert_der)
-        except ValueError as exc:
-            raise GatewayError(ErrorKind.MALFORMED, "certificate is not a DER X.509 "
-                               "certificate") from exc
-        cert = await self.store.get_certificate_by_serial(serial_hex(leaf))
-        if cert is None or cert.leaf_der != cert_der:
-            raise GatewayError(ErrorKind.NOT_FOUND, "this certificate was not issued here")
-        try:
-            self._check_revoker(cert, leaf, account, jwk)
-        except GatewayError as exc:
-            await self.trail.record(
-                audit.UNAUTHORIZED, actor=audit.acme_actor(account.id) if account else "jwk",
-                ca=cert.ca, result=exc.kind.value, detail=exc.detail, request_id=cert.order_id,
-                extra={"serial": cert.serial})
-            raise
-        if cert.revoked_at is not None:
-            raise GatewayError(ErrorKind.ALREADY_REVOKED, "the certificate is already revoked")
-        try:
-            await self.connectors[cert.ca].revoke(cert_der, RevocationReason(code))
-        except AlreadyRevoked:
-            pass  # the CA knew already; record it here too
-        except RevocationUnsupported as exc:
-            raise GatewayError(ErrorKind.SERVER_INTERNAL,
-                               f"CA {cert.ca!r} cannot revoke through this gateway: {exc}") from exc
-        except ConnectorError as exc:
-            raise GatewayError(ErrorKind.CA_UNAVAILABLE, f"the CA could not revoke: {exc}",
-                               retry_after=30) from exc
-        revoked = replace(cert, revoked_at=self.clock.now(), revocation_reason=code)
-        actor = audit.acme_actor(account.id) if account is not None else "certificate-key"
-        await self.store.apply([Update(revoked), self.trail.event(
-            audit.REVOKED, actor=actor, ca=cert.ca, request_id=cert.order_id,
-            extra={"serial": cert.serial, "reason": code})])
-        return revoked
-
-    @staticmethod
-    def _reason(reason: Any) -> int:
-        if reason is None:
-            return 0
-        if not isinstance(reason, int) or isinstance(reason, bool) \
-                or reason not in ACME_REVOCATION_REASONS:
-            raise GatewayError(ErrorKind.BAD_REVOCATION_REASON,
-                               f"reason {reason!r} is not allowed; use one of "
-                               f"{sorted(ACME_REVOCATION_REASONS)}")
-        return reason
-
-    @staticmethod
-    def _check_revoker(cert: Certificate, leaf: x509.Certificate, account: Account | None,
-                       jwk: dict[str, Any] | None) -> None:
-        if account is not None and account.id == cert.account_id:
-            return
-        if jwk is not None and spki_sha256(jwk_public_key(jwk)) == spki_sha256(leaf.public_key()):
-            return
-        raise GatewayError(ErrorKind.UNAUTHORIZED,
-                           "only the account that ordered the certificate, or the holder of "
-                           "its private key, may revoke it")
-
+        return await self.revocation.revoke(cert_der, reason, account, jwk)

@@ -8,9 +8,14 @@ EJBCA publish their own).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, runtime_checkable
+
+from cryptography.x509 import ocsp
 
 from connectors.base import ConnectorError
 from gateway.errors import ErrorKind, GatewayError
@@ -32,6 +37,31 @@ class RevocationPublisher(Protocol):
     async def ocsp_response(self, request_der: bytes) -> bytes:
         """The DER OCSP response to a DER request (malformed input gets malformedRequest)."""
         ...
+
+
+@dataclass(frozen=True)
+class OcspAnswer:
+    """A DER OCSP response and, when it is a signed answer, the window it is valid for."""
+
+    der: bytes
+    this_update: datetime | None = None
+    next_update: datetime | None = None
+
+    @property
+    def etag(self) -> str:
+        """A strong validator for HTTP caches (RFC 5019 §6.2 suggests the response's hash)."""
+        return '"' + hashlib.sha1(self.der, usedforsecurity=False).hexdigest() + '"'
+
+
+def ocsp_answer(der: bytes) -> OcspAnswer:
+    """The answer with its validity window read from it (none for error responses)."""
+    try:
+        parsed = ocsp.load_der_ocsp_response(der)
+        if parsed.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
+            return OcspAnswer(der)
+        return OcspAnswer(der, parsed.this_update_utc, parsed.next_update_utc)
+    except ValueError:
+        return OcspAnswer(der)
 
 
 class PkixService:
@@ -61,11 +91,20 @@ class PkixService:
         publisher = self._publisher(ca)
         return await _unavailable_as_error(publisher.crl_der(), f"the CRL of {ca!r}")
 
-    async def ocsp(self, ca: str, request_der: bytes) -> bytes:
+    async def root_crl(self, ca: str) -> bytes:
+        """The CRL of ``ca``'s offline root (two-tier local CAs only)."""
+        publisher = self._publisher(ca)
+        read = getattr(publisher, "root_crl_der", None)
+        der = await _unavailable_as_error(read(), f"the root CRL of {ca!r}") if read else None
+        if der is None:
+            raise GatewayError(ErrorKind.NOT_FOUND, f"CA {ca!r} has no root above it here")
+        return bytes(der)
+
+    async def ocsp(self, ca: str, request_der: bytes) -> OcspAnswer:
         """The OCSP response of ``ca`` to ``request_der`` (errors are OCSP responses too)."""
         publisher = self._publisher(ca)
         answer = publisher.ocsp_response(request_der)
-        return await _unavailable_as_error(answer, f"the OCSP responder of {ca!r}")
+        return ocsp_answer(await _unavailable_as_error(answer, f"the OCSP responder of {ca!r}"))
 
 
 async def _unavailable_as_error(pending: Awaitable[bytes], what: str) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from connectors.base import Connector
 from gateway import audit
@@ -11,6 +12,7 @@ from gateway.config import Settings
 from gateway.core.accounts import AccountService
 from gateway.core.anchoring import AnchorWriter
 from gateway.core.approvals import ApprovalService
+from gateway.core.ca_health import CAHealth, HealthProber
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.eab import EabService
 from gateway.core.est import EstService
@@ -51,10 +53,14 @@ class Core:
                                    profiles=self.profiles, limits=self.limits)
         self.validations = ValidationRunner(settings, store, self.orders, validator)
         self.orders.on_challenge = self.validations.start
+        jobs = settings.jobs
+        self.health = CAHealth(connectors, self.clock, jobs.breaker_threshold,
+                               jobs.breaker_cooldown_seconds)
+        self.prober = HealthProber(connectors, self.health, jobs.health_probe_seconds)
         self.issuance = IssuanceService(settings, store, self.clock, connectors, self.orders,
                                         validator, trail=self.audit, profiles=self.profiles,
                                         approvals=self.approvals, role=self.role,
-                                        limits=self.limits)
+                                        health=self.health, limits=self.limits)
         self.approvals.on_approved = self.issuance.wake
         self.est = EstService(settings, store, self.clock, connectors, self.issuance)
         self.anchors = AnchorWriter(settings, store, self.clock)
@@ -72,21 +78,16 @@ class Core:
             if self.role.other_nodes:  # a node that dies leaves its validations to the others
                 self.validations.watch_orphans(self.settings.jobs.claim_seconds)
         await self.issuance.start()
+        self.prober.start()
 
     async def stop(self) -> None:
         """Stop background work; anything unfinished resumes on the next start."""
+        await self.prober.stop()
         await self.validations.stop()
         await self.issuance.stop()
         await self.approvals.aclose()
         await self.anchors.stop()  # last: it anchors the final head
 
-    async def ready(self) -> dict[str, str]:
-        """Each CA's health: "ok" or the reason it is not usable."""
-        health = {}
-        for name, connector in self.connectors.items():
-            try:
-                await connector.check()
-                health[name] = "ok"
-            except Exception as exc:  # report any failure, never raise from a health check
-                health[name] = str(exc) or type(exc).__name__
-        return health
+    def ready(self) -> dict[str, dict[str, Any]]:
+        """Each CA's state as last probed or called: up or down, since when, why, jobs waiting."""
+        return self.health.report(self.issuance.jobs_waiting())

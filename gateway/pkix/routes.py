@@ -1,8 +1,10 @@
 """Routes that publish CRLs (RFC 5280) and answer OCSP (RFC 6960) for the CAs we sign for.
 
 ``GET  /pkix/<ca>/crl``               the current CRL, ``application/pkix-crl`` (DER)
+``GET  /pkix/<ca>/root-crl``          the CRL of a two-tier CA's offline root (DER)
 ``POST /pkix/<ca>/ocsp``              body ``application/ocsp-request`` (DER)
-``GET  /pkix/<ca>/ocsp/<base64>``     the DER request, base64 then URL-encoded (RFC 6960 A.1)
+``GET  /pkix/<ca>/ocsp/<base64>``     the DER request, base64 then URL-encoded (RFC 6960 A.1);
+                                      cacheable until the answer's nextUpdate (RFC 5019 §6.2)
 
 Each handler parses the wire, makes one call into
 :class:`gateway.core.pkix.PkixService` (under :data:`PKIX_SERVICE`) and renders
@@ -14,11 +16,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from urllib.parse import unquote
 
 from aiohttp import web
 
-from gateway.core.pkix import PkixService
+from gateway.core.pkix import OcspAnswer, PkixService
 from gateway.errors import ErrorKind, GatewayError
 from gateway.keys import PKIX_SERVICE
 
@@ -53,11 +58,23 @@ def _failure(exc: GatewayError) -> web.Response:
 @routes.get("/pkix/{ca}/crl")
 async def get_crl(request: web.Request) -> web.Response:
     """The CA's current CRL."""
+    return await _crl(request, _service(request).crl, max_age=300)
+
+
+@routes.get("/pkix/{ca}/root-crl")
+async def get_root_crl(request: web.Request) -> web.Response:
+    """The CRL of the CA's offline root (it changes only when the root signs it anew)."""
+    return await _crl(request, _service(request).root_crl, max_age=3600)
+
+
+async def _crl(request: web.Request, fetch: Callable[[str], Awaitable[bytes]],
+               max_age: int) -> web.Response:
     try:
-        der = await _service(request).crl(request.match_info["ca"])
+        der = await fetch(request.match_info["ca"])
     except GatewayError as exc:
         return _failure(exc)
-    return web.Response(body=der, content_type=CRL_TYPE, headers={"Cache-Control": "max-age=300"})
+    return web.Response(body=der, content_type=CRL_TYPE,
+                        headers={"Cache-Control": f"max-age={max_age}"})
 
 
 @routes.post("/pkix/{ca}/ocsp")
@@ -94,7 +111,21 @@ def _decode_base64(text: str) -> bytes:
 
 async def _answer(request: web.Request, request_der: bytes) -> web.Response:
     try:
-        der = await _service(request).ocsp(request.match_info["ca"], request_der)
+        answer = await _service(request).ocsp(request.match_info["ca"], request_der)
     except GatewayError as exc:
         return _failure(exc)
-    return web.Response(body=der, content_type=OCSP_RESPONSE_TYPE)
+    headers = _cache_headers(answer) if request.method == "GET" else {}
+    return web.Response(body=answer.der, content_type=OCSP_RESPONSE_TYPE, headers=headers)
+
+
+def _cache_headers(answer: OcspAnswer) -> dict[str, str]:
+    """RFC 5019 §6.2: GET answers are cacheable until nextUpdate, never beyond it."""
+    if answer.this_update is None or answer.next_update is None:
+        return {"Cache-Control": "no-store"}  # an error response must not be cached
+    left = int((answer.next_update - datetime.now(UTC)).total_seconds())
+    return {
+        "Cache-Control": f"max-age={max(0, left)}, public, no-transform, must-revalidate",
+        "Last-Modified": format_datetime(answer.this_update, usegmt=True),
+        "Expires": format_datetime(answer.next_update, usegmt=True),
+        "ETag": answer.etag,
+    }

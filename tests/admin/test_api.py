@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from gateway import keys
 from gateway.app import create_app
 from tests.acme.conftest import FakeValidator, eventually
 from tests.acmeclient import make_csr
@@ -75,3 +76,22 @@ async def test_no_token_no_admin_api(aiohttp_client: Any, tmp_path: Path) -> Non
     http = await aiohttp_client(create_app(settings_for(tmp_path), validator=FakeValidator()))
     resp = await http.get("/admin/approvals", headers=AUTH)
     assert resp.status == 404
+
+
+async def test_operator_tasks_are_listed_and_closed(agw: PolicyGateway) -> None:
+    tasks = agw.http.app[keys.CORE].issuance.tasks
+    task = await tasks.revocation_task(ca="corp", serial="1f", reason=1, certificate_id="",
+                                       instructions="revoke serial 1f in the console",
+                                       actor="acme:x")
+    resp = await agw.http.get("/admin/tasks", headers=AUTH)
+    listed = (await resp.json())["tasks"]
+    assert [(t["id"], t["serial"], t["instructions"]) for t in listed] == [
+        (task.id, "1f", "revoke serial 1f in the console")]
+    resp = await agw.http.post(f"/admin/tasks/{task.id}/done", headers=AUTH,
+                               json={"approver": "bob", "note": "done in certsrv.msc"})
+    assert resp.status == 200 and (await resp.json())["id"] == task.id
+    assert (await (await agw.http.get("/admin/tasks", headers=AUTH)).json())["tasks"] == []
+    resp = await agw.http.post(f"/admin/tasks/{task.id}/done", headers=AUTH)
+    assert resp.status == 404
+    [closed] = await agw.audit("operator_task_done")
+    assert closed["actor"] == "admin:bob" and closed["detail"] == "done in certsrv.msc"

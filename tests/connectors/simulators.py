@@ -10,6 +10,7 @@ from typing import Any
 from connectors.adcs import CertsrvConnector, CertsrvSettings
 from connectors.base import CAProfile, IssueRequest
 from connectors.ejbca import EjbcaConnector, EjbcaSettings
+from tests.acmeclient import AcmeClient
 from tests.fakes.certsrv import CertsrvSimulator
 from tests.fakes.ejbca import EjbcaSimulator
 from tests.fakes.pki import make_csr
@@ -94,3 +95,29 @@ async def ejbca(
             await connector.aclose()
     finally:
         await sim.stop()
+
+
+async def acme_through(aiohttp_client: Any, tmp: Path, connector: Any, ca_type: str,
+                       ca_params: Mapping[str, str] | None = None, clock: Any = None,
+                       **tables: Any) -> tuple[Any, AcmeClient]:
+    """A gateway whose default profile issues through ``connector``, and a registered client.
+
+    ``tables`` are extra TOML tables (e.g. ``jobs={...}``); the app is the first item.
+    """
+    from gateway import config
+    from gateway.app import create_app
+    from tests.acme.conftest import FakeValidator
+
+    doc: dict[str, Any] = {
+        "server": {"data_dir": str(tmp / "gw")},
+        "cas": {connector.name: {"type": ca_type}},
+        "profiles": {"default": {"ca": connector.name, "ca_params": dict(ca_params or {})}},
+        **tables,
+    }
+    app = create_app(config.parse(doc, "connector-test"), validator=FakeValidator(),
+                     connectors={connector.name: connector}, clock=clock)
+    http = await aiohttp_client(app)
+    client = AcmeClient(http.session, str(http.make_url("/acme/directory")))
+    await client.start()
+    await client.register()
+    return app, client

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from connectors.base import (
     Rejected,
     RevocationReason,
     RevocationUnsupported,
+    SubmissionInDoubt,
 )
 from tests.connectors.simulators import certsrv, certsrv_options, request
 
@@ -268,3 +271,92 @@ def test_password_never_in_repr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     )
     assert settings.password == "hunter2-secret"
     assert "hunter2" not in repr(settings)
+
+
+async def test_a_none_page_while_pending_is_still_pending(tmp_path: Path) -> None:
+    async with certsrv(tmp_path, mode="pending") as (sim, conn):
+        pending = await conn.issue(request(["p.example.net"], WEB))
+        assert isinstance(pending, Pending)
+        sim.mode = "stopped"  # the CA service stops while the officer has not decided
+        again = await conn.poll(pending.ref)
+        assert isinstance(again, Pending) and again.ref == pending.ref
+        assert "no disposition" in again.message
+        sim.mode = "pending"
+        sim.approve(int(pending.ref))
+        assert isinstance(await conn.poll(pending.ref), Issued)
+
+
+async def test_a_stopped_ca_service_is_no_verdict_on_submission(tmp_path: Path) -> None:
+    async with certsrv(tmp_path, mode="stopped") as (sim, conn):
+        with pytest.raises(CAUnavailable, match="RPC server is unavailable"):
+            await conn.issue(request(["s.example.net"], WEB))
+    assert sim.requests == {}
+
+
+async def test_a_lost_answer_is_looked_up_and_never_submitted_twice(tmp_path: Path) -> None:
+    async with certsrv(tmp_path, timeout_seconds=0.5) as (sim, conn):
+        await conn.issue(request(["first.example.net"], WEB, "o1"))  # seen: request 41
+        sim.mode, sim.slow_seconds = "lost", 30.0
+        lost = request(["lost.example.net"], WEB, "o2")
+        with pytest.raises(SubmissionInDoubt) as doubt:
+            await conn.issue(lost)
+        sim.release()
+        found = await conn.lookup(lost, doubt.value.hint)
+    assert isinstance(found, Issued)
+    assert x509.load_der_x509_certificate(found.leaf_der).serial_number == \
+        sim.requests[42].cert.serial_number  # type: ignore[union-attr]
+    assert len(sim.requests) == 2
+
+
+async def test_a_lost_answer_waits_while_a_request_is_undecided(tmp_path: Path) -> None:
+    async with certsrv(tmp_path, timeout_seconds=0.5) as (sim, conn):
+        await conn.issue(request(["first.example.net"], WEB, "o1"))
+        sim.mode, sim.slow_seconds = "pending", 30.0
+        lost = request(["lost.example.net"], WEB, "o2")
+        await conn.issue(request(["other.example.net"], WEB, "o3"))  # someone's pending 42
+        waiting = await conn.lookup(lost, "after:41")
+        assert isinstance(waiting, Pending) and waiting.ref.startswith("scan:41:")
+        sim.deny(42)  # not ours after all, and nothing else came: the CA holds nothing of ours
+        gone = await conn.poll(waiting.ref)
+    assert isinstance(gone, Rejected) and "holds no request from this order" in gone.reason
+
+
+async def test_lookup_by_request_id_fetches_that_request(tmp_path: Path) -> None:
+    async with certsrv(tmp_path) as (sim, conn):
+        req = request(["x.example.net"], WEB)
+        first = await conn.issue(req)
+        again = await conn.lookup(req, "id:41")
+        nothing = await conn.lookup(req, "after:0")  # no starting point: submit again
+    assert isinstance(first, Issued) and isinstance(again, Issued)
+    assert again.leaf_der == first.leaf_der and nothing is None
+
+
+@pytest.mark.parametrize(("end_date_flag", "days"), [(True, 30), (False, 730)])
+async def test_validity_travels_as_request_attributes(tmp_path: Path, end_date_flag: bool,
+                                                      days: int) -> None:
+    async with certsrv(tmp_path) as (sim, conn):
+        sim.attribute_end_date = end_date_flag
+        req = request(["v.example.net"], WEB)
+        req = replace(req, profile=replace(req.profile, validity=timedelta(days=30)))
+        issued = await conn.issue(req)
+    assert isinstance(issued, Issued)
+    leaf = x509.load_der_x509_certificate(issued.leaf_der)
+    assert (leaf.not_valid_after_utc - leaf.not_valid_before_utc).days == days
+
+
+async def test_the_lookup_starting_point_survives_a_restart(tmp_path: Path) -> None:
+    async with certsrv(tmp_path, timeout_seconds=0.5) as (sim, conn):
+        await conn.issue(request(["first.example.net"], WEB, "o1"))  # request 41
+        restarted = CertsrvConnector("adcs", conn.settings)
+        await restarted.start()
+        try:
+            sim.mode, sim.slow_seconds = "lost", 30.0
+            lost = request(["lost.example.net"], WEB, "o2")
+            with pytest.raises(SubmissionInDoubt) as doubt:
+                await restarted.issue(lost)
+            assert doubt.value.hint == "after:41"
+            sim.release()
+            assert isinstance(await restarted.lookup(lost, doubt.value.hint), Issued)
+        finally:
+            await restarted.aclose()
+    assert len(sim.requests) == 2

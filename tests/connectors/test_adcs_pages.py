@@ -6,7 +6,7 @@ import pytest
 
 from connectors.adcs_pages import (
     SubmitOutcome,
-    is_under_submission,
+    classify_message,
     parse_cert,
     parse_disposition,
     parse_p7b,
@@ -40,13 +40,27 @@ from tests.fakes.pki import MiniCA
         ),
         (
             '<P>The disposition message is "Error Constructing or Publishing Certificate 0x1".</P>',
-            SubmitOutcome("denied", "", "Error Constructing or Publishing Certificate 0x1"),
+            SubmitOutcome("error", "", "Error Constructing or Publishing Certificate 0x1"),
+        ),
+        (
+            '<P> Your Request Id is 17. The disposition message is "(none)".</P>',
+            SubmitOutcome("pending", "17", "(none)"),
         ),
     ],
-    ids=["issued-browser", "issued-plain", "pending", "pending-wrapped", "denied", "error"],
+    ids=["issued-browser", "issued-plain", "pending", "pending-wrapped", "denied", "error",
+         "none-with-id"],
 )
 def test_submit_page(page: str, expected: SubmitOutcome) -> None:
     assert parse_submit_page(page) == expected
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("The RPC server is unavailable. 0x800706ba (WIN32: 1722)", "unavailable"),
+    ("The request contains no certificate template information. 0x80094801", "error"),
+])
+def test_error_pages_are_no_verdict(text: str, kind: str) -> None:
+    outcome = parse_submit_page(pages.error_page(text))
+    assert outcome.kind == kind and text in outcome.message and not outcome.request_id
 
 
 def test_unknown_page_is_protocol_error_with_snippet() -> None:
@@ -55,25 +69,38 @@ def test_unknown_page_is_protocol_error_with_snippet() -> None:
 
 
 @pytest.mark.parametrize(
-    ("page", "message", "pending"),
+    ("page", "kind", "message"),
     [
-        (pages.disposition_page("Taken Under Submission"), "Taken Under Submission", True),
-        (pages.disposition_page("Denied by Administrator"), "Denied by Administrator", False),
-        (
-            "<td>Disposition message:</td>\r\n<td>  Taken Under\r\n Submission </td>",
-            "Taken Under Submission",
-            True,
-        ),
+        (pages.disposition_page("Taken Under Submission"), "pending", "Taken Under Submission"),
+        (pages.disposition_page("Denied by Administrator"), "denied", "Denied by Administrator"),
+        ("<td>Disposition message:</td>\r\n<td>  Taken Under\r\n Submission </td>", "pending",
+         "Taken Under Submission"),
+        # certsrv with its CA service stopped: no verdict at all, never a refusal
+        (pages.disposition_page("(none)"), "none", "(none)"),
+        ("<td>Disposition message:</td><td></td>", "none", "(none)"),
+        (pages.disposition_page("Revoked"), "denied", "Revoked"),
+        (pages.disposition_page("Error Verifying Request 0x80094005"), "error",
+         "Error Verifying Request 0x80094005"),
     ],
+    ids=["pending", "denied", "wrapped", "none", "empty", "revoked", "hresult"],
 )
-def test_disposition(page: str, message: str, pending: bool) -> None:
-    assert parse_disposition(page) == message
-    assert is_under_submission(message) is pending
+def test_disposition(page: str, kind: str, message: str) -> None:
+    assert parse_disposition(page) == SubmitOutcome(kind, "", message)
 
 
-def test_disposition_missing_is_protocol_error() -> None:
+def test_a_page_without_disposition_or_code_is_protocol_error() -> None:
     with pytest.raises(CAProtocolError):
         parse_disposition(pages.error_page("The request ID does not exist."))
+
+
+@pytest.mark.parametrize(("message", "kind"), [
+    ("Denied by Policy Module", "denied"), ("Taken Under Submission", "pending"),
+    ("(none)", "none"), ("", "none"), ("Issued", "issued"),
+    ("The RPC server is unavailable. 0x800706ba", "unavailable"),
+    ("Error Parsing Request 0x80092002", "error"),
+])
+def test_classify_message(message: str, kind: str) -> None:
+    assert classify_message(message) == kind
 
 
 def test_renewals() -> None:

@@ -64,9 +64,9 @@ async def _ejbca(tmp: Path) -> AsyncIterator[Harness]:
             sim.mode = "approval"
 
         def approve(ref: str) -> None:
-            for name, entity in sim.entities.items():
-                if entity.approval == "waiting":
-                    sim.approve(name)
+            for approval in sim.approvals.values():
+                if approval.status == "waiting":
+                    approval.status = "approved"
 
         def down() -> None:
             sim.mode = "down"
@@ -163,3 +163,40 @@ async def test_down_is_retryable_unavailable(harness: Harness) -> None:
     assert info.value.retryable
     with pytest.raises(CAUnavailable):
         await harness.connector.check()
+
+
+def _unstartable(tmp: Path, kind: str) -> Connector:
+    """A connector whose start() must fail, and why."""
+    from connectors.adcs import CertsrvConnector, CertsrvSettings
+    from connectors.ejbca import EjbcaConnector, EjbcaSettings
+    from connectors.localca import LocalCAConnector, LocalCASettings
+
+    (tmp / "pw").write_text("pw\n")
+    (tmp / "not-a-dir").write_text("")
+    if kind == "local":  # the CA directory is a file
+        return LocalCAConnector("edge", LocalCASettings.from_options(
+            {"type": "local", "dir": str(tmp / "not-a-dir")}, tmp, "edge"))
+    if kind == "adcs":  # the trust bundle went missing after the config was read
+        (tmp / "gone.pem").write_text("")
+        adcs = CertsrvConnector("corp", CertsrvSettings.from_options(
+            {"type": "adcs", "url": "https://127.0.0.1:9/certsrv", "auth": "basic",
+             "username": "u", "password_file": str(tmp / "pw"),
+             "ca_bundle_file": str(tmp / "gone.pem")}, tmp, "corp"))
+        (tmp / "gone.pem").unlink()
+        return adcs
+    (tmp / "admin.p12").write_bytes(b"\x30\x03\x02\x01\x03")  # not a usable PKCS#12
+    return EjbcaConnector("ej", EjbcaSettings.from_options(
+        {"type": "ejbca", "url": "https://127.0.0.1:9/ejbca", "pkcs12_file":
+         str(tmp / "admin.p12"), "pkcs12_passphrase_file": str(tmp / "pw")}, tmp, "ej"))
+
+
+@pytest.mark.parametrize(("kind", "name"), [("local", "edge"), ("adcs", "corp"), ("ejbca", "ej")])
+async def test_a_failed_start_is_one_line_naming_the_ca(tmp_path: Path, kind: str,
+                                                        name: str) -> None:
+    from connectors.base import ConnectorError
+
+    connector = _unstartable(tmp_path, kind)
+    with pytest.raises(ConnectorError) as failed:
+        await connector.start()  # type: ignore[attr-defined]
+    text = str(failed.value)
+    assert "\n" not in text and text.startswith(f"[cas.{name}]"), text

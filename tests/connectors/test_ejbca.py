@@ -64,18 +64,21 @@ async def test_profile_params_override_and_enrollment_code_file(tmp_path: Path) 
     assert sim.entities["acme-order-1"].password == "enroll-me"
 
 
-@pytest.mark.parametrize("style", ["202", "400"])
-async def test_approval_pending_then_issued_on_poll(tmp_path: Path, style: str) -> None:
-    async with ejbca(tmp_path, mode="approval", approval_style=style, poll_interval_seconds=7) as (
-        sim,
-        conn,
-    ):
+async def test_approval_is_finalized_once_by_request_id(tmp_path: Path) -> None:
+    async with ejbca(tmp_path, mode="approval", poll_interval_seconds=7) as (sim, conn):
         first = await conn.issue(request(["a.example.net"], {}, request_id="o-9"))
         assert isinstance(first, Pending) and first.retry_after == 7.0
-        assert "waiting for approval" in first.message
-        assert isinstance(await conn.poll(first.ref), Pending)
+        assert "EJBCA approval request 101" in first.message
+        for _ in range(3):  # polls while waiting finalize; they never enroll again
+            waiting = await conn.poll(first.ref)
+            assert isinstance(waiting, Pending) and "still waiting" in waiting.message
         sim.approve("acme-o-9")
-        assert isinstance(await conn.poll(first.ref), Issued)
+        issued = await conn.poll(first.ref)
+        assert isinstance(issued, Issued)
+        assert issued.chain_der == sim.ca.chain_der  # finalize sends no chain: read from EJBCA
+        again = await conn.poll(first.ref)  # a lost finalize answer: the certificate is found
+        assert isinstance(again, Issued) and again.leaf_der == issued.leaf_der
+    assert sim.enroll_calls == 1 and list(sim.approvals) == [101]
     assert len(sim.entities["acme-o-9"].serials) == 1
 
 
@@ -85,7 +88,25 @@ async def test_approval_rejected(tmp_path: Path) -> None:
         assert isinstance(first, Pending)
         sim.reject("acme-order-1")
         result = await conn.poll(first.ref)
-    assert isinstance(result, Rejected) and "rejected" in result.reason
+    assert isinstance(result, Rejected) and "has been rejected" in result.reason
+
+
+async def test_approval_without_a_request_id_is_refused_with_the_way_out(tmp_path: Path) -> None:
+    async with ejbca(tmp_path, mode="approval", approval_style="400") as (sim, conn):
+        result = await conn.issue(request(["a.example.net"], {}))
+    assert isinstance(result, Rejected)
+    assert "no approval request id" in result.reason and "approval_required" in result.reason
+
+
+async def test_a_lost_enrollment_answer_is_found_not_enrolled_again(tmp_path: Path) -> None:
+    async with ejbca(tmp_path) as (sim, conn):
+        req = request(["a.example.net"], {}, request_id="o-5")
+        issued = await conn.issue(req)
+        found = await conn.lookup(req, "")
+        other = await conn.lookup(request(["b.example.net"], {}, request_id="o-6"), "")
+    assert isinstance(issued, Issued) and isinstance(found, Issued)
+    assert found.leaf_der == issued.leaf_der and other is None
+    assert sim.enroll_calls == 1
 
 
 async def test_pending_ref_carries_no_enrollment_code(
@@ -98,6 +119,21 @@ async def test_pending_ref_carries_no_enrollment_code(
     assert sim.entities["acme-order-1"].password == "very-secret-code"
     assert b"very-secret-code" not in base64.urlsafe_b64decode(first.ref[7:] + "===")
     assert "very-secret-code" not in repr(conn.settings)
+
+
+async def test_a_derived_enrollment_code_is_the_same_at_finalize(tmp_path: Path) -> None:
+    # No configured code: the code is derived from the username with a key file, so
+    # finalize (even after a restart) sends what the enrollment sent.
+    async with ejbca(tmp_path, mode="approval") as (sim, conn):
+        first = await conn.issue(request(["a.example.net"], {}))
+        code = sim.entities["acme-order-1"].password
+    assert isinstance(first, Pending) and code
+    assert code.encode() not in base64.urlsafe_b64decode(first.ref[7:] + "===")
+    key_file = tmp_path / "ejbca-ejbca-codes.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    async with ejbca(tmp_path, mode="approval") as (sim2, conn2):
+        await conn2.issue(request(["a.example.net"], {}))
+    assert sim2.entities["acme-order-1"].password == code
 
 
 async def test_offline_ca_is_retryable(tmp_path: Path) -> None:

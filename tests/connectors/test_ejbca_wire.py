@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from connectors.base import CAConfigError, CAProtocolError, CAUnavailable, Pending, Rejected
-from connectors.ejbca_wire import EnrollParams, classify_refusal, error_message
+from connectors.ejbca_wire import (
+    ApprovalRef,
+    EnrollParams,
+    approval_request_id,
+    classify_finalize,
+    classify_refusal,
+    error_message,
+)
 
 
 @pytest.mark.parametrize(
@@ -60,3 +67,36 @@ def test_ref_round_trip_and_garbage() -> None:
     assert EnrollParams.from_ref(params.to_ref()) == params
     with pytest.raises(CAConfigError, match="not a pending EJBCA reference"):
         EnrollParams.from_ref("42")
+
+
+@pytest.mark.parametrize(("doc", "message", "request_id"), [
+    ({"status_code": 202, "request_id": 7, "link": "x/9/finalize"}, "", 7),
+    ({"status_code": 202, "link": "https://e/ejbca/ejbca-rest-api/v1/certificate/42/finalize"},
+     "Add End Entity Action have been added for approval", 42),
+    ({"status_code": 202, "link": "https://e/ejbca/ejbca-rest-api/43/finalize"}, "", 43),
+    (None, "Request with Id '44' is still waiting for approval", 44),
+    ({"status_code": 202, "info_message": "waiting"}, "waiting for approval", None),
+])
+def test_approval_request_id(doc: object, message: str, request_id: int | None) -> None:
+    assert approval_request_id(doc, message) == request_id
+
+
+@pytest.mark.parametrize(("status", "message", "refused"), [
+    (400, "Request with Id '5' has been rejected", True),
+    (400, "Request with Id '5' has expired", True),
+    (400, "Request with Id '5' could not be executed", True),
+    (400, "Could not find request with Id '5'", False),  # not a denial: asked again
+    (503, "has been rejected", False),
+])
+def test_classify_finalize(status: int, message: str, refused: bool) -> None:
+    result = classify_finalize(status, message)
+    assert (isinstance(result, Rejected) and message in result.reason) if refused else \
+        result is None
+
+
+def test_approval_ref_round_trip_and_garbage() -> None:
+    ref = ApprovalRef(101, "acme-o1", "ab" * 32, enrollment_code_env="CODE")
+    assert ref.to_ref().startswith("ejbca2.")
+    assert ApprovalRef.from_ref(ref.to_ref()) == ref
+    with pytest.raises(CAConfigError, match="not a pending EJBCA approval"):
+        ApprovalRef.from_ref("ejbca2.!!!")

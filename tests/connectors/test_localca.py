@@ -74,24 +74,50 @@ def test_pin_from_file_is_kept_out_of_repr(tmp_path: Path) -> None:
     assert "s3cret" not in repr(s)
 
 
-async def test_first_start_creates_a_private_key_and_ca(tmp_path: Path) -> None:
+async def test_first_start_creates_a_two_tier_hierarchy(tmp_path: Path) -> None:
     ca = await started_ca(tmp_path)
     try:
         assert isinstance(ca, Connector)
-        key_file = tmp_path / "ca" / "test" / "ca.key.pem"
-        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-        (ca_der,) = await ca.ca_certs()
-        cert = x509.load_der_x509_certificate(ca_der)
-        assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-        assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
+        directory = tmp_path / "ca" / "test"
+        for key_file in ("ca.key.pem", "root.key.pem"):  # the root key is kept apart
+            assert stat.S_IMODE((directory / key_file).stat().st_mode) == 0o600
+        assert (directory / "ca.key.pem").read_bytes() != (directory / "root.key.pem").read_bytes()
+        issuing_der, root_der = certs = await ca.ca_certs()
+        issuing, root = (x509.load_der_x509_certificate(d) for d in certs)
+        root_bc = root.extensions.get_extension_for_class(x509.BasicConstraints).value
+        issuing_bc = issuing.extensions.get_extension_for_class(x509.BasicConstraints).value
+        assert root_bc.ca and root_bc.path_length == 1 and issuing_bc.path_length == 0
+        issuing.verify_directly_issued_by(root)
+        root.verify_directly_issued_by(root)
+        assert issuing.subject != root.subject and isinstance(issuing.public_key(),
+                                                               ec.EllipticCurvePublicKey)
+        assert x509.load_pem_x509_certificate((directory / "root.pem").read_bytes()) == root
+        issued = await ca.issue(issue_request())
+        assert isinstance(issued, Issued) and issued.chain_der == (issuing_der,)  # no root
         await ca.check()
     finally:
         await ca.aclose()
     again = await started_ca(tmp_path)
     try:
-        assert await again.ca_certs() == (ca_der,)
+        assert await again.ca_certs() == (issuing_der, root_der)
     finally:
         await again.aclose()
+
+
+async def test_a_single_tier_directory_keeps_working(tmp_path: Path) -> None:
+    single = await started_ca(tmp_path, hierarchy="single")
+    (ca_der,) = await single.ca_certs()
+    await single.aclose()
+    assert not (tmp_path / "ca" / "test" / "root.pem").exists()
+    ca = await started_ca(tmp_path)  # the default is two-tier; an existing CA stays as it is
+    try:
+        assert await ca.ca_certs() == (ca_der,)
+        issued = await ca.issue(issue_request())
+        assert isinstance(issued, Issued) and issued.chain_der == (ca_der,)
+        x509.load_der_x509_certificate(issued.leaf_der).verify_directly_issued_by(
+            x509.load_der_x509_certificate(ca_der))
+    finally:
+        await ca.aclose()
 
 
 async def test_issued_leaf_carries_the_requested_content(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
-from gateway import cli, config, tls
+from gateway import cli, config, pkix_listener, tls
 from gateway.app import build_connectors, create_app
 from gateway.core.pkix import PkixService
 from gateway.pkix.routes import PKIX_SERVICE, add_routes
@@ -39,7 +39,8 @@ CLIENT_TIMEOUT = 90.0
 def _document(tmp: Path, dns_port: int, http01: int, https: int) -> dict[str, object]:
     hsm = softhsm()
     return {
-        "server": {"data_dir": str(tmp / "gw"), "listen": "127.0.0.1", "https_port": https},
+        "server": {"data_dir": str(tmp / "gw"), "listen": "127.0.0.1", "https_port": https,
+                   "pkix_http_port": free_port()},
         "acme": {"finalize_wait_seconds": 2.0, "retry_after_seconds": 1},
         "validation": {
             "resolvers": [f"127.0.0.1:{dns_port}"],
@@ -91,9 +92,12 @@ async def _gateway(tmp: Path) -> AsyncIterator[tuple[str, Path, int]]:
     await web.TCPSite(
         runner, "127.0.0.1", https, ssl_context=tls.server_context(settings.server)
     ).start()
+    pkix = await pkix_listener.start(app, settings.server)  # CRL/OCSP over plain HTTP
     try:
         yield f"https://127.0.0.1:{https}/acme/directory", cert, http01
     finally:
+        if pkix is not None:
+            await pkix.cleanup()
         await runner.cleanup()
         await dns.close()
 

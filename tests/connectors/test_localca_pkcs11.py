@@ -97,6 +97,12 @@ def _pem(path: Path, der: bytes) -> Path:
     return path
 
 
+def _bundle(path: Path, ders: tuple[bytes, ...]) -> Path:
+    path.write_bytes(b"".join(x509.load_der_x509_certificate(d).public_bytes(Encoding.PEM)
+                              for d in ders))
+    return path
+
+
 @pytest.fixture
 async def pkix_server(unused_tcp_port: int) -> AsyncIterator[tuple[int, dict[str, object]]]:
     """An aiohttp server on 127.0.0.1 serving /pkix for the connectors put into the dict."""
@@ -128,11 +134,13 @@ async def test_ec_ca_in_token_crl_and_ocsp(
         served["hsm"] = ca
         result = await ca.issue(issue_request())
         assert isinstance(result, Issued)
+        assert len(result.chain_der) == 1  # the issuing CA; the root stays with the clients
         ca_pem = _pem(tmp_path / "ca.pem", result.chain_der[0])
+        trust = _bundle(tmp_path / "trust.pem", await ca.ca_certs())  # issuing CA and root
         leaf_pem = _pem(tmp_path / "leaf.pem", result.leaf_der)
-        code, out = await _openssl("verify", "-CAfile", str(ca_pem), str(leaf_pem))
+        code, out = await _openssl("verify", "-CAfile", str(trust), str(leaf_pem))
         assert code == 0, out
-        ocsp_args = ["ocsp", "-issuer", str(ca_pem), "-cert", str(leaf_pem), "-CAfile", str(ca_pem)]
+        ocsp_args = ["ocsp", "-issuer", str(ca_pem), "-cert", str(leaf_pem), "-CAfile", str(trust)]
         ocsp_args += ["-url", f"http://127.0.0.1:{port}/pkix/hsm/ocsp"]
         code, out = await _openssl(*ocsp_args)
         assert code == 0 and f"{leaf_pem}: good" in out and "Response verify OK" in out, out
@@ -147,14 +155,14 @@ async def test_ec_ca_in_token_crl_and_ocsp(
         crl_der = await _http_get(f"http://127.0.0.1:{port}/pkix/hsm/crl")
         crl.write_bytes(x509.load_der_x509_crl(crl_der).public_bytes(Encoding.PEM))
         code, out = await _openssl(
-            "verify", "-crl_check", "-CAfile", str(ca_pem), "-CRLfile", str(crl), str(leaf_pem)
+            "verify", "-crl_check", "-CAfile", str(trust), "-CRLfile", str(crl), str(leaf_pem)
         )
         assert code != 0 and "certificate revoked" in out, out
         other = await ca.issue(issue_request())
         assert isinstance(other, Issued)
         other_pem = _pem(tmp_path / "other.pem", other.leaf_der)
         code, out = await _openssl(
-            "verify", "-crl_check", "-CAfile", str(ca_pem), "-CRLfile", str(crl), str(other_pem)
+            "verify", "-crl_check", "-CAfile", str(trust), "-CRLfile", str(crl), str(other_pem)
         )
         assert code == 0, out
     finally:
@@ -199,9 +207,9 @@ async def test_rsa_ca_in_token(tmp_path: Path, hsm: HSM) -> None:
         assert isinstance(result, Issued)
         await ca.revoke(result.leaf_der, RevocationReason.SUPERSEDED)
         crl_der = await ca.crl_der()
+        ca_pem = _bundle(tmp_path / "ca.pem", await ca.ca_certs())  # issuing CA and root
     finally:
         await ca.aclose()
-    ca_pem = _pem(tmp_path / "ca.pem", result.chain_der[0])
     leaf_pem = _pem(tmp_path / "leaf.pem", result.leaf_der)
     code, out = await _openssl("verify", "-CAfile", str(ca_pem), str(leaf_pem))
     assert code == 0, out
@@ -257,7 +265,7 @@ async def test_csr_for_an_external_root_then_import(
         result = await ca.issue(issue_request())
     finally:
         await ca.aclose()
-    assert isinstance(result, Issued) and len(result.chain_der) == 2
+    assert isinstance(result, Issued) and len(result.chain_der) == 1  # never the root
     inter = _pem(tmp_path / "inter.pem", result.chain_der[0])
     leaf = _pem(tmp_path / "leaf.pem", result.leaf_der)
     code, out = await _openssl(

@@ -75,7 +75,9 @@ async def test_curl_and_openssl(gw: Gateway, manufacturer: Manufacturer, tmp_pat
     await _curl_post(gw, work, "/certonly/simpleenroll", work / "device.csr.b64", idevid,
                      idevid_key, work / "out.p7")
     leaf = await _print_certs(work, work / "out.p7", work / "device.pem")
-    assert leaf.issuer == ca.subject
+    # cacerts holds the issuing CA and the root, in no set order (a PKCS#7 SET)
+    cas = x509.load_pem_x509_certificates((work / "ca.pem").read_bytes())
+    assert ca in cas and leaf.issuer in {c.subject for c in cas}
     assert ExtendedKeyUsageOID.CLIENT_AUTH in _eku(leaf)
     await run("openssl", "verify", "-CAfile", "ca.pem", "device.pem", cwd=work)
     # Renew: authenticate with the issued certificate, same key, same CSR.

@@ -40,8 +40,12 @@ async def test_cacerts_is_anonymous_pkcs7(gw: Gateway, path: str) -> None:
     assert headers["Content-Transfer-Encoding"] == "base64"
     assert int(headers["Content-Length"]) == len(body)
     assert "Server" not in headers and "Transfer-Encoding" not in headers
-    (ca,) = certs_of(body)
-    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    # RFC 7030 §4.1.3: the issuing CA and the root to trust (a PKCS#7 SET: any order)
+    [root], [issuing] = ([c for c in certs_of(body) if (c.issuer == c.subject) == is_root]
+                         for is_root in (True, False))
+    for ca in (issuing, root):
+        assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    issuing.verify_directly_issued_by(root)
     assert max(len(line) for line in body.split(b"\r\n")) == 64
 
 

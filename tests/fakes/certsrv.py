@@ -11,6 +11,15 @@ Pages: ``certfnsh.asp`` (Mode=newreq / chkpnd), ``certnew.cer``, ``certnew.p7b``
 * ``slow``     – hold every answer until :meth:`release` (or ``slow_seconds``)
 * ``down``     – HTTP 503, as IIS does when the CA service is stopped
 * ``garbage``  – 200 pages that say nothing certsrv would
+* ``stopped``  – IIS up, CA service stopped: submissions get an RPC error page,
+  certnew.cer a disposition page that says "(none)"
+* ``lost``     – submissions are processed as in ``auto``, but their answer is
+  held until :meth:`release` (or ``slow_seconds``): the client times out
+
+Validity: ``ValidityPeriod``/``ValidityPeriodUnits`` request attributes set the
+validity when ``attribute_end_date`` is true (the CA's EDITF_ATTRIBUTEENDDATE
+flag), never beyond the template's ``TEMPLATE_DAYS``; otherwise the template's
+validity applies.
 
 Admin endpoints (no auth, loopback only): ``POST /sim/approve/{id}``,
 ``POST /sim/deny/{id}``, ``POST /sim/mode/{mode}``, ``GET /sim/requests``.
@@ -41,7 +50,9 @@ from tests.fakes import certsrv_pages as pages
 from tests.fakes import standalone
 from tests.fakes.pki import MiniCA
 
-MODES = ("auto", "pending", "deny", "slow", "down", "garbage")
+MODES = ("auto", "pending", "deny", "slow", "down", "garbage", "stopped", "lost")
+TEMPLATE_DAYS = 730  # the WebServer template's validity period: two years
+RPC_DOWN = "The RPC server is unavailable. 0x800706ba (WIN32: 1722 RPC_S_SERVER_UNAVAILABLE)"
 UNSUPPORTED_TEMPLATE = (
     "Denied by Policy Module  0x80094800, The request was for a certificate template that is "
     "not supported by the Active Directory Certificate Services policy: {0}."
@@ -59,6 +70,7 @@ class SimRequest:
     status: str  # issued | pending | denied
     cert: x509.Certificate | None = None
     message: str = ""
+    days: int = TEMPLATE_DAYS
 
 
 class CertsrvSimulator:
@@ -73,6 +85,7 @@ class CertsrvSimulator:
         password: str = "s3cret-Pa55",
         templates: tuple[str, ...] = ("WebServer", "User"),
         slow_seconds: float = 30.0,
+        attribute_end_date: bool = True,
     ) -> None:
         self.workdir = workdir
         self.mode = mode
@@ -80,6 +93,7 @@ class CertsrvSimulator:
         self.username, self.password = username, password
         self.templates = templates
         self.slow_seconds = slow_seconds
+        self.attribute_end_date = attribute_end_date
         self.ca = MiniCA("Certsrv")
         self.requests: dict[int, SimRequest] = {}
         self.auth_legs: list[str] = []  # "basic", "ntlm-1", "ntlm-2", "ntlm-ok" per leg, for tests
@@ -105,7 +119,7 @@ class CertsrvSimulator:
     def approve(self, req_id: int) -> None:
         """Issue a pending request, as a certificate manager would."""
         req = self.requests[req_id]
-        req.cert, req.status = self.ca.issue(req.csr_der), "issued"
+        req.cert, req.status = self.ca.issue(req.csr_der, days=req.days), "issued"
 
     def deny(self, req_id: int, message: str = "Denied by Administrator") -> None:
         """Deny a pending request."""
@@ -160,10 +174,7 @@ class CertsrvSimulator:
             return await handler(request)
         await request.read()  # drain the body so the connection stays usable after a 401
         if self.mode == "slow":
-            try:
-                await asyncio.wait_for(self._release.wait(), self.slow_seconds)
-            except TimeoutError:
-                pass
+            await self._hold()
         if self.fail_next > 0:
             self.fail_next -= 1
             return web.Response(
@@ -189,6 +200,8 @@ class CertsrvSimulator:
     async def certfnsh(self, request: web.Request) -> web.Response:
         """Submission (Mode=newreq) and pending check (Mode=chkpnd)."""
         form = await request.post()
+        if self.mode == "stopped":
+            return _html(pages.error_page(RPC_DOWN))
         if form.get("Mode") == "chkpnd":
             req = self.requests.get(int(str(form.get("ReqID", "0"))))
             return _html(self._status_page(req, browser=_is_browser(request)))
@@ -202,7 +215,8 @@ class CertsrvSimulator:
             )
         match = re.search(r"CertificateTemplate:([^\r\n]+)", str(form.get("CertAttrib", "")))
         template = match.group(1).strip() if match else ""
-        req = SimRequest(self._next_id, csr.public_bytes(Encoding.DER), template, "pending")
+        req = SimRequest(self._next_id, csr.public_bytes(Encoding.DER), template, "pending",
+                         days=self._validity_days(str(form.get("CertAttrib", ""))))
         self._next_id += 1
         self.requests[req.req_id] = req
         self.submitted.set()
@@ -215,7 +229,24 @@ class CertsrvSimulator:
             )
         elif self.mode != "pending":
             self.approve(req.req_id)
+        if self.mode == "lost":  # the request is taken; its answer never reaches the client
+            await self._hold()
         return _html(self._status_page(req, browser=_is_browser(request)))
+
+    def _validity_days(self, attrib: str) -> int:
+        units = re.search(r"ValidityPeriodUnits:(\d+)", attrib)
+        period = re.search(r"ValidityPeriod:(\w+)", attrib)
+        if not (self.attribute_end_date and units and period):
+            return TEMPLATE_DAYS
+        per_unit = {"days": 1, "weeks": 7, "months": 30, "years": 365}.get(
+            period.group(1).lower(), 0)
+        return min(TEMPLATE_DAYS, int(units.group(1)) * per_unit) or TEMPLATE_DAYS
+
+    async def _hold(self) -> None:
+        try:
+            await asyncio.wait_for(self._release.wait(), self.slow_seconds)
+        except TimeoutError:
+            pass
 
     @staticmethod
     def _status_page(req: SimRequest | None, browser: bool) -> str:
@@ -238,6 +269,8 @@ class CertsrvSimulator:
     async def certnew_cer(self, request: web.Request) -> web.Response:
         """The certificate of a request (or the CA's), or a disposition page."""
         req_id = request.query.get("ReqID", "")
+        if self.mode == "stopped" and req_id.isdigit():
+            return _html(pages.disposition_page("(none)"))  # no verdict from a stopped CA
         chain = self._chain(req_id)
         if not chain:
             req = self.requests.get(int(req_id)) if req_id.isdigit() else None

@@ -1,6 +1,7 @@
 """An EJBCA REST simulator over TLS with client-certificate authentication.
 
 Endpoints under ``/ejbca/ejbca-rest-api``: ``POST v1/certificate/pkcs10enroll``,
+``POST v1/certificate/{request_id}/finalize``, ``POST v1/certificate/search``,
 ``PUT v1/certificate/{issuer_dn}/{serial}/revoke?reason=R``,
 ``GET v1/certificate/{issuer_dn}/{serial}/revocationstatus``, ``GET v1/ca``,
 ``GET v1/ca/{subject_dn}/certificate/download``, ``GET v1/certificate/status``.
@@ -10,10 +11,18 @@ Errors are ``{"error_code": N, "error_message": "..."}``; like EJBCA 8,
 No client certificate → 403; a certificate not under the simulator's CA fails
 the TLS handshake; a certificate whose CN is not an administrator → 403.
 
-Modes: ``auto`` (issue), ``approval`` (first submission of a username waits
-for :meth:`approve` / ``POST /sim/approve/{username}``; ``approval_style``
-"202" answers 202, "400" answers 400 "waiting for approval" as EJBCA 8 does),
+Modes: ``auto`` (issue), ``approval`` (every enrollment opens an approval
+request, as EJBCA does for an approval-gated end entity profile),
 ``offline`` (enroll 400 "CA is offline", other calls 503), ``down`` (503).
+
+Approvals as EJBCA's REST reference documents them: with ``approval_style``
+"202" the enrollment is answered 202 ``{"status_code", "info_message",
+"link": ".../v1/certificate/<id>/finalize"}``; :meth:`approve` /
+``POST /sim/approve/{username}`` approves that user's latest request; then
+``finalize`` with the enrollment code answers 201 with the certificate (202
+while waiting, 400 when rejected or already finalized). With "400" the
+enrollment is refused with 400 "waiting for approval" and no request id, as
+EJBCA 8's pkcs10enroll does.
 
 Standalone: ``python -m tests.fakes.ejbca --port 8443 --mode approval`` prints
 the URL and the client certificate, key and trust files to configure.
@@ -64,8 +73,18 @@ class EndEntity:
 
     username: str
     password: str
-    approval: str = ""  # "" | waiting | approved | rejected
+    status: str = "NEW"  # NEW | WAITINGFORADDAPPROVAL | GENERATED
     serials: list[int] = field(default_factory=list)
+
+
+@dataclass
+class ApprovalRequest:
+    """An approval request for one enrollment; finalize issues from its CSR once approved."""
+
+    id: int
+    username: str
+    csr_der: bytes
+    status: str = "waiting"  # waiting | approved | rejected
 
 
 class EjbcaSimulator:
@@ -92,7 +111,9 @@ class EjbcaSimulator:
         self.admins = admins
         self.entities: dict[str, EndEntity] = {}
         self.revoked: dict[int, str] = {}
+        self.approvals: dict[int, ApprovalRequest] = {}
         self.enroll_calls = 0
+        self.finalize_calls = 0
         self.ssl_context, _ = self.ca.server_tls(workdir)
         # Optional, as EJBCA does: no certificate gets a 403 body rather than a TLS alert.
         self.ssl_context.verify_mode = ssl.CERT_OPTIONAL
@@ -117,13 +138,17 @@ class EjbcaSimulator:
         stem = cn.lower().replace(" ", "-") + ("-expired" if expired else "")
         return self.ca.write_leaf(leaf, self.workdir, stem)
 
+    def _latest(self, username: str) -> ApprovalRequest:
+        return max((a for a in self.approvals.values() if a.username == username),
+                   key=lambda a: a.id)
+
     def approve(self, username: str) -> None:
-        """Approve the waiting enrollment of ``username``."""
-        self.entities[username].approval = "approved"
+        """Approve the latest approval request of ``username``."""
+        self._latest(username).status = "approved"
 
     def reject(self, username: str) -> None:
-        """Reject the waiting enrollment of ``username``."""
-        self.entities[username].approval = "rejected"
+        """Reject the latest approval request of ``username``."""
+        self._latest(username).status = "rejected"
 
     # -- middleware -------------------------------------------------------
     @web.middleware
@@ -166,16 +191,15 @@ class EjbcaSimulator:
             doc["username"], EndEntity(doc["username"], doc.get("password", ""))
         )
         entity.password = doc.get("password", "")
-        waiting = self._approval_gate(entity)
-        if waiting is not None:
-            return waiting
+        if self.mode == "approval":
+            return self._approval_gate(entity, csr_der, request)
+        return self._issue(entity, csr_der, bool(doc.get("include_chain")))
+
+    def _issue(self, entity: EndEntity, csr_der: bytes, include_chain: bool) -> web.Response:
         cert = self.ca.issue(csr_der)
         entity.serials.append(cert.serial_number)
-        chain = (
-            [base64.b64encode(c).decode() for c in self.ca.chain_der]
-            if doc.get("include_chain")
-            else []
-        )
+        entity.status = "GENERATED"
+        chain = [base64.b64encode(c).decode() for c in self.ca.chain_der] if include_chain else []
         return web.json_response(
             {
                 "certificate": base64.b64encode(cert.public_bytes(Encoding.DER)).decode(),
@@ -203,18 +227,57 @@ class EjbcaSimulator:
             return _error(400, "Username must not be empty.")
         return None
 
-    def _approval_gate(self, entity: EndEntity) -> web.Response | None:
-        if self.mode != "approval" or entity.approval == "approved":
-            entity.approval = ""
-            return None
-        if entity.approval == "rejected":
-            entity.approval = ""
-            return _error(400, "Approval request was rejected by an administrator.")
-        entity.approval = "waiting"
-        message = f"Request for end entity {entity.username} is waiting for approval."
-        if self.approval_style == "202":
-            return web.json_response({"status_code": 202, "info_message": message}, status=202)
-        return _error(400, message)
+    def _approval_gate(self, entity: EndEntity, csr_der: bytes,
+                       request: web.Request) -> web.Response:
+        """Open an approval request; answer as the configured EJBCA version does."""
+        approval = ApprovalRequest(101 + len(self.approvals), entity.username, csr_der)
+        self.approvals[approval.id] = approval
+        entity.status = "WAITINGFORADDAPPROVAL"
+        if self.approval_style == "400":
+            return _error(400, f"Request for end entity {entity.username} is waiting for "
+                               "approval.")
+        base = str(request.url).split("/v1/")[0]
+        return web.json_response({
+            "status_code": 202,
+            "info_message": "Add End Entity Action have been added for approval by "
+                            "authorized administrators.",
+            "link": f"{base}/v1/certificate/{approval.id}/finalize",
+        }, status=202)
+
+    async def finalize(self, request: web.Request) -> web.Response:
+        """finalize: the certificate of an approved enrollment, as documented."""
+        self.finalize_calls += 1
+        request_id = int(request.match_info["request_id"])
+        doc = await request.json()
+        approval = self.approvals.get(request_id)
+        if approval is None:
+            return _error(400, f"Could not find request with Id '{request_id}'")
+        if doc.get("response_format") not in ("DER", "PEM", "P12", "JKS"):
+            return _error(400, "Invalid parameter: response_format")
+        if approval.status == "waiting":
+            return web.json_response({
+                "status_code": 202,
+                "info_message": f"Request with Id '{request_id}' is still waiting for approval",
+                "link": str(request.url)}, status=202)
+        if approval.status == "rejected":
+            return _error(400, f"Request with Id '{request_id}' has been rejected")
+        entity = self.entities[approval.username]
+        if entity.status == "GENERATED":
+            return _error(400, f"Enrollment with Id '{request_id}' has already been finalized")
+        if doc.get("password") != entity.password:
+            return _error(403, "Wrong username or password")
+        return self._issue(entity, approval.csr_der, include_chain=False)
+
+    async def search(self, request: web.Request) -> web.Response:
+        """Certificate search; QUERY matches the end entity's username exactly."""
+        doc = await request.json()
+        wanted = {c.get("value") for c in doc.get("criteria", []) if c.get("property") == "QUERY"}
+        found = [self.ca.issued[serial] for name in wanted if name in self.entities
+                 for serial in self.entities[name].serials]
+        return web.json_response({"certificates": [
+            {"certificate": base64.b64encode(c.public_bytes(Encoding.DER)).decode(),
+             "serial_number": format(c.serial_number, "X"), "response_format": "DER"}
+            for c in found], "more_results": False})
 
     def _find(self, request: web.Request) -> tuple[int, x509.Certificate | None]:
         issuer, serial_hex = request.match_info["issuer"], request.match_info["serial"]
@@ -305,6 +368,8 @@ class EjbcaSimulator:
         app = web.Application(middlewares=[self._middleware])
         r = app.router
         r.add_post(f"{PREFIX}/v1/certificate/pkcs10enroll", self.enroll)
+        r.add_post(f"{PREFIX}/v1/certificate/search", self.search)
+        r.add_post(f"{PREFIX}/v1/certificate/{{request_id:\\d+}}/finalize", self.finalize)
         r.add_get(f"{PREFIX}/v1/certificate/status", self.status)
         r.add_put(f"{PREFIX}/v1/certificate/{{issuer}}/{{serial}}/revoke", self.revoke)
         r.add_get(

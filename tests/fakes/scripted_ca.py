@@ -5,6 +5,7 @@ from __future__ import annotations
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from connectors.base import (
+    CAConfigError,
     CAUnavailable,
     Issued,
     IssueRequest,
@@ -17,7 +18,8 @@ from tests.fakes.pki import MiniCA
 
 
 class ScriptedCA:
-    """Steps: "fail" (CAUnavailable), "pending", "reject", "issue"; the last step repeats."""
+    """Steps: "fail" (CAUnavailable), "misconfigured" (CAConfigError), "pending", "reject",
+    "issue"; the last step repeats."""
 
     def __init__(self, *steps: str, name: str = "local",
                  retry_after: float | None = None,
@@ -35,6 +37,8 @@ class ScriptedCA:
         step = self.steps.pop(0) if len(self.steps) > 1 else self.steps[0]
         if step == "fail":
             raise CAUnavailable("the CA is down for maintenance")
+        if step == "misconfigured":
+            raise CAConfigError("unknown certificate profile 'NOPE'")
         if step == "pending":
             return Pending(ref=request.request_id, retry_after=self.retry_after,
                            message="waiting for a CA officer")

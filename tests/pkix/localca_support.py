@@ -75,7 +75,7 @@ SOFTHSM_LIBRARY = "/usr/lib/softhsm/libsofthsm2.so"
 TOKEN_PIN = "4321"
 # Every token any local CA test uses: SoftHSM reads its token list once, when the
 # library is initialised, and python-pkcs11 initialises it once per process.
-TOKENS = ("ec", "rsa", "sub", "faults", "e2e")
+TOKENS = ("ec", "rsa", "sub", "faults", "e2e", "workers")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -77,6 +79,22 @@ async def test_crl_is_served_as_der(aiohttp_client: MakeClient, ca: LocalCAConne
     assert crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
 
 
+async def test_root_crl_of_a_two_tier_ca_only(aiohttp_client: MakeClient, ca: LocalCAConnector,
+                                              tmp_path: Path) -> None:
+    single = await started_ca(tmp_path / "single", hierarchy="single")
+    try:
+        client = await _client(aiohttp_client, {"test": ca, "single": single})
+        resp = await client.get("/pkix/test/root-crl")
+        assert resp.status == 200 and resp.content_type == "application/pkix-crl"
+        root = x509.load_der_x509_certificate((await ca.ca_certs())[-1])
+        crl = x509.load_der_x509_crl(await resp.read())
+        assert crl.issuer == root.subject and crl.is_signature_valid(root.public_key())  # type: ignore[arg-type]
+        assert len(crl) == 0
+        assert (await client.get("/pkix/single/root-crl")).status == 404
+    finally:
+        await single.aclose()
+
+
 async def test_ocsp_good_then_revoked_with_nonce(
     aiohttp_client: MakeClient, ca: LocalCAConnector
 ) -> None:
@@ -103,8 +121,19 @@ async def test_ocsp_get_form(aiohttp_client: MakeClient, ca: LocalCAConnector) -
     encoded = quote(base64.b64encode(ocsp_request_der(leaf, issuer)).decode(), safe="")
     resp = await client.get(f"/pkix/test/ocsp/{encoded}")
     assert resp.status == 200
-    answer = ocsp.load_der_ocsp_response(await resp.read())
+    der = await resp.read()
+    answer = ocsp.load_der_ocsp_response(der)
     assert answer.certificate_status == ocsp.OCSPCertStatus.GOOD
+    # RFC 5019 §6.2: cacheable up to nextUpdate (60 minutes by default), with validators
+    assert answer.next_update_utc is not None
+    cache = resp.headers["Cache-Control"]
+    max_age = int(cache.split("max-age=")[1].split(",")[0])
+    assert 3500 < max_age <= 3600 and "public" in cache and "must-revalidate" in cache
+    assert parsedate_to_datetime(resp.headers["Expires"]) == \
+        answer.next_update_utc.replace(microsecond=0)
+    assert parsedate_to_datetime(resp.headers["Last-Modified"]) == \
+        answer.this_update_utc.replace(microsecond=0)
+    assert resp.headers["ETag"] == '"' + hashlib.sha1(der).hexdigest() + '"'
 
 
 async def test_ocsp_unknown_for_other_issuer_and_unissued_serial(
@@ -148,6 +177,7 @@ async def test_malformed_ocsp_requests(
         ocsp.load_der_ocsp_response(await resp.read()).response_status
         == ocsp.OCSPResponseStatus.MALFORMED_REQUEST
     )
+    assert resp.headers["Cache-Control"] == "no-store"  # never cache an error
 
 
 async def test_wrong_media_type_and_unknown_ca(

@@ -30,6 +30,15 @@ async def _start(aiohttp_client: Any, tmp_path: Any, ca: ScriptedCA,
     return http, app[keys.CORE], c
 
 
+async def _finalized(aiohttp_client: Any, tmp_path: Any, ca: ScriptedCA,
+                     clock: FakeClock) -> tuple[Core, AcmeClient, dict[str, Any], dict[str, Any]]:
+    """A gateway on ``ca`` with one order for a.example.com finalized: core, client, order, body."""
+    _, core, c = await _start(aiohttp_client, tmp_path, ca, clock)
+    order = await ready_order(c, ["a.example.com"], "default")
+    _, body = await finalize(c, order, make_csr(["a.example.com"])[0])
+    return core, c, order, body
+
+
 async def _order_status(c: AcmeClient, url: str, status: str) -> None:
     async def reached() -> bool:
         _, body = await c.post(url)
@@ -72,7 +81,9 @@ async def test_pending_ca_is_polled_with_backoff(aiohttp_client: Any, tmp_path: 
     order_id = order["url"].rsplit("/", 1)[1]
     for attempt, delay in ((1, 7), (2, 14)):
         job = await core.issuance.store.get_job(order_id)
-        assert job is not None and job.state == "waiting" and job.attempts == attempt
+        # Polls spend the waiting budget, never the error budget.
+        assert job is not None and job.state == "waiting" and job.attempts == 0
+        assert job.extra["polls"] == attempt
         assert job.run_at == clock.now() + timedelta(seconds=delay)
         clock.advance(delay)
         core.issuance.wake()
@@ -133,3 +144,79 @@ async def test_ca_rejection_ends_invalid_and_is_audited(aiohttp_client: Any,
     rows = await core.audit.store.audit_rows(0, 1000)
     [failed] = [r for r in rows if r["event"] == "failed"]
     assert failed["result"] == "unauthorized" and "denied by CA" in failed["detail"]
+
+
+async def _run_due(core: Core, clock: FakeClock, ca: ScriptedCA, seconds: float) -> None:
+    """Advance the clock, wake the scanner and wait until the CA was called once more."""
+    calls = len(ca.issue_calls) + len(ca.poll_calls)
+    clock.advance(seconds)
+    core.issuance.wake()
+
+    async def called() -> bool:
+        done = core.issuance.in_flight == 0  # the job's new state is stored
+        return done and len(ca.issue_calls) + len(ca.poll_calls) == calls + 1
+
+    await eventually(called)
+
+
+async def test_hours_of_pending_with_outages_end_in_one_certificate(aiohttp_client: Any,
+                                                                    tmp_path: Any) -> None:
+    # An officer approves after ~9 hours; the CA is down five times meanwhile, more
+    # than max_attempts (3) in a row: the held request survives every outage.
+    steps = ["pending", *["pending", "fail"] * 3, "fail", "fail", "pending", "issue"]
+    clock, ca = FakeClock(), ScriptedCA(*steps, retry_after=3600)
+    core, c, order, _ = await _finalized(aiohttp_client, tmp_path, ca, clock)
+    order_id = order["url"].rsplit("/", 1)[1]
+    while len(ca.issue_calls) + len(ca.poll_calls) < len(steps):
+        job = await core.issuance.store.get_job(order_id)
+        assert job is not None and job.run_at is not None
+        await _run_due(core, clock, ca, (job.run_at - clock.now()).total_seconds())
+    await _order_status(c, order["url"], "valid")
+    assert ca.issue_calls == [order_id]  # submitted once, polled ever after
+    assert len(ca.ca.issued) == 1
+    assert core.issuance.health.is_up("local")
+
+
+async def test_an_outage_after_a_pending_answer_backs_off_from_the_base(
+        aiohttp_client: Any, tmp_path: Any) -> None:
+    clock, ca = FakeClock(), ScriptedCA("pending", "fail", "pending")
+    core, c, order, _ = await _finalized(aiohttp_client, tmp_path, ca, clock)
+    order_id = order["url"].rsplit("/", 1)[1]
+    await _run_due(core, clock, ca, 7)  # the poll meets the outage
+    job = await core.issuance.store.get_job(order_id)
+    assert job is not None and job.attempts == 1
+    assert job.run_at == clock.now() + timedelta(seconds=10)  # retry_base, not a poll count
+
+
+async def test_an_open_circuit_defers_jobs_without_calling_the_ca(aiohttp_client: Any,
+                                                                  tmp_path: Any) -> None:
+    clock, ca = FakeClock(), ScriptedCA("fail")
+    _, core, c = await _start(aiohttp_client, tmp_path, ca, clock)
+    for _ in range(5):  # the default breaker_threshold
+        core.issuance.health.failed("local", "HTTP 503")
+    order = await ready_order(c, ["a.example.com"], "default")
+    _, body = await finalize(c, order, make_csr(["a.example.com"])[0])
+    assert body["status"] == "processing" and ca.issue_calls == []
+    job = await core.issuance.store.get_job(order["url"].rsplit("/", 1)[1])
+    assert job is not None and job.attempts == 0
+    assert job.run_at == core.issuance.health.blocked_until("local")
+
+
+async def test_a_wait_beyond_the_profile_maximum_ends_the_order(aiohttp_client: Any,
+                                                                 tmp_path: Any) -> None:
+    clock, ca = FakeClock(), ScriptedCA("pending", retry_after=3600)
+    core, c, order, _ = await _finalized(aiohttp_client, tmp_path, ca, clock)
+    clock.advance(169 * 3600)  # the default max_wait_hours is 168
+    core.issuance.wake()
+    await _order_status(c, order["url"], "invalid")
+    _, body = await c.post(order["url"])
+    assert "did not decide within 168 hour(s)" in body["error"]["detail"]
+    assert "cancel it in the CA" in body["error"]["detail"]
+
+
+async def test_a_misconfigured_profile_fails_its_order_but_not_the_ca(aiohttp_client: Any,
+                                                                      tmp_path: Any) -> None:
+    clock, ca = FakeClock(), ScriptedCA("misconfigured")
+    core, c, order, body = await _finalized(aiohttp_client, tmp_path, ca, clock)
+    assert body["status"] == "invalid" and "unknown certificate profile" in body["error"]["detail"]
+    assert core.issuance.health.is_up("local") and ca.issue_calls == [order["url"].rsplit("/")[-1]]
