@@ -40,6 +40,9 @@ class AnchorWriter:
         self._last_line: str | None = None
         self._last_seq = 0
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        # One anchor at a time: two writers would both link to the same previous line.
+        self._writing = asyncio.Lock()
         self._posts: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -64,17 +67,21 @@ class AnchorWriter:
         """Stop the timer and anchor the final head (a clean shutdown leaves no gap)."""
         if self._task is None:
             return
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        # Not cancelled: a write cancelled mid-way would still reach the file from its
+        # thread, unrecorded here, and the final anchor would repeat its row.
+        self._stopping.set()
+        await self._task
         self._task = None
         await self._anchor_logged()
         if self._posts:
             await asyncio.gather(*self._posts, return_exceptions=True)
 
     async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.audit.anchor_interval_seconds)
-            await self._anchor_logged()
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.audit.anchor_interval_seconds)
+            except TimeoutError:
+                await self._anchor_logged()
 
     async def _anchor_logged(self) -> None:
         try:
@@ -84,6 +91,10 @@ class AnchorWriter:
 
     async def anchor_now(self) -> Anchor | None:
         """Anchor the current head if it moved since the last anchor; the anchor written."""
+        async with self._writing:
+            return await self._anchor_head()
+
+    async def _anchor_head(self) -> Anchor | None:
         assert self.key is not None, "start() loads the key"
         seq, head_hash = await self.store.audit_head()
         if seq <= self._last_seq:

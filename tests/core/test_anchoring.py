@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -189,3 +190,38 @@ async def test_a_lost_key_is_not_silently_replaced(tmp_path: Path, store: SQLite
     with pytest.raises(ConfigError, match="has anchors but their key .* is missing: restore"):
         await AnchorWriter(settings, store, FakeClock()).start()
     assert not settings.anchor_key_file().exists()
+
+
+async def test_stopping_during_a_write_leaves_a_log_that_verifies(
+        tmp_path: Path, store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shutdown while the timer's anchor is being written waits for it, then anchors once."""
+    import threading
+
+    from gateway.core import anchoring
+
+    _, settings = write_config(tmp_path, anchor_interval_seconds=0.01)
+    writing, release = threading.Event(), threading.Event()
+    original = anchoring.append_line
+
+    def slow_append(path: Path, line: str) -> None:
+        writing.set()
+        release.wait(5)  # the write is in its thread when stop() comes
+        original(path, line)
+
+    writer = AnchorWriter(settings, store, FakeClock())
+    await writer.start()
+    monkeypatch.setattr(anchoring, "append_line", slow_append)
+    await append(store, 2)
+    await eventually(lambda: _answer(writing.is_set()))
+    stopping = asyncio.ensure_future(writer.stop())
+    await asyncio.sleep(0.05)
+    await append(store, 1)  # the final anchor has something new to cover
+    release.set()
+    await stopping
+    checked = check_files(settings.anchor_key_file(), settings.anchor_log_file())
+    assert checked.problems == [] and [p.seq for p in checked.pins] == [2, 3]
+
+
+async def _answer(value: bool) -> bool:
+    """``value``, as the awaitable that ``eventually`` polls."""
+    return value
