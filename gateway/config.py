@@ -180,8 +180,10 @@ class AcmeSettings:
     authz_lifetime_seconds: int = 30 * 86400
     finalize_wait_seconds: float = 5.0
     # How long a challenge POST waits for its validation before answering "processing".
-    challenge_wait_seconds: float = 0.0
-    retry_after_seconds: int = 2
+    challenge_wait_seconds: float = 2.0
+    # Retry-After while something is pending: short, since the wait above already
+    # absorbed the quick cases and what remains is usually close to done.
+    retry_after_seconds: int = 1
     default_profile: str = "default"
 
 
@@ -344,8 +346,8 @@ def _acme(t: Table) -> AcmeSettings:
         order_lifetime_seconds=t.int("order_lifetime_seconds", 7 * 86400, 60),
         authz_lifetime_seconds=t.int("authz_lifetime_seconds", 30 * 86400, 60),
         finalize_wait_seconds=t.float("finalize_wait_seconds", 5.0),
-        challenge_wait_seconds=t.float("challenge_wait_seconds", 0.0),
-        retry_after_seconds=t.int("retry_after_seconds", 2, 1, 3600),
+        challenge_wait_seconds=t.float("challenge_wait_seconds", 2.0),
+        retry_after_seconds=t.int("retry_after_seconds", 1, 1, 3600),
         default_profile=t.str("default_profile", "default"),
     )
 
