@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     from gateway import cli_admin
 
     cli_admin.add_subcommands(sub)
+    from gateway import cli_renewal
+
+    cli_renewal.add_subcommands(sub)
     from gateway.est import cli as est_cli
 
     est_cli.add_subcommands(sub)

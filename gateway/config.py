@@ -185,6 +185,10 @@ class AcmeSettings:
     # absorbed the quick cases and what remains is usually close to done.
     retry_after_seconds: int = 1
     default_profile: str = "default"
+    # How often ACME clients should ask again for renewal information (RFC 9773 §4.3).
+    renewal_info_retry_after_seconds: int = 21600
+    # A page explaining why renewal windows were moved forward (empty: none).
+    renewal_explanation_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -221,6 +225,10 @@ class ProfileSettings:
     # Whether certificates issued under this profile through ACME may authenticate to
     # EST as TLS client certificates (off: an ACME name never opens EST enrollment).
     acme_certs_authenticate_est: bool = False
+    # The ACME Renewal Information window (RFC 9773) as fractions of validity: by
+    # default the third before the last tenth, so a failed renewal has time to retry.
+    renewal_window_start: float = 0.6
+    renewal_window_end: float = 0.9
 
 
 @dataclass(frozen=True)
@@ -349,6 +357,9 @@ def _acme(t: Table) -> AcmeSettings:
         challenge_wait_seconds=t.float("challenge_wait_seconds", 2.0),
         retry_after_seconds=t.int("retry_after_seconds", 1, 1, 3600),
         default_profile=t.str("default_profile", "default"),
+        renewal_info_retry_after_seconds=t.int("renewal_info_retry_after_seconds", 21600,
+                                               60, 7 * 86400),
+        renewal_explanation_url=t.str("renewal_explanation_url"),
     )
 
 
@@ -441,9 +452,20 @@ def _profile(t: Table, name: str, cas: Mapping[str, CASettings]) -> ProfileSetti
         rfc2818=t.bool("rfc2818"),
         allow_key_reuse=t.bool("allow_key_reuse", True),
         acme_certs_authenticate_est=t.bool("acme_certs_authenticate_est"),
+        renewal_window_start=_fraction(t, "renewal_window_start", 0.6),
+        renewal_window_end=_fraction(t, "renewal_window_end", 0.9),
     )
+    if profile.renewal_window_start >= profile.renewal_window_end:
+        raise t.error("renewal_window_end", "must be greater than renewal_window_start")
     t.check_unknown()
     return profile
+
+
+def _fraction(t: Table, name: str, default: float) -> float:
+    value = t.float(name, default)
+    if value > 1.0:
+        raise t.error(name, f"expected a fraction of the validity period (0 to 1), got {value}")
+    return value
 
 
 def _jobs(t: Table) -> JobSettings:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from gateway.app import create_app
 from gateway.cli import main
 from gateway.version import version
-from gateway.app import create_app
 from tests.acme.conftest import FakeValidator, make_settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -49,6 +49,14 @@ async def directory(request: web.Request) -> web.Response:
     return _json(render.directory(urls_for(request), config(request)[keys.SETTINGS]))
 
 
+async def renewal_info(request: web.Request) -> web.Response:
+    """GET /acme/renewal-info/{certID}: when to renew (RFC 9773 §4.2), unauthenticated."""
+    core = config(request)[keys.CORE]
+    window = await core.renewals.renewal_info(request.match_info["cert_id"])
+    retry = config(request)[keys.SETTINGS].acme.renewal_info_retry_after_seconds
+    return _json(render.renewal_info(window), headers={"Retry-After": str(retry)})
+
+
 async def new_nonce(request: web.Request) -> web.Response:
     """HEAD answers 200, GET 204 (RFC 8555 §7.2); the nonce is added by the middleware."""
     config(request)[keys.CORE].limits.admit_nonce()

@@ -8,6 +8,7 @@ from typing import Any
 
 from gateway.acme import problems
 from gateway.config import Settings
+from gateway.core.ari import Window
 from gateway.core.models import Account, Authorization, Challenge, Order
 
 PREFIX = "/acme"
@@ -85,6 +86,7 @@ def directory(urls: Urls, settings: Settings) -> dict[str, Any]:
         "newOrder": urls.path(f"{PREFIX}/new-order"),
         "revokeCert": urls.path(f"{PREFIX}/revoke-cert"),
         "keyChange": urls.path(f"{PREFIX}/key-change"),
+        "renewalInfo": urls.path(f"{PREFIX}/renewal-info"),
         "meta": meta,
     }
 
@@ -118,6 +120,17 @@ def order(urls: Urls, o: Order) -> dict[str, Any]:
         body["error"] = problems.from_stored(o.error)
     if o.certificate_id:
         body["certificate"] = urls.certificate(o.certificate_id)
+    if o.replaces:
+        body["replaces"] = o.replaces
+    return body
+
+
+def renewal_info(window: Window) -> dict[str, Any]:
+    """A renewalInfo object (RFC 9773 §4.2)."""
+    body: dict[str, Any] = {"suggestedWindow": {"start": rfc3339(window.start),
+                                                "end": rfc3339(window.end)}}
+    if window.explanation_url:
+        body["explanationURL"] = window.explanation_url
     return body
 
 

@@ -5,6 +5,8 @@ Routes (JSON):
 * ``GET  /admin/approvals``               requests waiting for an approver
 * ``POST /admin/approvals/{id}/approve``  body optional: ``{"approver": "alice"}``
 * ``POST /admin/approvals/{id}/reject``   body: ``{"reason": "...", "approver": "alice"}``
+* ``GET  /admin/renewals``                live certificates and their renewal windows;
+  ``?due=1``: only those due now; ``?est=1``: only EST devices (which must re-enroll)
 
 Every request needs ``Authorization: Bearer <token>``, the token read from
 ``[admin] token_file`` or ``token_env``; without a configured token the API is
@@ -101,6 +103,14 @@ async def reject(request: web.Request) -> web.Response:
     return web.json_response(render_request(order))
 
 
+async def renewals(request: web.Request) -> web.Response:
+    """GET /admin/renewals[?due=1][&est=1]."""
+    flags = {name: request.query.get(name, "") in ("1", "true", "yes") for name in ("due", "est")}
+    items = await request.config_dict[keys.CORE].renewals.schedule(
+        due_only=flags["due"], est_only=flags["est"])
+    return web.json_response({"certificates": [i.summary() for i in items]})
+
+
 def admin_app(token: str) -> web.Application:
     """The admin routes (mounted by gateway.app under /admin/ when a token is configured)."""
     app = web.Application(middlewares=[admin_middleware])
@@ -108,4 +118,5 @@ def admin_app(token: str) -> web.Application:
     app.router.add_get("/approvals", list_pending)
     app.router.add_post("/approvals/{id}/approve", approve)
     app.router.add_post("/approvals/{id}/reject", reject)
+    app.router.add_get("/renewals", renewals)
     return app

@@ -18,6 +18,7 @@ from gateway.core.issuance import IssuanceService
 from gateway.core.orders import OrderService
 from gateway.core.profiles import ProfilePolicy
 from gateway.core.ratelimits.limiter import RateLimiter
+from gateway.core.renewals import RenewalService
 from gateway.core.role import ProcessRole
 from gateway.core.validations import ValidationRunner
 from gateway.storage.base import Store
@@ -47,8 +48,10 @@ class Core:
         self.approvals = ApprovalService(settings, store, self.clock, self.audit)
         self.accounts = AccountService(settings.acme, store, self.clock, self.eab, self.audit,
                                        limits=self.limits)
+        self.renewals = RenewalService(settings, store, self.clock, self.audit)
         self.orders = OrderService(settings, store, self.clock, trail=self.audit,
-                                   profiles=self.profiles, limits=self.limits)
+                                   profiles=self.profiles, limits=self.limits,
+                                   renewals=self.renewals)
         self.validations = ValidationRunner(settings, store, self.orders, validator)
         self.orders.on_challenge = self.validations.start
         self.issuance = IssuanceService(settings, store, self.clock, connectors, self.orders,

@@ -75,3 +75,16 @@ async def test_no_token_no_admin_api(aiohttp_client: Any, tmp_path: Path) -> Non
     http = await aiohttp_client(create_app(settings_for(tmp_path), validator=FakeValidator()))
     resp = await http.get("/admin/approvals", headers=AUTH)
     assert resp.status == 404
+
+
+async def test_renewals_lists_windows_and_what_is_due(agw: PolicyGateway) -> None:
+    c = await agw.client()
+    order = await ready_order(c, ["due.example.com"], "default")
+    resp, done = await finalize(c, order, make_csr(["due.example.com"])[0])
+    assert done["status"] == "valid", done
+    resp = await agw.http.get("/admin/renewals", headers=AUTH)
+    [listed] = (await resp.json())["certificates"]
+    assert listed["identifiers"] == ["due.example.com"] and listed["window_start"] > "2000"
+    for query in ("?due=1", "?est=1"):
+        resp = await agw.http.get(f"/admin/renewals{query}", headers=AUTH)
+        assert (await resp.json())["certificates"] == []
