@@ -119,6 +119,11 @@ def _acme_options(acme: argparse.ArgumentParser) -> None:
     acme.add_argument(
         "--poll-interval", type=float, default=0.2, help="poll delay without Retry-After"
     )
+    acme.add_argument(
+        "--ari",
+        action="store_true",
+        help="after each certificate, read its renewalInfo (RFC 9773) and count the windows",
+    )
     _common(acme)
 
 
@@ -241,7 +246,13 @@ async def _accounts(session: AcmeSession, args: argparse.Namespace) -> list[Acco
 
 def _flow_options(args: argparse.Namespace) -> FlowOptions:
     return FlowOptions(
-        args.challenge, args.names, args.domain, args.profile, args.key_type, args.poll_interval
+        args.challenge,
+        args.names,
+        args.domain,
+        args.profile,
+        args.key_type,
+        args.poll_interval,
+        ari=args.ari,
     )
 
 
@@ -264,6 +275,7 @@ async def run_acme(args: argparse.Namespace) -> dict[str, Any]:
         "accounts": len(accounts),
         "account_alg": args.account_alg,
         "profile": args.profile,
+        "ari": args.ari,
     }
     return _result("acme", args.directory, args, recorder, cpu, config)
 
