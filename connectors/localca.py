@@ -271,6 +271,10 @@ class LocalCAConnector:
         ca = self._identity()
         return (ca.cert_der, *ca.chain_der)
 
+    async def alternate_chains(self) -> tuple[tuple[bytes, ...], ...]:
+        """Chains configured besides the CA's own (``alternate_chain_files``)."""
+        return self.settings.alternate_chains
+
     async def check(self) -> None:
         """Raise when the key cannot sign right now."""
         self._identity()

@@ -16,6 +16,7 @@ Every option, with its default::
     crl_refresh_seconds = 3600       # a new CRL this often, and on every revocation
     ocsp_responder = "ca"            # or "delegated": a short-lived responder certificate
     ocsp_validity_minutes = 60       # OCSP nextUpdate
+    alternate_chain_files = []       # other chains above the leaves (connectors.chains)
     # key_backend = "pkcs11" only:
     pkcs11_library = "/usr/lib/softhsm/libsofthsm2.so"
     token_label = "..."              # a label, never a slot number
@@ -31,6 +32,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from connectors.chains import read_chain_files
 from connectors.localca_keys import KEY_TYPES
 from connectors.secrets import OptionReader
 
@@ -65,6 +67,7 @@ class LocalCASettings:
     ocsp_responder: str = "ca"
     ocsp_validity: timedelta = timedelta(hours=1)
     pkcs11: Pkcs11Settings | None = None
+    alternate_chains: tuple[tuple[bytes, ...], ...] = ()
 
     @classmethod
     def from_options(
@@ -87,6 +90,7 @@ class LocalCASettings:
             ocsp_responder=r.choice("ocsp_responder", "ca", ("ca", "delegated")),
             ocsp_validity=timedelta(minutes=r.integer("ocsp_validity_minutes", 60, 1, 10080)),
             pkcs11=_pkcs11(r, name) if backend == "pkcs11" else None,
+            alternate_chains=read_chain_files(r),
         )
         misplaced = sorted(_PKCS11_KEYS & set(options)) if backend == "file" else []
         if misplaced:

@@ -54,9 +54,10 @@ class Urls:
         """A challenge URL."""
         return self.path(f"{PREFIX}/chall/{challenge_id}")
 
-    def certificate(self, cert_id: str) -> str:
-        """A certificate URL."""
-        return self.path(f"{PREFIX}/cert/{cert_id}")
+    def certificate(self, cert_id: str, chain: int = 0) -> str:
+        """A certificate URL: the default chain, or alternate chain number ``chain`` (1, 2 …)."""
+        alternate = f"/{chain}" if chain else ""
+        return self.path(f"{PREFIX}/cert/{cert_id}{alternate}")
 
     def account_id(self, kid: str) -> str | None:
         """The account id in a ``kid``, if it is one of our account URLs."""

@@ -96,5 +96,6 @@ def acme_app() -> web.Application:
     app.router.add_post("/authz/{id}", h.authz)
     app.router.add_post("/chall/{id}", h.challenge)
     app.router.add_post("/cert/{id}", h.certificate)
+    app.router.add_post("/cert/{id}/{chain}", h.certificate)
     app.router.add_post("/revoke-cert", h.revoke_cert)
     return app

@@ -11,6 +11,7 @@ from gateway.config import Settings
 from gateway.core.accounts import AccountService
 from gateway.core.anchoring import AnchorWriter
 from gateway.core.approvals import ApprovalService
+from gateway.core.chains import CertificateChains
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.eab import EabService
 from gateway.core.est import EstService
@@ -59,6 +60,7 @@ class Core:
                                         approvals=self.approvals, role=self.role,
                                         limits=self.limits)
         self.approvals.on_approved = self.issuance.wake
+        self.chains = CertificateChains(connectors)
         self.est = EstService(settings, store, self.clock, connectors, self.issuance)
         self.anchors = AnchorWriter(settings, store, self.clock)
 

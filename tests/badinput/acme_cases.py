@@ -301,6 +301,8 @@ def resource_id_case(rng: random.Random, t: Target) -> Case:
     route = corpus.pick(rng, ["acct", "order", "authz", "chall", "cert"])
     ident = corpus.pick(rng, ["x", "0", "%00", "%2e%2e", "a" * 300, "%ff", "..", "-1", "%20"])
     url = t.url(f"/acme/{route}/{ident}")
+    if route == "cert" and rng.random() < 0.5:  # an alternate chain that does not exist
+        url = f"{t.certificate}/{ident}"
     return Case("acme.resource_id", "POST", url, signed(t, url, None))
 
 
