@@ -90,15 +90,14 @@ def _normal_serials(serials: Sequence[str]) -> frozenset[str]:
     return frozenset(s.replace(":", "").lower().lstrip("0") or "0" for s in serials)
 
 
+@dataclass(frozen=True)
 class RenewalService:
     """renewalInfo answers, ``replaces`` checks, operators' advances and renewal lists."""
 
-    def __init__(self, settings: Settings, store: Store, clock: Clock,
-                 trail: audit.AuditTrail) -> None:
-        self.settings = settings
-        self.store = store
-        self.clock = clock
-        self.trail = trail
+    settings: Settings
+    store: Store
+    clock: Clock
+    trail: audit.AuditTrail
 
     async def renewal_info(self, cert_id: str) -> ari.Window:
         """The suggested window of the certificate a certID names (RFC 9773 §4.2)."""
