@@ -54,7 +54,8 @@ ILL_FORMED = ["a\n.example.net", "router.example.net.", "ab--c.example.net", "xn
                                         *(("san", n) for n in ILL_FORMED)])
 async def test_ill_formed_names_are_refused_as_acme_refuses_them(
         gw: Gateway, name: str, where: str) -> None:
-    acme_account = Account(id="acct-1", thumbprint="t", jwk={})
+    key = ec_key()  # newOrder judges the account's key first: it must be a real one
+    acme_account = Account(id="acct-1", thumbprint=thumbprint(key), jwk=jwk_of(key))
     with pytest.raises(GatewayError) as acme:
         await gw.core.orders.new_order(acme_account, {
             "profile": "routers", "identifiers": [{"type": "dns", "value": name}]})
