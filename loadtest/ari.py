@@ -51,3 +51,19 @@ def judge(info: dict[str, Any], leaf: x509.Certificate, now: dt.datetime) -> str
         return "ari_due"
     inside = leaf.not_valid_before_utc <= start and end <= leaf.not_valid_after_utc
     return "ari_scheduled" if inside else "ari_bad_window"
+
+
+async def ask(http: Any, directory_url: str, leaf: x509.Certificate) -> dict[str, Any]:
+    """renewalInfo of one certificate, as a client would ask: certID, window and verdict."""
+    async with http.get(directory_url) as resp:
+        base = (await resp.json()).get("renewalInfo")
+    if not base:
+        raise ValueError(f"{directory_url} offers no renewalInfo (RFC 9773)")
+    ident = cert_id(leaf)
+    async with http.get(f"{base}/{ident}") as resp:
+        info = await resp.json(content_type=None)
+        retry_after = resp.headers.get("Retry-After", "")
+        if resp.status != 200:
+            raise ValueError(f"renewalInfo of {ident}: {resp.status} {info.get('detail', '')}")
+    return {"cert_id": ident, **info, "retry_after": retry_after,
+            "verdict": judge(info, leaf, dt.datetime.now(dt.UTC))}
