@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from cryptography import x509
 
 from gateway import audit
-from gateway.config import Settings
+from gateway.config import ProfileSettings, Settings
 from gateway.core import ari
 from gateway.core.clock import Clock
 from gateway.core.models import Account, Certificate, Identifier, Order, RenewalAdvice
@@ -44,10 +45,15 @@ class Selection:
         """Whether this live certificate (and the order it came from) is selected."""
         return ((self.ca is None or cert.ca == self.ca)
                 and (self.profile is None or order.profile == self.profile)
-                and (not self.serials or cert.serial in _normal_serials(self.serials))
+                and (not self.serials or cert.serial in self._serials)
                 and (self.issued_before is None or cert.not_before < self.issued_before)
                 and (not self.names or any(name_matches(p, i.value) for p in self.names
                                            for i in order.identifiers)))
+
+    @cached_property
+    def _serials(self) -> frozenset[str]:
+        # As stored: lower-case hex without leading zeros (operators paste them otherwise).
+        return frozenset(s.replace(":", "").lower().lstrip("0") or "0" for s in self.serials)
 
     @property
     def empty(self) -> bool:
@@ -86,10 +92,6 @@ def _utc(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _normal_serials(serials: Sequence[str]) -> frozenset[str]:
-    return frozenset(s.replace(":", "").lower().lstrip("0") or "0" for s in serials)
-
-
 @dataclass(frozen=True)
 class RenewalService:
     """renewalInfo answers, ``replaces`` checks, operators' advances and renewal lists."""
@@ -122,9 +124,9 @@ class RenewalService:
         advice = await self.store.get_renewal_advice(cert.id)
         if advice is not None:
             return ari.past_window(advice.advanced_at, advice.explanation_url)
-        profile = self.settings.profiles.get(profile_name)
-        start, end = ((profile.renewal_window_start, profile.renewal_window_end) if profile
-                      else (0.6, 0.9))
+        # A certificate of a profile since removed from the config gets the default span.
+        profile = self.settings.profiles.get(profile_name) or ProfileSettings("", "")
+        start, end = profile.renewal_window_start, profile.renewal_window_end
         return ari.scheduled_window(cert.not_before, cert.not_after, cert.serial, start, end)
 
     async def check_replaces(self, account: Account, cert_id: str,
