@@ -14,7 +14,7 @@ from cryptography import x509
 from tests.acme.chains_support import OLD_ROOT_CN, cross_signed_chain
 from tests.conftest import require_tool
 from tests.e2e.harness import GatewayProcess, run, to_toml
-from tests.e2e.test_real_clients import TIMEOUT, certbot_args, check_chain, lego_cmd
+from tests.e2e.test_real_clients import TIMEOUT, certbot_args, check_chain, lego_http01
 
 
 async def _offer_cross_signed(gw: GatewayProcess) -> None:
@@ -48,14 +48,8 @@ async def test_certbot_preferred_chain(gateway: GatewayProcess, tmp_path: Path) 
 
 
 async def test_lego_preferred_chain(gateway: GatewayProcess, tmp_path: Path) -> None:
-    require_tool("lego")
     await _offer_cross_signed(gateway)
-    env = {"LEGO_CA_CERTIFICATES": str(gateway.tls_cert)}
-    port = gateway.doc["validation"]["http01_port"]
-    code, out = await run(lego_cmd(gateway, tmp_path, "--domains", "legoalt.example.com",
-                                   "--http", "--http.port", f"127.0.0.1:{port}", "run",
-                                   "--preferred-chain", OLD_ROOT_CN), env, TIMEOUT)
-    assert code == 0, out
-    crt = (tmp_path / "lego" / "certificates" / "legoalt.example.com.crt").read_bytes()
+    crt = (await lego_http01(gateway, tmp_path, "legoalt.example.com", "--preferred-chain",
+                             OLD_ROOT_CN)).read_bytes()
     check_chain(crt, gateway, ["legoalt.example.com"])
     assert _top_issuer(crt) == OLD_ROOT_CN

@@ -10,9 +10,8 @@ from typing import Any
 
 from gateway import cli
 from loadtest.cli import execute
-from tests.conftest import require_tool
-from tests.e2e.harness import GatewayProcess, run
-from tests.e2e.test_real_clients import TIMEOUT, lego_cmd
+from tests.e2e.harness import GatewayProcess
+from tests.e2e.test_real_clients import lego_http01
 
 
 async def _ask(gw: GatewayProcess, crt: Path, capsys: Any) -> dict[str, Any]:
@@ -25,13 +24,7 @@ async def _ask(gw: GatewayProcess, crt: Path, capsys: Any) -> dict[str, Any]:
 
 async def test_advance_asks_lego_certificate_to_renew_now(gateway: GatewayProcess,
                                                          tmp_path: Path, capsys: Any) -> None:
-    require_tool("lego")
-    env = {"LEGO_CA_CERTIFICATES": str(gateway.tls_cert)}
-    port = gateway.doc["validation"]["http01_port"]
-    code, out = await run(lego_cmd(gateway, tmp_path, "--domains", "ari.example.com", "--http",
-                                   "--http.port", f"127.0.0.1:{port}", "run"), env, TIMEOUT)
-    assert code == 0, out
-    crt = tmp_path / "lego" / "certificates" / "ari.example.com.crt"
+    crt = await lego_http01(gateway, tmp_path, "ari.example.com")
     before = await _ask(gateway, crt, capsys)
     assert before["verdict"] == "ari_scheduled" and before["retry_after"] == "21600"
     code = await asyncio.to_thread(cli.main, [
