@@ -194,6 +194,20 @@ class SubmissionLookup(Protocol):
 
 
 @runtime_checkable
+class OffersAlternateChains(Protocol):
+    """A CA that can present its leaves under more than one chain (RFC 8555 §7.4.2).
+
+    E.g. one chain ending at a new root and one cross-signed to an older root
+    that old clients still trust. Each chain is issuer first, as in
+    :class:`Issued`; the gateway offers those whose first certificate issued the leaf.
+    """
+
+    async def alternate_chains(self) -> tuple[tuple[bytes, ...], ...]:
+        """The chains offered besides the one :meth:`Connector.issue` returns, as DER."""
+        ...
+
+
+@runtime_checkable
 class Connector(Protocol):
     """What every CA connector offers the issuance core."""
 

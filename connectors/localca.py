@@ -307,6 +307,10 @@ class LocalCAConnector:
         except OSError as exc:
             raise CAUnavailable(f"cannot read the root CRL of {self.name!r}: {exc}") from exc
 
+    async def alternate_chains(self) -> tuple[tuple[bytes, ...], ...]:
+        """Chains configured besides the CA's own (``alternate_chain_files``)."""
+        return self.settings.alternate_chains
+
     async def check(self) -> None:
         """Raise when the key cannot sign right now."""
         self._identity()

@@ -20,6 +20,7 @@ Every option, with its default::
     crl_refresh_seconds = 3600       # a new CRL this often, and on every revocation
     ocsp_responder = "ca"            # or "delegated": a short-lived responder certificate
     ocsp_validity_minutes = 60       # OCSP nextUpdate
+    alternate_chain_files = []       # other chains above the leaves (connectors.chains)
     # key_backend = "pkcs11" only:
     pkcs11_library = "/usr/lib/softhsm/libsofthsm2.so"
     token_label = "..."              # a label, never a slot number
@@ -40,6 +41,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from connectors.chains import read_chain_files
 from connectors.localca_keys import KEY_TYPES
 from connectors.secrets import OptionReader
 
@@ -81,6 +83,7 @@ class LocalCASettings:
     # Nodes on several hosts share the ledger (serials, revocations, CRL numbers) here.
     ledger_url: str = ""
     ledger_password: str | None = field(default=None, repr=False)
+    alternate_chains: tuple[tuple[bytes, ...], ...] = ()
 
     @classmethod
     def from_options(
@@ -109,6 +112,7 @@ class LocalCASettings:
             pkcs11=_pkcs11(r, name) if backend == "pkcs11" else None,
             ledger_url=_ledger_url(r),
             ledger_password=r.secret("ledger_password"),
+            alternate_chains=read_chain_files(r),
         )
         misplaced = sorted(_PKCS11_KEYS & set(options)) if backend == "file" else []
         if misplaced:

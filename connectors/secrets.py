@@ -84,6 +84,14 @@ class OptionReader:
             raise self.error(key, f"expected one of {', '.join(allowed)}, got {value!r}")
         return value
 
+    def strings(self, key: str) -> tuple[str, ...]:
+        """A list of strings (empty when absent)."""
+        value: list[object] = self._get(key, [], (list,), "a list of strings")
+        found = tuple(v for v in value if isinstance(v, str))
+        if len(found) != len(value):
+            raise self.error(key, f"expected a list of strings, got {value!r}")
+        return found
+
     def boolean(self, key: str, default: bool) -> bool:
         """A boolean option."""
         return self._get(key, default, (bool,), "true or false")

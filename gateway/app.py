@@ -40,6 +40,7 @@ from gateway.pkix.routes import add_routes as add_pkix_routes
 from gateway.storage.base import NonceLedger, Store
 from gateway.validation import Validator
 from gateway.validation.engine import ValidationAuthority
+from gateway.version import version
 
 CONNECTOR_TYPES = ("local", "adcs", "ejbca")
 # Front ends that apply their own (smaller) body limits, with their own wire form.
@@ -245,8 +246,8 @@ def _in_flight(app: web.Application) -> dict[str, int]:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Liveness: the process answers."""
-    return web.json_response({"status": "ok"})
+    """Liveness: the process answers, and says which version it runs."""
+    return web.json_response({"status": "ok", "version": version()})
 
 
 async def readyz(request: web.Request) -> web.Response:

@@ -47,6 +47,7 @@ UNAUTHORIZED = "unauthorized"
 EAB_CREATED = "eab_created"
 EAB_REVOKED = "eab_revoked"
 RATE_LIMITED = "rate_limited"
+RENEWAL_ADVANCED = "renewal_advanced"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from gateway import config
 from gateway.acme.nonces import Nonces
 from gateway.core.role import ProcessRole
 from gateway.errors import ConfigError, StartError
+from gateway.version import version
 
 log = logging.getLogger("gateway")
 # Allocations between two young-generation collections while serving (see _serve).
@@ -27,6 +28,7 @@ GC_YOUNG_THRESHOLD = 10_000
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="acme-gateway",
                                      description="ACME and EST gateway in front of existing CAs")
+    parser.add_argument("--version", action="version", version=f"acme-gateway {version()}")
     parser.add_argument("--config", type=Path, default=None,
                         help="TOML config file (default: embedded defaults in ./gateway-data)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -53,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     from gateway import cli_db
 
     cli_db.add_subcommands(sub)
+
+    from gateway import cli_renewal
+
+    cli_renewal.add_subcommands(sub)
     from gateway.est import cli as est_cli
 
     est_cli.add_subcommands(sub)

@@ -200,9 +200,15 @@ class AcmeSettings:
     authz_lifetime_seconds: int = 30 * 86400
     finalize_wait_seconds: float = 5.0
     # How long a challenge POST waits for its validation before answering "processing".
-    challenge_wait_seconds: float = 0.0
-    retry_after_seconds: int = 2
+    challenge_wait_seconds: float = 2.0
+    # Retry-After while something is pending: short, since the wait above already
+    # absorbed the quick cases and what remains is usually close to done.
+    retry_after_seconds: int = 1
     default_profile: str = "default"
+    # How often ACME clients should ask again for renewal information (RFC 9773 §4.3).
+    renewal_info_retry_after_seconds: int = 21600
+    # A page explaining why renewal windows were moved forward (empty: none).
+    renewal_explanation_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -241,6 +247,10 @@ class ProfileSettings:
     acme_certs_authenticate_est: bool = False
     # How long an order may wait for the CA's decision (a pending approval at the CA).
     max_wait: timedelta = timedelta(hours=168)
+    # The ACME Renewal Information window (RFC 9773) as fractions of validity: by
+    # default the third before the last tenth, so a failed renewal has time to retry.
+    renewal_window_start: float = 0.6
+    renewal_window_end: float = 0.9
 
 
 @dataclass(frozen=True)
@@ -376,9 +386,12 @@ def _acme(t: Table) -> AcmeSettings:
         order_lifetime_seconds=t.int("order_lifetime_seconds", 7 * 86400, 60),
         authz_lifetime_seconds=t.int("authz_lifetime_seconds", 30 * 86400, 60),
         finalize_wait_seconds=t.float("finalize_wait_seconds", 5.0),
-        challenge_wait_seconds=t.float("challenge_wait_seconds", 0.0),
-        retry_after_seconds=t.int("retry_after_seconds", 2, 1, 3600),
+        challenge_wait_seconds=t.float("challenge_wait_seconds", 2.0),
+        retry_after_seconds=t.int("retry_after_seconds", 1, 1, 3600),
         default_profile=t.str("default_profile", "default"),
+        renewal_info_retry_after_seconds=t.int("renewal_info_retry_after_seconds", 21600,
+                                               60, 7 * 86400),
+        renewal_explanation_url=t.str("renewal_explanation_url"),
     )
 
 
@@ -472,9 +485,20 @@ def _profile(t: Table, name: str, cas: Mapping[str, CASettings]) -> ProfileSetti
         allow_key_reuse=t.bool("allow_key_reuse", True),
         acme_certs_authenticate_est=t.bool("acme_certs_authenticate_est"),
         max_wait=timedelta(hours=t.float("max_wait_hours", 168.0, 0.01)),
+        renewal_window_start=_fraction(t, "renewal_window_start", 0.6),
+        renewal_window_end=_fraction(t, "renewal_window_end", 0.9),
     )
+    if profile.renewal_window_start >= profile.renewal_window_end:
+        raise t.error("renewal_window_end", "must be greater than renewal_window_start")
     t.check_unknown()
     return profile
+
+
+def _fraction(t: Table, name: str, default: float) -> float:
+    value = t.float(name, default)
+    if value > 1.0:
+        raise t.error(name, f"expected a fraction of the validity period (0 to 1), got {value}")
+    return value
 
 
 def _jobs(t: Table) -> JobSettings:

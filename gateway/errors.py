@@ -40,6 +40,7 @@ class ErrorKind(enum.Enum):
     UNSUPPORTED_CONTACT = "unsupportedContact"
     UNSUPPORTED_IDENTIFIER = "unsupportedIdentifier"
     USER_ACTION_REQUIRED = "userActionRequired"
+    ALREADY_REPLACED = "alreadyReplaced"  # RFC 9773 §7.4
     # Not ACME error types: resource lookups and transport-level refusals.
     NOT_FOUND = "notFound"
     METHOD_NOT_ALLOWED = "methodNotAllowed"

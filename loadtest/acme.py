@@ -102,6 +102,15 @@ class AcmeSession:
             self.directory = json.loads(body)
         return self.directory
 
+    async def get(self, url: str) -> Reply:
+        """An unauthenticated GET (e.g. renewalInfo); an error answer raises its problem."""
+        self.recorder.counters["requests"] += 1
+        async with self.http.get(url) as resp:
+            reply = Reply(resp.status, resp.headers, await resp.read())
+        if reply.status >= 400:
+            raise problem_of(reply)
+        return reply
+
     def _keep_nonce(self, headers: CIMultiDictProxy[str]) -> None:
         nonce = headers.get("Replay-Nonce")
         if nonce:

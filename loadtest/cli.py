@@ -13,6 +13,7 @@ import asyncio
 import base64
 import contextlib
 import datetime as dt
+import json
 import os
 import ssl
 import sys
@@ -22,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from cryptography import x509
 
+from loadtest import ari
 from loadtest.acme import Account, AcmeError, AcmeSession
 from loadtest.cpu import CpuMeter, tree_cpu_ms
 from loadtest.csr import KEY_TYPES
@@ -87,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     _est_options(sub.add_parser("est", help="EST simpleenroll"))
     cpu = sub.add_parser("cpu", help="print the CPU ms used so far by a process and its children")
     cpu.add_argument("--pid", type=int, required=True)
+    info = sub.add_parser(
+        "renewal-info", help="ask renewalInfo (RFC 9773) when to renew PEM certificates"
+    )
+    info.add_argument("--directory", required=True, help="ACME directory URL")
+    info.add_argument("--cafile", type=Path, help="CA bundle that signs the server's TLS cert")
+    info.add_argument("certs", type=Path, nargs="+", help="PEM files, leaf first")
     setup = sub.add_parser("pebble-setup", help="write a Pebble config and TLS cert into DIR")
     setup.add_argument("dir", type=Path)
     setup.add_argument("--port", type=int, default=14000)
@@ -118,6 +127,11 @@ def _acme_options(acme: argparse.ArgumentParser) -> None:
     )
     acme.add_argument(
         "--poll-interval", type=float, default=0.2, help="poll delay without Retry-After"
+    )
+    acme.add_argument(
+        "--ari",
+        action="store_true",
+        help="after each certificate, read its renewalInfo (RFC 9773) and count the windows",
     )
     _common(acme)
 
@@ -241,7 +255,13 @@ async def _accounts(session: AcmeSession, args: argparse.Namespace) -> list[Acco
 
 def _flow_options(args: argparse.Namespace) -> FlowOptions:
     return FlowOptions(
-        args.challenge, args.names, args.domain, args.profile, args.key_type, args.poll_interval
+        args.challenge,
+        args.names,
+        args.domain,
+        args.profile,
+        args.key_type,
+        args.poll_interval,
+        ari=args.ari,
     )
 
 
@@ -264,6 +284,7 @@ async def run_acme(args: argparse.Namespace) -> dict[str, Any]:
         "accounts": len(accounts),
         "account_alg": args.account_alg,
         "profile": args.profile,
+        "ari": args.ari,
     }
     return _result("acme", args.directory, args, recorder, cpu, config)
 
@@ -338,6 +359,8 @@ async def execute(argv: list[str]) -> tuple[int, dict[str, Any] | None]:
     if args.mode == "cpu":
         print(f"{tree_cpu_ms(args.pid):.0f}")
         return 0, None
+    if args.mode == "renewal-info":
+        return await renewal_info(args)
     if args.mode == "pebble-setup":
         setup = write_pebble_setup(args.dir, port=args.port, http01_port=args.http01_port)
         print(
@@ -357,6 +380,23 @@ async def execute(argv: list[str]) -> tuple[int, dict[str, Any] | None]:
     if args.report:
         write_report(result, args.report)
     return (0 if result["failed"] == 0 else 1), result
+
+
+async def renewal_info(args: argparse.Namespace) -> tuple[int, dict[str, Any] | None]:
+    """The ``renewal-info`` subcommand: one JSON line per certificate (status 1 on an error)."""
+    context = ssl.create_default_context(cafile=str(args.cafile) if args.cafile else None)
+    answers = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as http:
+        for path in args.certs:
+            try:
+                leaf = x509.load_pem_x509_certificates(path.read_bytes())[0]
+                answer = await ari.ask(http, args.directory, leaf)
+            except (OSError, ValueError, aiohttp.ClientError) as exc:
+                print(f"error: {path}: {exc}", file=sys.stderr)
+                return 1, None
+            print(json.dumps({"file": str(path), **answer}))
+            answers.append(answer)
+    return 0, {"renewal_info": answers}
 
 
 def main(argv: list[str] | None = None) -> int:

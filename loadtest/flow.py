@@ -8,12 +8,14 @@ CSR → poll the order (honouring Retry-After) → download the certificate.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509
 
+from loadtest import ari
 from loadtest.acme import Account, AcmeError, AcmeSession
 from loadtest.csr import make_csr, new_key
 from loadtest.jose import b64url, dns01_txt
@@ -33,6 +35,8 @@ class FlowOptions:
     profile: str = ""
     key_type: str = "ec"
     poll_interval: float = 0.2
+    # After each certificate, ask renewalInfo (RFC 9773) about it, as ARI clients do.
+    ari: bool = False
     # A random label per run keeps names unique, so no server reuses an earlier authorization.
     run_label: str = field(default_factory=lambda: secrets.token_hex(3))
 
@@ -71,7 +75,10 @@ class OrderFlow:
             for url in order["authorizations"]:
                 group.create_task(self._authorize(account, url))
         order = await self._finalize(account, order, order_url, names)
-        return await self._download(account, order)
+        chain = await self._download(account, order)
+        if self.options.ari:
+            await self._renewal_info(chain[0])
+        return len(chain)
 
     async def _new_order(self, account: Account, names: list[str]) -> tuple[dict[str, Any], str]:
         payload: dict[str, Any] = {"identifiers": [{"type": "dns", "value": n} for n in names]}
@@ -151,7 +158,15 @@ class OrderFlow:
             await asyncio.sleep(reply.retry_after(self.options.poll_interval))
             return await self._poll(account, order_url, "order-invalid")
 
-    async def _download(self, account: Account, order: dict[str, Any]) -> int:
+    async def _renewal_info(self, leaf: x509.Certificate) -> None:
+        base = self.session.directory.get("renewalInfo")
+        if not base:
+            raise AcmeError("no-renewal-info", "the directory offers no renewalInfo (RFC 9773)")
+        with self.recorder.timed("renewalInfo"):
+            reply = await self.session.get(f"{base}/{ari.cert_id(leaf)}")
+        self.recorder.counters[ari.judge(reply.json(), leaf, dt.datetime.now(dt.UTC))] += 1
+
+    async def _download(self, account: Account, order: dict[str, Any]) -> list[x509.Certificate]:
         with self.recorder.timed("certificate"):
             reply = await self.session.post(
                 order["certificate"], account.key, None, account.url, PEM_CHAIN
@@ -160,7 +175,7 @@ class OrderFlow:
             chain = x509.load_pem_x509_certificates(reply.body)
         except ValueError as exc:
             raise AcmeError("bad-certificate", str(exc)) from exc
-        return len(chain)
+        return chain
 
 
 def _error_detail(resource: dict[str, Any]) -> str:

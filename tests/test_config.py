@@ -58,6 +58,14 @@ def test_the_example_config_is_valid() -> None:
     ({"audit": {"anchor_key_fingerprint": "abc"}}, "audit.anchor_key_fingerprint",
      "audit anchor-key"),
     ({"audit": {"anchor_key_file": 1}}, "audit.anchor_key_file", "a string"),
+    ({"profiles": {"p": {"renewal_window_end": 1.5}}}, "profiles.p.renewal_window_end",
+     "fraction"),
+    ({"profiles": {"p": {"renewal_window_start": 0.9, "renewal_window_end": 0.5}}},
+     "profiles.p.renewal_window_end", "greater than renewal_window_start"),
+    ({"profiles": {"p": {"renewal_window_start": -0.1}}}, "profiles.p.renewal_window_start",
+     "≥ 0"),
+    ({"acme": {"renewal_info_retry_after_seconds": 5}}, "acme.renewal_info_retry_after_seconds",
+     "60"),
 ])
 def test_errors_name_file_and_key(doc: dict, key: str, fragment: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(ConfigError) as err:

@@ -49,6 +49,14 @@ async def directory(request: web.Request) -> web.Response:
     return _json(render.directory(urls_for(request), config(request)[keys.SETTINGS]))
 
 
+async def renewal_info(request: web.Request) -> web.Response:
+    """GET /acme/renewal-info/{certID}: when to renew (RFC 9773 §4.2), unauthenticated."""
+    core = config(request)[keys.CORE]
+    window = await core.renewals.renewal_info(request.match_info["cert_id"])
+    retry = config(request)[keys.SETTINGS].acme.renewal_info_retry_after_seconds
+    return _json(render.renewal_info(window), headers={"Retry-After": str(retry)})
+
+
 async def new_nonce(request: web.Request) -> web.Response:
     """HEAD answers 200, GET 204 (RFC 8555 §7.2); the nonce is added by the middleware."""
     config(request)[keys.CORE].limits.admit_nonce()
@@ -182,12 +190,28 @@ async def challenge(request: web.Request) -> web.Response:
 
 
 async def certificate(request: web.Request) -> web.Response:
-    """POST-as-GET /acme/cert/{id}: the PEM chain, leaf first."""
+    """POST-as-GET /acme/cert/{id}[/{chain}]: a PEM chain, leaf first (RFC 8555 §7.4.2).
+
+    The default chain, or alternate number ``chain``; every other chain is named
+    with ``Link: rel="alternate"``.
+    """
     v = await verified(request)
     v.post_as_get()
-    cert = await config(request)[keys.CORE].issuance.get_certificate(
-        request.match_info["id"], v.owner())
-    return web.Response(text=cert.chain_pem, content_type=PEM_CHAIN)
+    core = config(request)[keys.CORE]
+    cert = await core.issuance.get_certificate(request.match_info["id"], v.owner())
+    chains = await core.chains.chains(cert)
+    chosen = _chain_number(request.match_info.get("chain", "0"), len(chains))
+    resp = web.Response(text=chains[chosen], content_type=PEM_CHAIN)
+    for other in range(len(chains)):
+        if other != chosen:
+            resp.headers.add("Link", f'<{v.urls.certificate(cert.id, other)}>;rel="alternate"')
+    return resp
+
+
+def _chain_number(text: str, count: int) -> int:
+    if not (text.isdigit() and text.isascii()) or int(text) >= count:
+        raise GatewayError(ErrorKind.NOT_FOUND, "no such alternate chain of this certificate")
+    return int(text)
 
 
 async def revoke_cert(request: web.Request) -> web.Response:

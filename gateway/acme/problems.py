@@ -37,6 +37,7 @@ STATUS: dict[ErrorKind, int] = {
     ErrorKind.UNSUPPORTED_CONTACT: 400,
     ErrorKind.UNSUPPORTED_IDENTIFIER: 400,
     ErrorKind.USER_ACTION_REQUIRED: 403,
+    ErrorKind.ALREADY_REPLACED: 409,
     ErrorKind.NOT_FOUND: 404,
     ErrorKind.METHOD_NOT_ALLOWED: 405,
     ErrorKind.UNSUPPORTED_MEDIA_TYPE: 415,

@@ -8,6 +8,7 @@ from typing import Any
 
 from gateway.acme import problems
 from gateway.config import Settings
+from gateway.core.ari import Window
 from gateway.core.models import Account, Authorization, Challenge, Order
 
 PREFIX = "/acme"
@@ -53,9 +54,10 @@ class Urls:
         """A challenge URL."""
         return self.path(f"{PREFIX}/chall/{challenge_id}")
 
-    def certificate(self, cert_id: str) -> str:
-        """A certificate URL."""
-        return self.path(f"{PREFIX}/cert/{cert_id}")
+    def certificate(self, cert_id: str, chain: int = 0) -> str:
+        """A certificate URL: the default chain, or alternate chain number ``chain`` (1, 2 …)."""
+        alternate = f"/{chain}" if chain else ""
+        return self.path(f"{PREFIX}/cert/{cert_id}{alternate}")
 
     def account_id(self, kid: str) -> str | None:
         """The account id in a ``kid``, if it is one of our account URLs."""
@@ -85,6 +87,7 @@ def directory(urls: Urls, settings: Settings) -> dict[str, Any]:
         "newOrder": urls.path(f"{PREFIX}/new-order"),
         "revokeCert": urls.path(f"{PREFIX}/revoke-cert"),
         "keyChange": urls.path(f"{PREFIX}/key-change"),
+        "renewalInfo": urls.path(f"{PREFIX}/renewal-info"),
         "meta": meta,
     }
 
@@ -118,6 +121,17 @@ def order(urls: Urls, o: Order) -> dict[str, Any]:
         body["error"] = problems.from_stored(o.error)
     if o.certificate_id:
         body["certificate"] = urls.certificate(o.certificate_id)
+    if o.replaces:
+        body["replaces"] = o.replaces
+    return body
+
+
+def renewal_info(window: Window) -> dict[str, Any]:
+    """A renewalInfo object (RFC 9773 §4.2)."""
+    body: dict[str, Any] = {"suggestedWindow": {"start": rfc3339(window.start),
+                                                "end": rfc3339(window.end)}}
+    if window.explanation_url:
+        body["explanationURL"] = window.explanation_url
     return body
 
 

@@ -83,6 +83,7 @@ def acme_app() -> web.Application:
     """The ACME routes under /acme/ (mounted by gateway.app)."""
     app = web.Application(middlewares=[acme_middleware])
     app.router.add_get("/directory", h.directory)
+    app.router.add_get("/renewal-info/{cert_id}", h.renewal_info)
     app.router.add_route("HEAD", "/new-nonce", h.new_nonce)
     app.router.add_get("/new-nonce", h.new_nonce, allow_head=False)
     app.router.add_post("/new-account", h.new_account)
@@ -95,5 +96,6 @@ def acme_app() -> web.Application:
     app.router.add_post("/authz/{id}", h.authz)
     app.router.add_post("/chall/{id}", h.challenge)
     app.router.add_post("/cert/{id}", h.certificate)
+    app.router.add_post("/cert/{id}/{chain}", h.certificate)
     app.router.add_post("/revoke-cert", h.revoke_cert)
     return app

@@ -7,6 +7,8 @@ Routes (JSON):
 * ``POST /admin/approvals/{id}/reject``   body: ``{"reason": "...", "approver": "alice"}``
 * ``GET  /admin/tasks``                   open operator tasks (e.g. revoke in the AD CS console)
 * ``POST /admin/tasks/{id}/done``         body optional: ``{"approver": "alice", "note": "..."}``
+* ``GET  /admin/renewals``                live certificates and their renewal windows;
+  ``?due=1``: only those due now; ``?est=1``: only EST devices (which must re-enroll)
 
 Every request needs ``Authorization: Bearer <token>``, the token read from
 ``[admin] token_file`` or ``token_env``; without a configured token the API is
@@ -119,6 +121,14 @@ async def task_done(request: web.Request) -> web.Response:
     return web.json_response(task.as_dict())
 
 
+async def renewals(request: web.Request) -> web.Response:
+    """GET /admin/renewals[?due=1][&est=1]."""
+    flags = {name: request.query.get(name, "") in ("1", "true", "yes") for name in ("due", "est")}
+    items = await request.config_dict[keys.CORE].renewals.schedule(
+        due_only=flags["due"], est_only=flags["est"])
+    return web.json_response({"certificates": [i.summary() for i in items]})
+
+
 def admin_app(token: str) -> web.Application:
     """The admin routes (mounted by gateway.app under /admin/ when a token is configured)."""
     app = web.Application(middlewares=[admin_middleware])
@@ -128,4 +138,5 @@ def admin_app(token: str) -> web.Application:
     app.router.add_post("/approvals/{id}/reject", reject)
     app.router.add_get("/tasks", list_tasks)
     app.router.add_post("/tasks/{id}/done", task_done)
+    app.router.add_get("/renewals", renewals)
     return app

@@ -187,6 +187,7 @@ class Order:
     certificate_id: str | None = None
     csr_der: bytes | None = None
     approval: str | None = None  # None, "pending", "approved", "rejected"
+    replaces: str | None = None  # the ARI certID of the certificate it renews (RFC 9773 §5)
 
     def moved(self, status: str, **changes: Any) -> Order:
         """A copy in ``status`` with ``changes``, if the state machine allows it."""
@@ -210,6 +211,20 @@ class Certificate:
     ca: str
     revoked_at: datetime | None = None
     revocation_reason: int | None = None
+
+
+@dataclass(frozen=True)
+class RenewalAdvice:
+    """An operator's (or a revocation's) word that a certificate must be renewed now.
+
+    ``id`` is the certificate's id. Its ARI window (RFC 9773) moves to just
+    before ``advanced_at``, so clients that ask renew at once.
+    """
+
+    id: str
+    advanced_at: datetime
+    reason: str
+    explanation_url: str = ""
 
 
 @dataclass(frozen=True)

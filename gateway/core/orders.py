@@ -30,6 +30,7 @@ from gateway.core.models import (
 )
 from gateway.core.profiles import ProfilePolicy
 from gateway.core.ratelimits.limiter import RateLimiter, Requester
+from gateway.core.renewals import RenewalService
 from gateway.errors import ErrorKind, GatewayError
 from gateway.storage.base import Insert, Store, Update
 
@@ -77,13 +78,15 @@ class OrderService:
     def __init__(self, settings: Settings, store: Store, clock: Clock, *,
                  trail: audit.AuditTrail | None = None,
                  profiles: ProfilePolicy | None = None,
-                 limits: RateLimiter | None = None) -> None:
+                 limits: RateLimiter | None = None,
+                 renewals: RenewalService | None = None) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
         self.trail = trail or audit.AuditTrail(store, clock)
         self.profiles = profiles or ProfilePolicy(settings, store, self.trail)
         self.limits = limits or RateLimiter(settings.rate_limits, store, clock, self.trail)
+        self.renewals = renewals or RenewalService(settings, store, clock, self.trail)
         # Called with (authz, challenge, account) when a challenge starts processing;
         # may return the validation's task, which respond_challenge waits on (bounded);
         # the task's result is the authorization as committed, if it got that far.
@@ -112,6 +115,9 @@ class OrderService:
         profile = await self.profiles.select(profile_name, actor=actor, binding=binding)
         idents = await self.profiles.check_identifiers(
             profile, parse_identifiers(payload.get("identifiers")), actor=actor, binding=binding)
+        replaces = member(payload, "replaces", str)
+        if replaces is not None:  # RFC 9773 §5: checked, then recorded on the order
+            replaces = await self.renewals.check_replaces(account, replaces, idents)
         charges = await self.limits.new_order(account.id, profile.name, idents)
         now = self.clock.now()
         order_id = new_id()
@@ -119,9 +125,11 @@ class OrderService:
         order = Order(id=order_id, account_id=account.id, status=PENDING, identifiers=idents,
                       authz_ids=tuple(a.id for a in authzs), profile=profile.name,
                       expires=now + timedelta(seconds=self.settings.acme.order_lifetime_seconds),
-                      created_at=now, not_before=not_before, not_after=not_after)
+                      created_at=now, not_before=not_before, not_after=not_after,
+                      replaces=replaces)
         requested = self.trail.event(audit.REQUESTED, actor=actor, identifiers=audit.names(idents),
-                                     profile=profile.name, ca=profile.ca, request_id=order_id)
+                                     profile=profile.name, ca=profile.ca, request_id=order_id,
+                                     extra={"replaces": replaces} if replaces else None)
         await self.limits.pay(charges, [Insert(order), *(Insert(a) for a in authzs), requested],
                               Requester(actor, audit.names(idents), profile.name))
         return order

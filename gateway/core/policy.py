@@ -36,7 +36,8 @@ def _reject(ident: Identifier, kind: ErrorKind, why: str) -> GatewayError:
     return GatewayError(kind, detail, (Subproblem(kind, detail, ident.type, ident.value),))
 
 
-def _matches(pattern: str, value: str) -> bool:
+def name_matches(pattern: str, value: str) -> bool:
+    """Whether a name matches a pattern: a glob, or "re:" + a regular expression."""
     if pattern.startswith("re:"):
         return re.fullmatch(pattern[3:], value) is not None
     return fnmatch.fnmatchcase(value, pattern.lower())
@@ -51,7 +52,7 @@ def check_identifier(profile: ProfileSettings, ident: Identifier) -> None:
         raise _reject(ident, ErrorKind.REJECTED_IDENTIFIER,
                       f"is a wildcard, which profile {profile.name!r} does not allow")
     patterns = profile.allowed_patterns
-    if patterns and not any(_matches(p, ident.value) for p in patterns):
+    if patterns and not any(name_matches(p, ident.value) for p in patterns):
         raise _reject(ident, ErrorKind.REJECTED_IDENTIFIER,
                       f"matches none of the allowed patterns of profile {profile.name!r}")
 

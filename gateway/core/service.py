@@ -13,6 +13,7 @@ from gateway.core.accounts import AccountService
 from gateway.core.anchoring import AnchorWriter
 from gateway.core.approvals import ApprovalService
 from gateway.core.ca_health import CAHealth, HealthProber
+from gateway.core.chains import CertificateChains
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.eab import EabService
 from gateway.core.est import EstService
@@ -20,6 +21,7 @@ from gateway.core.issuance import IssuanceService
 from gateway.core.orders import OrderService
 from gateway.core.profiles import ProfilePolicy
 from gateway.core.ratelimits.limiter import RateLimiter
+from gateway.core.renewals import RenewalService
 from gateway.core.role import ProcessRole
 from gateway.core.validations import ValidationRunner
 from gateway.storage.base import Store
@@ -49,8 +51,10 @@ class Core:
         self.approvals = ApprovalService(settings, store, self.clock, self.audit)
         self.accounts = AccountService(settings.acme, store, self.clock, self.eab, self.audit,
                                        limits=self.limits)
+        self.renewals = RenewalService(settings, store, self.clock, self.audit)
         self.orders = OrderService(settings, store, self.clock, trail=self.audit,
-                                   profiles=self.profiles, limits=self.limits)
+                                   profiles=self.profiles, limits=self.limits,
+                                   renewals=self.renewals)
         self.validations = ValidationRunner(settings, store, self.orders, validator)
         self.orders.on_challenge = self.validations.start
         jobs = settings.jobs
@@ -62,6 +66,7 @@ class Core:
                                         approvals=self.approvals, role=self.role,
                                         health=self.health, limits=self.limits)
         self.approvals.on_approved = self.issuance.wake
+        self.chains = CertificateChains(connectors)
         self.est = EstService(settings, store, self.clock, connectors, self.issuance)
         self.anchors = AnchorWriter(settings, store, self.clock)
 

@@ -27,6 +27,7 @@ from gateway.core.models import (
     EabKey,
     Job,
     Order,
+    RenewalAdvice,
 )
 from gateway.core.ratelimits.bucket import Bucket
 from gateway.errors import ErrorKind, GatewayError
@@ -34,7 +35,8 @@ from gateway.errors import ErrorKind, GatewayError
 # Retry-After of a request refused because the database is not reachable.
 RETRY_AFTER_SECONDS = 5
 # An AuditEvent may only be inserted: the audit table is append-only and hash-chained.
-Model = Account | Order | Authorization | Challenge | Certificate | Job | EabKey | AuditEvent
+Model = (Account | Order | Authorization | Challenge | Certificate | Job | EabKey | AuditEvent
+         | RenewalAdvice)
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,18 @@ class Store(Protocol):
 
     async def certified_csrs(self, spki_sha256: str, limit: int) -> list[bytes]:
         """The CSRs of (up to ``limit``) orders whose certificate carries this public key."""
+        ...
+
+    async def order_replacing(self, cert_id: str) -> Order | None:
+        """The newest order, not invalid, whose ``replaces`` is this ARI certID."""
+        ...
+
+    async def get_renewal_advice(self, certificate_id: str) -> RenewalAdvice | None:
+        """The advice to renew a certificate now, if an operator or revocation gave it."""
+        ...
+
+    async def live_certificates(self, now: datetime) -> list[tuple[Certificate, Order]]:
+        """Unexpired, unrevoked certificates with their orders (for renewal advice)."""
         ...
 
     async def get_job(self, order_id: str) -> Job | None:

@@ -42,6 +42,8 @@ CREATE TABLE node_secrets (
 """),
     # Rate-limit buckets: SQLite's migration 4, portable as written.
     (5, PORTABLE[3][1]),
+    # Renewal information (RFC 9773): SQLite's migration 5, portable as written.
+    (6, PORTABLE[4][1]),
 )
 LATEST = MIGRATIONS[-1][0]
 # pg_advisory_xact_lock key of schema migrations ("gw-migr" as a number).

@@ -46,8 +46,9 @@ from gateway.core.models import (
     EabKey,
     Job,
     Order,
+    RenewalAdvice,
 )
-from gateway.storage import buckets, pg_schema, rows
+from gateway.storage import buckets, pg_schema, renewals, rows
 from gateway.storage.base import Conflict, Op, Spend, StoreUnavailable
 from gateway.storage.sqltext import (
     AUDIT,
@@ -306,6 +307,24 @@ class PostgresStore:
             "SELECT o.csr FROM certificates c JOIN orders o ON o.id = c.order_id "
             "WHERE c.spki_sha256 = $1 LIMIT $2", spki_sha256, limit)
         return [bytes(r[0]) for r in found if r[0] is not None]
+
+    async def order_replacing(self, cert_id: str) -> Order | None:
+        """The newest order, not invalid, that replaces this ARI certID."""
+        r = await self._one(Order, renewals.REPLACING, cert_id)
+        return rows.order(tuple(r)) if r else None
+
+    async def get_renewal_advice(self, certificate_id: str) -> RenewalAdvice | None:
+        """The advice to renew a certificate now, if any."""
+        r = await self._one(RenewalAdvice, "WHERE id = ?", certificate_id)
+        return rows.renewal_advice(tuple(r)) if r else None
+
+    async def live_certificates(self, now: datetime) -> list[tuple[Certificate, Order]]:
+        """Unexpired, unrevoked certificates with their orders."""
+        found = await self._fetch(numbered(renewals.live_query(
+            rows.columns(Certificate, "c"), rows.columns(Order, "o"))), now.timestamp())
+        width = len(rows.TABLES[Certificate][1])
+        return [(rows.certificate(tuple(r)[:width]), rows.order(tuple(r)[width:]))
+                for r in found]
 
     async def get_job(self, order_id: str) -> Job | None:
         """The CA job of an order."""

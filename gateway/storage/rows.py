@@ -26,6 +26,7 @@ from gateway.core.models import (
     Identifier,
     Job,
     Order,
+    RenewalAdvice,
 )
 
 Row = Sequence[Any]  # one table row, its values in TABLES order
@@ -62,7 +63,7 @@ TABLES: dict[type, tuple[str, tuple[str, ...]]] = {
                            "created_at", "eab_kid")),
     Order: ("orders", ("id", "account_id", "status", "identifiers", "authz_ids", "expires",
                        "profile", "created_at", "not_before", "not_after", "error",
-                       "certificate_id", "csr", "approval")),
+                       "certificate_id", "csr", "approval", "replaces")),
     Authorization: ("authorizations", ("id", "account_id", "order_id", "identifier_type",
                                        "identifier_value", "status", "expires", "wildcard")),
     Challenge: ("challenges", ("id", "authz_id", "type", "token", "status", "validated",
@@ -72,6 +73,7 @@ TABLES: dict[type, tuple[str, tuple[str, ...]]] = {
                                    "revoked_at", "revocation_reason")),
     Job: ("jobs", ("id", "order_id", "state", "attempts", "run_at", "ca_ref", "last_error",
                    "extra")),
+    RenewalAdvice: ("renewal_advice", ("id", "advanced_at", "reason", "explanation_url")),
     EabKey: ("eab_keys", ("id", "hmac_key", "status", "profiles", "allowed_domains", "reusable",
                           "uses", "created_at", "note")),
 }
@@ -102,7 +104,7 @@ def to_row(model: Any) -> dict[str, Any]:
                 "profile": model.profile, "created_at": ts(model.created_at),
                 "not_before": ts(model.not_before), "not_after": ts(model.not_after),
                 "error": _json(model.error), "certificate_id": model.certificate_id,
-                "csr": model.csr_der, "approval": model.approval}
+                "csr": model.csr_der, "approval": model.approval, "replaces": model.replaces}
     if isinstance(model, Authorization):
         return {"id": model.id, "account_id": model.account_id, "order_id": model.order_id,
                 "identifier_type": model.identifier.type,
@@ -118,6 +120,9 @@ def to_row(model: Any) -> dict[str, Any]:
                 "not_before": ts(model.not_before), "not_after": ts(model.not_after),
                 "spki_sha256": model.spki_sha256, "ca": model.ca,
                 "revoked_at": ts(model.revoked_at), "revocation_reason": model.revocation_reason}
+    if isinstance(model, RenewalAdvice):
+        return {"id": model.id, "advanced_at": ts(model.advanced_at), "reason": model.reason,
+                "explanation_url": model.explanation_url}
     if isinstance(model, Job):
         return {"id": model.id, "order_id": model.order_id, "state": model.state,
                 "attempts": model.attempts, "run_at": ts(model.run_at), "ca_ref": model.ca_ref,
@@ -148,14 +153,15 @@ def account(r: Row) -> Account:
 def order(r: Row) -> Order:
     """An Order from its row."""
     (id_, account_id, status, identifiers, authz_ids, expires, profile, created_at, not_before,
-     not_after, error, certificate_id, csr, approval) = r
+     not_after, error, certificate_id, csr, approval, replaces) = r
     return Order(id=id_, account_id=account_id, status=status,
                  identifiers=tuple(Identifier(i["type"], i["value"])
                                    for i in json.loads(identifiers)),
                  authz_ids=tuple(json.loads(authz_ids)), expires=_dt(expires),
                  profile=profile, created_at=_dt(created_at), not_before=dt(not_before),
                  not_after=dt(not_after), error=_unjson(error), certificate_id=certificate_id,
-                 csr_der=bytes(csr) if csr is not None else None, approval=approval)
+                 csr_der=bytes(csr) if csr is not None else None, approval=approval,
+                 replaces=replaces)
 
 
 def challenge(r: Row) -> Challenge:
@@ -184,6 +190,13 @@ def certificate(r: Row) -> Certificate:
                        not_before=_dt(not_before), not_after=_dt(not_after),
                        spki_sha256=spki_sha256, ca=ca, revoked_at=dt(revoked_at),
                        revocation_reason=revocation_reason)
+
+
+def renewal_advice(r: Row) -> RenewalAdvice:
+    """A RenewalAdvice from its row."""
+    id_, advanced_at, reason, explanation_url = r
+    return RenewalAdvice(id=id_, advanced_at=_dt(advanced_at), reason=reason,
+                         explanation_url=explanation_url)
 
 
 def job(r: Row) -> Job:

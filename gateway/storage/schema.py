@@ -137,4 +137,17 @@ CREATE TABLE rate_buckets (
 );
 CREATE INDEX rate_buckets_full_at ON rate_buckets (full_at);
 """),
+    # ACME Renewal Information (RFC 9773): the certificate an order replaces (its
+    # certID, as the client sent it), and the operator's word that a certificate
+    # must be renewed now (gateway.core.renewals).
+    (5, """
+ALTER TABLE orders ADD COLUMN replaces TEXT;
+CREATE INDEX orders_replaces ON orders (replaces) WHERE replaces IS NOT NULL;
+CREATE TABLE renewal_advice (
+    id TEXT PRIMARY KEY,
+    advanced_at DOUBLE PRECISION NOT NULL,
+    reason TEXT NOT NULL,
+    explanation_url TEXT NOT NULL
+);
+"""),
 )

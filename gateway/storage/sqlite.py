@@ -40,9 +40,10 @@ from gateway.core.models import (
     EabKey,
     Job,
     Order,
+    RenewalAdvice,
 )
 from gateway.core.role import ChangeCounter
-from gateway.storage import buckets, rows
+from gateway.storage import buckets, renewals, rows
 from gateway.storage.base import Conflict, Op, Spend
 from gateway.storage.schema import MIGRATIONS
 from gateway.storage.sqltext import AUDIT as _AUDIT
@@ -479,6 +480,25 @@ class SQLiteStore:
             "SELECT o.csr FROM certificates c JOIN orders o ON o.id = c.order_id "
             "WHERE c.spki_sha256 = ? LIMIT ?", (spki_sha256, limit))
         return [bytes(r["csr"]) for r in found if r["csr"] is not None]
+
+    async def order_replacing(self, cert_id: str) -> Order | None:
+        """The newest order, not invalid, that replaces this ARI certID."""
+        r = await self._one(_select(Order, renewals.REPLACING), (cert_id,))
+        return rows.order(r) if r else None
+
+    async def get_renewal_advice(self, certificate_id: str) -> RenewalAdvice | None:
+        """The advice to renew a certificate now, if any."""
+        r = await self._one(_select(RenewalAdvice, "WHERE id = ?"), (certificate_id,))
+        return rows.renewal_advice(r) if r else None
+
+    async def live_certificates(self, now: datetime) -> list[tuple[Certificate, Order]]:
+        """Unexpired, unrevoked certificates with their orders."""
+        found = await self._rows(renewals.live_query(rows.columns(Certificate, "c"),
+                                                     rows.columns(Order, "o")),
+                                 (now.timestamp(),))
+        width = len(rows.TABLES[Certificate][1])
+        return [(rows.certificate(tuple(r)[:width]), rows.order(tuple(r)[width:]))
+                for r in found]
 
     async def get_job(self, order_id: str) -> Job | None:
         """The CA job of an order."""

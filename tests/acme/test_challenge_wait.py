@@ -51,7 +51,17 @@ async def test_slow_validation_answers_processing(aiohttp_client: Any, tmp_path:
     assert body["status"] == "processing" and "Retry-After" in resp.headers
 
 
-async def test_no_wait_by_default(aiohttp_client: Any, tmp_path: Any) -> None:
+async def test_zero_wait_answers_at_once(aiohttp_client: Any, tmp_path: Any) -> None:
     gateway = await _gateway(aiohttp_client, tmp_path, wait=0.0, delay=0.2)
+    resp, body, _ = await _answer_challenge(gateway)
+    assert body["status"] == "processing" and resp.headers["Retry-After"] == "1"
+
+
+async def test_defaults_wait_for_a_quick_validation(aiohttp_client: Any, tmp_path: Any) -> None:
+    validator = SlowValidator(0.05)
+    settings = make_settings(tmp_path)
+    assert settings.acme.challenge_wait_seconds > 0 and settings.acme.retry_after_seconds == 1
+    gateway = Gateway(await aiohttp_client(create_app(settings, validator=validator)), validator,
+                      settings)
     _, body, _ = await _answer_challenge(gateway)
-    assert body["status"] == "processing"
+    assert body["status"] == "valid"

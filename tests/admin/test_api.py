@@ -95,3 +95,16 @@ async def test_operator_tasks_are_listed_and_closed(agw: PolicyGateway) -> None:
     assert resp.status == 404
     [closed] = await agw.audit("operator_task_done")
     assert closed["actor"] == "admin:bob" and closed["detail"] == "done in certsrv.msc"
+
+
+async def test_renewals_lists_windows_and_what_is_due(agw: PolicyGateway) -> None:
+    c = await agw.client()
+    order = await ready_order(c, ["due.example.com"], "default")
+    resp, done = await finalize(c, order, make_csr(["due.example.com"])[0])
+    assert done["status"] == "valid", done
+    resp = await agw.http.get("/admin/renewals", headers=AUTH)
+    [listed] = (await resp.json())["certificates"]
+    assert listed["identifiers"] == ["due.example.com"] and listed["window_start"] > "2000"
+    for query in ("?due=1", "?est=1"):
+        resp = await agw.http.get(f"/admin/renewals{query}", headers=AUTH)
+        assert (await resp.json())["certificates"] == []

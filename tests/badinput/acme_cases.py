@@ -301,6 +301,8 @@ def resource_id_case(rng: random.Random, t: Target) -> Case:
     route = corpus.pick(rng, ["acct", "order", "authz", "chall", "cert"])
     ident = corpus.pick(rng, ["x", "0", "%00", "%2e%2e", "a" * 300, "%ff", "..", "-1", "%20"])
     url = t.url(f"/acme/{route}/{ident}")
+    if route == "cert" and rng.random() < 0.5:  # an alternate chain that does not exist
+        url = f"{t.certificate}/{ident}"
     return Case("acme.resource_id", "POST", url, signed(t, url, None))
 
 
@@ -314,6 +316,28 @@ def path_case(rng: random.Random, t: Target) -> Case:
     return Case("acme.path", method, t.url(path), b"{}")
 
 
+# certIDs that are not ones (no dot, padding, a negative or non-minimal serial, not
+# base64url), and a well-formed one of a certificate never issued here (RFC 9773 §4.1).
+ODD_CERT_IDS = ["x", ".", "a.", ".AQ", "a.b.c", "AA==.AQ", "AQ.gA", "AQ.AAE", "a+b.AQ",
+                "%00.%ff", "A" * 3000 + ".AQ", "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"]
+
+
+def renewal_info_case(rng: random.Random, t: Target) -> Case:
+    """renewalInfo GETs naming no certificate issued here: 400 or 404, never more."""
+    ident = corpus.pick(rng, ODD_CERT_IDS)
+    return Case("acme.renewal_info", "GET", t.url(f"/acme/renewal-info/{ident}"), b"",
+                headers={})
+
+
+def replaces_case(rng: random.Random, t: Target) -> Case:
+    """newOrder whose ``replaces`` is no certificate of this account: 400."""
+    url = t.directory["newOrder"]
+    value = corpus.pick(rng, [*ODD_CERT_IDS, 1, [], {}, True])
+    payload = {"identifiers": [{"type": "dns", "value": "ready.badinput.example"}],
+               "replaces": value}
+    return Case("acme.replaces", "POST", url, signed(t, url, _payload(payload)), status=400)
+
+
 def oversize_case(rng: random.Random, t: Target) -> Case:
     """Bodies past the ACME limit (256 KiB) and past the server's (1 MiB): 413."""
     url = corpus.pick(rng, _endpoints(t))
@@ -325,6 +349,6 @@ def oversize_case(rng: random.Random, t: Target) -> Case:
 BUILDERS: list[tuple[Callable[[random.Random, Target], Case], int]] = [
     (body_case, 12), (jws_case, 10), (header_case, 14), (payload_case, 16),
     (identifier_case, 10), (csr_case, 10), (resource_id_case, 4), (content_type_case, 2),
-    (path_case, 3), (oversize_case, 1),
+    (path_case, 3), (oversize_case, 1), (renewal_info_case, 2), (replaces_case, 2),
 ]
 """Each builder with its weight: the ``MAIN`` group is most of a run."""

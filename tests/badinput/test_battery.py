@@ -37,8 +37,8 @@ async def test_bad_input_is_refused_cleanly(
     families = set(report.cases)
     assert sum(report.cases.values()) >= min(CASES, 2000) * 0.95, report.summary()
     for prefix in ("acme.body", "acme.jws", "acme.header.", "acme.payload.", "acme.identifiers",
-                   "acme.csr", "acme.path", "est.body", "est.names", "est.headers", "est.path",
-                   "http.raw"):
+                   "acme.csr", "acme.path", "acme.renewal_info", "acme.replaces", "est.body",
+                   "est.names", "est.headers", "est.path", "http.raw"):
         assert any(f.startswith(prefix) for f in families), (prefix, families)
     assert report.statuses[400] > CASES // 4, report.summary()  # most reach a real refusal
     await still_serving(session, target)

@@ -64,14 +64,23 @@ def lego_cmd(gw: GatewayProcess, tmp: Path, *args: str) -> list[str]:
             "--path", str(tmp / "lego"), *args]
 
 
-async def test_lego_http01_then_revoke(gateway: GatewayProcess, tmp_path: Path) -> None:
+def lego_env(gw: GatewayProcess) -> dict[str, str]:
+    return {"LEGO_CA_CERTIFICATES": str(gw.tls_cert)}
+
+
+async def lego_http01(gw: GatewayProcess, tmp: Path, domain: str, *run_args: str) -> Path:
+    """``lego run`` with HTTP-01 for one name (``run_args`` after ``run``); the .crt file."""
     require_tool("lego")
-    env = {"LEGO_CA_CERTIFICATES": str(gateway.tls_cert)}
-    port = gateway.doc["validation"]["http01_port"]
-    code, out = await run(lego_cmd(gateway, tmp_path, "--domains", "lego.example.com", "--http",
-                                   "--http.port", f"127.0.0.1:{port}", "run"), env, TIMEOUT)
+    port = gw.doc["validation"]["http01_port"]
+    code, out = await run(lego_cmd(gw, tmp, "--domains", domain, "--http", "--http.port",
+                                   f"127.0.0.1:{port}", "run", *run_args), lego_env(gw), TIMEOUT)
     assert code == 0, out
-    crt = tmp_path / "lego" / "certificates" / "lego.example.com.crt"
+    return tmp / "lego" / "certificates" / f"{domain}.crt"
+
+
+async def test_lego_http01_then_revoke(gateway: GatewayProcess, tmp_path: Path) -> None:
+    env = lego_env(gateway)
+    crt = await lego_http01(gateway, tmp_path, "lego.example.com")
     leaf = check_chain(crt.read_bytes(), gateway, ["lego.example.com"])
     code, out = await run(lego_cmd(gateway, tmp_path, "--domains", "lego.example.com",
                                    "revoke", "--reason", "4"), env, TIMEOUT)

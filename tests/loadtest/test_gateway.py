@@ -224,3 +224,13 @@ async def test_est_enrolls_at_the_gateway_with_a_client_certificate(
     assert status == 0, result["error_samples"]
     assert result["certificates_issued"] == 6
     assert result["server_cpu"]["certificates"] == 6
+
+
+async def test_loadtest_reads_renewal_information(gateway: RunningGateway) -> None:
+    argv = ["acme", "--directory", gateway.directory, "-n", "3", "--ari", "--timeout", "30",
+            "--quiet", "--http01-port", str(gateway.http01_port),
+            "--dns-port", str(gateway.dns_port)]
+    status, result = await execute(argv)
+    assert status == 0 and result is not None, result
+    assert result["counters"]["ari_scheduled"] == 3, result["counters"]
+    assert result["latency_ms"]["renewalInfo"]["count"] == 3
