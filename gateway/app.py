@@ -35,13 +35,15 @@ from gateway.est.routes import est_app
 from gateway.est.routes import http_error as est_http_error
 from gateway.metrics import Metrics, front_end, metrics_handler
 from gateway.pkix.routes import add_routes as add_pkix_routes
+from gateway.scep.routes import http_error as scep_http_error
+from gateway.scep.routes import scep_app
 from gateway.storage.base import Store
 from gateway.validation import Validator
 from gateway.validation.engine import ValidationAuthority
 
 CONNECTOR_TYPES = ("local", "adcs", "ejbca")
 # Front ends that apply their own (smaller) body limits, with their own wire form.
-_OWN_BODY_LIMITS = ("acme", "est")
+_OWN_BODY_LIMITS = ("acme", "est", "scep")
 
 
 def build_store(settings: Settings, role: ProcessRole | None = None) -> Store:
@@ -168,6 +170,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     acme = acme_app()
     app.add_subapp("/acme/", acme)
     app.add_subapp("/.well-known/est/", est_app(settings))
+    app.add_subapp("/scep/", scep_app(settings))
     # Clients configured with the bare directory path land on the real one.
     app.router.add_get("/directory", directory_redirect)
     return app
@@ -210,6 +213,8 @@ def _refusal(request: web.Request, exc: web.HTTPException) -> web.StreamResponse
         return acme_refusal(request, exc)
     if name == "est":
         return est_http_error(exc)
+    if name == "scep":
+        return scep_http_error(exc)
     return None
 
 

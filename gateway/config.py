@@ -127,6 +127,18 @@ class Table:
                              "unknown option (check the spelling against config/gateway.toml)")
 
 
+def name_patterns(t: Table, key: str) -> tuple[str, ...]:
+    """Name patterns as profiles write them: a glob, or ``re:`` and a regular expression."""
+    patterns = t.strs(key)
+    for pattern in patterns:
+        if pattern.startswith("re:"):
+            try:
+                re.compile(pattern[3:])
+            except re.error as exc:
+                raise t.error(key, f"{pattern!r} is not a regular expression: {exc}") from exc
+    return tuple(p if p.startswith("re:") else p.lower() for p in patterns)
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     """Listeners and the data directory."""
@@ -527,7 +539,7 @@ def parse(data: Mapping[str, Any], source: str) -> Settings:
         raise acme_t.error("default_profile",
                            f"names no profile; configured: {', '.join(profiles)}")
     extra = {k: v for k, v in data.items() if k not in root._read and isinstance(v, dict)}
-    known_extra = {"est", "admin", "audit", "metrics"}
+    known_extra = {"est", "scep", "admin", "audit", "metrics"}
     for key in data:
         if key not in root._read and key not in known_extra:
             raise root.error(key,

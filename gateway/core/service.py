@@ -19,6 +19,7 @@ from gateway.core.orders import OrderService
 from gateway.core.profiles import ProfilePolicy
 from gateway.core.ratelimits.limiter import RateLimiter
 from gateway.core.role import ProcessRole
+from gateway.core.scep import ScepService
 from gateway.core.validations import ValidationRunner
 from gateway.storage.base import Store
 from gateway.validation import Validator
@@ -57,6 +58,7 @@ class Core:
                                         limits=self.limits)
         self.approvals.on_approved = self.issuance.wake
         self.est = EstService(settings, store, self.clock, connectors, self.issuance)
+        self.scep = ScepService(store, self.clock, self.est)
         self.anchors = AnchorWriter(settings, store, self.clock)
 
     async def start(self) -> None:
