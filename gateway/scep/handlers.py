@@ -51,7 +51,11 @@ def _label(request: web.Request) -> ScepLabel:
 
 def capabilities(label: ScepLabel) -> str:
     """The GetCACaps answer: one capability per line (RFC 8894 §3.5.2)."""
-    caps = ["POSTPKIOperation", "SHA-256", "SHA-512", "SHA-1", "AES", "SCEPStandard"]
+    # SHA-384 is also what strongSwan pki 5.9 looks for: it tests the capability list
+    # with enum indices instead of bits, so "SCEPStandard", "AES" and "Renewal" count
+    # for it only through the bit of SHA-384 (bit 3).
+    caps = ["POSTPKIOperation", "SHA-256", "SHA-384", "SHA-512", "SHA-1", "AES",
+            "SCEPStandard"]
     if label.renewal:
         caps.append("Renewal")
     if label.legacy_algorithms:
@@ -103,7 +107,8 @@ async def _pki_operation(request: web.Request, label: ScepLabel) -> web.Response
     reply = await _reply(request, label, message)
     log.info("scep pki operation", extra={"fields": {
         "label": label.name, "message_type": message.message_type,
-        "transaction": message.transaction_id, "status": reply.status}})
+        "transaction": message.transaction_id, "status": reply.status,
+        "fail_info": reply.fail_info, "reason": reply.fail_text}})
     ra = request.app[SCEP_RA]
     return web.Response(body=m.cert_rep(message, reply, ra.key, ra.cert_der),
                         content_type=PKI_MESSAGE)

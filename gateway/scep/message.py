@@ -90,23 +90,28 @@ def _printable(attrs: dict[str, bytes], oid: str, what: str) -> str:
     return str(value.native)
 
 
-def _signer_certificate(signed: cms.SignedData, signer: cms.SignerInfo) -> bytes:
+def _signer_certificate(signed: cms.SignedData, signer: cms.SignerInfo,
+                        known: bytes | None) -> bytes:
     sid = signer["sid"]
     if sid.name != "issuer_and_serial_number":
         raise Unreadable("the signer must be named by issuer and serial number")
     wanted = sid.chosen
-    for choice in signed["certificates"] or []:
-        if choice.name != "certificate":
-            continue
-        cert = choice.chosen
+    carried = [c.chosen for c in signed["certificates"] or [] if c.name == "certificate"]
+    if known is not None:
+        carried.append(asn1_x509.Certificate.load(known))
+    for cert in carried:
         if cert.serial_number == wanted["serial_number"].native and \
                 cert.issuer == wanted["issuer"]:
             return bytes(cert.dump())
     raise Unreadable("the pkiMessage does not carry its signer's certificate")
 
 
-def read_message(der: bytes) -> PkiMessage:
-    """The fields of a pkiMessage, not yet verified; :class:`Unreadable` if it has none."""
+def read_message(der: bytes, known_signer: bytes | None = None) -> PkiMessage:
+    """The fields of a pkiMessage, not yet verified; :class:`Unreadable` if it has none.
+
+    ``known_signer`` is a certificate the reader already holds (a client reading a
+    CertRep holds the RA's), for a message that does not carry its signer's.
+    """
     try:
         info = cms.ContentInfo.load(der, strict=True)
         if info["content_type"].native != "signed_data":
@@ -122,7 +127,7 @@ def read_message(der: bytes) -> PkiMessage:
             message_type=_printable(attrs, OID_MESSAGE_TYPE, "messageType"),
             transaction_id=_printable(attrs, OID_TRANSACTION_ID, "transactionID"),
             sender_nonce=nonce.native if isinstance(nonce, core.OctetString) else b"",
-            signer_der=_signer_certificate(signed, signer),
+            signer_der=_signer_certificate(signed, signer, known_signer),
             digest=signer["digest_algorithm"]["algorithm"].native,
             content=b"" if content.native is None else _content_bytes(content),
             signer_info=signer)
@@ -208,12 +213,15 @@ def cert_rep(request: PkiMessage, reply: Reply, ra_key: rsa.RSAPrivateKey,
              ra_cert_der: bytes) -> bytes:
     """A CertRep pkiMessage answering ``request``, signed by the RA."""
     digest = request.digest if request.digest in DIGESTS else "sha256"
+    # The RA certificate is left out: clients hold it from GetCACert, and strongSwan
+    # trusts a self-signed, non-CA certificate only as the very object it loaded.
     return signed_message(reply.content, _reply_attributes(request, reply), ra_key,
-                          ra_cert_der, digest)
+                          ra_cert_der, digest, embed_certificate=True)
 
 
 def signed_message(content: bytes, scep_attrs: list[cms.CMSAttribute], key: rsa.RSAPrivateKey,
-                   cert_der: bytes, digest: str = "sha256") -> bytes:
+                   cert_der: bytes, digest: str = "sha256",
+                   embed_certificate: bool = True) -> bytes:
     """A SignedData of ``content`` (may be empty) with these attributes, signed by ``key``.
 
     The RA signs its CertReps with it; tests and tools sign requests with it.
@@ -239,5 +247,6 @@ def signed_message(content: bytes, scep_attrs: list[cms.CMSAttribute], key: rsa.
         encap["content"] = content
     signed = cms.SignedData({
         "version": "v1", "digest_algorithms": [{"algorithm": digest}],
-        "encap_content_info": encap, "certificates": [cert], "signer_infos": [signer]})
+        "encap_content_info": encap, "signer_infos": [signer],
+        **({"certificates": [cert]} if embed_certificate else {})})
     return bytes(cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump())

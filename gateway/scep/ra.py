@@ -4,8 +4,15 @@ SCEP clients encrypt their requests to the RA certificate and verify our
 replies with it (RFC 8894 §2.1). The CA behind a connector may be AD CS or
 EJBCA, whose key the gateway never holds, so the gateway answers as an RA with
 its own RSA key: a file readable by the gateway user only (0600), and a
-self-signed certificate without the CA flag (digitalSignature and
-keyEncipherment) that ``GetCACert`` serves next to the CA's certificates.
+self-signed certificate (digitalSignature, keyEncipherment) that ``GetCACert``
+serves next to the CA's certificates.
+
+The certificate carries ``cA = true, pathLenConstraint = 0``: a client that
+takes its trust from GetCACert (strongSwan pki, given the RA certificate with
+``--cacert``) accepts a signature only from a certificate it can use as an
+anchor, and strongSwan does not anchor a self-signed end-entity certificate.
+The path length of 0 and the absence of an issued certificate keep it from
+being anything more than the signer of SCEP replies.
 """
 
 from __future__ import annotations
@@ -48,13 +55,13 @@ def _new_certificate(key: rsa.RSAPrivateKey) -> x509.Certificate:
     now = datetime.now(UTC)
     usage = x509.KeyUsage(digital_signature=True, key_encipherment=True,
                           content_commitment=False, data_encipherment=False,
-                          key_agreement=False, key_cert_sign=False, crl_sign=False,
+                          key_agreement=False, key_cert_sign=True, crl_sign=False,
                           encipher_only=False, decipher_only=False)
     return (x509.CertificateBuilder().subject_name(name).issuer_name(name)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - timedelta(minutes=5))
             .not_valid_after(now + timedelta(days=RA_VALIDITY_DAYS))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(usage, critical=True)
             .sign(key, hashes.SHA256()))
 

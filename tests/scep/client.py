@@ -94,7 +94,7 @@ class ScepClient:
 
     def read(self, body: bytes) -> CertRep:
         """Verify and decode a CertRep addressed to this device."""
-        rep = m.read_message(body)
+        rep = m.read_message(body, known_signer=self.ra_cert)
         m.verify_signature(rep, legacy=False)
         assert rep.signer_der == self.ra_cert
         certs: list[x509.Certificate] = []

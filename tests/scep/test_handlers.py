@@ -23,14 +23,13 @@ async def test_capabilities_offer_aes_sha256_post_and_renewal(gw: ScepGateway) -
 async def test_ca_cert_serves_the_ra_and_the_ca(gw: ScepGateway) -> None:
     status, ctype, body = await gw.get("/pkiclient.exe?operation=GetCACert")
     assert status == 200 and ctype == "application/x-x509-ca-ra-cert"
-    certs = pkcs7.load_der_pkcs7_certificates(body)
-    is_ca = {c.public_bytes(DER): c.extensions.get_extension_for_class(
-        x509.BasicConstraints).value.ca for c in certs}
-    assert [der for der, ca in is_ca.items() if not ca] == [gw.ra_cert]
-    assert sum(is_ca.values()) >= 1
-    usage = x509.load_der_x509_certificate(gw.ra_cert).extensions.get_extension_for_class(
-        x509.KeyUsage).value
+    ders = [c.public_bytes(DER) for c in pkcs7.load_der_pkcs7_certificates(body)]
+    ca_ders = await gw.core.est.ca_certs("routers")
+    assert sorted(ders) == sorted([gw.ra_cert, *ca_ders])
+    ra = x509.load_der_x509_certificate(gw.ra_cert)
+    usage = ra.extensions.get_extension_for_class(x509.KeyUsage).value
     assert usage.digital_signature and usage.key_encipherment
+    assert ra.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length == 0
 
 
 async def test_enroll_with_the_label_password(gw: ScepGateway) -> None:
