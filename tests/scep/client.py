@@ -118,6 +118,14 @@ class ScepClient:
         assert rep.recipient_nonce == nonce and rep.transaction_id == transaction_id
         return rep
 
+    async def send_inner(self, message_type: str, inner: bytes,
+                         transaction_id: str) -> CertRep:
+        """Send any request type with this inner content and read the answer."""
+        der, _ = self.request(message_type, inner, transaction_id)
+        status, body = await self.send(der)
+        assert status == 200, body
+        return self.read(body)
+
     async def poll(self, transaction_id: str) -> CertRep:
         """CertPoll (GetCertInitial) for a pending transaction."""
         cert = x509.load_der_x509_certificate(self.signer)
@@ -128,3 +136,10 @@ class ScepClient:
         status, body = await self.send(der)
         assert status == 200, body
         return self.read(body)
+
+
+def issuer_and_serial(cert: x509.Certificate) -> bytes:
+    """The IssuerAndSerialNumber (DER) of GetCert and GetCRL."""
+    return bytes(cms.IssuerAndSerialNumber({
+        "issuer": cms.Name.load(cert.issuer.public_bytes()),
+        "serial_number": cert.serial_number}).dump())

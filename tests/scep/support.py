@@ -14,8 +14,9 @@ from aiohttp import web
 from gateway import config, keys
 from gateway.app import create_app
 from gateway.core.clock import Clock
+from gateway.core.scep import ScepGate
 from gateway.core.service import Core
-from gateway.scep.handlers import SCEP_RA
+from gateway.scep.handlers import SCEP_RA, SCEP_SETTINGS
 from tests.e2e.harness import free_port
 from tests.est.support import settings_doc
 from tests.scep.client import ScepClient, rsa_key, self_signed
@@ -55,10 +56,23 @@ class ScepGateway:
         return self.app[keys.CORE]
 
     @property
+    def _scep(self) -> web.Application:
+        return next(a for a in self.app._subapps if SCEP_SETTINGS in a)
+
+    @property
     def ra_cert(self) -> bytes:
         """The RA certificate (DER)."""
-        scep = next(a for a in self.app._subapps if SCEP_RA in a)
-        return scep[SCEP_RA].cert_der
+        return self._scep[SCEP_RA].cert_der
+
+    def gate(self, label: str) -> ScepGate:
+        """How ``label`` authorizes requests."""
+        found = self._scep[SCEP_SETTINGS].labels[label]
+        return found.gate
+
+    async def audit(self, event: str) -> list[dict[str, Any]]:
+        """The audit rows of one event."""
+        rows = await self.core.est.store.audit_rows(0, 1000)  # type: ignore[attr-defined]
+        return [r for r in rows if r["event"] == event]
 
     def device(self, label: str = "routers", cn: str = "device") -> ScepClient:
         """A new device with its own RSA key and self-signed signing certificate."""

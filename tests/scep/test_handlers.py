@@ -6,7 +6,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from gateway.scep import message as m
-from tests.scep.client import DER, scep_csr
+from tests.scep.client import DER, ScepClient, issuer_and_serial, rsa_key, scep_csr
 from tests.scep.support import PASSWORD, ScepGateway
 
 
@@ -50,3 +50,53 @@ async def test_unknown_label_and_operation_are_one_line_4xx(gw: ScepGateway) -> 
     assert status == 400 and b"unknown SCEP operation" in body
     device = gw.device()
     assert (await device.send(b"\x30\x03garbage"))[0] == 400
+
+
+async def test_pending_until_approved_then_cert_poll(gw: ScepGateway) -> None:
+    device = gw.device("held")
+    rep = await device.enroll(scep_csr(device.key, "h1.example.net", PASSWORD), "tx-held")
+    assert rep.status == m.PENDING and not rep.certs
+    assert (await device.poll("tx-held")).status == m.PENDING
+    (held,) = await gw.core.approvals.pending()
+    await gw.core.approvals.approve(held.id, "officer")
+    done = await device.poll("tx-held")
+    assert done.status == m.SUCCESS and done.certs[0].subject.rfc4514_string() == \
+        "CN=h1.example.net"
+    stranger = gw.device("held")  # the transaction is bound to the key that began it
+    assert (await stranger.poll("tx-held")).fail_info == m.BAD_CERT_ID
+
+
+async def test_renewal_signed_by_the_issued_certificate(gw: ScepGateway) -> None:
+    device = gw.device()
+    first = await device.enroll(scep_csr(device.key, "r3.routers.example.net", PASSWORD),
+                                "tx-r3")
+    old = first.certs[0]
+    renewing = ScepClient(device.url, device.ra_cert, device.key, old.public_bytes(DER))
+    new_key = rsa_key()
+    rep = await renewing.enroll(scep_csr(new_key, "r3.routers.example.net", None), "tx-r3b",
+                                message_type=m.RENEWAL_REQ)
+    assert rep.status == m.SUCCESS, rep.fail_text
+    assert rep.certs[0].public_key().public_numbers() == new_key.public_key().public_numbers()
+    other = await renewing.enroll(scep_csr(rsa_key(), "r4.routers.example.net", None),
+                                  "tx-r3c", message_type=m.RENEWAL_REQ)
+    assert other.fail_info == m.BAD_REQUEST and "subject differs" in other.fail_text
+    self_signed_renewal = await gw.device().enroll(
+        scep_csr(rsa_key(), "r3.routers.example.net", None), "tx-r3d",
+        message_type=m.RENEWAL_REQ)
+    assert self_signed_renewal.fail_info == m.BAD_REQUEST
+    legacy = gw.device("legacy")  # renewal = false there
+    refused = await legacy.enroll(scep_csr(legacy.key, "x.example.net", None), "tx-l",
+                                  message_type=m.RENEWAL_REQ)
+    assert "does not offer renewal" in refused.fail_text
+
+
+async def test_get_cert_for_the_key_holder_only(gw: ScepGateway) -> None:
+    device = gw.device()
+    rep = await device.enroll(scep_csr(device.key, "r10.routers.example.net", PASSWORD),
+                              "tx-r10")
+    cert = rep.certs[0]
+    holder = ScepClient(device.url, device.ra_cert, device.key, cert.public_bytes(DER))
+    got = await holder.send_inner(m.GET_CERT, issuer_and_serial(cert), "tx-get")
+    assert got.status == m.SUCCESS and got.certs == [cert]
+    stranger = await gw.device().send_inner(m.GET_CERT, issuer_and_serial(cert), "tx-get2")
+    assert stranger.fail_info == m.BAD_CERT_ID

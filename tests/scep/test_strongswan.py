@@ -19,12 +19,17 @@ from tests.est.test_clients import _output, run
 from tests.scep.support import PASSWORD, ScepGateway
 
 
-async def _ca_and_ra(gw: ScepGateway, label: str, work: Path) -> tuple[Path, Path]:
-    """``pki --scepca``; the files it wrote, sorted into (CA, RA) by subject."""
+def _written(work: Path) -> list[Path]:
     work.mkdir(exist_ok=True)
+    return sorted(work.glob("*.der"))
+
+
+async def _ca_and_ra(gw: ScepGateway, label: str, work: Path) -> tuple[Path, Path]:
+    """``pki --scepca``; the files it wrote, told apart by content (CA, RA)."""
+    _written(work)
     await run("pki", "--scepca", "--url", f"{gw.base}/{label}/pkiclient.exe",
               "--caout", "ca.der", "--raout", "ra.der", cwd=work)
-    written = sorted(work.glob("*.der"))
+    written = _written(work)
     ra = [p for p in written if p.read_bytes() == gw.ra_cert]
     ca = [p for p in written if p not in ra]
     assert len(ra) == 1 and len(ca) == 1, written
