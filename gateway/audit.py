@@ -47,6 +47,7 @@ UNAUTHORIZED = "unauthorized"
 EAB_CREATED = "eab_created"
 EAB_REVOKED = "eab_revoked"
 RATE_LIMITED = "rate_limited"
+SCEP_OTP_ISSUED = "scep_otp_issued"
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import AttributeOID
 
+from gateway import audit
 from gateway.core import csr as csrs
 from gateway.core.clock import Clock
 from gateway.core.est import EnrollRequest, EnrollResult, EstService
@@ -96,22 +97,38 @@ def challenge_password(csr_der: bytes) -> str | None:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+class OtpIssuer:
+    """Issues one-time SCEP challenge passwords (``acme-gateway scep otp``), audited."""
+
+    def __init__(self, store: Store, clock: Clock, trail: audit.AuditTrail) -> None:
+        self.store = store
+        self.clock = clock
+        self.trail = trail
+
+    async def issue(self, gate: ScepGate, names: tuple[str, ...], actor: str) -> str:
+        """A new one-time password for ``gate``'s label, bound to ``names`` (and the label's).
+
+        Only its SHA-256 is stored: the password is shown once, to the operator.
+        """
+        password = secrets.token_urlsafe(OTP_BYTES)
+        now = self.clock.now()
+        otp = ScepOtp(id=otp_id(password), label=gate.label, names=names, created_at=now,
+                      expires=now + timedelta(seconds=gate.otp_lifetime_seconds))
+        await self.store.apply([Insert(otp), self.trail.event(
+            audit.SCEP_OTP_ISSUED, actor=actor, identifiers=names, profile=gate.profile,
+            request_id=otp.id[:16], extra={"label": gate.label})])
+        return password
+
+
 class ScepService:
     """One-time passwords, transactions and enrollment for SCEP, on the EST intake."""
 
-    def __init__(self, store: Store, clock: Clock, est: EstService) -> None:
+    def __init__(self, store: Store, clock: Clock, est: EstService,
+                 trail: audit.AuditTrail) -> None:
         self.store = store
         self.clock = clock
         self.est = est
-
-    async def issue_otp(self, gate: ScepGate, names: tuple[str, ...]) -> str:
-        """A new one-time password for ``gate``'s label, bound to ``names`` (and the label's)."""
-        password = secrets.token_urlsafe(OTP_BYTES)
-        now = self.clock.now()
-        await self.store.apply([Insert(ScepOtp(
-            id=otp_id(password), label=gate.label, names=names, created_at=now,
-            expires=now + timedelta(seconds=gate.otp_lifetime_seconds)))])
-        return password
+        self.otps = OtpIssuer(store, clock, trail)
 
     async def enroll(self, gate: ScepGate, request: ScepRequest) -> EnrollResult:
         """A PKCSReq or RenewalReq: its order's state, creating the order on first sight."""

@@ -58,7 +58,7 @@ class Core:
                                         limits=self.limits)
         self.approvals.on_approved = self.issuance.wake
         self.est = EstService(settings, store, self.clock, connectors, self.issuance)
-        self.scep = ScepService(store, self.clock, self.est)
+        self.scep = ScepService(store, self.clock, self.est, self.audit)
         self.anchors = AnchorWriter(settings, store, self.clock)
 
     async def start(self) -> None:

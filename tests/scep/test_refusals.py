@@ -1,4 +1,4 @@
-"""SCEP refusals: each is a signed CertRep FAILURE with its failInfo, its reason and an audit row."""
+"""SCEP refusals: a signed CertRep FAILURE with its failInfo, its reason and an audit row."""
 
 from __future__ import annotations
 
@@ -46,7 +46,8 @@ async def test_refused_with_fail_info_and_audited(gw: ScepGateway, case: str, la
 
 
 async def test_one_time_password_enrolls_once(gw: ScepGateway) -> None:
-    otp = await gw.core.scep.issue_otp(gw.gate("otp"), ("dev7.routers.example.net",))
+    otp = await gw.core.scep.otps.issue(gw.gate("otp"), ("dev7.routers.example.net",),
+                                         "cli:test")
     first = await gw.device("otp").enroll(scep_csr(rsa_key(), "dev7.routers.example.net", otp),
                                           "tx-first")
     assert first.status == m.SUCCESS, first.fail_text
@@ -59,7 +60,8 @@ async def test_one_time_password_enrolls_once(gw: ScepGateway) -> None:
 
 
 async def test_one_time_password_binds_its_names(gw: ScepGateway) -> None:
-    otp = await gw.core.scep.issue_otp(gw.gate("otp"), ("dev8.routers.example.net",))
+    otp = await gw.core.scep.otps.issue(gw.gate("otp"), ("dev8.routers.example.net",),
+                                         "cli:test")
     rep = await gw.device("otp").enroll(scep_csr(rsa_key(), "dev9.routers.example.net", otp),
                                         "tx-names")
     assert rep.fail_info == m.BAD_REQUEST and "may not request dev9" in rep.fail_text
