@@ -36,7 +36,7 @@ from gateway.est.routes import http_error as est_http_error
 from gateway.metrics import Metrics, front_end, metrics_handler
 from gateway.pkix.routes import add_routes as add_pkix_routes
 from gateway.scep.routes import http_error as scep_http_error
-from gateway.scep.routes import scep_app
+from gateway.scep.routes import prepare_scep, scep_app
 from gateway.storage.base import Store
 from gateway.validation import Validator
 from gateway.validation.engine import ValidationAuthority
@@ -103,6 +103,7 @@ async def prepare(settings: Settings) -> None:
     for name, connector in build_connectors(settings).items():
         if await start_connector(name, connector):
             await connector.aclose()
+    prepare_scep(settings)  # the RA key, made once rather than by each worker
 
 
 async def open_store(store: Store, settings: Settings) -> None:

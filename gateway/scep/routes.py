@@ -74,6 +74,13 @@ def _registration_authority(scep: ScepSettings) -> object:
     return ctx
 
 
+def prepare_scep(settings: Settings) -> None:
+    """Make the RA key and certificate before worker processes start (first start only)."""
+    scep = parse(settings)
+    if scep.labels:
+        load_or_create(scep.ra_key_file, scep.ra_cert_file)
+
+
 def scep_app(settings: Settings) -> web.Application:
     """The SCEP routes (mounted at /scep/ by gateway.app)."""
     app = web.Application(middlewares=[scep_middleware])
