@@ -127,6 +127,21 @@ class Table:
                              "unknown option (check the spelling against config/gateway.toml)")
 
 
+_FRONT_END_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def label_profile(t: Table, name: str, settings: Settings, reserved: tuple[str, ...],
+                  reserved_what: str) -> str:
+    """Check an EST/SCEP label's name (a URL path segment) and return its ``profile``."""
+    if not _FRONT_END_LABEL.match(name) or name in reserved:
+        raise ConfigError(t.source, t.prefix, f"label {name!r} must be letters, digits, '.', "
+                          f"'_' or '-' and not {reserved_what}")
+    profile = t.str("profile", settings.acme.default_profile)
+    if profile not in settings.profiles:
+        raise t.error("profile", f"names no profile; configured: {', '.join(settings.profiles)}")
+    return profile
+
+
 def name_patterns(t: Table, key: str) -> tuple[str, ...]:
     """Name patterns as profiles write them: a glob, or ``re:`` and a regular expression."""
     patterns = t.strs(key)

@@ -41,8 +41,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from gateway.config import Settings, Table, name_patterns
-from gateway.errors import ConfigError
+from gateway.config import Settings, Table, label_profile, name_patterns
 from gateway.est.passwords import check_hash_format
 
 AUTH_MODES = ("cert", "basic", "either", "both", "none")
@@ -51,7 +50,6 @@ AUTH_MODES = ("cert", "basic", "either", "both", "none")
 CERT_NAME_FIELDS = {"cn": NameOID.COMMON_NAME, "serialNumber": NameOID.SERIAL_NUMBER}
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 OPERATIONS = ("cacerts", "simpleenroll", "simplereenroll", "csrattrs", "serverkeygen", "fullcmc")
-_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -133,12 +131,7 @@ def _cert_names(t: Table) -> tuple[str, ...]:
 
 def _label(t: Table, name: str, settings: Settings,
            users: Mapping[str, EstUser]) -> LabelSettings:
-    if not _LABEL.match(name) or name in OPERATIONS:
-        raise ConfigError(t.source, t.prefix, f"label {name!r} must be letters, digits, '.', "
-                          "'_' or '-' and not an EST operation name")
-    profile = t.str("profile", settings.acme.default_profile)
-    if profile not in settings.profiles:
-        raise t.error("profile", f"names no profile; configured: {', '.join(settings.profiles)}")
+    profile = label_profile(t, name, settings, OPERATIONS, "an EST operation name")
     auth = t.str("auth", "cert")
     if auth not in AUTH_MODES:
         raise t.error("auth", f"expected one of {', '.join(AUTH_MODES)}")

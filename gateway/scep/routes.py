@@ -12,21 +12,18 @@ readable pkiMessage are signed CertReps (:mod:`gateway.scep.handlers`).
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway import keys
-from gateway.bodies import too_large, within_limit
+from gateway.bodies import too_large
 from gateway.config import Settings
-from gateway.errors import ErrorKind, GatewayError
+from gateway.errors import ErrorKind
 from gateway.scep import handlers as h
 from gateway.scep.ra import load_or_create
 from gateway.scep.settings import ScepSettings, parse
-
-log = logging.getLogger("gateway.scep")
+from gateway.textfront import answer_in_text
 
 STATUS = {ErrorKind.NOT_FOUND: 404, ErrorKind.REQUEST_TIMEOUT: 408,
           ErrorKind.PAYLOAD_TOO_LARGE: 413, ErrorKind.RATE_LIMITED: 429,
@@ -52,18 +49,12 @@ def http_error(exc: web.HTTPException) -> web.Response:
 @web.middleware
 async def scep_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every failure into a one-line text answer, never a traceback."""
-    try:
-        request.config_dict[keys.CORE].limits.admit_request()
-        return await handler(within_limit(request, h.MAX_MESSAGE))
-    except GatewayError as exc:
-        return text_response(STATUS.get(exc.kind, 400), exc.detail, exc.retry_after)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return http_error(exc)
-    except Exception:  # never a traceback to a device: log it, answer 500
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return text_response(500, "internal error; the gateway log has details")
+    return await answer_in_text(
+        request, handler, h.MAX_MESSAGE, http_error=http_error,
+        refusal=lambda exc: text_response(STATUS.get(exc.kind, 400), exc.detail,
+                                          exc.retry_after),
+        internal_error=lambda: text_response(500, "internal error; the gateway log has "
+                                             "details"))
 
 
 def _registration_authority(scep: ScepSettings) -> object:

@@ -20,17 +20,14 @@ legacy_algorithms = false         # triple DES and MD5 for devices that know not
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gateway.config import Settings, Table, name_patterns
+from gateway.config import Settings, Table, label_profile, name_patterns
 from gateway.core.scep import ScepGate
-from gateway.errors import ConfigError
 
-_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 RESERVED = ("pkiclient.exe",)
 
 
@@ -63,12 +60,7 @@ class ScepSettings:
 
 
 def _label(t: Table, name: str, settings: Settings, common: ScepGate) -> ScepLabel:
-    if not _LABEL.match(name) or name in RESERVED:
-        raise ConfigError(t.source, t.prefix, f"label {name!r} must be letters, digits, '.', "
-                          "'_' or '-' and not pkiclient.exe")
-    profile = t.str("profile", settings.acme.default_profile)
-    if profile not in settings.profiles:
-        raise t.error("profile", f"names no profile; configured: {', '.join(settings.profiles)}")
+    profile = label_profile(t, name, settings, RESERVED, "pkiclient.exe")
     password = t.secret("password")
     otp = t.bool("one_time_passwords")
     if password is None and not otp:
