@@ -57,6 +57,7 @@ class CertRep:
     certs: list[x509.Certificate]
     transaction_id: str
     recipient_nonce: bytes
+    inner: bytes = b""  # the decrypted degenerate SignedData, on SUCCESS
 
 
 def _attr(signer: cms.SignerInfo, oid: str) -> object:
@@ -98,15 +99,18 @@ class ScepClient:
         m.verify_signature(rep, legacy=False)
         assert rep.signer_der == self.ra_cert
         certs: list[x509.Certificate] = []
+        inner = b""
         if rep.content:
             inner, _ = open_envelope(rep.content, self.key, legacy=True)
-            certs = pkcs7.load_der_pkcs7_certificates(inner)
+            signed = cms.ContentInfo.load(inner)["content"]
+            if signed["certificates"]:
+                certs = pkcs7.load_der_pkcs7_certificates(inner)
         signer = rep.signer_info
         text = _attr(signer, m.OID_FAIL_INFO_TEXT)
         return CertRep(str(_attr(signer, m.OID_PKI_STATUS)),
                        _attr(signer, m.OID_FAIL_INFO),  # type: ignore[arg-type]
                        str(text or ""), certs, rep.transaction_id,
-                       _attr(signer, m.OID_RECIPIENT_NONCE))  # type: ignore[arg-type]
+                       _attr(signer, m.OID_RECIPIENT_NONCE), inner)  # type: ignore[arg-type]
 
     async def enroll(self, csr: bytes, transaction_id: str, message_type: str = m.PKCS_REQ,
                      cipher: str = "aes256_cbc") -> CertRep:

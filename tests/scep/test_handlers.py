@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from asn1crypto import cms
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs7
 
@@ -100,3 +101,13 @@ async def test_get_cert_for_the_key_holder_only(gw: ScepGateway) -> None:
     assert got.status == m.SUCCESS and got.certs == [cert]
     stranger = await gw.device().send_inner(m.GET_CERT, issuer_and_serial(cert), "tx-get2")
     assert stranger.fail_info == m.BAD_CERT_ID
+
+
+async def test_get_crl_of_the_label_ca(gw: ScepGateway) -> None:
+    device = gw.device()
+    rep = await device.enroll(scep_csr(device.key, "r11.routers.example.net", PASSWORD),
+                              "tx-r11")
+    crl_rep = await device.send_inner(m.GET_CRL, issuer_and_serial(rep.certs[0]), "tx-crl")
+    assert crl_rep.status == m.SUCCESS and not crl_rep.certs
+    (crl,) = cms.ContentInfo.load(crl_rep.inner)["content"]["crls"]
+    assert crl.chosen.issuer.dump() == rep.certs[0].issuer.public_bytes()
