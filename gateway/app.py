@@ -35,6 +35,7 @@ from gateway.est.routes import est_app
 from gateway.est.routes import http_error as est_http_error
 from gateway.metrics import Metrics, front_end, metrics_handler
 from gateway.pkix.routes import add_routes as add_pkix_routes
+from gateway.scep.handlers import SCEP_SETTINGS
 from gateway.scep.routes import http_error as scep_http_error
 from gateway.scep.routes import prepare_scep, scep_app
 from gateway.storage.base import Store
@@ -171,7 +172,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     acme = acme_app()
     app.add_subapp("/acme/", acme)
     app.add_subapp("/.well-known/est/", est_app(settings))
-    app.add_subapp("/scep/", scep_app(settings))
+    scep = scep_app(settings)
+    app[keys.SCEP_GATES] = {name: label.gate for name, label in scep[SCEP_SETTINGS].labels.items()}
+    app.add_subapp("/scep/", scep)
     # Clients configured with the bare directory path land on the real one.
     app.router.add_get("/directory", directory_redirect)
     return app

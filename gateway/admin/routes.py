@@ -5,6 +5,7 @@ Routes (JSON):
 * ``GET  /admin/approvals``               requests waiting for an approver
 * ``POST /admin/approvals/{id}/approve``  body optional: ``{"approver": "alice"}``
 * ``POST /admin/approvals/{id}/reject``   body: ``{"reason": "...", "approver": "alice"}``
+* ``POST /admin/scep/{label}/otp``        a one-time SCEP password (:mod:`gateway.admin.scep`)
 
 Every request needs ``Authorization: Bearer <token>``, the token read from
 ``[admin] token_file`` or ``token_env``; without a configured token the API is
@@ -21,6 +22,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway import keys
+from gateway.admin import scep
 from gateway.core.approvals import actor_of
 from gateway.core.models import Order
 from gateway.errors import ErrorKind, GatewayError
@@ -108,4 +110,10 @@ def admin_app(token: str) -> web.Application:
     app.router.add_get("/approvals", list_pending)
     app.router.add_post("/approvals/{id}/approve", approve)
     app.router.add_post("/approvals/{id}/reject", reject)
+    app.router.add_post("/scep/{label}/otp", scep_otp)
     return app
+
+
+async def scep_otp(request: web.Request) -> web.Response:
+    """POST /admin/scep/{label}/otp."""
+    return await scep.issue_otp(request, await _body(request))

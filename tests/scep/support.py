@@ -88,10 +88,14 @@ class ScepGateway:
 
 @asynccontextmanager
 async def running_scep(tmp: Path, scep: dict[str, Any] | None = None,
-                       clock: Clock | None = None) -> AsyncIterator[ScepGateway]:
-    """The real app on a loopback HTTP port with the SCEP labels of :func:`scep_section`."""
+                       clock: Clock | None = None, **tables: Any) -> AsyncIterator[ScepGateway]:
+    """The real app on a loopback HTTP port with the SCEP labels of :func:`scep_section`.
+
+    ``tables`` adds config tables (e.g. ``admin``).
+    """
     doc = settings_doc(tmp, {})
     doc["scep"] = scep or scep_section(tmp)
+    doc.update(tables)
     doc["rate_limits"] = {"enabled": False}
     port = free_port()
     doc["server"].update({"http_port": port, "https_port": 0})
