@@ -140,9 +140,11 @@ def read_message(der: bytes, known_signer: bytes | None = None) -> PkiMessage:
 
 
 def _content_bytes(content: core.Asn1Value) -> bytes:
-    # Usually an OCTET STRING holding the EnvelopedData; some clients put it bare.
-    parsed = content.parsed if hasattr(content, "parsed") else content
-    return bytes(parsed.native if isinstance(parsed, core.OctetString) else parsed.dump())
+    # The content of type data is an OCTET STRING holding the EnvelopedData; its octets
+    # (joined, if a client sent them in BER chunks) are what messageDigest covers.
+    if isinstance(content, core.OctetString):
+        return bytes(content.native)
+    return bytes(content.dump())
 
 
 def _check_fields(message: PkiMessage) -> None:
