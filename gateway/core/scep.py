@@ -67,14 +67,6 @@ class ScepRequest:
     renewal: bool = False
 
 
-class ScepRefused(GatewayError):
-    """A refusal that SCEP reports with a specific failInfo (badCertId, badMessageCheck)."""
-
-    def __init__(self, fail_info: str, detail: str) -> None:
-        super().__init__(ErrorKind.UNAUTHORIZED, detail)
-        self.fail_info = fail_info
-
-
 def key_sha256(cert_der: bytes) -> str:
     """SHA-256 (hex) of a certificate's SubjectPublicKeyInfo: the key that signs a transaction."""
     spki = x509.load_der_x509_certificate(cert_der).public_key().public_bytes(
@@ -153,15 +145,16 @@ class ScepService:
         """CertPoll (GetCertInitial): the state of a transaction, asked by the key that began it."""
         known = await self.store.get_scep_transaction(f"{gate.label}/{transaction_id}")
         if known is None or known.signer_key_sha256 != key_sha256(signer_der):
-            raise ScepRefused("4", f"no transaction {transaction_id!r} of this key on label "
-                              f"{gate.label!r}; send the PKCSReq first")
+            raise GatewayError(ErrorKind.NOT_FOUND, f"no transaction {transaction_id!r} of "
+                               f"this key on label {gate.label!r}; send the PKCSReq first")
         return await self._outcome(gate, known)
 
     async def certificate(self, serial: int, signer_der: bytes) -> bytes:
         """GetCert: a certificate this gateway issued, for the holder of its key only."""
         cert = await self.store.get_certificate_by_serial(f"{serial:x}")
         if cert is None or key_sha256(cert.leaf_der) != key_sha256(signer_der):
-            raise ScepRefused("4", f"no certificate with serial {serial:x} for this key")
+            raise GatewayError(ErrorKind.NOT_FOUND,
+                               f"no certificate with serial {serial:x} for this key")
         return cert.leaf_der
 
     async def _outcome(self, gate: ScepGate, known: ScepTransaction) -> EnrollResult:

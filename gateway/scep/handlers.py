@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
 from gateway import keys
 from gateway.core.est import EnrollResult
-from gateway.core.scep import ScepRefused, ScepRequest
+from gateway.core.scep import ScepRequest
 from gateway.errors import ErrorKind, GatewayError
 from gateway.scep import message as m
 from gateway.scep.envelope import EnvelopeError, open_envelope, seal
@@ -122,12 +122,13 @@ async def _reply(request: web.Request, label: ScepLabel, message: m.PkiMessage) 
         await request.config_dict[keys.CORE].est.record_refusal(
             "scep:anonymous", label.gate.profile, f"scep label {label.name!r}: {exc.detail}")
         return m.Reply(m.FAILURE, exc.fail_info, exc.detail)
-    except ScepRefused as exc:
-        return m.Reply(m.FAILURE, exc.fail_info, exc.detail)
     except GatewayError as exc:
         if exc.kind is ErrorKind.SERVER_INTERNAL:
             raise
-        return m.Reply(m.FAILURE, m.BAD_REQUEST, exc.detail)
+        # Nothing matches the transaction or certificate asked for: badCertId; any other
+        # refusal (credentials, policy, the CA's answer): badRequest.
+        fail_info = m.BAD_CERT_ID if exc.kind is ErrorKind.NOT_FOUND else m.BAD_REQUEST
+        return m.Reply(m.FAILURE, fail_info, exc.detail)
 
 
 def _open(request: web.Request, label: ScepLabel, message: m.PkiMessage) -> tuple[bytes, str]:
@@ -165,8 +166,8 @@ def _serial(inner: bytes) -> int:
     try:
         return int(cms.IssuerAndSerialNumber.load(inner, strict=True)["serial_number"].native)
     except Exception:  # garbage inside a valid envelope
-        raise ScepRefused(m.BAD_CERT_ID, "the request does not hold an IssuerAndSerialNumber") \
-            from None
+        raise GatewayError(ErrorKind.NOT_FOUND,
+                           "the request does not hold an IssuerAndSerialNumber") from None
 
 
 def _enrolled(result: EnrollResult, message: m.PkiMessage, cipher: str) -> m.Reply:
