@@ -28,6 +28,7 @@ from gateway.scep import message as m
 from gateway.scep.envelope import EnvelopeError, open_envelope, seal
 from gateway.scep.ra import RegistrationAuthority
 from gateway.scep.settings import ScepLabel, ScepSettings
+from gateway.textfront import label_of
 
 log = logging.getLogger("gateway.scep")
 
@@ -39,14 +40,8 @@ MAX_MESSAGE = 64 * 1024
 
 
 def _label(request: web.Request) -> ScepLabel:
-    name = request.match_info.get("label")
     scep = request.app[SCEP_SETTINGS]
-    label = scep.label(name)
-    if label is None:
-        offered = ", ".join(sorted(scep.labels)) or "none (add [scep.labels.NAME] to the config)"
-        what = f"unknown SCEP label {name!r}" if name else "no default SCEP label"
-        raise GatewayError(ErrorKind.NOT_FOUND, f"{what}; configured labels: {offered}")
-    return label
+    return label_of(request, scep.labels, scep.default_label, "SCEP")
 
 
 def capabilities(label: ScepLabel) -> str:
