@@ -15,8 +15,9 @@ renewal.
 
 A transactionID is bound, on its first request, to its order, to the CSR and
 to the key that signed it. The same request sent again (a device retrying) or
-a CertPoll from that key gets the order's state; the same transactionID with
-another CSR or from another key is refused and audited (a replay or a
+a CertPoll from that key gets the order's state; a new CSR from that key is a
+new enrollment (strongSwan derives the transactionID from the key); the same
+transactionID from another key is refused and audited (a replay or a
 collision), and so is a one-time password presented a second time.
 """
 
@@ -123,20 +124,27 @@ class ScepService:
         self.otps = OtpIssuer(store, clock, trail)
 
     async def enroll(self, gate: ScepGate, request: ScepRequest) -> EnrollResult:
-        """A PKCSReq or RenewalReq: its order's state, creating the order on first sight."""
+        """A PKCSReq or RenewalReq: its order's state, creating the order on first sight.
+
+        The same request again gets the same order. A new CSR under a transactionID
+        this key already used (strongSwan derives the id from the key) is a new
+        enrollment, authorized afresh; from another key it is refused.
+        """
         key = f"{gate.label}/{request.transaction_id}"
         known = await self.store.get_scep_transaction(key)
         if known is not None:
-            await self._same_request(gate, known, request)
-            return await self._outcome(gate, known)
+            await self._same_signer(gate, known, request)
+            if known.csr_sha256 == hashlib.sha256(request.csr_der).hexdigest():
+                return await self._outcome(gate, known)
         enroll = await self._authorize(gate, request, key)
         result = await self.est.enroll(enroll)
+        bound = ScepTransaction(
+            id=key, order_id=result.order_id, requester=enroll.requester,
+            signer_key_sha256=key_sha256(request.signer_der),
+            csr_sha256=hashlib.sha256(request.csr_der).hexdigest(), created_at=self.clock.now())
         try:
-            await self.store.apply([Insert(ScepTransaction(
-                id=key, order_id=result.order_id, requester=enroll.requester,
-                signer_key_sha256=key_sha256(request.signer_der),
-                csr_sha256=hashlib.sha256(request.csr_der).hexdigest(),
-                created_at=self.clock.now()))])
+            await self.store.apply([Insert(bound) if known is None else
+                                    Update(bound, expect=known.status)])
         except Conflict:
             pass  # the same transaction sent twice at once: the first one recorded it
         return result
@@ -163,14 +171,13 @@ class ScepService:
                                "request with a new transactionID")
         return await self.est.outcome(known.order_id, gate.wait_seconds)
 
-    async def _same_request(self, gate: ScepGate, known: ScepTransaction,
-                            request: ScepRequest) -> None:
-        if known.signer_key_sha256 == key_sha256(request.signer_der) and \
-                known.csr_sha256 == hashlib.sha256(request.csr_der).hexdigest():
+    async def _same_signer(self, gate: ScepGate, known: ScepTransaction,
+                           request: ScepRequest) -> None:
+        if known.signer_key_sha256 == key_sha256(request.signer_der):
             return
         await self._refuse(gate, "scep:anonymous", (
-            f"transactionID {request.transaction_id!r} is already bound to another request "
-            "(another CSR or signing key); a new request needs a new transactionID"))
+            f"transactionID {request.transaction_id!r} is already bound to a request signed "
+            "by another key; a new request needs a new transactionID"))
 
     async def _authorize(self, gate: ScepGate, request: ScepRequest, key: str) -> EnrollRequest:
         base = EnrollRequest(requester="", profile=gate.profile, csr_der=request.csr_der,

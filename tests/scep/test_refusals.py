@@ -78,15 +78,20 @@ async def test_resent_request_is_answered_again_without_a_second_certificate(
     assert len(await gw.audit("issued")) == 1
 
 
-async def test_transaction_id_reused_for_another_request_is_refused(gw: ScepGateway) -> None:
+async def test_transaction_id_of_another_key_is_refused(gw: ScepGateway) -> None:
     device = gw.device()
     ok = await device.enroll(scep_csr(device.key, "r6.routers.example.net", PASSWORD), "tx-r")
     assert ok.status == m.SUCCESS
     thief = gw.device()  # another key, the same transactionID
     rep = await thief.enroll(scep_csr(thief.key, "r7.routers.example.net", PASSWORD), "tx-r")
     assert (rep.status, rep.fail_info) == (m.FAILURE, m.BAD_REQUEST)
-    assert "already bound to another request" in rep.fail_text
+    assert "already bound to a request signed by another key" in rep.fail_text
     assert len(await gw.audit("unauthorized")) == 1
+    again = await device.enroll(scep_csr(device.key, "r7.routers.example.net", PASSWORD), "tx-r")
+    assert again.status == m.SUCCESS  # a new CSR from the same key: a new enrollment
+    assert again.certs[0].serial_number != ok.certs[0].serial_number
+    poll = await device.poll("tx-r")  # the transaction now follows the new request
+    assert poll.certs[0].serial_number == again.certs[0].serial_number
 
 
 async def test_poll_of_unknown_transaction_is_bad_cert_id(gw: ScepGateway) -> None:
