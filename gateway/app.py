@@ -37,6 +37,9 @@ from gateway.est.routes import est_app
 from gateway.est.routes import http_error as est_http_error
 from gateway.metrics import Metrics, front_end, metrics_handler
 from gateway.pkix.routes import add_routes as add_pkix_routes
+from gateway.scep.handlers import SCEP_SETTINGS
+from gateway.scep.routes import http_error as scep_http_error
+from gateway.scep.routes import prepare_scep, scep_app
 from gateway.storage.base import NonceLedger, Store
 from gateway.validation import Validator
 from gateway.validation.engine import ValidationAuthority
@@ -44,7 +47,7 @@ from gateway.version import version
 
 CONNECTOR_TYPES = ("local", "adcs", "ejbca")
 # Front ends that apply their own (smaller) body limits, with their own wire form.
-_OWN_BODY_LIMITS = ("acme", "est")
+_OWN_BODY_LIMITS = ("acme", "est", "scep")
 
 
 def build_store(settings: Settings, role: ProcessRole | None = None) -> Store:
@@ -119,6 +122,7 @@ async def prepare(settings: Settings) -> None:
     for name, connector in build_connectors(settings).items():
         if await start_connector(name, connector):
             await connector.aclose()
+    prepare_scep(settings)  # the RA key, made once rather than by each worker
 
 
 async def open_store(store: Store, settings: Settings) -> None:
@@ -191,6 +195,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     acme = acme_app()
     app.add_subapp("/acme/", acme)
     app.add_subapp("/.well-known/est/", est_app(settings))
+    scep = scep_app(settings)
+    app[keys.SCEP_GATES] = {name: label.gate for name, label in scep[SCEP_SETTINGS].labels.items()}
+    app.add_subapp("/scep/", scep)
     # Clients configured with the bare directory path land on the real one.
     app.router.add_get("/directory", directory_redirect)
     return app
@@ -233,6 +240,8 @@ def _refusal(request: web.Request, exc: web.HTTPException) -> web.StreamResponse
         return acme_refusal(request, exc)
     if name == "est":
         return est_http_error(exc)
+    if name == "scep":
+        return scep_http_error(exc)
     return None
 
 

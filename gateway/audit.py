@@ -48,6 +48,7 @@ EAB_CREATED = "eab_created"
 EAB_REVOKED = "eab_revoked"
 RATE_LIMITED = "rate_limited"
 RENEWAL_ADVANCED = "renewal_advanced"
+SCEP_OTP_ISSUED = "scep_otp_issued"
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Which certificate clients must trust for HTTPS, which CA certificate the issued
 chains end in (each with its SHA-256 fingerprint, to compare out of band), the
-ACME directory and EST base URLs, and where data and logs live.
+ACME directory and EST base URLs, the SCEP URLs and RA certificate when SCEP
+is on, and where data and logs live.
 """
 
 from __future__ import annotations
@@ -65,6 +66,20 @@ def url_lines(urls: list[str]) -> list[str]:
     return lines
 
 
+def scep_lines(settings: config.Settings, urls: list[str]) -> list[str]:
+    """The SCEP URL of each label and the RA certificate devices encrypt to (when SCEP is on)."""
+    from gateway.scep.settings import parse
+
+    scep = parse(settings)
+    if not scep.labels or not urls:
+        return []
+    # The last listener: plain HTTP when there is one, which is what most devices speak.
+    lines = [f"SCEP:           {urls[-1]}/scep/{name}/pkiclient.exe"
+             for name in sorted(scep.labels)]
+    cert = scep.ra_cert_file.resolve()
+    return lines + [f"SCEP RA certificate: {cert}", f"  sha256 {fingerprint(cert)}"]
+
+
 def where_lines(settings: config.Settings) -> list[str]:
     """The data directory, the store and the logs."""
     storage = settings.storage_url()
@@ -81,5 +96,6 @@ def render(settings: config.Settings, urls: list[str], https_cert: Path | None,
            self_signed: bool) -> str:
     """The whole start banner."""
     lines = https_lines(https_cert, self_signed) if https_cert is not None else []
-    lines += ca_lines(settings) + url_lines(urls) + where_lines(settings)
+    lines += ca_lines(settings) + url_lines(urls) + scep_lines(settings, urls) \
+        + where_lines(settings)
     return "\n".join(lines)

@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     from gateway.est import cli as est_cli
 
     est_cli.add_subcommands(sub)
+    from gateway.scep import cli as scep_cli
+
+    scep_cli.add_subcommands(sub)
     return parser
 
 

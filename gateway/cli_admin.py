@@ -93,6 +93,12 @@ def _audit_subcommands(subparsers: Any) -> None:
     rep.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def store_subcommand(parent: Any, name: str, help_text: str,
+                     action: Action) -> argparse.ArgumentParser:
+    """A subcommand whose ``action`` runs with the configured store open."""
+    return _sub(parent, name, help_text, action)
+
+
 def _sub(parent: Any, name: str, help_text: str, action: Action) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = parent.add_parser(name, help=help_text)
     parser.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="TOML config file")
@@ -136,7 +142,8 @@ def _run(args: argparse.Namespace, settings: Settings, action: Action) -> int:
         return 0
 
 
-def _login() -> str:
+def login_name() -> str:
+    """The operator's login name, recorded as the actor of what they do from the CLI."""
     try:
         return getpass.getuser()
     except OSError:  # no login name (e.g. a container without a passwd entry)
@@ -144,7 +151,7 @@ def _login() -> str:
 
 
 def _operator(args: argparse.Namespace) -> str:
-    return f"cli:{args.approver or _login()}"
+    return f"cli:{args.approver or login_name()}"
 
 
 def _services(settings: Settings, store: Store) -> tuple[EabService, ApprovalService]:
@@ -158,7 +165,7 @@ async def eab_create(args: argparse.Namespace, settings: Settings, store: Store)
     """``eab create``: the HMAC key is printed here once and never again."""
     eab, _ = _services(settings, store)
     key = await eab.create(tuple(args.profile), tuple(args.allowed_domains), args.reusable,
-                           args.note, actor=f"cli:{_login()}")
+                           args.note, actor=f"cli:{login_name()}")
     print(f"kid:  {key.id}\nhmac: {key.hmac_key}")
     print(f"profiles: {', '.join(key.profiles) or 'all'}; domains: "
           f"{', '.join(key.allowed_domains) or 'any the profile allows'}; "
@@ -185,7 +192,7 @@ async def eab_list(args: argparse.Namespace, settings: Settings, store: Store) -
 async def eab_revoke(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     """``eab revoke KID``."""
     eab, _ = _services(settings, store)
-    key = await eab.revoke(args.kid, actor=f"cli:{_login()}")
+    key = await eab.revoke(args.kid, actor=f"cli:{login_name()}")
     print(f"{key.id}: revoked")
     return 0
 
@@ -234,7 +241,7 @@ async def tasks_list(args: argparse.Namespace, settings: Settings, store: Store)
 
 async def task_done(args: argparse.Namespace, settings: Settings, store: Store) -> int:
     """``tasks done ID``."""
-    task = await _tasks(store).done(args.id, f"cli:{_login()}", args.note)
+    task = await _tasks(store).done(args.id, f"cli:{login_name()}", args.note)
     print(f"{task.id}: done" + (f"; certificate {task.serial} recorded as revoked"
                                 if task.kind == "revoke" else ""))
     return 0

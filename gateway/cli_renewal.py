@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 from gateway.audit import AuditTrail
-from gateway.cli_admin import _login, _sub, _when
+from gateway.cli_admin import _sub, _when, login_name
 from gateway.config import Settings
 from gateway.core.clock import SystemClock
 from gateway.core.renewals import RenewalService, Selection
@@ -73,7 +73,7 @@ async def renewal_advance(args: argparse.Namespace, settings: Settings, store: S
     selection = Selection(ca=args.ca, profile=args.profile, names=tuple(args.name),
                           serials=tuple(args.serial), issued_before=args.issued_before)
     moved = await _service(settings, store).advance(
-        selection, actor=f"cli:{_login()}", reason=args.reason,
+        selection, actor=f"cli:{login_name()}", reason=args.reason,
         explanation_url=args.explanation_url)
     for cert in moved:
         print(f"{cert.serial}  {cert.ca}  advanced")

@@ -128,6 +128,33 @@ class Table:
                              "unknown option (check the spelling against config/gateway.toml)")
 
 
+_FRONT_END_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def label_profile(t: Table, name: str, settings: Settings, reserved: tuple[str, ...],
+                  reserved_what: str) -> str:
+    """Check an EST/SCEP label's name (a URL path segment) and return its ``profile``."""
+    if not _FRONT_END_LABEL.match(name) or name in reserved:
+        raise ConfigError(t.source, t.prefix, f"label {name!r} must be letters, digits, '.', "
+                          f"'_' or '-' and not {reserved_what}")
+    profile = t.str("profile", settings.acme.default_profile)
+    if profile not in settings.profiles:
+        raise t.error("profile", f"names no profile; configured: {', '.join(settings.profiles)}")
+    return profile
+
+
+def name_patterns(t: Table, key: str) -> tuple[str, ...]:
+    """Name patterns as profiles write them: a glob, or ``re:`` and a regular expression."""
+    patterns = t.strs(key)
+    for pattern in patterns:
+        if pattern.startswith("re:"):
+            try:
+                re.compile(pattern[3:])
+            except re.error as exc:
+                raise t.error(key, f"{pattern!r} is not a regular expression: {exc}") from exc
+    return tuple(p if p.startswith("re:") else p.lower() for p in patterns)
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     """Listeners and the data directory."""
@@ -587,7 +614,7 @@ def parse(data: Mapping[str, Any], source: str) -> Settings:
         raise acme_t.error("default_profile",
                            f"names no profile; configured: {', '.join(profiles)}")
     extra = {k: v for k, v in data.items() if k not in root._read and isinstance(v, dict)}
-    known_extra = {"est", "admin", "audit", "metrics"}
+    known_extra = {"est", "scep", "admin", "audit", "metrics"}
     for key in data:
         if key not in root._read and key not in known_extra:
             raise root.error(key,

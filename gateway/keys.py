@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from aiohttp import ChainMapProxy
 
     from gateway.acme.nonces import Nonces
@@ -14,6 +16,7 @@ if TYPE_CHECKING:
     from gateway.config import Settings
     from gateway.connections import ConnectionBudget
     from gateway.core.pkix import PkixService
+    from gateway.core.scep import ScepGate
     from gateway.core.service import Core
     from gateway.metrics import Metrics
 
@@ -21,6 +24,8 @@ SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 CORE: web.AppKey[Core] = web.AppKey("core")
 NONCES: web.AppKey[Nonces] = web.AppKey("nonces")
 PKIX_SERVICE: web.AppKey[PkixService] = web.AppKey("pkix_service")
+# How each SCEP label authorizes, by label (the admin API issues one-time passwords).
+SCEP_GATES: web.AppKey[Mapping[str, ScepGate]] = web.AppKey("scep_gates")
 
 # Per-request memos of the ACME front end (gateway.acme.post).
 ACME_CONFIG: web.RequestKey[ChainMapProxy] = web.RequestKey("acme_config")

@@ -36,7 +36,7 @@ log = logging.getLogger("gateway.metrics")
 # Paths are grouped by front end: per-URL labels would grow without bound
 # (every order, authorization and certificate has its own URL).
 _FRONT_ENDS = (("/acme/", "acme"), ("/.well-known/est", "est"), ("/pkix/", "pkix"),
-               ("/admin/", "admin"))
+               ("/admin/", "admin"), ("/scep", "scep"))
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # How often a worker writes its work-in-flight gauges to the shared files.
 SHARED_GAUGE_PERIOD_SECONDS = 1.0

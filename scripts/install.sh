@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 
 debs=(python3 python3-venv python3-dev gcc libffi-dev libssl-dev ca-certificates)
 if [ "${1:-}" = "--test" ]; then
+  # libstrongswan-extra-plugins: the curl fetcher that `pki --scep` needs for HTTP
   debs+=(certbot lego pebble softhsm2 opensc strongswan-pki libstrongswan-standard-plugins
-         curl openssl postgresql)
+         libstrongswan-extra-plugins curl openssl postgresql)
 fi
 
 missing=()

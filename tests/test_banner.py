@@ -57,3 +57,15 @@ def test_operator_certificate_has_no_trust_hint(tmp_path: Path) -> None:
     lines = banner.https_lines(pem, self_signed=False)
     assert lines == [f"HTTPS certificate (from tls_cert_file): {pem.resolve()}",
                      f"  sha256 {sha256(pem)}"]
+
+
+def test_banner_lists_scep_urls_and_the_ra_certificate(tmp_path: Path) -> None:
+    from gateway.scep.ra import load_or_create
+
+    s = settings(tmp_path / "data", scep={"labels": {"phones": {"one_time_passwords": True}}})
+    load_or_create(tmp_path / "data" / "scep-ra.key", tmp_path / "data" / "scep-ra.pem")
+    text = banner.render(s, ["https://127.0.0.1:8443", "http://127.0.0.1:8080"], None, False)
+    ra_pem = (tmp_path / "data" / "scep-ra.pem").resolve()
+    assert "SCEP:           http://127.0.0.1:8080/scep/phones/pkiclient.exe" in text
+    assert f"SCEP RA certificate: {ra_pem}\n  sha256 {sha256(ra_pem)}" in text
+    assert "SCEP" not in banner.render(settings(tmp_path / "other"), ["http://x"], None, False)

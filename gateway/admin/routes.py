@@ -9,6 +9,7 @@ Routes (JSON):
 * ``POST /admin/tasks/{id}/done``         body optional: ``{"approver": "alice", "note": "..."}``
 * ``GET  /admin/renewals``                live certificates and their renewal windows;
   ``?due=1``: only those due now; ``?est=1``: only EST devices (which must re-enroll)
+* ``POST /admin/scep/{label}/otp``        a one-time SCEP password (:mod:`gateway.admin.scep`)
 
 Every request needs ``Authorization: Bearer <token>``, the token read from
 ``[admin] token_file`` or ``token_env``; without a configured token the API is
@@ -25,6 +26,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway import keys
+from gateway.admin import scep
 from gateway.core.approvals import actor_of
 from gateway.core.models import Order
 from gateway.errors import ErrorKind, GatewayError
@@ -139,4 +141,10 @@ def admin_app(token: str) -> web.Application:
     app.router.add_get("/tasks", list_tasks)
     app.router.add_post("/tasks/{id}/done", task_done)
     app.router.add_get("/renewals", renewals)
+    app.router.add_post("/scep/{label}/otp", scep_otp)
     return app
+
+
+async def scep_otp(request: web.Request) -> web.Response:
+    """POST /admin/scep/{label}/otp."""
+    return await scep.issue_otp(request, await _body(request))

@@ -11,8 +11,9 @@ import hashlib
 import ipaddress
 from dataclasses import dataclass
 
+from asn1crypto import csr as asn1_csr
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -71,16 +72,21 @@ def identifier_for_name(name: str) -> Identifier:
 
 def parse_csr(der: bytes) -> ParsedCSR:
     """Parse a DER CSR and verify its self-signature."""
+    sorted_der = None
     try:
         csr = x509.load_der_x509_csr(der)
     except x509.InvalidVersion as exc:  # not a ValueError: a version other than v1 (0)
         raise bad_csr(f"the CSR has version {exc.parsed_version}; PKCS#10 defines only "
                       "version 0 (v1)") from exc
     except ValueError as exc:
-        raise bad_csr("the CSR is not a valid DER PKCS#10 request") from exc
+        sorted_der = attributes_sorted(der)
+        if sorted_der is None:
+            raise bad_csr("the CSR is not a valid DER PKCS#10 request") from exc
+        csr = x509.load_der_x509_csr(sorted_der)
     key = _public_key(csr)
     try:
-        signature_ok = csr.is_signature_valid
+        signature_ok = csr.is_signature_valid if sorted_der is None else \
+            _signed_as_sent(csr, der)
     except Exception as exc:  # unsupported algorithms surface as various errors
         raise bad_csr(f"the CSR signature cannot be checked: {exc}") from exc
     if not signature_ok:
@@ -160,3 +166,46 @@ def check_names(parsed: ParsedCSR, wanted: tuple[Identifier, ...]) -> None:
 def _shown(identifiers: set[Identifier]) -> str:
     """Identifiers as ``type:value``, sorted, so a type fault shows."""
     return ", ".join(sorted(f"{i.type}:{i.value}" for i in identifiers))
+
+
+def attributes_sorted(der: bytes) -> bytes | None:
+    """``der`` with its SET OF attributes in DER order, if that is all that keeps it from DER.
+
+    Some SCEP clients (strongSwan pki) put extensionRequest before a shorter
+    challengePassword; the signature covers the bytes as sent, so it is checked on
+    those (:func:`_signed_as_sent`) and the re-sorted copy is used for reading and
+    for the CA. Anything else that is not DER (lengths, other encodings) is refused.
+    """
+    try:
+        resorted = bytes(asn1_csr.CertificationRequest.load(der).dump(force=True))
+        x509.load_der_x509_csr(resorted)
+    except Exception:  # garbage: not a CSR at all
+        return None
+    return resorted if len(resorted) == len(der) and resorted != der else None
+
+
+def der_for_ca(der: bytes) -> bytes:
+    """The CSR as a CA connector can read it: re-sorted attributes where needed."""
+    try:
+        x509.load_der_x509_csr(der)
+        return der
+    except ValueError:
+        return attributes_sorted(der) or der
+
+
+def _signed_as_sent(csr: x509.CertificateSigningRequest, der: bytes) -> bool:
+    """The signature of ``csr`` checked over the request info exactly as the client sent it."""
+    info = asn1_csr.CertificationRequest.load(der)["certification_request_info"].dump()
+    key = csr.public_key()
+    params = csr.signature_algorithm_parameters
+    hash_alg = csr.signature_hash_algorithm
+    try:
+        if isinstance(key, rsa.RSAPublicKey) and hash_alg is not None:
+            key.verify(csr.signature, info, params, hash_alg)  # type: ignore[arg-type]
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(csr.signature, info, params)  # type: ignore[arg-type]
+        else:
+            return False
+    except InvalidSignature:
+        return False
+    return True

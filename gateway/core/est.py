@@ -58,6 +58,8 @@ log = logging.getLogger("gateway.est")
 # A failed order may be retried with the same CSR this many times before we stop chaining.
 MAX_ATTEMPTS_PER_CSR = 20
 CA_RETRY_SECONDS = 30
+# Account-id prefixes of requesters that enroll without ACME (EST and SCEP devices).
+NON_ACME_REQUESTERS = ("est:", "scep:")
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,8 @@ class IssuedHere:
     @property
     def via_acme(self) -> bool:
         """Whether an ACME account (not an EST requester) asked for it."""
-        return self.order is not None and not self.order.account_id.startswith("est:")
+        return self.order is not None and \
+            not self.order.account_id.startswith(NON_ACME_REQUESTERS)
 
 
 @dataclass(frozen=True)
@@ -219,9 +222,17 @@ class EstService:
         if request.channel_binding is not None:
             check_proof_of_possession(parsed.csr, request.channel_binding)
         order = await self._find_or_create(request, profile, idents)
+        return await self.outcome(order.id, request.wait_seconds)
+
+    async def outcome(self, order_id: str, wait_seconds: float) -> EnrollResult:
+        """An enrollment's certificate, waiting up to ``wait_seconds`` for an unfinished one.
+
+        Raises the order's error when it failed (a refusal by the CA or an approver).
+        """
+        order = await self._order(order_id)
         if order.status not in (VALID, INVALID):
             await self._run_if_due(order.id)
-            await self.issuance.wait_for(order.id, request.wait_seconds)
+            await self.issuance.wait_for(order.id, wait_seconds)
             order = await self._order(order.id)
         return await self._result(order)
 

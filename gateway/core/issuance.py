@@ -406,7 +406,7 @@ class IssuanceService:
         first = order.identifiers[0].value if order.identifiers else None
         assert order.csr_der is not None
         return IssueRequest(
-            request_id=order.id, csr_der=order.csr_der,
+            request_id=order.id, csr_der=csrs.der_for_ca(order.csr_der),
             profile=CAProfile(name=profile.name, validity=profile.validity,
                               ekus=profile.ekus, params=profile.ca_params),
             dns_names=dns, ip_addresses=ips,
@@ -458,7 +458,7 @@ class IssuanceService:
         assert order.csr_der is not None
         leaf_key = leaf.public_key()
         # Key equality compares the points as decoded; no DER encoding needed.
-        if leaf_key != x509.load_der_x509_csr(order.csr_der).public_key():
+        if leaf_key != x509.load_der_x509_csr(csrs.der_for_ca(order.csr_der)).public_key():
             await self._fail(order, job, ErrorKind.SERVER_INTERNAL,
                              "the CA returned a certificate for a different key")
             return None

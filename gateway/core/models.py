@@ -275,3 +275,37 @@ class AuditEvent:
     request_id: str = ""
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScepOtp:
+    """A one-time SCEP challenge password, kept only as its SHA-256 (``id``).
+
+    ``status`` is ``active`` until one PKCSReq redeems it (``used``); ``names`` are
+    the patterns its holder may request, on top of nothing else.
+    """
+
+    id: str  # SHA-256 hex of the password
+    label: str
+    names: tuple[str, ...]
+    expires: datetime
+    status: str = "active"  # active | used
+    created_at: datetime | None = None
+    used_by: str = ""  # the transaction that redeemed it
+
+
+@dataclass(frozen=True)
+class ScepTransaction:
+    """A SCEP transactionID bound, at its first PKCSReq or RenewalReq, to one order.
+
+    Only the key that signed that request may poll it or send it again; the id is
+    the label and the transactionID, so that two labels never share one.
+    """
+
+    id: str
+    order_id: str
+    requester: str
+    signer_key_sha256: str  # SHA-256 of the signer certificate's SubjectPublicKeyInfo
+    csr_sha256: str
+    created_at: datetime
+    status: str = "open"

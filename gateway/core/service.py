@@ -23,6 +23,7 @@ from gateway.core.profiles import ProfilePolicy
 from gateway.core.ratelimits.limiter import RateLimiter
 from gateway.core.renewals import RenewalService
 from gateway.core.role import ProcessRole
+from gateway.core.scep import ScepService
 from gateway.core.validations import ValidationRunner
 from gateway.storage.base import Store
 from gateway.validation import Validator
@@ -68,6 +69,7 @@ class Core:
         self.approvals.on_approved = self.issuance.wake
         self.chains = CertificateChains(connectors)
         self.est = EstService(settings, store, self.clock, connectors, self.issuance)
+        self.scep = ScepService(store, self.clock, self.est, self.audit)
         self.anchors = AnchorWriter(settings, store, self.clock)
 
     async def start(self) -> None:

@@ -8,11 +8,11 @@ from aiohttp import web
 
 from gateway import keys
 from gateway.core.est import EnrollRequest
-from gateway.errors import ErrorKind, GatewayError
 from gateway.est import wire
 from gateway.est.auth import Caller, authenticate_audited, tls_unique
 from gateway.est.pkcs7 import certs_only, csr_attributes
 from gateway.est.settings import EstSettings, LabelSettings
+from gateway.textfront import label_of
 
 log = logging.getLogger("gateway.est")
 
@@ -24,14 +24,8 @@ def _est(request: web.Request) -> EstSettings:
 
 
 def _label(request: web.Request) -> LabelSettings:
-    name = request.match_info.get("label")
     est = _est(request)
-    label = est.label(name)
-    if label is None:
-        offered = ", ".join(sorted(est.labels)) or "none (add [est.labels.NAME] to the config)"
-        what = f"unknown EST label {name!r}" if name else "no default EST label"
-        raise GatewayError(ErrorKind.NOT_FOUND, f"{what}; configured labels: {offered}")
-    return label
+    return label_of(request, est.labels, est.default_label, "EST")
 
 
 def _line_length(request: web.Request, label: LabelSettings) -> int:

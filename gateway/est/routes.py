@@ -9,21 +9,17 @@ Every failure is a 4xx/5xx with a one-line text/plain reason, never a traceback.
 
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway import keys
-from gateway.bodies import too_large, within_limit
+from gateway.bodies import too_large
 from gateway.config import Settings
 from gateway.errors import ErrorKind, GatewayError
 from gateway.est import handlers as h
 from gateway.est import wire
 from gateway.est.auth import AuthRequired
 from gateway.est.settings import OPERATIONS, parse
-
-log = logging.getLogger("gateway.est")
+from gateway.textfront import answer_in_text
 
 STATUS = {
     ErrorKind.UNAUTHORIZED: 403,
@@ -50,21 +46,17 @@ def error_response(request: web.Request, err: GatewayError) -> web.Response:
 async def est_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every failure into a one-line text answer."""
     try:
-        request.config_dict[keys.CORE].limits.admit_request()
-        return await handler(within_limit(request, wire.MAX_BODY))
+        return await answer_in_text(
+            request, handler, wire.MAX_BODY, refusal=lambda exc: error_response(request, exc),
+            http_error=http_error, internal_error=_internal_error, let_through=(AuthRequired,))
     except AuthRequired as exc:
         realm = request.app[h.EST_SETTINGS].realm
         return wire.text_response(401, exc.reason,
                                   {"WWW-Authenticate": f'Basic realm="{realm}"'})
-    except GatewayError as exc:
-        return error_response(request, exc)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return http_error(exc)
-    except Exception:  # never a traceback to a device: log it, answer 500
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return wire.text_response(500, "internal error; the gateway log has details")
+
+
+def _internal_error() -> web.Response:
+    return wire.text_response(500, "internal error; the gateway log has details")
 
 
 def http_error(exc: web.HTTPException) -> web.Response:

@@ -41,8 +41,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from gateway.config import Settings, Table
-from gateway.errors import ConfigError
+from gateway.config import Settings, Table, label_profile, name_patterns
 from gateway.est.passwords import check_hash_format
 
 AUTH_MODES = ("cert", "basic", "either", "both", "none")
@@ -51,7 +50,6 @@ AUTH_MODES = ("cert", "basic", "either", "both", "none")
 CERT_NAME_FIELDS = {"cn": NameOID.COMMON_NAME, "serialNumber": NameOID.SERIAL_NUMBER}
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 OPERATIONS = ("cacerts", "simpleenroll", "simplereenroll", "csrattrs", "serverkeygen", "fullcmc")
-_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -119,18 +117,6 @@ def _read_anchors(t: Table, files: tuple[str, ...]) -> tuple[bytes, ...]:
     return tuple(out)
 
 
-def _patterns(t: Table, key: str) -> tuple[str, ...]:
-    """Name patterns as profiles write them: a glob, or ``re:`` and a regular expression."""
-    patterns = t.strs(key)
-    for pattern in patterns:
-        if pattern.startswith("re:"):
-            try:
-                re.compile(pattern[3:])
-            except re.error as exc:
-                raise t.error(key, f"{pattern!r} is not a regular expression: {exc}") from exc
-    return tuple(p if p.startswith("re:") else p.lower() for p in patterns)
-
-
 def _cert_names(t: Table) -> tuple[str, ...]:
     templates = t.strs("cert_names")
     for template in templates:
@@ -145,12 +131,7 @@ def _cert_names(t: Table) -> tuple[str, ...]:
 
 def _label(t: Table, name: str, settings: Settings,
            users: Mapping[str, EstUser]) -> LabelSettings:
-    if not _LABEL.match(name) or name in OPERATIONS:
-        raise ConfigError(t.source, t.prefix, f"label {name!r} must be letters, digits, '.', "
-                          "'_' or '-' and not an EST operation name")
-    profile = t.str("profile", settings.acme.default_profile)
-    if profile not in settings.profiles:
-        raise t.error("profile", f"names no profile; configured: {', '.join(settings.profiles)}")
+    profile = label_profile(t, name, settings, OPERATIONS, "an EST operation name")
     auth = t.str("auth", "cert")
     if auth not in AUTH_MODES:
         raise t.error("auth", f"expected one of {', '.join(AUTH_MODES)}")
@@ -161,7 +142,7 @@ def _label(t: Table, name: str, settings: Settings,
     label = LabelSettings(
         name=name, profile=profile, auth=auth, users=allowed,
         client_ca_der=_read_anchors(t, t.strs("client_ca_files")),
-        cert_names=_cert_names(t), names=_patterns(t, "names"),
+        cert_names=_cert_names(t), names=name_patterns(t, "names"),
         trust_issuing_ca=t.bool("trust_issuing_ca"),
         base64_line_length=t.int("base64_line_length", 64, 0, 1024),
         proof_of_possession=t.bool("proof_of_possession"))
@@ -185,7 +166,7 @@ def _user(t: Table, name: str) -> EstUser:
     password = user_t.str("password")
     if not check_hash_format(password):
         raise user_t.error("password", _HASH_HINT)
-    user = EstUser(name, password, _patterns(user_t, "names"))
+    user = EstUser(name, password, name_patterns(user_t, "names"))
     user_t.check_unknown()
     return user
 

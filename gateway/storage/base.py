@@ -28,6 +28,8 @@ from gateway.core.models import (
     Job,
     Order,
     RenewalAdvice,
+    ScepOtp,
+    ScepTransaction,
 )
 from gateway.core.ratelimits.bucket import Bucket
 from gateway.errors import ErrorKind, GatewayError
@@ -36,7 +38,8 @@ from gateway.errors import ErrorKind, GatewayError
 RETRY_AFTER_SECONDS = 5
 # An AuditEvent may only be inserted: the audit table is append-only and hash-chained.
 Model = (Account | Order | Authorization | Challenge | Certificate | Job | EabKey | AuditEvent
-         | RenewalAdvice)
+         | RenewalAdvice
+         | ScepOtp | ScepTransaction)
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,14 @@ class Store(Protocol):
 
     async def list_eab_keys(self) -> list[EabKey]:
         """Every EAB key, oldest first."""
+        ...
+
+    async def get_scep_otp(self, otp_id: str) -> ScepOtp | None:
+        """One SCEP one-time password by the SHA-256 of its value."""
+        ...
+
+    async def get_scep_transaction(self, transaction_key: str) -> ScepTransaction | None:
+        """The order a SCEP transaction (label and transactionID) is bound to."""
         ...
 
     async def orders_awaiting_approval(self, limit: int) -> list[Order]:

@@ -44,6 +44,8 @@ CREATE TABLE node_secrets (
     (5, PORTABLE[3][1]),
     # Renewal information (RFC 9773): SQLite's migration 5, portable as written.
     (6, PORTABLE[4][1]),
+    # SCEP one-time passwords and transactions: SQLite's migration 6, portable as written.
+    (7, PORTABLE[5][1]),
 )
 LATEST = MIGRATIONS[-1][0]
 # pg_advisory_xact_lock key of schema migrations ("gw-migr" as a number).

@@ -47,6 +47,8 @@ from gateway.core.models import (
     Job,
     Order,
     RenewalAdvice,
+    ScepOtp,
+    ScepTransaction,
 )
 from gateway.storage import buckets, pg_schema, renewals, rows
 from gateway.storage.base import Conflict, Op, Spend, StoreUnavailable
@@ -325,6 +327,16 @@ class PostgresStore:
         width = len(rows.TABLES[Certificate][1])
         return [(rows.certificate(tuple(r)[:width]), rows.order(tuple(r)[width:]))
                 for r in found]
+
+    async def get_scep_otp(self, otp_id: str) -> ScepOtp | None:
+        """One SCEP one-time password by id (its SHA-256)."""
+        r = await self._one(ScepOtp, "WHERE id = ?", otp_id)
+        return rows.scep_otp(r) if r else None
+
+    async def get_scep_transaction(self, transaction_id: str) -> ScepTransaction | None:
+        """One SCEP transaction by its label-qualified transactionID."""
+        r = await self._one(ScepTransaction, "WHERE id = ?", transaction_id)
+        return rows.scep_transaction(r) if r else None
 
     async def get_job(self, order_id: str) -> Job | None:
         """The CA job of an order."""

@@ -27,6 +27,8 @@ from gateway.core.models import (
     Job,
     Order,
     RenewalAdvice,
+    ScepOtp,
+    ScepTransaction,
 )
 
 Row = Sequence[Any]  # one table row, its values in TABLES order
@@ -76,6 +78,10 @@ TABLES: dict[type, tuple[str, tuple[str, ...]]] = {
     RenewalAdvice: ("renewal_advice", ("id", "advanced_at", "reason", "explanation_url")),
     EabKey: ("eab_keys", ("id", "hmac_key", "status", "profiles", "allowed_domains", "reusable",
                           "uses", "created_at", "note")),
+    ScepOtp: ("scep_otps", ("id", "label", "names", "expires", "status", "created_at",
+                            "used_by")),
+    ScepTransaction: ("scep_transactions", ("id", "order_id", "requester", "signer_key_sha256",
+                                            "csr_sha256", "created_at", "status")),
 }
 
 # The audit table is append-only and hash-chained; the store fills seq, prev_hash and hash.
@@ -133,7 +139,19 @@ def to_row(model: Any) -> dict[str, Any]:
                 "allowed_domains": _json(list(model.allowed_domains)),
                 "reusable": int(model.reusable), "uses": model.uses,
                 "created_at": ts(model.created_at), "note": model.note}
+    if isinstance(model, ScepOtp | ScepTransaction):
+        return _scep_row(model)
     raise TypeError(f"no table for {type(model).__name__}")
+
+
+def _scep_row(model: ScepOtp | ScepTransaction) -> dict[str, Any]:
+    if isinstance(model, ScepOtp):
+        return {"id": model.id, "label": model.label, "names": _json(list(model.names)),
+                "expires": ts(model.expires), "status": model.status,
+                "created_at": ts(model.created_at), "used_by": model.used_by}
+    return {"id": model.id, "order_id": model.order_id, "requester": model.requester,
+            "signer_key_sha256": model.signer_key_sha256, "csr_sha256": model.csr_sha256,
+            "created_at": ts(model.created_at), "status": model.status}
 
 
 def columns(model: type, alias: str = "") -> str:
@@ -235,3 +253,18 @@ def joined_authorizations(found: Iterable[Row]) -> list[Authorization]:
         if r[_AUTHZ_WIDTH] is not None:  # the LEFT JOIN found a challenge
             by_authz[authz_id].append(challenge(r[_AUTHZ_WIDTH:]))
     return [authorization(r, by_authz[i]) for i, r in heads.items()]
+
+
+def scep_otp(r: Row) -> ScepOtp:
+    """A ScepOtp from its row."""
+    id_, label, names, expires, status, created_at, used_by = r
+    return ScepOtp(id=id_, label=label, names=tuple(json.loads(names)), expires=_dt(expires),
+                   status=status, created_at=dt(created_at), used_by=used_by)
+
+
+def scep_transaction(r: Row) -> ScepTransaction:
+    """A ScepTransaction from its row."""
+    id_, order_id, requester, signer_key_sha256, csr_sha256, created_at, status = r
+    return ScepTransaction(id=id_, order_id=order_id, requester=requester,
+                           signer_key_sha256=signer_key_sha256, csr_sha256=csr_sha256,
+                           created_at=_dt(created_at), status=status)

@@ -150,4 +150,26 @@ CREATE TABLE renewal_advice (
     explanation_url TEXT NOT NULL
 );
 """),
+    # SCEP (gateway.core.scep): one-time challenge passwords, kept as their SHA-256, and
+    # each transactionID bound to its order and to the key that may poll it.
+    (6, """
+CREATE TABLE scep_otps (
+    id TEXT PRIMARY KEY,
+    label TEXT NOT NULL,
+    names TEXT NOT NULL,
+    expires DOUBLE PRECISION NOT NULL,
+    status TEXT NOT NULL,
+    created_at DOUBLE PRECISION,
+    used_by TEXT NOT NULL
+);
+CREATE TABLE scep_transactions (
+    id TEXT PRIMARY KEY,
+    order_id TEXT NOT NULL,
+    requester TEXT NOT NULL,
+    signer_key_sha256 TEXT NOT NULL,
+    csr_sha256 TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    status TEXT NOT NULL
+);
+"""),
 )

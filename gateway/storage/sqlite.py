@@ -41,6 +41,8 @@ from gateway.core.models import (
     Job,
     Order,
     RenewalAdvice,
+    ScepOtp,
+    ScepTransaction,
 )
 from gateway.core.role import ChangeCounter
 from gateway.storage import buckets, renewals, rows
@@ -528,6 +530,16 @@ class SQLiteStore:
         """Every EAB key, oldest first."""
         return [rows.eab_key(r) for r in await self._rows(
             _select(EabKey, "ORDER BY created_at, id"))]
+
+    async def get_scep_otp(self, otp_id: str) -> ScepOtp | None:
+        """One SCEP one-time password by the SHA-256 of its value."""
+        r = await self._one(_select(ScepOtp, "WHERE id = ?"), (otp_id,))
+        return rows.scep_otp(r) if r else None
+
+    async def get_scep_transaction(self, transaction_key: str) -> ScepTransaction | None:
+        """The order a SCEP transaction (label and transactionID) is bound to."""
+        r = await self._one(_select(ScepTransaction, "WHERE id = ?"), (transaction_key,))
+        return rows.scep_transaction(r) if r else None
 
     async def orders_awaiting_approval(self, limit: int) -> list[Order]:
         """Orders held for an approver, oldest first."""

@@ -22,14 +22,14 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from tests.badinput import acme_cases, est_cases, raw_cases
+from tests.badinput import acme_cases, est_cases, raw_cases, scep_cases
 from tests.badinput.case import MAIN, PARSER, Case
 from tests.badinput.server import Target
 
 TIMEOUT = 10.0
 ACME_ERROR = "urn:ietf:params:acme:error:"
 _ID = re.compile(r"[a-z0-9]{26}")  # the gateway's resource ids
-BUILDERS = acme_cases.BUILDERS + est_cases.BUILDERS + raw_cases.BUILDERS
+BUILDERS = acme_cases.BUILDERS + est_cases.BUILDERS + raw_cases.BUILDERS + scep_cases.BUILDERS
 # fullcmc is answered 501 on purpose (RFC 7030 §4.3 makes it optional).
 DELIBERATE_5XX = ("/fullcmc",)
 

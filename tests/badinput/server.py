@@ -32,7 +32,7 @@ DER = Encoding.DER
 
 
 def settings_doc(data_dir: Path) -> dict[str, Any]:
-    """Embedded defaults plus EST labels without and with HTTP Basic."""
+    """Embedded defaults plus EST labels without and with HTTP Basic, and a SCEP label."""
     return {
         "server": {"data_dir": str(data_dir), "access_log": False},
         "acme": {"finalize_wait_seconds": 2.0},
@@ -40,6 +40,8 @@ def settings_doc(data_dir: Path) -> dict[str, Any]:
                 "enroll_wait_seconds": 1.0,
                 "labels": {"default": {"profile": "default", "auth": "none"},
                            "basic": {"profile": "default", "auth": "basic"}}},
+        "scep": {"default_label": "dev",
+                 "labels": {"dev": {"profile": "default", "one_time_passwords": True}}},
     }
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from asn1crypto import csr as asn1_csr
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import AttributeOID, NameOID
 
 from gateway.core import csr
 from gateway.core.models import Identifier
@@ -120,3 +122,49 @@ def test_a_trailing_dot_is_kept_for_the_policy_to_refuse() -> None:
     der, _ = make_csr(["a.example.com."], cn="b.example.com.")
     assert csr.parse_csr(der).identifiers() == {Identifier("dns", "a.example.com."),
                                                 Identifier("dns", "b.example.com.")}
+
+
+def _tlv(tag: int, body: bytes) -> bytes:
+    n = len(body)
+    length = bytes([n]) if n < 128 else bytes([0x80 | ((n.bit_length() + 7) // 8)]) + \
+        n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag]) + length + body
+
+
+def _attributes_reversed(signed_by_sender: bool = True) -> tuple[bytes, rsa.RSAPrivateKey]:
+    """A CSR whose attributes (extensionRequest, then a shorter challengePassword) are out of
+    DER order, signed over that order as strongSwan pki sends it."""
+    key = rsa.generate_private_key(65537, 2048)
+    good = (x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "s.example.net")]))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("s.example.net")]), False)
+            .add_attribute(AttributeOID.CHALLENGE_PASSWORD, b"pw")
+            .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    req = asn1_csr.CertificationRequest.load(good)
+    info = req["certification_request_info"]
+    attrs = [a.dump() for a in info["attributes"]]
+    assert len(attrs[0]) < len(attrs[1])  # DER order: the shorter first
+    body = b"".join(info[f].dump() for f in ("version", "subject", "subject_pk_info"))
+    cri = _tlv(0x30, body + _tlv(0xA0, attrs[1] + attrs[0]))
+    signature = key.sign(cri if signed_by_sender else cri + b"x", padding.PKCS1v15(),
+                         hashes.SHA256())
+    der = _tlv(0x30, cri + req["signature_algorithm"].dump() + _tlv(0x03, b"\0" + signature))
+    return der, key
+
+
+def test_attributes_out_of_der_order_are_read_and_sorted_for_the_ca() -> None:
+    der, key = _attributes_reversed()
+    with pytest.raises(ValueError):
+        x509.load_der_x509_csr(der)
+    parsed = csr.parse_csr(der)
+    assert parsed.der == der and parsed.dns_names == ("s.example.net",)
+    for_ca = x509.load_der_x509_csr(csr.der_for_ca(der))
+    assert for_ca.public_key().public_numbers() == key.public_key().public_numbers()
+    sorted_der = for_ca.public_bytes(serialization.Encoding.DER)
+    assert csr.der_for_ca(sorted_der) == sorted_der  # a DER CSR passes unchanged
+
+
+def test_out_of_order_attributes_still_need_the_senders_signature() -> None:
+    der, _ = _attributes_reversed(signed_by_sender=False)
+    with pytest.raises(GatewayError, match="signature does not verify"):
+        csr.parse_csr(der)

@@ -293,3 +293,21 @@ async def test_full_buckets_are_forgotten(store: Store) -> None:
     await store.apply([spend(NOW, "early"), spend(NOW + timedelta(seconds=30), "late")])
     await store.forget_full_buckets(NOW + timedelta(seconds=21))
     assert set(await store.buckets_full_at(["early", "late"])) == {"late"}
+
+
+async def test_scep_passwords_and_transactions(store: Store) -> None:
+    from gateway.core.models import ScepOtp, ScepTransaction
+
+    otp = ScepOtp(id="h1", label="phones", names=("a.example",), expires=NOW, created_at=NOW)
+    tx = ScepTransaction(id="phones/T1", order_id="o1", requester="scep:otp:h1",
+                         signer_key_sha256="k", csr_sha256="c", created_at=NOW)
+    assert await store.apply([Insert(otp), Insert(tx)])
+    assert await store.get_scep_otp("h1") == otp
+    assert await store.get_scep_transaction("phones/T1") == tx
+    assert await store.get_scep_otp("h2") is None
+    used = replace(otp, status="used", used_by="phones/T1")
+    assert await store.apply([Update(used, expect="active")])
+    assert not await store.apply([Update(used, expect="active")])  # spent once only
+    assert await store.get_scep_otp("h1") == used
+    with pytest.raises(Conflict):
+        await store.apply([Insert(tx)])
