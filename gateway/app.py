@@ -27,7 +27,6 @@ from gateway.admin.routes import admin_app
 from gateway.bodies import DEFAULT_MAX_BODY, within_limit
 from gateway.config import CASettings, Settings
 from gateway.connections import Caps, ConnectionBudget
-from gateway.core.clock import Clock
 from gateway.core.node_nonces import NodeNonces
 from gateway.core.pkix import PkixService
 from gateway.core.role import ProcessRole
@@ -36,11 +35,12 @@ from gateway.errors import ConfigError, GatewayError, StartError
 from gateway.est.routes import est_app
 from gateway.est.routes import http_error as est_http_error
 from gateway.metrics import Metrics, front_end, metrics_handler
+from gateway.model.clock import Clock
+from gateway.model.store import NonceLedger, Store
 from gateway.pkix.routes import add_routes as add_pkix_routes
 from gateway.scep.handlers import SCEP_SETTINGS
 from gateway.scep.routes import http_error as scep_http_error
 from gateway.scep.routes import prepare_scep, scep_app
-from gateway.storage.base import NonceLedger, Store
 from gateway.validation import Validator
 from gateway.validation.engine import ValidationAuthority
 from gateway.version import version
@@ -76,8 +76,8 @@ def serves_many_nodes(settings: Settings) -> bool:
 def _connector(ca: CASettings, settings: Settings) -> Connector:
     data_dir = settings.server.data_dir
     if ca.type == "local":
-        from connectors.localca import LocalCAConnector
-        from connectors.localca_settings import LocalCASettings
+        from connectors.localca.connector import LocalCAConnector
+        from connectors.localca.settings import LocalCASettings
 
         options = dict(ca.options)
         options.setdefault("public_base_url", settings.server.pkix_base_url())
@@ -88,11 +88,11 @@ def _connector(ca: CASettings, settings: Settings) -> Connector:
                             ledger_password=settings.storage.password)
         return LocalCAConnector(ca.name, local)
     if ca.type == "adcs":
-        from connectors.adcs import CertsrvConnector, CertsrvSettings
+        from connectors.adcs.connector import CertsrvConnector, CertsrvSettings
 
         settings_ = CertsrvSettings.from_options(ca.options, data_dir, ca.name)
         return CertsrvConnector(ca.name, settings_)
-    from connectors.ejbca import EjbcaConnector, EjbcaSettings
+    from connectors.ejbca.connector import EjbcaConnector, EjbcaSettings
 
     return EjbcaConnector(ca.name, EjbcaSettings.from_options(ca.options, data_dir, ca.name))
 

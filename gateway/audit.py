@@ -2,7 +2,7 @@
 
 Every decision of the core (an order requested, a validation done, a policy
 refusal, an approval, an issuance, a failure, a revocation, an unauthorized
-attempt) becomes one :class:`gateway.core.models.AuditEvent`. The core adds the
+attempt) becomes one :class:`gateway.model.records.AuditEvent`. The core adds the
 event to the same ``Store.apply`` unit as the state change it records, so an
 audit write costs one more INSERT in a transaction that commits anyway; only
 refusals, which change no state, are appended on their own.
@@ -26,9 +26,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.core.clock import Clock
-from gateway.core.models import AuditEvent, Identifier
-from gateway.storage.base import Insert, Store
+from gateway.model.clock import Clock
+from gateway.model.records import AuditEvent, Identifier
+from gateway.model.store import Insert, Store
 
 log = logging.getLogger("gateway.audit")
 

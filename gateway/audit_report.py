@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway import audit, audit_chain
-from gateway.storage.base import Store
+from gateway.model.store import Store
 
 PAGE = 2000
 

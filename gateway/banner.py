@@ -13,8 +13,8 @@ from pathlib import Path
 from cryptography import x509
 
 from connectors.base import CAConfigError
-from connectors.localca_admin import fingerprint as cert_fingerprint
-from connectors.localca_settings import LocalCASettings
+from connectors.localca.admin import fingerprint as cert_fingerprint
+from connectors.localca.settings import LocalCASettings
 from gateway import config
 
 

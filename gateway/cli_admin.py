@@ -24,11 +24,11 @@ from gateway import audit_anchor, audit_report
 from gateway.audit import AuditTrail
 from gateway.config import Settings
 from gateway.core.approvals import ApprovalService, actor_of
-from gateway.core.clock import SystemClock
 from gateway.core.eab import EabService
 from gateway.core.tasks import OperatorTasks
 from gateway.errors import GatewayError
-from gateway.storage.base import Store
+from gateway.model.clock import SystemClock
+from gateway.model.store import Store
 
 Action = Callable[[argparse.Namespace, Settings, Store], Awaitable[int]]
 

@@ -21,9 +21,9 @@ from typing import Any
 from cryptography import x509
 
 from connectors.base import CAConfigError, ConnectorError
-from connectors.localca_admin import CAInfo, describe, fingerprint, import_certificate, init_ca
-from connectors.localca_root import renew_root_crl
-from connectors.localca_settings import LocalCASettings
+from connectors.localca.admin import CAInfo, describe, fingerprint, import_certificate, init_ca
+from connectors.localca.root import renew_root_crl
+from connectors.localca.settings import LocalCASettings
 from gateway.config import Settings
 
 
@@ -183,7 +183,7 @@ async def ca_status(settings: Settings) -> dict[str, dict[str, Any]]:
     """Start and probe every configured CA once; the per-CA report."""
     from gateway.app import build_connectors
     from gateway.core.ca_health import CAHealth, HealthProber
-    from gateway.core.clock import SystemClock
+    from gateway.model.clock import SystemClock
 
     connectors = build_connectors(settings)
     health = CAHealth(connectors, SystemClock(), threshold=0)

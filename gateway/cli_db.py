@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import Settings
-from gateway.storage.base import StoreUnavailable
+from gateway.model.store import StoreUnavailable
 
 
 def add_subcommands(subparsers: Any) -> None:

@@ -17,9 +17,9 @@ from typing import Any
 from gateway.audit import AuditTrail
 from gateway.cli_admin import _sub, _when, login_name
 from gateway.config import Settings
-from gateway.core.clock import SystemClock
 from gateway.core.renewals import RenewalService, Selection
-from gateway.storage.base import Store
+from gateway.model.clock import SystemClock
+from gateway.model.store import Store
 
 
 def add_subcommands(subparsers: Any) -> None:

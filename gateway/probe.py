@@ -107,7 +107,7 @@ async def _bounded(step: Callable[[], Awaitable[T]]) -> T:
 
 def _not_created_yet(connector: Connector) -> bool:
     """A file-key local CA before its first start: starting it here would create it."""
-    from connectors.localca import LocalCAConnector
+    from connectors.localca.connector import LocalCAConnector
 
     return (isinstance(connector, LocalCAConnector) and connector.settings.pkcs11 is None
             and not connector.cert_path.exists())

@@ -28,8 +28,9 @@ from gateway import metrics
 from gateway.acme.nonces import Nonces
 from gateway.acme.shared_nonces import SharedNonceService
 from gateway.config import Settings
-from gateway.core.role import ChangeCounter, ProcessRole
+from gateway.core.role import ProcessRole
 from gateway.errors import StartError
+from gateway.model.changes import ChangeCounter
 
 log = logging.getLogger("gateway.supervisor")
 

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from connectors.base import Issued, RevocationReason
-from connectors.localca import LocalCAConnector
+from connectors.localca.connector import LocalCAConnector
 from gateway import config, pkix_listener
 from gateway.app import build_connectors, create_app
 from tests.acme.conftest import FakeValidator

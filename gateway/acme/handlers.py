@@ -12,8 +12,8 @@ from gateway.acme import render
 from gateway.acme.eab import eab_proof
 from gateway.acme.post import Verified, config, urls_for, verified
 from gateway.core.keys import jwk_thumbprint
-from gateway.core.models import PROCESSING, Authorization, Order
 from gateway.errors import ErrorKind, GatewayError
+from gateway.model.records import PROCESSING, Authorization, Order
 
 PEM_CHAIN = "application/pem-certificate-chain"
 ORDERS_PAGE = 100

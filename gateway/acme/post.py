@@ -12,8 +12,8 @@ from gateway import keys
 from gateway.acme import jws as jwslib
 from gateway.acme.render import Urls
 from gateway.core.keys import jwk_thumbprint
-from gateway.core.models import Account
 from gateway.errors import ErrorKind, GatewayError
+from gateway.model.records import Account
 
 JOSE_JSON = "application/jose+json"
 MAX_BODY = 256 * 1024

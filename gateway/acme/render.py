@@ -9,7 +9,7 @@ from typing import Any
 from gateway.acme import problems
 from gateway.config import Settings
 from gateway.core.ari import Window
-from gateway.core.models import Account, Authorization, Challenge, Order
+from gateway.model.records import Account, Authorization, Challenge, Order
 
 PREFIX = "/acme"
 

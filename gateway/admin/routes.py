@@ -28,8 +28,8 @@ from aiohttp.typedefs import Handler
 from gateway import keys
 from gateway.admin import scep
 from gateway.core.approvals import actor_of
-from gateway.core.models import Order
 from gateway.errors import ErrorKind, GatewayError
+from gateway.model.records import Order
 
 _STATUS = {ErrorKind.NOT_FOUND: 404, ErrorKind.MALFORMED: 400, ErrorKind.CONFLICT: 409}
 TOKEN: web.AppKey[str] = web.AppKey("admin_token")

@@ -8,15 +8,15 @@ from typing import Any
 
 from gateway import audit
 from gateway.config import AcmeSettings
-from gateway.core.clock import Clock
 from gateway.core.eab import EabProof, EabService
 from gateway.core.fields import member
 from gateway.core.keys import check_account_key
-from gateway.core.models import DEACTIVATED, VALID, Account, new_id
 from gateway.core.ratelimits.limiter import RateLimiter, Requester
 from gateway.core.ratelimits.settings import RateLimitSettings
 from gateway.errors import ErrorKind, GatewayError
-from gateway.storage.base import Conflict, Insert, Op, Store, Update
+from gateway.model.clock import Clock
+from gateway.model.records import DEACTIVATED, VALID, Account, new_id
+from gateway.model.store import Conflict, Insert, Op, Store, Update
 
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")

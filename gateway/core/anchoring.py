@@ -20,9 +20,9 @@ import aiohttp
 
 from gateway.audit_anchor import Anchor, AnchorKey, append_line, last_line, line_digest
 from gateway.config import Settings
-from gateway.core.clock import Clock
 from gateway.errors import ConfigError
-from gateway.storage.base import Store
+from gateway.model.clock import Clock
+from gateway.model.store import Store
 
 log = logging.getLogger("gateway.audit")
 

@@ -22,10 +22,10 @@ import aiohttp
 
 from gateway import audit
 from gateway.config import Settings
-from gateway.core.clock import Clock
-from gateway.core.models import INVALID, PROCESSING, Job, Order
 from gateway.errors import ErrorKind, GatewayError
-from gateway.storage.base import Delete, Op, Store, Update
+from gateway.model.clock import Clock
+from gateway.model.records import INVALID, PROCESSING, Job, Order
+from gateway.model.store import Delete, Op, Store, Update
 
 log = logging.getLogger("gateway.approvals")
 

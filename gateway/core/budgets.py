@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from connectors.base import Pending
 from gateway.config import JobSettings
-from gateway.core.models import Job
+from gateway.model.records import Job
 
 WAITING_SINCE = "waiting_since"
 POLLS = "polls"

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.base import Connector
-from gateway.core.clock import Clock
+from gateway.model.clock import Clock
 
 log = logging.getLogger("gateway.health")
 # A CA that takes longer than this to answer a health check counts as down.

@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidSignature
 
 from connectors.base import Connector, OffersAlternateChains
 from gateway.core.issuance import chain_pem
-from gateway.core.models import Certificate
+from gateway.model.records import Certificate
 
 
 def _issued_by(leaf: x509.Certificate, issuer_der: bytes) -> bool:

@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
 
 from gateway.core import goodkey
-from gateway.core.models import Identifier
 from gateway.errors import ErrorKind, GatewayError
+from gateway.model.records import Identifier
 
 ALLOWED_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384"}
 

@@ -23,10 +23,10 @@ from dataclasses import dataclass, replace
 
 from gateway import audit
 from gateway.config import Settings
-from gateway.core.clock import Clock
-from gateway.core.models import EabKey
 from gateway.errors import ErrorKind, GatewayError
-from gateway.storage.base import Insert, Op, Store, Update
+from gateway.model.clock import Clock
+from gateway.model.records import EabKey
+from gateway.model.store import Insert, Op, Store, Update
 
 ACTIVE, USED, REVOKED = "active", "used", "revoked"
 MAC_ALGORITHMS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}

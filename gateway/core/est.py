@@ -33,10 +33,14 @@ from gateway import audit
 from gateway.config import ProfileSettings, Settings
 from gateway.core import csr as csrs
 from gateway.core import est_keygen as keygen
-from gateway.core.clock import Clock
 from gateway.core.est_names import identifiers_of, same_subject
 from gateway.core.issuance import IssuanceService
-from gateway.core.models import (
+from gateway.core.profiles import domain_allowed
+from gateway.core.ratelimits.limiter import Requester
+from gateway.core.revocation import serial_hex
+from gateway.errors import ErrorKind, GatewayError
+from gateway.model.clock import Clock
+from gateway.model.records import (
     INVALID,
     PROCESSING,
     READY,
@@ -47,11 +51,7 @@ from gateway.core.models import (
     Order,
     id_from_bytes,
 )
-from gateway.core.profiles import domain_allowed
-from gateway.core.ratelimits.limiter import Requester
-from gateway.core.revocation import serial_hex
-from gateway.errors import ErrorKind, GatewayError
-from gateway.storage.base import Conflict, Insert, Store
+from gateway.model.store import Conflict, Insert, Store
 
 log = logging.getLogger("gateway.est")
 

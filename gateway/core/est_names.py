@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from gateway.core.csr import ParsedCSR, identifier_for_name
-from gateway.core.models import Identifier
+from gateway.model.records import Identifier
 
 
 def identifiers_of(source: ParsedCSR | x509.Certificate) -> list[Identifier]:

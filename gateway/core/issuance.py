@@ -44,9 +44,16 @@ from gateway.core import budgets
 from gateway.core import csr as csrs
 from gateway.core.approvals import PENDING_APPROVAL, ApprovalService, actor_of
 from gateway.core.ca_health import CAHealth
-from gateway.core.clock import Clock
 from gateway.core.keys import account_key_spki, spki_sha256
-from gateway.core.models import (
+from gateway.core.orders import OrderService, problem_dict
+from gateway.core.profiles import ProfilePolicy
+from gateway.core.ratelimits.limiter import RateLimiter
+from gateway.core.revocation import RevocationService, serial_hex
+from gateway.core.role import ProcessRole
+from gateway.core.tasks import OperatorTasks
+from gateway.errors import ErrorKind, GatewayError
+from gateway.model.clock import Clock
+from gateway.model.records import (
     INVALID,
     PROCESSING,
     READY,
@@ -57,14 +64,7 @@ from gateway.core.models import (
     Order,
     new_id,
 )
-from gateway.core.orders import OrderService, problem_dict
-from gateway.core.profiles import ProfilePolicy
-from gateway.core.ratelimits.limiter import RateLimiter
-from gateway.core.revocation import RevocationService, serial_hex
-from gateway.core.role import ProcessRole
-from gateway.core.tasks import OperatorTasks
-from gateway.errors import ErrorKind, GatewayError
-from gateway.storage.base import Delete, Insert, Op, Store, StoreUnavailable, Update
+from gateway.model.store import Delete, Insert, Op, Store, StoreUnavailable, Update
 from gateway.validation import Validator
 
 log = logging.getLogger("gateway.jobs")

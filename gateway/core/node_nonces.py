@@ -31,7 +31,7 @@ import struct
 import time
 from collections.abc import Callable
 
-from gateway.storage.base import NonceLedger
+from gateway.model.store import NonceLedger
 
 log = logging.getLogger("gateway.nonces")
 

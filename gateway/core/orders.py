@@ -10,10 +10,14 @@ from typing import Any
 
 from gateway import audit
 from gateway.config import ProfileSettings, Settings
-from gateway.core.clock import Clock
 from gateway.core.fields import member
 from gateway.core.keys import account_key_weakness
-from gateway.core.models import (
+from gateway.core.profiles import ProfilePolicy
+from gateway.core.ratelimits.limiter import RateLimiter, Requester
+from gateway.core.renewals import RenewalService
+from gateway.errors import ErrorKind, GatewayError
+from gateway.model.clock import Clock
+from gateway.model.records import (
     DEACTIVATED,
     INVALID,
     PENDING,
@@ -28,11 +32,7 @@ from gateway.core.models import (
     Order,
     new_id,
 )
-from gateway.core.profiles import ProfilePolicy
-from gateway.core.ratelimits.limiter import RateLimiter, Requester
-from gateway.core.renewals import RenewalService
-from gateway.errors import ErrorKind, GatewayError
-from gateway.storage.base import Insert, Store, Update
+from gateway.model.store import Insert, Store, Update
 
 
 def parse_time(payload: dict[str, Any], name: str) -> datetime | None:

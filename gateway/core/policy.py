@@ -12,8 +12,8 @@ import re
 
 from gateway.config import ProfileSettings
 from gateway.core import identifiers
-from gateway.core.models import Identifier
 from gateway.errors import ErrorKind, GatewayError, Subproblem
+from gateway.model.records import Identifier
 
 
 def normalise(ident: Identifier) -> Identifier:

@@ -20,9 +20,9 @@ from gateway import audit
 from gateway.config import ProfileSettings, Settings
 from gateway.core import csr as csrs
 from gateway.core import policy
-from gateway.core.models import EabKey, Identifier
 from gateway.errors import ErrorKind, GatewayError, Subproblem
-from gateway.storage.base import Store
+from gateway.model.records import EabKey, Identifier
+from gateway.model.store import Store
 
 
 def domain_allowed(patterns: tuple[str, ...], value: str) -> bool:

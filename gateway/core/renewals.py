@@ -21,11 +21,11 @@ from cryptography import x509
 from gateway import audit
 from gateway.config import ProfileSettings, Settings
 from gateway.core import ari
-from gateway.core.clock import Clock
-from gateway.core.models import Account, Certificate, Identifier, Order, RenewalAdvice
 from gateway.core.policy import name_matches
 from gateway.errors import ErrorKind, GatewayError
-from gateway.storage.base import Insert, Op, Store, Update
+from gateway.model.clock import Clock
+from gateway.model.records import Account, Certificate, Identifier, Order, RenewalAdvice
+from gateway.model.store import Insert, Op, Store, Update
 
 # Certificates whose advice is written in one commit by `renewal advance`.
 ADVANCE_BATCH = 200

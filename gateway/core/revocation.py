@@ -23,12 +23,12 @@ from connectors.base import (
     RevocationUnsupported,
 )
 from gateway import audit
-from gateway.core.clock import Clock
 from gateway.core.keys import jwk_public_key, spki_sha256
-from gateway.core.models import Account, Certificate
 from gateway.core.tasks import OperatorTasks
 from gateway.errors import ErrorKind, GatewayError
-from gateway.storage.base import Store, Update
+from gateway.model.clock import Clock
+from gateway.model.records import Account, Certificate
+from gateway.model.store import Store, Update
 
 ACME_REVOCATION_REASONS = {0, 1, 3, 4, 5, 9}
 

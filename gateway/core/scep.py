@@ -36,11 +36,11 @@ from cryptography.x509.oid import AttributeOID
 
 from gateway import audit
 from gateway.core import csr as csrs
-from gateway.core.clock import Clock
 from gateway.core.est import EnrollRequest, EnrollResult, EstService
-from gateway.core.models import ScepOtp, ScepTransaction
 from gateway.errors import ErrorKind, GatewayError
-from gateway.storage.base import Conflict, Insert, Store, Update
+from gateway.model.clock import Clock
+from gateway.model.records import ScepOtp, ScepTransaction
+from gateway.model.store import Conflict, Insert, Store, Update
 
 OTP_BYTES = 16
 

@@ -14,7 +14,6 @@ from gateway.core.anchoring import AnchorWriter
 from gateway.core.approvals import ApprovalService
 from gateway.core.ca_health import CAHealth, HealthProber
 from gateway.core.chains import CertificateChains
-from gateway.core.clock import Clock, SystemClock
 from gateway.core.eab import EabService
 from gateway.core.est import EstService
 from gateway.core.issuance import IssuanceService
@@ -25,7 +24,8 @@ from gateway.core.renewals import RenewalService
 from gateway.core.role import ProcessRole
 from gateway.core.scep import ScepService
 from gateway.core.validations import ValidationRunner
-from gateway.storage.base import Store
+from gateway.model.clock import Clock, SystemClock
+from gateway.model.store import Store
 from gateway.validation import Validator
 
 log = logging.getLogger("gateway.core")

@@ -17,9 +17,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway import audit
-from gateway.core.clock import Clock
 from gateway.errors import ErrorKind, GatewayError
-from gateway.storage.base import Store, Update
+from gateway.model.clock import Clock
+from gateway.model.store import Store, Update
 
 TASK_OPENED = "operator_task"
 TASK_DONE = "operator_task_done"

@@ -12,10 +12,10 @@ import logging
 from typing import Any
 
 from gateway.config import Settings
-from gateway.core.models import Account, Authorization, Challenge
 from gateway.core.orders import OrderService, problem_dict
 from gateway.errors import ErrorKind
-from gateway.storage.base import Store, StoreUnavailable
+from gateway.model.records import Account, Authorization, Challenge
+from gateway.model.store import Store, StoreUnavailable
 from gateway.validation import ChallengeTask, Validator
 
 log = logging.getLogger("gateway.validation")

@@ -14,10 +14,10 @@ from typing import Any
 from gateway import audit
 from gateway.cli_admin import login_name, store_subcommand
 from gateway.config import Settings, Table, name_patterns
-from gateway.core.clock import SystemClock
 from gateway.core.scep import OtpIssuer
+from gateway.model.clock import SystemClock
+from gateway.model.store import Store
 from gateway.scep.settings import parse
-from gateway.storage.base import Store
 
 
 def add_subcommands(subparsers: Any) -> None:

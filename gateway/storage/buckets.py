@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.core.ratelimits.bucket import SLACK_SECONDS
-from gateway.storage.base import Spend
+from gateway.model.buckets import SLACK_SECONDS
+from gateway.model.store import Spend
 
 TABLE = "rate_buckets"
 _UPSERT = (f"INSERT INTO {TABLE} (key, full_at) VALUES (?, ?) "

@@ -39,7 +39,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from gateway import audit_chain
-from gateway.core.models import (
+from gateway.model.records import (
     Account,
     Authorization,
     Certificate,
@@ -50,8 +50,8 @@ from gateway.core.models import (
     ScepOtp,
     ScepTransaction,
 )
+from gateway.model.store import Conflict, Op, Spend, StoreUnavailable
 from gateway.storage import buckets, pg_schema, renewals, rows
-from gateway.storage.base import Conflict, Op, Spend, StoreUnavailable
 from gateway.storage.sqltext import (
     AUDIT,
     AUDIT_INSERT,

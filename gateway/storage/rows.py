@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway import jsontext
-from gateway.core.models import (
+from gateway.model.records import (
     Account,
     AuditEvent,
     Authorization,

@@ -33,7 +33,8 @@ from typing import Any
 import aiosqlite
 
 from gateway import audit_chain
-from gateway.core.models import (
+from gateway.model.changes import ChangeCounter
+from gateway.model.records import (
     Account,
     Authorization,
     Certificate,
@@ -44,9 +45,8 @@ from gateway.core.models import (
     ScepOtp,
     ScepTransaction,
 )
-from gateway.core.role import ChangeCounter
+from gateway.model.store import Conflict, Op, Spend
 from gateway.storage import buckets, renewals, rows
-from gateway.storage.base import Conflict, Op, Spend
 from gateway.storage.schema import MIGRATIONS
 from gateway.storage.sqltext import AUDIT as _AUDIT
 from gateway.storage.sqltext import AUDIT_INSERT as _AUDIT_INSERT

@@ -12,9 +12,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from gateway.core.models import AuditEvent, Authorization, Challenge
+from gateway.model.records import AuditEvent, Authorization, Challenge
+from gateway.model.store import Delete, Insert, Op, Spend
 from gateway.storage import buckets, rows
-from gateway.storage.base import Delete, Insert, Op, Spend
 
 Statement = tuple[str, tuple[Any, ...], bool]  # sql, params, must change a row
 

@@ -9,8 +9,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway import keys
-from gateway.core.models import Account, new_id
-from gateway.storage.base import Insert
+from gateway.model.records import Account, new_id
+from gateway.model.store import Insert
 from tests.acme.conftest import Gateway
 from tests.acmeclient import jwk_of, sign, thumbprint
 from tests.weakkeys import WEAK_KEYS, fermat_key, roca_key

@@ -15,8 +15,8 @@ from aiohttp import ClientResponse
 
 from gateway import keys
 from gateway.app import create_app
-from gateway.core.clock import FakeClock
 from gateway.errors import ErrorKind
+from gateway.model.clock import FakeClock
 from gateway.validation import ValidationFailure
 from tests.acme.conftest import FakeValidator, Gateway, eventually, make_settings
 from tests.acme.flow import issue

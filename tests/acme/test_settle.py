@@ -6,9 +6,9 @@ from typing import Any
 
 from gateway import keys
 from gateway.app import create_app
-from gateway.core.models import INVALID, PENDING, PROCESSING, VALID
 from gateway.errors import ErrorKind
-from gateway.storage.base import Update
+from gateway.model.records import INVALID, PENDING, PROCESSING, VALID
+from gateway.model.store import Update
 from gateway.validation import ValidationFailure
 from tests.acme.conftest import FakeValidator, Gateway, eventually, make_settings
 

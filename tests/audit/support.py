@@ -13,7 +13,7 @@ import pytest
 from gateway import audit, audit_chain, cli, config
 from gateway.config import Settings
 from gateway.core.anchoring import AnchorWriter
-from gateway.core.clock import FakeClock
+from gateway.model.clock import FakeClock
 from gateway.storage.sqlite import SQLiteStore
 from tests.e2e.harness import to_toml
 

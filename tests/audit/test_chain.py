@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from gateway import audit, audit_report, cli
-from gateway.core.clock import FakeClock
-from gateway.core.models import Job
-from gateway.storage.base import Insert, Update
+from gateway.model.clock import FakeClock
+from gateway.model.records import Job
+from gateway.model.store import Insert, Update
 from gateway.storage.sqlite import SQLiteStore
 from tests.audit import support
 from tests.e2e.harness import to_toml

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway import audit, audit_report, cli
-from gateway.core.clock import FakeClock
+from gateway.model.clock import FakeClock
 from gateway.storage.sqlite import SQLiteStore
 from tests.e2e.harness import to_toml
 

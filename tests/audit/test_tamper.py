@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway import cli
 from gateway.audit_anchor import AnchorKey, line_digest
-from gateway.core.clock import FakeClock
+from gateway.model.clock import FakeClock
 from gateway.storage.sqlite import SQLiteStore
 from tests.audit.support import (
     anchor,

@@ -7,9 +7,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from connectors.adcs import CertsrvConnector, CertsrvSettings
+from connectors.adcs.connector import CertsrvConnector, CertsrvSettings
 from connectors.base import CAProfile, IssueRequest
-from connectors.ejbca import EjbcaConnector, EjbcaSettings
+from connectors.ejbca.connector import EjbcaConnector, EjbcaSettings
 from tests.acmeclient import AcmeClient
 from tests.fakes.certsrv import CertsrvSimulator
 from tests.fakes.ejbca import EjbcaSimulator

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from connectors.adcs import CertsrvConnector, CertsrvSettings
+from connectors.adcs.connector import CertsrvConnector, CertsrvSettings
 from connectors.base import (
     CAConfigError,
     CAProtocolError,

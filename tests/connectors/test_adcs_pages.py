@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.adcs_pages import (
+from connectors.adcs.pages import (
     SubmitOutcome,
     classify_message,
     parse_cert,

@@ -76,8 +76,8 @@ async def _ejbca(tmp: Path) -> AsyncIterator[Harness]:
 
 @asynccontextmanager
 async def _local(tmp: Path) -> AsyncIterator[Harness]:
-    from connectors.localca import LocalCAConnector
-    from connectors.localca_settings import LocalCASettings
+    from connectors.localca.connector import LocalCAConnector
+    from connectors.localca.settings import LocalCASettings
 
     settings = LocalCASettings.from_options({"type": "local"}, tmp, "local")
     conn = LocalCAConnector("local", settings)
@@ -167,9 +167,9 @@ async def test_down_is_retryable_unavailable(harness: Harness) -> None:
 
 def _unstartable(tmp: Path, kind: str) -> Connector:
     """A connector whose start() must fail, and why."""
-    from connectors.adcs import CertsrvConnector, CertsrvSettings
-    from connectors.ejbca import EjbcaConnector, EjbcaSettings
-    from connectors.localca import LocalCAConnector, LocalCASettings
+    from connectors.adcs.connector import CertsrvConnector, CertsrvSettings
+    from connectors.ejbca.connector import EjbcaConnector, EjbcaSettings
+    from connectors.localca.connector import LocalCAConnector, LocalCASettings
 
     (tmp / "pw").write_text("pw\n")
     (tmp / "not-a-dir").write_text("")

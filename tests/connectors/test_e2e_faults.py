@@ -16,10 +16,10 @@ from typing import Any
 
 from cryptography import x509
 
-from connectors.adcs import CertsrvConnector, CertsrvSettings
-from connectors.ejbca import EjbcaConnector, EjbcaSettings
+from connectors.adcs.connector import CertsrvConnector, CertsrvSettings
+from connectors.ejbca.connector import EjbcaConnector, EjbcaSettings
 from gateway import keys
-from gateway.core.clock import FakeClock
+from gateway.model.clock import FakeClock
 from tests.acme.conftest import eventually
 from tests.acme.flow import validate_all
 from tests.acmeclient import AcmeClient, b64, make_csr

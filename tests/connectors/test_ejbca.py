@@ -19,7 +19,7 @@ from connectors.base import (
     RevocationReason,
     RevocationUnsupported,
 )
-from connectors.ejbca import EjbcaConnector, EjbcaSettings
+from connectors.ejbca.connector import EjbcaConnector, EjbcaSettings
 from tests.connectors.simulators import ejbca, ejbca_options, request
 from tests.fakes.ejbca import EjbcaSimulator
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connectors.base import CAConfigError, CAProtocolError, CAUnavailable, Pending, Rejected
-from connectors.ejbca_wire import (
+from connectors.ejbca.wire import (
     ApprovalRef,
     EnrollParams,
     approval_request_id,

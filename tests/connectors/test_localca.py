@@ -26,7 +26,12 @@ from connectors.base import (
     Rejected,
     RevocationReason,
 )
-from connectors.localca import LocalCAConnector, LocalCASettings, UnknownCertificate, make_backend
+from connectors.localca.connector import (
+    LocalCAConnector,
+    LocalCASettings,
+    UnknownCertificate,
+    make_backend,
+)
 from tests.pkix.localca_support import (
     BASE_URL,
     csr_der,

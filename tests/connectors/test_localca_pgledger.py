@@ -10,8 +10,8 @@ import pytest
 from cryptography import x509
 
 from connectors.base import CAConfigError, Issued, RevocationReason
-from connectors.localca import LocalCAConnector
-from connectors.localca_pgledger import PgCALedger
+from connectors.localca.connector import LocalCAConnector
+from connectors.localca.pgledger import PgCALedger
 from tests.pgserver import PostgresServer
 from tests.pkix.localca_support import issue_request, settings
 

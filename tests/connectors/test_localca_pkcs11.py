@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from connectors.base import CAConfigError, CAUnavailable, Issued, RevocationReason
-from connectors.localca import LocalCAConnector, LocalCASettings
+from connectors.localca.connector import LocalCAConnector, LocalCASettings
 from gateway import cli
 from gateway.core.pkix import PkixService
 from gateway.pkix.routes import PKIX_SERVICE, add_routes

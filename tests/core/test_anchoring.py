@@ -16,9 +16,9 @@ from gateway.app import create_app
 from gateway.audit_anchor import Anchor, AnchorKey, check_files, read_lines
 from gateway.config import Settings
 from gateway.core.anchoring import AnchorWriter
-from gateway.core.clock import FakeClock
 from gateway.core.role import ProcessRole
 from gateway.errors import ConfigError
+from gateway.model.clock import FakeClock
 from gateway.storage.sqlite import SQLiteStore
 from tests.acme.conftest import FakeValidator, eventually
 from tests.acmeclient import AcmeClient

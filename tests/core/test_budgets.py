@@ -9,7 +9,7 @@ import pytest
 from connectors.base import Pending
 from gateway.config import JobSettings
 from gateway.core import budgets
-from gateway.core.models import Job
+from gateway.model.records import Job
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 JOBS = JobSettings(retry_base_seconds=2, retry_cap_seconds=60, max_attempts=3,

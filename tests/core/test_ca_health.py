@@ -9,7 +9,7 @@ from connectors.base import CAUnavailable
 from gateway import keys
 from gateway.app import create_app
 from gateway.core.ca_health import CAHealth, HealthProber
-from gateway.core.clock import FakeClock
+from gateway.model.clock import FakeClock
 from tests.acme.conftest import FakeValidator, make_settings
 from tests.fakes.scripted_ca import ScriptedCA
 

@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import AttributeOID, NameOID
 
 from gateway.core import csr
-from gateway.core.models import Identifier
 from gateway.errors import ErrorKind, GatewayError
+from gateway.model.records import Identifier
 from tests.acmeclient import make_csr
 from tests.weakkeys import MALFORMED_KEYS, WEAK_KEYS, with_public_key
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.core.models import (
+from gateway.model.records import (
     IllegalTransition,
     id_from_bytes,
     new_id,
@@ -21,7 +21,7 @@ def test_ids_are_lowercase_base32_and_never_look_like_an_option() -> None:
 def test_order_moves_only_along_the_rfc_state_machine() -> None:
     from datetime import UTC, datetime
 
-    from gateway.core.models import Identifier, Order
+    from gateway.model.records import Identifier, Order
 
     now = datetime(2030, 1, 1, tzinfo=UTC)
     order = Order(id="o", account_id="a", status="pending",
@@ -36,7 +36,7 @@ def test_a_move_copies_every_other_field_and_refuses_unknown_ones() -> None:
     from dataclasses import FrozenInstanceError, replace
     from datetime import UTC, datetime
 
-    from gateway.core.models import Challenge, Identifier, Order
+    from gateway.model.records import Challenge, Identifier, Order
 
     now = datetime(2030, 1, 1, tzinfo=UTC)
     order = Order(id="o", account_id="a", status="ready",

@@ -6,8 +6,8 @@ import pytest
 
 from gateway.config import ProfileSettings
 from gateway.core import policy
-from gateway.core.models import Identifier
 from gateway.errors import ErrorKind, GatewayError
+from gateway.model.records import Identifier
 
 OPEN = ProfileSettings(name="open", ca="local")
 

@@ -9,7 +9,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from connectors.adcs import CertsrvConnector, CertsrvSettings
+from connectors.adcs.connector import CertsrvConnector, CertsrvSettings
 from gateway import cli, keys
 from tests.acme.flow import validate_all
 from tests.acmeclient import AcmeClient, b64, make_csr

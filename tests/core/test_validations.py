@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.core.clock import FakeClock
-from gateway.core.models import PROCESSING, VALID
 from gateway.core.orders import OrderService
 from gateway.core.validations import ValidationRunner
-from gateway.storage.base import Insert
+from gateway.model.clock import FakeClock
+from gateway.model.records import PROCESSING, VALID
+from gateway.model.store import Insert
 from gateway.storage.sqlite import SQLiteStore
 from tests.acme.conftest import FakeValidator, make_settings
 from tests.storage.models import NOW, account, authz, order

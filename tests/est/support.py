@@ -23,10 +23,10 @@ from cryptography.x509.oid import NameOID
 from connectors.base import Connector
 from gateway import config, keys, tls
 from gateway.app import build_connectors, create_app
-from gateway.core.clock import Clock
 from gateway.core.service import Core
 from gateway.est.passwords import hash_password
 from gateway.est.trust import client_ca_pem
+from gateway.model.clock import Clock
 from gateway.validation import Validator
 from tests.e2e.harness import free_port
 

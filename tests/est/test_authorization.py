@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from cryptography import x509
 
-from gateway.core.clock import FakeClock
+from gateway.model.clock import FakeClock
 from tests.acme.conftest import FakeValidator
 from tests.acme.flow import issue
 from tests.acmeclient import AcmeClient

@@ -83,8 +83,8 @@ async def test_refusal_is_reported_on_repost(tmp_path: Path) -> None:
 
 async def test_order_failed_for_unreachable_ca_is_retried_once(tmp_path: Path) -> None:
     from gateway.core.est import order_id_for
-    from gateway.core.models import INVALID, Order
-    from gateway.storage.base import Insert
+    from gateway.model.records import INVALID, Order
+    from gateway.model.store import Insert
 
     async with running_gateway(tmp_path, est_section(Manufacturer(tmp_path).ca_file)) as gw:
         der = make_csr(ec_key())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.core.models import Account
 from gateway.errors import GatewayError
+from gateway.model.records import Account
 from tests.acmeclient import jwk_of, thumbprint
 from tests.est.support import PASSWORD, Gateway, b64, ec_key, make_csr, request
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from gateway.core.clock import FakeClock
 from gateway.core.ratelimits.limiter import RateLimiter
 from gateway.core.ratelimits.settings import Limit
+from gateway.model.clock import FakeClock
 from tests.est.support import ALICE, Gateway, b64, ec_key, make_csr, request
 
 

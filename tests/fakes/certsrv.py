@@ -45,7 +45,7 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
-from connectors.adcs_auth import channel_bindings
+from connectors.adcs.auth import channel_bindings
 from tests.fakes import certsrv_pages as pages
 from tests.fakes import standalone
 from tests.fakes.pki import MiniCA

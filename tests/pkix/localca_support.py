@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from connectors.base import CAProfile, IssueRequest
-from connectors.localca import LocalCAConnector, LocalCASettings
+from connectors.localca.connector import LocalCAConnector, LocalCASettings
 
 BASE_URL = "http://127.0.0.1:8080"
 

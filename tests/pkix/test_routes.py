@@ -21,7 +21,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from connectors.base import CAUnavailable, Issued, RevocationReason
-from connectors.localca import LocalCAConnector
+from connectors.localca.connector import LocalCAConnector
 from gateway.core.pkix import PkixService
 from gateway.pkix.routes import PKIX_SERVICE, add_routes
 from tests.pkix.localca_support import issue_request, ocsp_request_der, started_ca

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from gateway.app import create_app
-from gateway.core.models import EabKey
+from gateway.model.records import EabKey
 from tests.acme.conftest import FakeValidator, make_settings
 from tests.acmeclient import AcmeClient, b64, jwk_of
 from tests.policy.conftest import PROFILES, PolicyGateway, new_order

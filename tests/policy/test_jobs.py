@@ -7,8 +7,8 @@ from typing import Any
 
 from gateway import keys
 from gateway.app import create_app
-from gateway.core.clock import FakeClock
 from gateway.core.service import Core
+from gateway.model.clock import FakeClock
 from tests.acme.conftest import FakeValidator, eventually, make_settings
 from tests.acmeclient import AcmeClient, make_csr
 from tests.fakes.scripted_ca import ScriptedCA

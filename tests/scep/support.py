@@ -13,9 +13,9 @@ from aiohttp import web
 
 from gateway import config, keys
 from gateway.app import create_app
-from gateway.core.clock import Clock
 from gateway.core.scep import ScepGate
 from gateway.core.service import Core
+from gateway.model.clock import Clock
 from gateway.scep.handlers import SCEP_RA, SCEP_SETTINGS
 from tests.e2e.harness import free_port
 from tests.est.support import settings_doc

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from gateway.core.clock import FakeClock
 from gateway.core.ratelimits.limiter import RateLimiter
 from gateway.core.ratelimits.settings import Limit
+from gateway.model.clock import FakeClock
 from gateway.scep import message as m
 from tests.scep.client import scep_csr
 from tests.scep.support import PASSWORD, ScepGateway

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from gateway.core.models import PENDING, Account, Authorization, Challenge, Identifier, Order
+from gateway.model.records import PENDING, Account, Authorization, Challenge, Identifier, Order
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 

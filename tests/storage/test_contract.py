@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from gateway import audit_report
-from gateway.core.models import PROCESSING, READY, AuditEvent, Certificate, EabKey, Job
-from gateway.core.ratelimits.bucket import Bucket
-from gateway.storage.base import Conflict, Delete, Insert, Spend, Store, Update
+from gateway.model.buckets import Bucket
+from gateway.model.records import PROCESSING, READY, AuditEvent, Certificate, EabKey, Job
+from gateway.model.store import Conflict, Delete, Insert, Spend, Store, Update
 from gateway.storage.sqlite import SQLiteStore
 from tests.storage.models import NOW, account, authz, order
 
@@ -296,7 +296,7 @@ async def test_full_buckets_are_forgotten(store: Store) -> None:
 
 
 async def test_scep_passwords_and_transactions(store: Store) -> None:
-    from gateway.core.models import ScepOtp, ScepTransaction
+    from gateway.model.records import ScepOtp, ScepTransaction
 
     otp = ScepOtp(id="h1", label="phones", names=("a.example",), expires=NOW, created_at=NOW)
     tx = ScepTransaction(id="phones/T1", order_id="o1", requester="scep:otp:h1",

@@ -9,8 +9,8 @@ import asyncpg
 import pytest
 
 from gateway.errors import ConfigError
+from gateway.model.store import Insert, StoreUnavailable
 from gateway.storage import pg_schema
-from gateway.storage.base import Insert, StoreUnavailable
 from gateway.storage.postgres import PostgresStore, redacted
 from tests.pgserver import PostgresServer
 from tests.storage.models import account

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from gateway.core.models import INVALID, Certificate, RenewalAdvice
-from gateway.storage.base import Insert, Store, Update
+from gateway.model.records import INVALID, Certificate, RenewalAdvice
+from gateway.model.store import Insert, Store, Update
 from tests.storage.models import NOW, order
 from tests.storage.test_contract import make_store, store  # noqa: F401  (the fixtures)
 

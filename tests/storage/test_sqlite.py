@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 
 from gateway import audit_report
-from gateway.core.models import (
+from gateway.model.changes import ChangeCounter
+from gateway.model.records import (
     PENDING,
     READY,
     AuditEvent,
     Job,
 )
-from gateway.core.role import ChangeCounter
-from gateway.storage.base import Conflict, Insert, Update
+from gateway.model.store import Conflict, Insert, Update
 from gateway.storage.sqlite import SQLiteStore
 from tests.storage.models import NOW, account, order
 

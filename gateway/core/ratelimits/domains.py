@@ -12,7 +12,7 @@ import functools
 
 from publicsuffixlist import PublicSuffixList
 
-from gateway.core.models import Identifier
+from gateway.model.records import Identifier
 
 
 @functools.cache  # parsing the list takes a few milliseconds; once per process

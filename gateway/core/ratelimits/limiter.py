@@ -24,13 +24,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway import audit
-from gateway.core.clock import Clock
-from gateway.core.models import Identifier, Order
 from gateway.core.ratelimits.bucket import LocalBuckets, retry_after
 from gateway.core.ratelimits.domains import registered_domain
 from gateway.core.ratelimits.settings import Limit, RateLimitSettings
 from gateway.errors import ErrorKind, GatewayError
-from gateway.storage.base import Op, Spend, Store
+from gateway.model.clock import Clock
+from gateway.model.records import Identifier, Order
+from gateway.model.store import Op, Spend, Store
 
 # How often buckets that are full again are deleted from the store.
 FORGET_PERIOD_SECONDS = 3600.0

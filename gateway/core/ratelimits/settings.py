@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from gateway.core.ratelimits.bucket import Bucket
+from gateway.model.buckets import Bucket
 
 if TYPE_CHECKING:
     from gateway.config import Table

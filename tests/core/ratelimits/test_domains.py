@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.core.models import Identifier
 from gateway.core.ratelimits.domains import registered_domain
+from gateway.model.records import Identifier
 
 
 @pytest.mark.parametrize("value,domain", [

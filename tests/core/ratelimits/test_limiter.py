@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from gateway import audit
-from gateway.core.clock import FakeClock
-from gateway.core.models import PENDING, Account, Identifier, Order
 from gateway.core.ratelimits.limiter import RateLimiter, Requester, period_text
 from gateway.core.ratelimits.settings import DEFAULTS, Limit, RateLimitSettings
 from gateway.errors import ErrorKind, GatewayError
-from gateway.storage.base import Insert, Update
+from gateway.model.clock import FakeClock
+from gateway.model.records import PENDING, Account, Identifier, Order
+from gateway.model.store import Insert, Update
 from gateway.storage.sqlite import SQLiteStore
 
 TWO = Limit(2, 60.0)

@@ -27,9 +27,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from connectors.base import CAConfigError
-from connectors.localca_certs import CAIdentity, build_crl, ca_name, issuing_ca, self_signed_ca
-from connectors.localca_keys import FileKeyBackend, KeyBackend, hash_for
-from connectors.localca_settings import LocalCASettings
+from connectors.localca.certs import CAIdentity, build_crl, ca_name, issuing_ca, self_signed_ca
+from connectors.localca.keys import FileKeyBackend, KeyBackend, hash_for
+from connectors.localca.settings import LocalCASettings
 
 ROOT_CERT = "root.pem"
 ROOT_KEY = "root.key.pem"
@@ -39,7 +39,7 @@ ROOT_CRL = "root.crl.der"
 def root_backend(settings: LocalCASettings) -> KeyBackend:
     """Where the root key lives: beside the issuing key, as a separate file or token object."""
     if settings.pkcs11 is not None:
-        from connectors.pkcs11_keys import Pkcs11KeyBackend
+        from connectors.localca.pkcs11_keys import Pkcs11KeyBackend
 
         token = replace(settings.pkcs11, key_label=settings.pkcs11.key_label + "-root")
         backend: KeyBackend = Pkcs11KeyBackend(token, settings.key_type,

@@ -3,7 +3,7 @@
 cryptography's certificate, CRL and OCSP builders accept any subclass of its
 private-key ABCs and call its ``sign``; these subclasses forward that call to
 the token. They must only be used in the token's own thread (see
-:mod:`connectors.pkcs11_keys`). ECDSA: SoftHSM 2.6 has no CKM_ECDSA_SHA256,
+:mod:`connectors.localca.pkcs11_keys`). ECDSA: SoftHSM 2.6 has no CKM_ECDSA_SHA256,
 so the digest is computed here, signed with raw CKM_ECDSA, and the r||s
 answer DER-encoded as ECDSA-Sig-Value. RSA: PKCS#1 v1.5 with the hash done by
 the token (CKM_SHA256_RSA_PKCS / CKM_SHA384_RSA_PKCS).

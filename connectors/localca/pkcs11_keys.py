@@ -43,9 +43,9 @@ from pkcs11 import Attribute, KeyType, ObjectClass
 from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 
 from connectors.base import CAConfigError, CAUnavailable
-from connectors.localca_keys import key_type_of
-from connectors.localca_settings import Pkcs11Settings
-from connectors.pkcs11_signer import TokenECKey, TokenKeyRef, TokenRSAKey
+from connectors.localca.keys import key_type_of
+from connectors.localca.pkcs11_signer import TokenECKey, TokenKeyRef, TokenRSAKey
+from connectors.localca.settings import Pkcs11Settings
 
 T = TypeVar("T")
 

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.chains import read_chain_files
-from connectors.localca_keys import KEY_TYPES
+from connectors.localca.keys import KEY_TYPES
 from connectors.secrets import OptionReader
 
 DEFAULT_PKCS11_LIBRARY = "/usr/lib/softhsm/libsofthsm2.so"

@@ -7,7 +7,7 @@ twice), the revocations (so that every node's OCSP and CRL list them) and the
 CRL numbers (so that CRLs increase across all nodes, RFC 5280 §5.2.3). This
 ledger keeps them in the database named by the CA's ``ledger_url`` option,
 in tables of its own, keyed by the CA's name so that several CAs may share a
-database. It offers the same methods as :class:`connectors.localca_store.CALedger`.
+database. It offers the same methods as :class:`connectors.localca.store.CALedger`.
 
 The SQLite ledger orders a CRL snapshot against revocations with its write
 lock; here both take the same transaction-scoped advisory lock. ``exclusive``
@@ -26,8 +26,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from connectors.base import CAUnavailable
-from connectors.localca_settings import LocalCASettings
-from connectors.localca_store import (
+from connectors.localca.settings import LocalCASettings
+from connectors.localca.store import (
     CALedger,
     CRLSnapshot,
     CRLState,

@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from connectors.base import IssueRequest
-from connectors.localca_keys import SignHash
-from connectors.localca_store import RevokedEntry
+from connectors.localca.keys import SignHash
+from connectors.localca.store import RevokedEntry
 
 CRL_REASONS = {
     1: x509.ReasonFlags.key_compromise,

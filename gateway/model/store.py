@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from gateway.core.models import (
+from gateway.errors import ErrorKind, GatewayError
+from gateway.model.buckets import Bucket
+from gateway.model.records import (
     Account,
     AuditEvent,
     Authorization,
@@ -31,8 +33,6 @@ from gateway.core.models import (
     ScepOtp,
     ScepTransaction,
 )
-from gateway.core.ratelimits.bucket import Bucket
-from gateway.errors import ErrorKind, GatewayError
 
 # Retry-After of a request refused because the database is not reachable.
 RETRY_AFTER_SECONDS = 5

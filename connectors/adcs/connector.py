@@ -67,8 +67,8 @@ import aiohttp
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import load_der_x509_csr
 
-from connectors import adcs_pages as pages
-from connectors.adcs_auth import (
+from connectors.adcs import pages
+from connectors.adcs.auth import (
     Reply,
     SimpleTransport,
     SpnegoCredentials,

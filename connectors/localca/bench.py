@@ -1,4 +1,4 @@
-"""Issuance benchmark of the local CA: ``python -m connectors.localca_bench``.
+"""Issuance benchmark of the local CA: ``python -m connectors.localca.bench``.
 
 Measures issue() (CSR parse, leaf build, signature, ledger commit) with a file
 key and, with ``--softhsm``, with the key in a throwaway SoftHSM2 token, for
@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
 from connectors.base import CAProfile, Issued, IssueRequest
-from connectors.localca import LocalCAConnector
-from connectors.localca_admin import init_ca
-from connectors.localca_settings import DEFAULT_PKCS11_LIBRARY, LocalCASettings
+from connectors.localca.admin import init_ca
+from connectors.localca.connector import LocalCAConnector
+from connectors.localca.settings import DEFAULT_PKCS11_LIBRARY, LocalCASettings
 
 PIN = "1234"
 
@@ -142,7 +142,7 @@ async def _crl_ms(ca: LocalCAConnector, req: IssueRequest, revoked: int) -> floa
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m connectors.localca_bench", description=__doc__.split("\n")[0]
+        prog="python -m connectors.localca.bench", description=__doc__.split("\n")[0]
     )
     p.add_argument("--count", type=int, default=2000, help="issuances per key type (default 2000)")
     p.add_argument("--concurrency", type=int, default=32, help="issuances in flight (default 32)")

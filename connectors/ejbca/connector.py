@@ -81,7 +81,7 @@ from connectors.base import (
     public_key_id,
     starting,
 )
-from connectors.ejbca_wire import (
+from connectors.ejbca.wire import (
     REASONS,
     USERNAME_STRATEGIES,
     ApprovalRef,

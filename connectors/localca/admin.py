@@ -15,12 +15,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from connectors.base import CAConfigError
-from connectors.localca import make_backend
-from connectors.localca_certs import ca_csr, ca_name, load_chain_pem
-from connectors.localca_keys import KeyBackend, hash_for
-from connectors.localca_pgledger import make_ledger
-from connectors.localca_root import chain_pem, new_ca_certificates
-from connectors.localca_settings import LocalCASettings
+from connectors.localca.certs import ca_csr, ca_name, load_chain_pem
+from connectors.localca.connector import make_backend
+from connectors.localca.keys import KeyBackend, hash_for
+from connectors.localca.pgledger import make_ledger
+from connectors.localca.root import chain_pem, new_ca_certificates
+from connectors.localca.settings import LocalCASettings
 
 
 @dataclass(frozen=True)

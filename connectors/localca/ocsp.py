@@ -23,13 +23,13 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from connectors.base import ConnectorError
-from connectors.localca_certs import CRL_REASONS, CAIdentity, random_serial
-from connectors.localca_keys import KeyBackend
-from connectors.localca_settings import LocalCASettings
-from connectors.localca_store import CALedger, SerialStatus
+from connectors.localca.certs import CRL_REASONS, CAIdentity, random_serial
+from connectors.localca.keys import KeyBackend
+from connectors.localca.settings import LocalCASettings
+from connectors.localca.store import CALedger, SerialStatus
 
 if TYPE_CHECKING:
-    from connectors.localca_pgledger import PgCALedger
+    from connectors.localca.pgledger import PgCALedger
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ token (production). Files of one CA, in ``settings.dir``::
     ocsp.pem, ocsp.key.pem   the delegated OCSP responder (ocsp_responder = "delegated")
 
 With a file key every signature is made inline on the event loop; with a token
-key, in the token's own thread (see :mod:`connectors.pkcs11_keys`).
+key, in the token's own thread (see :mod:`connectors.localca.pkcs11_keys`).
 
 Several worker processes (``serve --workers N``) may each run a connector on the
 same directory. They share the key, the ledger (whose transactions order them, see
-:mod:`connectors.localca_store`) and crl.der: whichever process signs a CRL
+:mod:`connectors.localca.store`) and crl.der: whichever process signs a CRL
 publishes it there, and the others pick it up on their next CRL request (see
 :meth:`LocalCAConnector.crl_der`), so a revocation through one process is on the
 CRL every process serves.
@@ -49,7 +49,7 @@ from connectors.base import (
     RevocationReason,
     starting,
 )
-from connectors.localca_certs import (
+from connectors.localca.certs import (
     CAIdentity,
     LeafTemplate,
     LeafURLs,
@@ -58,11 +58,11 @@ from connectors.localca_certs import (
     leaf_builder,
     load_chain_pem,
 )
-from connectors.localca_keys import FileKeyBackend, KeyBackend, hash_for, key_type_of
-from connectors.localca_ocsp import OCSPResponder
-from connectors.localca_pgledger import make_ledger
-from connectors.localca_root import ROOT_CRL, chain_pem, new_ca_certificates
-from connectors.localca_settings import LocalCASettings, Pkcs11Settings
+from connectors.localca.keys import FileKeyBackend, KeyBackend, hash_for, key_type_of
+from connectors.localca.ocsp import OCSPResponder
+from connectors.localca.pgledger import make_ledger
+from connectors.localca.root import ROOT_CRL, chain_pem, new_ca_certificates
+from connectors.localca.settings import LocalCASettings, Pkcs11Settings
 
 __all__ = [
     "LocalCAConnector",
@@ -123,7 +123,7 @@ def _parse_crl(der: bytes | None, ca_key: CertificateIssuerPublicKeyTypes) -> _C
 def make_backend(settings: LocalCASettings) -> KeyBackend:
     """The key backend the settings ask for."""
     if settings.pkcs11 is not None:
-        from connectors.pkcs11_keys import Pkcs11KeyBackend
+        from connectors.localca.pkcs11_keys import Pkcs11KeyBackend
 
         backend: KeyBackend = Pkcs11KeyBackend(settings.pkcs11, settings.key_type,
                                                lock_path=settings.dir / "pkcs11.lock")
