@@ -18,14 +18,16 @@ from typing import Any, cast
 
 from aiohttp import web
 
+from connectors import registry
 from connectors.base import CAConfigError, Connector, ConnectorError
+from connectors.registry import Site
 from gateway import audit, keys
 from gateway.acme import problems
 from gateway.acme.nonces import Nonces, NonceService
 from gateway.acme.routes import acme_app, acme_refusal
 from gateway.admin.routes import admin_app
 from gateway.bodies import DEFAULT_MAX_BODY, within_limit
-from gateway.config import CASettings, Settings
+from gateway.config import Settings
 from gateway.connections import Caps, ConnectionBudget
 from gateway.core.node_nonces import NodeNonces
 from gateway.core.pkix import PkixService
@@ -45,7 +47,6 @@ from gateway.validation import Validator
 from gateway.validation.engine import ValidationAuthority
 from gateway.version import version
 
-CONNECTOR_TYPES = ("local", "adcs", "ejbca")
 # Front ends that apply their own (smaller) body limits, with their own wire form.
 _OWN_BODY_LIMITS = ("acme", "est", "scep")
 
@@ -73,36 +74,21 @@ def serves_many_nodes(settings: Settings) -> bool:
     return not settings.storage_url().startswith("sqlite:///")
 
 
-def _connector(ca: CASettings, settings: Settings) -> Connector:
-    data_dir = settings.server.data_dir
-    if ca.type == "local":
-        from connectors.localca.connector import LocalCAConnector
-        from connectors.localca.settings import LocalCASettings
-
-        options = dict(ca.options)
-        options.setdefault("public_base_url", settings.server.pkix_base_url())
-        local = LocalCASettings.from_options(options, data_dir, ca.name)
-        if serves_many_nodes(settings) and not local.ledger_url:
-            # Nodes on several hosts sign with one key: they share its ledger, in the store.
-            local = replace(local, ledger_url=settings.storage_url(),
-                            ledger_password=settings.storage.password)
-        return LocalCAConnector(ca.name, local)
-    if ca.type == "adcs":
-        from connectors.adcs.connector import CertsrvConnector, CertsrvSettings
-
-        settings_ = CertsrvSettings.from_options(ca.options, data_dir, ca.name)
-        return CertsrvConnector(ca.name, settings_)
-    from connectors.ejbca.connector import EjbcaConnector, EjbcaSettings
-
-    return EjbcaConnector(ca.name, EjbcaSettings.from_options(ca.options, data_dir, ca.name))
+def connector_site(settings: Settings) -> Site:
+    """What every connector is told about this deployment."""
+    many = serves_many_nodes(settings)
+    return Site(settings.server.data_dir, settings.server.pkix_base_url(),
+                settings.storage_url() if many else "",
+                settings.storage.password if many else None)
 
 
 def build_connectors(settings: Settings) -> dict[str, Connector]:
     """One connector per ``[cas.NAME]``; a bad table stops the start naming the key."""
     built = {}
+    site = connector_site(settings)
     for name, ca in settings.cas.items():
         try:
-            built[name] = _connector(ca, settings)
+            built[name] = registry.build(ca.type, name, ca.options, site)
         except CAConfigError as exc:
             raise ConfigError(settings.source, f"cas.{name}", str(exc)) from exc
     return built

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from connectors import registry as connector_types
 from connectors.base import CLIENT_AUTH, SERVER_AUTH
 from gateway.core.ratelimits import settings as ratelimit_settings
 from gateway.core.ratelimits.settings import RateLimitSettings
@@ -469,8 +470,8 @@ def _validation(t: Table) -> ValidationSettings:
 
 def _ca(t: Table, name: str) -> CASettings:
     ca_type = t.str("type")
-    if ca_type not in {"local", "adcs", "ejbca"}:
-        raise t.error("type", "expected one of local, adcs, ejbca")
+    if ca_type not in connector_types.TYPES:
+        raise t.error("type", f"expected one of {', '.join(connector_types.TYPES)}")
     # The connector parses the rest of its table itself (connectors never import the gateway).
     return CASettings(name=name, type=ca_type, options=dict(t.data))
 
