@@ -34,6 +34,7 @@ log = logging.getLogger("gateway.audit")
 
 # Event types, as stored and reported.
 ACCOUNT_CREATED = "account_created"
+ACCOUNT_DEACTIVATED = "account_deactivated"
 REQUESTED = "requested"
 VALIDATED = "validated"
 POLICY_REFUSED = "policy_refused"

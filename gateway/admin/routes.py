@@ -5,6 +5,7 @@ Routes (JSON):
 * ``GET  /admin/approvals``               requests waiting for an approver
 * ``POST /admin/approvals/{id}/approve``  body optional: ``{"approver": "alice"}``
 * ``POST /admin/approvals/{id}/reject``   body: ``{"reason": "...", "approver": "alice"}``
+* the certificate inventory and ACME accounts: see gateway.admin.inventory
 
 Every request needs ``Authorization: Bearer <token>``, the token read from
 ``[admin] token_file`` or ``token_env``; without a configured token the API is
@@ -21,11 +22,15 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway import keys
+from gateway.admin import inventory
+from gateway.admin.request import json_body, operator
 from gateway.core.approvals import actor_of
 from gateway.core.models import Order
 from gateway.errors import ErrorKind, GatewayError
 
-_STATUS = {ErrorKind.NOT_FOUND: 404, ErrorKind.MALFORMED: 400, ErrorKind.CONFLICT: 409}
+_STATUS = {ErrorKind.NOT_FOUND: 404, ErrorKind.MALFORMED: 400, ErrorKind.CONFLICT: 409,
+           ErrorKind.ALREADY_REVOKED: 409, ErrorKind.CA_UNAVAILABLE: 503,
+           ErrorKind.SERVER_INTERNAL: 502}
 TOKEN: web.AppKey[str] = web.AppKey("admin_token")
 
 
@@ -59,23 +64,6 @@ def render_request(order: Order) -> dict[str, Any]:
             "status": order.status, "approval": order.approval}
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        body = await request.json()
-    except ValueError:
-        raise GatewayError(ErrorKind.MALFORMED, "the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise GatewayError(ErrorKind.MALFORMED, "the body must be a JSON object")
-    return body
-
-
-def _approver(request: web.Request, body: dict[str, Any]) -> str:
-    name = body.get("approver")
-    return f"admin:{name}" if isinstance(name, str) and name else "admin:api"
-
-
 async def list_pending(request: web.Request) -> web.Response:
     """GET /admin/approvals."""
     pending = await request.config_dict[keys.CORE].approvals.pending()
@@ -84,20 +72,20 @@ async def list_pending(request: web.Request) -> web.Response:
 
 async def approve(request: web.Request) -> web.Response:
     """POST /admin/approvals/{id}/approve."""
-    body = await _body(request)
+    body = await json_body(request)
     order = await request.config_dict[keys.CORE].approvals.approve(
-        request.match_info["id"], _approver(request, body))
+        request.match_info["id"], operator(body))
     return web.json_response(render_request(order))
 
 
 async def reject(request: web.Request) -> web.Response:
     """POST /admin/approvals/{id}/reject with a reason."""
-    body = await _body(request)
+    body = await json_body(request)
     reason = body.get("reason")
     if not isinstance(reason, str):
         raise GatewayError(ErrorKind.MALFORMED, "reject needs {\"reason\": \"...\"}")
     order = await request.config_dict[keys.CORE].approvals.reject(
-        request.match_info["id"], _approver(request, body), reason)
+        request.match_info["id"], operator(body), reason)
     return web.json_response(render_request(order))
 
 
@@ -108,4 +96,5 @@ def admin_app(token: str) -> web.Application:
     app.router.add_get("/approvals", list_pending)
     app.router.add_post("/approvals/{id}/approve", approve)
     app.router.add_post("/approvals/{id}/reject", reject)
+    inventory.add_routes(app)
     return app

@@ -25,7 +25,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from connectors.base import (
-    AlreadyRevoked,
     CAProfile,
     Connector,
     ConnectorError,
@@ -34,8 +33,6 @@ from connectors.base import (
     IssueResult,
     Pending,
     Rejected,
-    RevocationReason,
-    RevocationUnsupported,
 )
 from gateway import audit
 from gateway.config import ProfileSettings, Settings
@@ -57,6 +54,7 @@ from gateway.core.models import (
 from gateway.core.orders import OrderService, problem_dict
 from gateway.core.profiles import ProfilePolicy
 from gateway.core.ratelimits.limiter import RateLimiter
+from gateway.core.revocation import Revoker, reason_code
 from gateway.core.role import ProcessRole
 from gateway.errors import ErrorKind, GatewayError
 from gateway.storage.base import Delete, Insert, Op, Store, Update
@@ -73,7 +71,6 @@ POLL_CAP_SECONDS = 600.0
 SCAN_PERIOD_SECONDS = 1.0
 # Set in a job's ``extra`` once its CSR passed the profile rules (ACME does it at finalize).
 POLICY_CHECKED = "checked"
-ACME_REVOCATION_REASONS = {0, 1, 3, 4, 5, 9}
 
 
 def backoff(attempt: int, base: float, cap: float) -> float:
@@ -123,6 +120,7 @@ class IssuanceService:
         self.profiles = profiles or ProfilePolicy(settings, store, self.trail)
         self.approvals = approvals or ApprovalService(settings, store, clock, self.trail)
         self.limits = limits or RateLimiter(settings.rate_limits, store, clock, self.trail)
+        self.revoker = Revoker(store, clock, connectors, self.trail)
         self._running: dict[str, asyncio.Task[Order | None]] = {}
         self._claims: dict[str, Job] = {}  # order id → the job as claimed by this process
         self._done: dict[str, asyncio.Event] = {}
@@ -468,7 +466,7 @@ class IssuanceService:
     async def revoke(self, cert_der: bytes, reason: Any, account: Account | None,
                      jwk: dict[str, Any] | None) -> Certificate:
         """Revoke by the owning account's key or by the certificate's own key (§7.6)."""
-        code = self._reason(reason)
+        code = reason_code(reason)
         try:
             leaf = x509.load_der_x509_certificate(cert_der)
         except ValueError as exc:
@@ -485,35 +483,8 @@ class IssuanceService:
                 ca=cert.ca, result=exc.kind.value, detail=exc.detail, request_id=cert.order_id,
                 extra={"serial": cert.serial})
             raise
-        if cert.revoked_at is not None:
-            raise GatewayError(ErrorKind.ALREADY_REVOKED, "the certificate is already revoked")
-        try:
-            await self.connectors[cert.ca].revoke(cert_der, RevocationReason(code))
-        except AlreadyRevoked:
-            pass  # the CA knew already; record it here too
-        except RevocationUnsupported as exc:
-            raise GatewayError(ErrorKind.SERVER_INTERNAL,
-                               f"CA {cert.ca!r} cannot revoke through this gateway: {exc}") from exc
-        except ConnectorError as exc:
-            raise GatewayError(ErrorKind.CA_UNAVAILABLE, f"the CA could not revoke: {exc}",
-                               retry_after=30) from exc
-        revoked = replace(cert, revoked_at=self.clock.now(), revocation_reason=code)
         actor = audit.acme_actor(account.id) if account is not None else "certificate-key"
-        await self.store.apply([Update(revoked), self.trail.event(
-            audit.REVOKED, actor=actor, ca=cert.ca, request_id=cert.order_id,
-            extra={"serial": cert.serial, "reason": code})])
-        return revoked
-
-    @staticmethod
-    def _reason(reason: Any) -> int:
-        if reason is None:
-            return 0
-        if not isinstance(reason, int) or isinstance(reason, bool) \
-                or reason not in ACME_REVOCATION_REASONS:
-            raise GatewayError(ErrorKind.BAD_REVOCATION_REASON,
-                               f"reason {reason!r} is not allowed; use one of "
-                               f"{sorted(ACME_REVOCATION_REASONS)}")
-        return reason
+        return await self.revoker.revoke(cert, code, actor)
 
     @staticmethod
     def _check_revoker(cert: Certificate, leaf: x509.Certificate, account: Account | None,

@@ -14,6 +14,7 @@ from gateway.core.approvals import ApprovalService
 from gateway.core.clock import Clock, SystemClock
 from gateway.core.eab import EabService
 from gateway.core.est import EstService
+from gateway.core.inventory import InventoryService
 from gateway.core.issuance import IssuanceService
 from gateway.core.orders import OrderService
 from gateway.core.profiles import ProfilePolicy
@@ -56,6 +57,7 @@ class Core:
                                         approvals=self.approvals, role=self.role,
                                         limits=self.limits)
         self.approvals.on_approved = self.issuance.wake
+        self.inventory = InventoryService(store, self.clock, self.audit, self.issuance.revoker)
         self.est = EstService(settings, store, self.clock, connectors, self.issuance)
         self.anchors = AnchorWriter(settings, store, self.clock)
 

@@ -23,6 +23,7 @@ from gateway.core.models import (
     AuditEvent,
     Authorization,
     Certificate,
+    CertificateQuery,
     Challenge,
     EabKey,
     Job,
@@ -136,6 +137,22 @@ class Store(Protocol):
 
     async def certified_csrs(self, spki_sha256: str, limit: int) -> list[bytes]:
         """The CSRs of (up to ``limit``) orders whose certificate carries this public key."""
+        ...
+
+    async def find_certificates(self, query: CertificateQuery,
+                                now: datetime) -> list[tuple[Certificate, Order]]:
+        """Certificates matching ``query`` with the order each was issued for.
+
+        Soonest expiry first when an expiry bound is given, else newest first.
+        """
+        ...
+
+    async def list_accounts(self, status: str, limit: int) -> list[Account]:
+        """ACME accounts, newest first; only those in ``status`` unless it is empty."""
+        ...
+
+    async def audit_of_request(self, request_id: str, limit: int) -> list[dict[str, Any]]:
+        """The raw audit rows of one request (an order id), in seq order."""
         ...
 
     async def get_job(self, order_id: str) -> Job | None:

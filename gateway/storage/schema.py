@@ -137,4 +137,9 @@ CREATE TABLE rate_buckets (
 );
 CREATE INDEX rate_buckets_full_at ON rate_buckets (full_at);
 """),
+    # The operator's inventory: a certificate's history is the audit rows of its
+    # order (request_id); without an index every detail view read the whole trail.
+    (8, """
+CREATE INDEX audit_events_request ON audit_events (request_id);
+"""),
 )

@@ -39,13 +39,14 @@ from gateway.core.models import (
     AuditEvent,
     Authorization,
     Certificate,
+    CertificateQuery,
     Challenge,
     EabKey,
     Job,
     Order,
 )
 from gateway.core.role import ChangeCounter
-from gateway.storage import buckets, rows
+from gateway.storage import buckets, inventory, rows
 from gateway.storage.base import Conflict, Delete, Insert, Op, Spend
 from gateway.storage.schema import MIGRATIONS
 
@@ -532,6 +533,23 @@ class SQLiteStore:
             "SELECT o.csr FROM certificates c JOIN orders o ON o.id = c.order_id "
             "WHERE c.spki_sha256 = ? LIMIT ?", (spki_sha256, limit))
         return [bytes(r["csr"]) for r in found if r["csr"] is not None]
+
+    async def find_certificates(self, query: CertificateQuery,
+                                now: datetime) -> list[tuple[Certificate, Order]]:
+        """Certificates matching an operator's search, with their orders."""
+        sql, params = inventory.certificate_search(query, now)
+        found = await self._rows(sql, params)
+        return [inventory.certificate_with_order(tuple(r)) for r in found]
+
+    async def list_accounts(self, status: str, limit: int) -> list[Account]:
+        """ACME accounts, newest first."""
+        sql, params = inventory.account_list(status, limit)
+        return [rows.account(tuple(r)) for r in await self._rows(sql, params)]
+
+    async def audit_of_request(self, request_id: str, limit: int) -> list[dict[str, Any]]:
+        """One request's audit rows, oldest first."""
+        sql, params = inventory.request_audit(request_id, limit)
+        return [dict(r) for r in await self._rows(sql, params)]
 
     async def get_job(self, order_id: str) -> Job | None:
         """The CA job of an order."""
