@@ -270,3 +270,8 @@ async def audit_report_cmd(args: argparse.Namespace, settings: Settings, store: 
                                        settings.audit.max_validity_days, held)
     print(json.dumps(report, indent=2) if args.json else audit_report.render_text(report))
     return 0
+
+
+# For the other operator modules (gateway.cli_inventory), which share this runner.
+subcommand = _sub
+login_name = _login
