@@ -34,6 +34,7 @@ from gateway.errors import ConfigError, GatewayError, StartError
 from gateway.est.routes import est_app
 from gateway.est.routes import http_error as est_http_error
 from gateway.metrics import Metrics, front_end, metrics_handler
+from gateway.metrics_pki import metered_connectors
 from gateway.pkix.routes import add_routes as add_pkix_routes
 from gateway.storage.base import Store
 from gateway.validation import Validator
@@ -145,7 +146,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     chosen = dict(connectors) if connectors is not None else build_connectors(settings)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        async with _Resources(settings, chosen, validator, clock, role) as core:
+        pki = app[keys.METRICS].pki
+        async with _Resources(settings, metered_connectors(chosen, pki), validator, clock,
+                              role) as core:
+            core.audit.observer = pki.observe
             app[keys.CORE] = core
             yield
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 from gateway import audit
@@ -22,6 +22,8 @@ from gateway.errors import ErrorKind, GatewayError
 from gateway.storage.base import Store, Update
 
 STATES = ("valid", "revoked", "expired")
+# The windows of the expiring-soon figures (metrics, console), in days.
+EXPIRY_WINDOWS_DAYS = (7, 30)
 MAX_PAGE = 1000
 HISTORY_LIMIT = 200
 _SERIAL = re.compile(r"[0-9a-f]{1,64}")
@@ -114,6 +116,18 @@ class InventoryService:
         revoked = await self.revoker.revoke(issued.certificate, code, actor)
         return IssuedCertificate(revoked, issued.order, "revoked")
 
+    async def expiring_soon(self) -> dict[int, int]:
+        """Valid certificates expiring within each of EXPIRY_WINDOWS_DAYS from now."""
+        now = self.clock.now()
+        return {days: await self.store.count_certificates(
+            CertificateQuery(expires_before=now + timedelta(days=days), state="valid"), now)
+            for days in EXPIRY_WINDOWS_DAYS}
+
+    async def jobs_waiting(self) -> dict[str, int]:
+        """Unfinished CA jobs by what they wait for: approval, the CA (waiting), a run."""
+        counts = await self.store.count_jobs()
+        return {state: counts.get(state, 0) for state in ("approval", "waiting", "queued")}
+
     async def accounts(self, status: str = "", limit: int = 100) -> list[Account]:
         """ACME accounts, newest first."""
         if status and status not in (VALID, DEACTIVATED, "revoked"):
@@ -146,8 +160,3 @@ def _looks_like_serial(ref: str) -> bool:
     except GatewayError:
         return False
     return True
-
-
-def expiring_between(start: datetime, end: datetime, limit: int = MAX_PAGE) -> CertificateQuery:
-    """The still-valid certificates whose ``not_after`` falls in [start, end)."""
-    return CertificateQuery(expires_after=start, expires_before=end, state="valid", limit=limit)

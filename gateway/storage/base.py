@@ -147,6 +147,14 @@ class Store(Protocol):
         """
         ...
 
+    async def count_certificates(self, query: CertificateQuery, now: datetime) -> int:
+        """How many certificates match ``query`` (its limit does not apply)."""
+        ...
+
+    async def count_jobs(self) -> dict[str, int]:
+        """Unfinished CA jobs by state (queued, waiting, approval)."""
+        ...
+
     async def list_accounts(self, status: str, limit: int) -> list[Account]:
         """ACME accounts, newest first; only those in ``status`` unless it is empty."""
         ...

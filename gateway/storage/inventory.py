@@ -63,6 +63,17 @@ def certificate_search(query: CertificateQuery, now: datetime) -> tuple[str, lis
     return f"{_CERT_SELECT}{clause} ORDER BY {order} LIMIT ?", [*params, limit]
 
 
+def certificate_count(query: CertificateQuery, now: datetime) -> tuple[str, list[Any]]:
+    """(sql, params) counting the certificates :func:`certificate_search` would find."""
+    where, params = _conditions(query, now)
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    return f"SELECT COUNT(*) FROM certificates c JOIN orders o ON o.id = c.order_id{clause}", params
+
+
+# Unfinished jobs by state; finished jobs are deleted, so the table stays small.
+JOB_COUNTS = "SELECT state, COUNT(*) FROM jobs GROUP BY state"
+
+
 def certificate_with_order(r: rows.Row) -> tuple[Certificate, Order]:
     """Decode one row of :func:`certificate_search`."""
     return rows.certificate(r[:CERT_WIDTH]), rows.order(r[CERT_WIDTH:])

@@ -138,8 +138,10 @@ CREATE TABLE rate_buckets (
 CREATE INDEX rate_buckets_full_at ON rate_buckets (full_at);
 """),
     # The operator's inventory: a certificate's history is the audit rows of its
-    # order (request_id); without an index every detail view read the whole trail.
+    # order (request_id), and expiry searches and the expiring-soon gauges bound
+    # not_after; without these indexes each read the whole table.
     (8, """
 CREATE INDEX audit_events_request ON audit_events (request_id);
+CREATE INDEX certificates_not_after ON certificates (not_after);
 """),
 )

@@ -541,6 +541,15 @@ class SQLiteStore:
         found = await self._rows(sql, params)
         return [inventory.certificate_with_order(tuple(r)) for r in found]
 
+    async def count_certificates(self, query: CertificateQuery, now: datetime) -> int:
+        """How many certificates match an operator's search."""
+        sql, params = inventory.certificate_count(query, now)
+        return int((await self._rows(sql, params))[0][0])
+
+    async def count_jobs(self) -> dict[str, int]:
+        """Unfinished CA jobs by state."""
+        return {state: int(n) for state, n in await self._rows(inventory.JOB_COUNTS)}
+
     async def list_accounts(self, status: str, limit: int) -> list[Account]:
         """ACME accounts, newest first."""
         sql, params = inventory.account_list(status, limit)
