@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from gateway.admin import render
-from gateway.admin.query import FIELDS, certificate_query
+from gateway.admin.query import FIELDS, certificate_query, period
 from gateway.audit import AuditTrail
 from gateway.cli_admin import login_name, subcommand
 from gateway.config import Settings
@@ -57,6 +57,11 @@ def add_subcommands(subparsers: Any) -> None:
     deact.add_argument("id", help="the account id")
     deact.add_argument("--approver", default="", help="who acts (default: login name)")
     _json_flag(deact)
+    comp = subcommand(subparsers, "compliance", "each issuance of a period judged by the "
+                      "policy recorded with it (CSV or JSON for export)", compliance_report)
+    comp.add_argument("--since", default="", help="start, ISO date or date-time (UTC)")
+    comp.add_argument("--until", default="", help="end (exclusive), ISO date or date-time")
+    comp.add_argument("--format", default="text", choices=["text", "csv", "json"])
 
 
 _FIELD_HELP = {
@@ -76,7 +81,8 @@ def _json_flag(parser: argparse.ArgumentParser) -> None:
 def _inventory(store: Store, settings: Settings, connectors: Any = None) -> InventoryService:
     clock = SystemClock()
     trail = AuditTrail(store, clock)
-    return InventoryService(store, clock, trail, Revoker(store, clock, connectors or {}, trail))
+    return InventoryService(store, clock, trail, Revoker(store, clock, connectors or {}, trail),
+                            settings.audit.max_validity_days)
 
 
 def _emit(args: argparse.Namespace, value: Any, text: str) -> int:
@@ -146,3 +152,20 @@ async def accounts_deactivate(args: argparse.Namespace, settings: Settings, stor
     print("note: a running gateway keeps accounts in memory; restart it (or deactivate "
           "through the admin API) for the refusal to apply at once", file=sys.stderr)
     return _emit(args, render.account(account), f"{account.id}: deactivated")
+
+
+async def compliance_report(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    """``compliance``: one line (CSV row, JSON object) per issuance; exit 1 on a violation."""
+    since, until = period({"since": args.since, "until": args.until})
+    verdicts = await _inventory(store, settings).compliance(since, until)
+    if args.format == "csv":
+        sys.stdout.write(render.compliance_csv(verdicts))
+    elif args.format == "json":
+        print(json.dumps([render.verdict(v) for v in verdicts], indent=2))
+    else:
+        for v in verdicts:
+            print(f"{render.when(v.issued_at)}  {v.serial:<40} {v.profile:<10} {v.verdict:<9} "
+                  f"{'; '.join(v.violations) or '-'}")
+        bad = sum(1 for v in verdicts if v.violations)
+        print(f"{len(verdicts)} issuance(s), {bad} with violations")
+    return 1 if any(v.violations for v in verdicts) else 0

@@ -94,3 +94,15 @@ async def test_accounts_list_and_deactivate(pgw: PolicyGateway, tmp_path: Path,
     assert await _json(tmp_path, capsys, "accounts", "list", "--status", "valid") == []
     code, _, err = await _run(tmp_path, capsys, "accounts", "deactivate", account["id"])
     assert code == 1 and "already deactivated" in err
+
+
+async def test_compliance_export(pgw: PolicyGateway, tmp_path: Path, capsys: Any) -> None:
+    await issue(await pgw.client(), ["audited.example.com"])
+    code, out, _ = await _run(tmp_path, capsys, "compliance", "--format", "csv")
+    assert code == 0 and out.splitlines()[0].startswith("issued_at,serial,profile")
+    assert "audited.example.com" in out.splitlines()[1]
+    code, out, _ = await _run(tmp_path, capsys, "compliance", "--format", "json")
+    assert code == 0 and json.loads(out)[0]["verdict"] == "ok"
+    code, out, _ = await _run(tmp_path, capsys, "compliance", "--since", "2000-01-01",
+                              "--until", "2000-01-02")
+    assert code == 0 and "0 issuance(s), 0 with violations" in out

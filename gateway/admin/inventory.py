@@ -6,6 +6,8 @@
 * ``POST /admin/certificates/{id or serial}/revoke``     ``{"reason": "keyCompromise"}``
 * ``GET  /admin/accounts?status=&limit=``               ACME accounts, newest first
 * ``POST /admin/accounts/{id}/deactivate``
+* ``GET  /admin/compliance?since=&until=&format=json|csv``  each issuance judged by the
+  policy recorded with it
 
 Authentication and error rendering are the admin app's (gateway.admin.routes).
 """
@@ -16,7 +18,7 @@ from aiohttp import web
 
 from gateway import keys
 from gateway.admin import render
-from gateway.admin.query import certificate_query
+from gateway.admin.query import certificate_query, period
 from gateway.admin.request import json_body, operator
 from gateway.errors import ErrorKind, GatewayError
 
@@ -61,6 +63,21 @@ async def deactivate_account(request: web.Request) -> web.Response:
     return web.json_response(render.account(account))
 
 
+async def compliance_report(request: web.Request) -> web.Response:
+    """GET /admin/compliance: JSON, or CSV with ``format=csv``."""
+    since, until = period(request.query)
+    form = request.query.get("format", "json")
+    if form not in ("json", "csv"):
+        raise GatewayError(ErrorKind.MALFORMED, "format must be json or csv")
+    verdicts = await request.config_dict[keys.CORE].inventory.compliance(since, until)
+    if form == "csv":
+        return web.Response(text=render.compliance_csv(verdicts), content_type="text/csv",
+                            headers={"Content-Disposition":
+                                     'attachment; filename="compliance.csv"'})
+    return web.json_response({"since": render.when(since), "until": render.when(until),
+                              "issuances": [render.verdict(v) for v in verdicts]})
+
+
 def add_routes(app: web.Application) -> None:
     """The inventory routes, on the admin app."""
     app.router.add_get("/certificates", list_certificates)
@@ -68,3 +85,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/certificates/{ref}/revoke", revoke_certificate)
     app.router.add_get("/accounts", list_accounts)
     app.router.add_post("/accounts/{id}/deactivate", deactivate_account)
+    app.router.add_get("/compliance", compliance_report)

@@ -55,3 +55,12 @@ def certificate_query(params: Mapping[str, str], now: datetime) -> CertificateQu
     return CertificateQuery(**{k: params.get(k, "") for k in TEXT_FIELDS},
                             expires_after=times.get("expires_after"),
                             expires_before=times.get("expires_before"), limit=limit)
+
+
+def period(params: Mapping[str, str]) -> tuple[datetime | None, datetime | None]:
+    """``since`` and ``until`` (exclusive) of a report; either may be absent."""
+    since, until = (parse_when(params[k][:MAX_TEXT], k) if params.get(k) else None
+                    for k in ("since", "until"))
+    if since is not None and until is not None and until <= since:
+        raise GatewayError(ErrorKind.MALFORMED, "until must be later than since")
+    return since, until

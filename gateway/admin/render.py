@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import UTC as _UTC
 from datetime import datetime
 from typing import Any
 
 from gateway.core.approvals import actor_of
+from gateway.core.compliance import IssuanceVerdict
 from gateway.core.inventory import CertificateRecord, IssuedCertificate
 from gateway.core.models import Account
 
@@ -40,6 +43,38 @@ def certificate_record(record: CertificateRecord) -> dict[str, Any]:
     """One certificate in full: chain (PEM, leaf first) and audit history."""
     return {**certificate(record.issued), "chain_pem": record.issued.certificate.chain_pem,
             "history": [_history_row(r) for r in record.history]}
+
+
+COMPLIANCE_COLUMNS = ("issued_at", "serial", "profile", "ca", "requester", "names",
+                      "validity_days", "policy_recorded", "approval_required", "approved_by",
+                      "verdict", "violations")
+
+
+def verdict(v: IssuanceVerdict) -> dict[str, Any]:
+    """One issuance of the compliance report."""
+    return {"issued_at": when(v.issued_at), "serial": v.serial, "profile": v.profile,
+            "ca": v.ca, "requester": v.requester, "names": list(v.names),
+            "validity_days": v.validity_days, "policy_recorded": v.policy_recorded,
+            "approval_required": v.approval_required, "approved_by": v.approved_by,
+            "verdict": v.verdict, "violations": list(v.violations)}
+
+
+def _cell(value: Any) -> str:
+    text = "; ".join(value) if isinstance(value, list) else str(value).lower() \
+        if isinstance(value, bool) else "" if value is None else str(value)
+    # A spreadsheet runs a cell that starts like a formula: quote it as text.
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def compliance_csv(verdicts: list[IssuanceVerdict]) -> str:
+    """The compliance report as CSV (RFC 4180), one row per issuance."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(COMPLIANCE_COLUMNS)
+    for v in verdicts:
+        row = verdict(v)
+        writer.writerow([_cell(row[c]) for c in COMPLIANCE_COLUMNS])
+    return out.getvalue()
 
 
 def account(acct: Account) -> dict[str, Any]:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from gateway import audit
+from gateway.core import compliance
 from gateway.core.clock import Clock
+from gateway.core.compliance import IssuanceVerdict
 from gateway.core.models import DEACTIVATED, VALID, Account, Certificate, CertificateQuery, Order
 from gateway.core.revocation import Revoker, reason_code
 from gateway.errors import ErrorKind, GatewayError
@@ -72,11 +74,12 @@ class InventoryService:
     """Certificates and accounts as an operator sees and acts on them."""
 
     def __init__(self, store: Store, clock: Clock, trail: audit.AuditTrail,
-                 revoker: Revoker) -> None:
+                 revoker: Revoker, max_validity_days: int = 398) -> None:
         self.store = store
         self.clock = clock
         self.trail = trail
         self.revoker = revoker
+        self.max_validity_days = max_validity_days  # [audit]; for issuances without rules
 
     def state_of(self, cert: Certificate) -> str:
         """valid, revoked or expired, now."""
@@ -127,6 +130,12 @@ class InventoryService:
         """Unfinished CA jobs by what they wait for: approval, the CA (waiting), a run."""
         counts = await self.store.count_jobs()
         return {state: counts.get(state, 0) for state in ("approval", "waiting", "queued")}
+
+    async def compliance(self, since: datetime | None,
+                         until: datetime | None) -> list[IssuanceVerdict]:
+        """Each issuance of [since, until) judged by the policy recorded with it."""
+        return [v async for v in compliance.issuances(self.store, since, until,
+                                                      self.max_validity_days)]
 
     async def accounts(self, status: str = "", limit: int = 100) -> list[Account]:
         """ACME accounts, newest first."""

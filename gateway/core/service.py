@@ -57,7 +57,8 @@ class Core:
                                         approvals=self.approvals, role=self.role,
                                         limits=self.limits)
         self.approvals.on_approved = self.issuance.wake
-        self.inventory = InventoryService(store, self.clock, self.audit, self.issuance.revoker)
+        self.inventory = InventoryService(store, self.clock, self.audit, self.issuance.revoker,
+                                          settings.audit.max_validity_days)
         self.est = EstService(settings, store, self.clock, connectors, self.issuance)
         self.anchors = AnchorWriter(settings, store, self.clock)
 
