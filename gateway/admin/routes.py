@@ -22,7 +22,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway import keys
-from gateway.admin import inventory
+from gateway.admin import console, console_actions, html, inventory
+from gateway.admin import session as session_cookie
+from gateway.admin.console_actions import MAX_FORM
 from gateway.admin.request import json_body, operator
 from gateway.core.approvals import actor_of
 from gateway.core.models import Order
@@ -40,13 +42,14 @@ def _error(status: int, detail: str) -> web.Response:
 
 @web.middleware
 async def admin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Bearer-token check, and GatewayErrors as JSON with a fitting status."""
+    """Console pages behind a session cookie; the JSON API behind the bearer token."""
+    if is_console(request.path):
+        return await console_guard(request, handler)
     given = request.headers.get("Authorization", "")
     expected = f"Bearer {request.app[TOKEN]}"
     if not hmac.compare_digest(given.encode(), expected.encode()):
-        await request.config_dict[keys.CORE].audit.record(
-            "unauthorized", actor=f"admin:{request.remote or '?'}", result="unauthorized",
-            detail=f"admin API {request.method} {request.path} without a valid token")
+        await _refused(request, f"admin API {request.method} {request.path} without a valid "
+                                "token")
         resp = _error(401, "a valid admin token is required (Authorization: Bearer ...)")
         resp.headers["WWW-Authenticate"] = 'Bearer realm="acme-gateway admin"'
         return resp
@@ -54,6 +57,57 @@ async def admin_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except GatewayError as exc:
         return _error(_STATUS.get(exc.kind, 400), exc.detail)
+
+
+async def _refused(request: web.Request, detail: str) -> None:
+    await request.config_dict[keys.CORE].audit.record(
+        "unauthorized", actor=f"admin:{request.remote or '?'}", result="unauthorized",
+        detail=detail)
+
+
+def is_console(path: str) -> bool:
+    """Whether a path is one of the console's HTML pages or forms."""
+    return path in ("/admin/", "/admin/login") or path.startswith("/admin/console/")
+
+
+async def console_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A valid session (else the login page), a CSRF token on every POST, HTML errors."""
+    if request.path != "/admin/login":
+        refusal = await _console_session(request)
+        if refusal is not None:
+            return refusal
+    try:
+        return await handler(request)
+    except GatewayError as exc:
+        status = _STATUS.get(exc.kind, 400)
+        if keys.CONSOLE_CSRF not in request:
+            return html.page("Refused", f'<p class="error">{html.e(exc.detail)}</p>',
+                             status=status)
+        return html.page("Refused", f'<p class="error">{html.e(exc.detail)}</p>',
+                         csrf=request[keys.CONSOLE_CSRF], status=status,
+                         operator=request[keys.CONSOLE_SESSION].operator)
+
+
+async def _console_session(request: web.Request) -> web.StreamResponse | None:
+    sessions = request.app[keys.CONSOLE_SESSIONS]
+    session = sessions.check(request.cookies.get(session_cookie.COOKIE, ""))
+    if session is None:
+        if request.method == "GET":
+            return html.redirect("/admin/login")
+        await _refused(request, f"console {request.method} {request.path} without a session")
+        return html.page("Log in again", '<p class="error">Your session has ended. '
+                         '<a href="/admin/login">Log in</a></p>', status=403)
+    if request.method == "POST":
+        form = await request.post() if (request.content_length or 0) <= MAX_FORM else {}
+        token = form.get("csrf", "")
+        if not isinstance(token, str) or not sessions.csrf_matches(session, token):
+            await _refused(request, f"console {request.path} without its form token (CSRF)")
+            return html.page("Refused", '<p class="error">This form is not from this '
+                             "console (or it is stale): reload the page and try again.</p>",
+                             status=403)
+    request[keys.CONSOLE_SESSION] = session
+    request[keys.CONSOLE_CSRF] = sessions.csrf(session)
+    return None
 
 
 def render_request(order: Order) -> dict[str, Any]:
@@ -93,8 +147,27 @@ def admin_app(token: str) -> web.Application:
     """The admin routes (mounted by gateway.app under /admin/ when a token is configured)."""
     app = web.Application(middlewares=[admin_middleware])
     app[TOKEN] = token
+    app[keys.CONSOLE_SESSIONS] = session_cookie.ConsoleSessions(token)
     app.router.add_get("/approvals", list_pending)
     app.router.add_post("/approvals/{id}/approve", approve)
     app.router.add_post("/approvals/{id}/reject", reject)
     inventory.add_routes(app)
+    _add_console_routes(app)
     return app
+
+
+def _add_console_routes(app: web.Application) -> None:
+    app.router.add_get("/", console.overview)
+    app.router.add_get("/login", console_actions.login_page)
+    app.router.add_post("/login", console_actions.login)
+    app.router.add_post("/console/logout", console_actions.logout)
+    pages = (("approvals", console.approvals), ("certificates", console.certificates),
+             ("certificates/{ref}", console.certificate), ("accounts", console.accounts),
+             ("audit", console.audit), ("compliance", console.compliance),
+             ("compliance.csv", console.compliance_csv))
+    for path, page in pages:
+        app.router.add_get(f"/console/{path}", page)
+    app.router.add_post("/console/approvals/{id}/approve", console_actions.approve)
+    app.router.add_post("/console/approvals/{id}/reject", console_actions.reject)
+    app.router.add_post("/console/certificates/{ref}/revoke", console_actions.revoke)
+    app.router.add_post("/console/accounts/{id}/deactivate", console_actions.deactivate)

@@ -28,6 +28,8 @@ STATES = ("valid", "revoked", "expired")
 EXPIRY_WINDOWS_DAYS = (7, 30)
 MAX_PAGE = 1000
 HISTORY_LIMIT = 200
+# How many of the newest audit rows the console's audit search looks through.
+AUDIT_WINDOW = 5000
 _SERIAL = re.compile(r"[0-9a-f]{1,64}")
 
 
@@ -136,6 +138,21 @@ class InventoryService:
         """Each issuance of [since, until) judged by the policy recorded with it."""
         return [v async for v in compliance.issuances(self.store, since, until,
                                                       self.max_validity_days)]
+
+    async def recent_events(self, event: str = "", text: str = "",
+                            limit: int = 200) -> list[dict[str, Any]]:
+        """The newest audit rows (of the last AUDIT_WINDOW), newest first, filtered.
+
+        ``event`` matches the event type exactly; ``text`` is a case-insensitive
+        part of the actor, identifiers, request id or detail.
+        """
+        head, _ = await self.store.audit_head()
+        rows = await self.store.audit_rows(max(0, head - AUDIT_WINDOW), AUDIT_WINDOW)
+        needle = text.lower()
+        found = [r for r in reversed(rows) if (not event or r["event"] == event) and (
+            not needle or any(needle in str(r[k]).lower()
+                              for k in ("actor", "identifiers", "request_id", "detail")))]
+        return found[:limit]
 
     async def accounts(self, status: str = "", limit: int = 100) -> list[Account]:
         """ACME accounts, newest first."""
