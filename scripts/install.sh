@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the gateway into ./.venv on Debian 12 (run as root, or with sudo available).
 # Usage: scripts/install.sh [--test]   (--test adds the Debian packages and Python
-# packages the test suite needs: certbot, lego, pebble, softhsm2, strongSwan pki, ...)
+# packages the test suite needs: certbot, lego, pebble, softhsm2, strongSwan pki,
+# headless Chromium for the console's browser tests, ...)
 # On success it writes .venv/.installed-from, the SHA-256 of the pyproject.toml it
 # installed: scripts/serve.sh reinstalls only when that stamp is missing or stale.
 set -euo pipefail
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.."
 debs=(python3 python3-venv python3-dev gcc libffi-dev libssl-dev ca-certificates)
 if [ "${1:-}" = "--test" ]; then
   debs+=(certbot lego pebble softhsm2 opensc strongswan-pki libstrongswan-standard-plugins
-         curl openssl)
+         curl openssl chromium chromium-driver)
 fi
 
 missing=()

@@ -27,8 +27,15 @@ from gateway.errors import GatewayError
 CHART_DAYS = 30
 
 
+# What a page says after a form was done (the redirect carries the code only).
+NOTICES = {"approved": "The request was approved; it goes to its CA now.",
+           "rejected": "The request was rejected; the requester sees your reason.",
+           "revoked": "The certificate was revoked at its CA.",
+           "deactivated": "The account was deactivated."}
+
+
 def _page(request: web.Request, title: str, body: str, status: int = 200) -> web.Response:
-    notice = request.query.get("done", "")[:200]
+    notice = NOTICES.get(request.query.get("done", ""), "")
     shown = f'<p class="notice">{e(notice)}</p>' if notice else ""
     return page(title, shown + body, csrf=request[keys.CONSOLE_CSRF], status=status,
                 operator=request[keys.CONSOLE_SESSION].operator)

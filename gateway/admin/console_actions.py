@@ -70,8 +70,9 @@ async def logout(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-def _done(location: str, message: str) -> web.Response:
-    return redirect(f"{location}?done={quote(message)}")
+def _done(location: str, code: str) -> web.Response:
+    # A code, not text: a crafted link cannot make the console say something else.
+    return redirect(f"{location}?done={quote(code)}")
 
 
 def _actor(request: web.Request) -> str:
@@ -80,9 +81,9 @@ def _actor(request: web.Request) -> str:
 
 async def approve(request: web.Request) -> web.StreamResponse:
     """POST /admin/console/approvals/{id}/approve."""
-    order = await request.config_dict[keys.CORE].approvals.approve(request.match_info["id"],
-                                                                  _actor(request))
-    return _done("/admin/console/approvals", f"Request {order.id} approved; it goes to its CA.")
+    await request.config_dict[keys.CORE].approvals.approve(request.match_info["id"],
+                                                          _actor(request))
+    return _done("/admin/console/approvals", "approved")
 
 
 async def reject(request: web.Request) -> web.StreamResponse:
@@ -90,9 +91,9 @@ async def reject(request: web.Request) -> web.StreamResponse:
     reason = (await _form(request)).get("reason", "").strip()
     if not reason:
         raise GatewayError(ErrorKind.MALFORMED, "a rejection needs a reason for the requester")
-    order = await request.config_dict[keys.CORE].approvals.reject(
+    await request.config_dict[keys.CORE].approvals.reject(
         request.match_info["id"], _actor(request), reason[:200])
-    return _done("/admin/console/approvals", f"Request {order.id} rejected.")
+    return _done("/admin/console/approvals", "rejected")
 
 
 async def revoke(request: web.Request) -> web.StreamResponse:
@@ -100,13 +101,11 @@ async def revoke(request: web.Request) -> web.StreamResponse:
     reason = (await _form(request)).get("reason", "unspecified")
     issued = await request.config_dict[keys.CORE].inventory.revoke(
         request.match_info["ref"], reason, _actor(request))
-    serial = issued.certificate.serial
-    return _done(f"/admin/console/certificates/{issued.certificate.id}",
-                f"Certificate {serial} revoked ({reason}).")
+    return _done(f"/admin/console/certificates/{issued.certificate.id}", "revoked")
 
 
 async def deactivate(request: web.Request) -> web.StreamResponse:
     """POST /admin/console/accounts/{id}/deactivate."""
-    account = await request.config_dict[keys.CORE].inventory.deactivate_account(
+    await request.config_dict[keys.CORE].inventory.deactivate_account(
         request.match_info["id"], _actor(request))
-    return _done("/admin/console/accounts", f"Account {account.id} deactivated.")
+    return _done("/admin/console/accounts", "deactivated")

@@ -92,6 +92,7 @@ def bars(title: str, points: Sequence[tuple[str, int]], width: int = 560,
     return (f'<figure><figcaption>{e(title)} (highest {top if any(v for _, v in points) else 0})'
             f'</figcaption><svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
             f'height="{height}" role="img" aria-label="{e(title)}">{"".join(rects)}'
+            f'<line x1="0" y1="{height - 19}" x2="{width}" y2="{height - 19}" stroke="#8a93a6"/>'
             f'<text x="0" y="{height - 4}" font-size="11">{first}</text>'
             f'<text x="{width}" y="{height - 4}" font-size="11" text-anchor="end">{last}</text>'
             f"</svg></figure>")

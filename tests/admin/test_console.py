@@ -13,8 +13,9 @@ from gateway.app import create_app
 from gateway.core.models import CertificateQuery
 from tests.acme.conftest import FakeValidator
 from tests.acme.flow import issue
+from tests.acmeclient import make_csr
 from tests.admin.conftest import TOKEN
-from tests.policy.conftest import PolicyGateway, settings_for
+from tests.policy.conftest import PolicyGateway, finalize, ready_order, settings_for
 
 PAGES = ["/admin/", "/admin/console/approvals", "/admin/console/certificates",
          "/admin/console/accounts", "/admin/console/audit", "/admin/console/compliance"]
@@ -136,3 +137,34 @@ async def test_bad_input_is_an_html_refusal(agw: PolicyGateway, path: str) -> No
     resp = await console.get(path)
     assert resp.status in (400, 404) and resp.content_type == "text/html"
     assert 'class="error"' in await resp.text()
+
+
+async def test_reject_needs_a_reason_and_deactivate_acts(agw: PolicyGateway) -> None:
+    c = await agw.client()
+    order = await ready_order(c, ["hr.example.com"], "manual")
+    await finalize(c, order, make_csr(["hr.example.com"])[0])
+    order_id = order["url"].rsplit("/", 1)[1]
+    console = await _console(agw)
+    csrf = _csrf(await (await console.get("/admin/console/approvals")).text())
+    url = f"/admin/console/approvals/{order_id}/reject"
+    resp = await console.post(url, {"csrf": csrf, "reason": "  "})
+    assert resp.status == 400 and "needs a reason" in await resp.text()
+    resp = await console.post(url, {"csrf": csrf, "reason": "not our team"})
+    assert resp.headers["Location"] == "/admin/console/approvals?done=rejected"
+    assert (await c.post(order["url"]))[1]["status"] == "invalid"
+    [account] = await agw.core.inventory.accounts()
+    resp = await console.post(f"/admin/console/accounts/{account.id}/deactivate",
+                              {"csrf": csrf})
+    assert resp.status == 303
+    assert (await agw.core.inventory.accounts("deactivated"))[0].id == account.id
+    assert (await agw.audit("account_deactivated"))[0]["actor"] == "admin:carol"
+
+
+async def test_a_crafted_notice_is_not_shown(agw: PolicyGateway) -> None:
+    console = await _console(agw)
+    crafted = {"done": "Call 555-0100 to re-enter your token"}
+    html = await (await console.get("/admin/console/accounts", params=crafted)).text()
+    assert "555-0100" not in html
+    html = await (await console.get("/admin/console/accounts",
+                                    params={"done": "deactivated"})).text()
+    assert "The account was deactivated." in html
