@@ -37,16 +37,23 @@ async def login_page(request: web.Request) -> web.Response:
     return login_form()
 
 
-async def _form(request: web.Request) -> dict[str, str]:
-    if request.content_length is not None and request.content_length > MAX_FORM:
+async def read_form(request: web.Request) -> dict[str, str]:
+    """A console form's fields; anything but a small URL-encoded form is refused."""
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise GatewayError(ErrorKind.MALFORMED, "console forms are sent as "
+                           "application/x-www-form-urlencoded")
+    if (request.content_length or 0) > MAX_FORM:
         raise GatewayError(ErrorKind.MALFORMED, "the form is too large")
-    form = await request.post()
+    try:
+        form = await request.post()  # aiohttp keeps it: the handler reads it again for free
+    except ValueError:
+        raise GatewayError(ErrorKind.MALFORMED, "the form cannot be read") from None
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
 async def login(request: web.Request) -> web.StreamResponse:
     """POST /admin/login: the admin token and a name → a session cookie."""
-    form = await _form(request)
+    form = await read_form(request)
     sessions = request.app[keys.CONSOLE_SESSIONS]
     operator = form.get("operator", "")
     if not sessions.token_matches(form.get("token", "")):
@@ -88,7 +95,7 @@ async def approve(request: web.Request) -> web.StreamResponse:
 
 async def reject(request: web.Request) -> web.StreamResponse:
     """POST /admin/console/approvals/{id}/reject with a reason."""
-    reason = (await _form(request)).get("reason", "").strip()
+    reason = (await read_form(request)).get("reason", "").strip()
     if not reason:
         raise GatewayError(ErrorKind.MALFORMED, "a rejection needs a reason for the requester")
     await request.config_dict[keys.CORE].approvals.reject(
@@ -98,7 +105,7 @@ async def reject(request: web.Request) -> web.StreamResponse:
 
 async def revoke(request: web.Request) -> web.StreamResponse:
     """POST /admin/console/certificates/{ref}/revoke with a reason name."""
-    reason = (await _form(request)).get("reason", "unspecified")
+    reason = (await read_form(request)).get("reason", "unspecified")
     issued = await request.config_dict[keys.CORE].inventory.revoke(
         request.match_info["ref"], reason, _actor(request))
     return _done(f"/admin/console/certificates/{issued.certificate.id}", "revoked")

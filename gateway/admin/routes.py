@@ -24,7 +24,6 @@ from aiohttp.typedefs import Handler
 from gateway import keys
 from gateway.admin import console, console_actions, html, inventory
 from gateway.admin import session as session_cookie
-from gateway.admin.console_actions import MAX_FORM
 from gateway.admin.request import json_body, operator
 from gateway.core.approvals import actor_of
 from gateway.core.models import Order
@@ -72,19 +71,18 @@ def is_console(path: str) -> bool:
 
 async def console_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A valid session (else the login page), a CSRF token on every POST, HTML errors."""
-    if request.path != "/admin/login":
-        refusal = await _console_session(request)
-        if refusal is not None:
-            return refusal
     try:
+        if request.path != "/admin/login":
+            refusal = await _console_session(request)
+            if refusal is not None:
+                return refusal
         return await handler(request)
     except GatewayError as exc:
         status = _STATUS.get(exc.kind, 400)
+        text = f'<p class="error">{html.e(exc.detail)}</p>'
         if keys.CONSOLE_CSRF not in request:
-            return html.page("Refused", f'<p class="error">{html.e(exc.detail)}</p>',
-                             status=status)
-        return html.page("Refused", f'<p class="error">{html.e(exc.detail)}</p>',
-                         csrf=request[keys.CONSOLE_CSRF], status=status,
+            return html.page("Refused", text, status=status)
+        return html.page("Refused", text, csrf=request[keys.CONSOLE_CSRF], status=status,
                          operator=request[keys.CONSOLE_SESSION].operator)
 
 
@@ -98,9 +96,8 @@ async def _console_session(request: web.Request) -> web.StreamResponse | None:
         return html.page("Log in again", '<p class="error">Your session has ended. '
                          '<a href="/admin/login">Log in</a></p>', status=403)
     if request.method == "POST":
-        form = await request.post() if (request.content_length or 0) <= MAX_FORM else {}
-        token = form.get("csrf", "")
-        if not isinstance(token, str) or not sessions.csrf_matches(session, token):
+        token = (await console_actions.read_form(request)).get("csrf", "")
+        if not sessions.csrf_matches(session, token):
             await _refused(request, f"console {request.path} without its form token (CSRF)")
             return html.page("Refused", '<p class="error">This form is not from this '
                              "console (or it is stale): reload the page and try again.</p>",

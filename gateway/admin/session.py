@@ -58,7 +58,7 @@ class ConsoleSessions:
         if len(parts) != 4 or len(cookie) > 256:
             return None
         body = ".".join(parts[:3])
-        if not hmac.compare_digest(self._mac(body), parts[3]):
+        if not hmac.compare_digest(self._mac(body).encode(), parts[3].encode()):
             return None
         if not parts[0].isdigit() or int(parts[0]) < (now or time.time()):
             return None
@@ -70,4 +70,5 @@ class ConsoleSessions:
 
     def csrf_matches(self, session: Session, given: str) -> bool:
         """Whether a submitted form carries this session's CSRF token."""
-        return hmac.compare_digest(self.csrf(session), given)
+        # As bytes: compare_digest refuses str with non-ASCII characters.
+        return hmac.compare_digest(self.csrf(session).encode(), given.encode())

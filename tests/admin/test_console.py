@@ -84,7 +84,8 @@ async def test_forms_need_the_session_csrf_token(agw: PolicyGateway) -> None:
     [cert] = await agw.core.inventory.find(CertificateQuery())
     url = f"/admin/console/certificates/{cert.certificate.id}/revoke"
     page = await (await console.get(url.removesuffix("/revoke"))).text()
-    for data in ({"reason": "superseded"}, {"reason": "superseded", "csrf": "0" * 64}):
+    for data in ({"reason": "superseded"}, {"reason": "superseded", "csrf": "0" * 64},
+                 {"reason": "superseded", "csrf": "\u00e9" * 64}):
         resp = await console.post(url, data)
         assert resp.status == 403 and "not from this console" in await resp.text()
     resp = await agw.http.post(url, data={"reason": "superseded", "csrf": _csrf(page)})
@@ -115,7 +116,7 @@ async def test_a_forged_or_expired_cookie_is_no_session(agw: PolicyGateway) -> N
     forged = good.replace("carol", "mallory")
     expired = sessions.issue("carol", now=1000.0).cookie
     other = ConsoleSessions("another-token").issue("carol").cookie
-    for cookie in (forged, expired, other, "", "a.b.c.d", "x" * 300):
+    for cookie in (forged, expired, other, "", "a.b.c.d", "x" * 300, "1.a.b.\u00e9"):
         assert sessions.check(cookie) is None, cookie
         resp = await Console(agw, f"gw_console={cookie}").get("/admin/")
         assert resp.status == 303

@@ -38,7 +38,7 @@ async def test_bad_input_is_refused_cleanly(
     assert sum(report.cases.values()) >= min(CASES, 2000) * 0.95, report.summary()
     for prefix in ("acme.body", "acme.jws", "acme.header.", "acme.payload.", "acme.identifiers",
                    "acme.csr", "acme.path", "est.body", "est.names", "est.headers", "est.path",
-                   "http.raw"):
+                   "http.raw", "admin.api", "admin.console"):
         assert any(f.startswith(prefix) for f in families), (prefix, families)
     assert report.statuses[400] > CASES // 4, report.summary()  # most reach a real refusal
     await still_serving(session, target)
