@@ -34,3 +34,5 @@ CONNECTIONS: web.AppKey[ConnectionBudget] = web.AppKey("connections")
 CONSOLE_SESSIONS: web.AppKey[ConsoleSessions] = web.AppKey("console_sessions")
 CONSOLE_SESSION: web.RequestKey[Session] = web.RequestKey("console_session")
 CONSOLE_CSRF: web.RequestKey[str] = web.RequestKey("console_csrf")
+# EST labels and users as the console lists them (gateway.app derives them from [est]).
+CONSOLE_EST: web.AppKey[dict[str, list[dict[str, str]]]] = web.AppKey("console_est")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -177,8 +177,22 @@ async def accounts(request: web.Request) -> web.Response:
     return _page(request, "ACME accounts", body)
 
 
+async def est(request: web.Request) -> web.Response:
+    """GET /admin/console/est: EST labels (profile, authentication) and users (from config)."""
+    overview = request.app[keys.CONSOLE_EST]
+    labels = [tuple(e(row[k]) for k in ("label", "profile", "auth", "users", "names"))
+              for row in overview["labels"]]
+    users = [(e(row["user"]), e(row["names"])) for row in overview["users"]]
+    body = (table(["label", "profile", "authentication", "users", "names"], labels,
+                  "no EST label configured") + "<h2>Users (HTTP Basic)</h2>"
+            + table(["user", "may request"], users, "no EST user configured")
+            + "<p>Labels and users are configured in <code>[est]</code>; a change takes "
+              "effect when the gateway restarts.</p>")
+    return _page(request, "EST labels and users", body)
+
+
 def _audit_row(r: dict[str, Any]) -> tuple[str, ...]:
-    at = datetime.fromtimestamp(r["at"]).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    at = render.when(datetime.fromtimestamp(r["at"], UTC))
     names = ", ".join(json.loads(r["identifiers"] or "[]"))
     return (e(r["seq"]), e(at), e(r["event"]), e(r["actor"]), e(names), e(r["profile"]),
             e(r["result"]), e(r["detail"]))

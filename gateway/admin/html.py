@@ -14,6 +14,7 @@ from aiohttp import web
 
 NAV = (("/admin/", "Overview"), ("/admin/console/approvals", "Approvals"),
        ("/admin/console/certificates", "Certificates"), ("/admin/console/accounts", "Accounts"),
+       ("/admin/console/est", "EST"),
        ("/admin/console/audit", "Audit"), ("/admin/console/compliance", "Compliance"))
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "

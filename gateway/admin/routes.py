@@ -140,10 +140,14 @@ async def reject(request: web.Request) -> web.Response:
     return web.json_response(render_request(order))
 
 
-def admin_app(token: str) -> web.Application:
-    """The admin routes (mounted by gateway.app under /admin/ when a token is configured)."""
+def admin_app(token: str, est: dict[str, list[dict[str, str]]] | None = None) -> web.Application:
+    """The admin routes (mounted by gateway.app under /admin/ when a token is configured).
+
+    ``est``: the EST labels and users the console lists (gateway.app.est_overview).
+    """
     app = web.Application(middlewares=[admin_middleware])
     app[TOKEN] = token
+    app[keys.CONSOLE_EST] = est or {"labels": [], "users": []}
     app[keys.CONSOLE_SESSIONS] = session_cookie.ConsoleSessions(token)
     app.router.add_get("/approvals", list_pending)
     app.router.add_post("/approvals/{id}/approve", approve)
@@ -160,7 +164,7 @@ def _add_console_routes(app: web.Application) -> None:
     app.router.add_post("/console/logout", console_actions.logout)
     pages = (("approvals", console.approvals), ("certificates", console.certificates),
              ("certificates/{ref}", console.certificate), ("accounts", console.accounts),
-             ("audit", console.audit), ("compliance", console.compliance),
+             ("audit", console.audit), ("compliance", console.compliance), ("est", console.est),
              ("compliance.csv", console.compliance_csv))
     for path, page in pages:
         app.router.add_get(f"/console/{path}", page)

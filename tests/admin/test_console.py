@@ -14,11 +14,12 @@ from gateway.core.models import CertificateQuery
 from tests.acme.conftest import FakeValidator
 from tests.acme.flow import issue
 from tests.acmeclient import make_csr
-from tests.admin.conftest import TOKEN
+from tests.admin.conftest import TOKEN, admin_settings
 from tests.policy.conftest import PolicyGateway, finalize, ready_order, settings_for
 
 PAGES = ["/admin/", "/admin/console/approvals", "/admin/console/certificates",
-         "/admin/console/accounts", "/admin/console/audit", "/admin/console/compliance"]
+         "/admin/console/accounts", "/admin/console/audit", "/admin/console/compliance",
+         "/admin/console/est"]
 
 
 async def _login(agw: PolicyGateway, token: str = TOKEN, operator: str = "carol") -> Any:
@@ -121,6 +122,20 @@ async def test_a_forged_or_expired_cookie_is_no_session(agw: PolicyGateway) -> N
         resp = await Console(agw, f"gw_console={cookie}").get("/admin/")
         assert resp.status == 303
     assert (await Console(agw, f"gw_console={good}").get("/admin/")).status == 200
+
+
+async def test_est_page_lists_labels_and_users_never_hashes(aiohttp_client: Any,
+                                                           tmp_path: Path) -> None:
+    from gateway.est.passwords import hash_password
+
+    est = {"users": {"rt<1>": hash_password("pw", 1000)},
+           "labels": {"routers": {"profile": "default", "auth": "basic"}}}
+    agw = PolicyGateway(await aiohttp_client(create_app(admin_settings(tmp_path, est=est),
+                                                        validator=FakeValidator())),
+                        FakeValidator())
+    html = await (await (await _console(agw)).get("/admin/console/est")).text()
+    assert "routers" in html and "basic" in html and "rt&lt;1&gt;" in html
+    assert "pbkdf2" not in html.lower() and "$" not in html
 
 
 async def test_no_token_no_console(aiohttp_client: Any, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.x509 import ocsp
 
 from gateway.app import create_app
+from gateway.est.passwords import hash_password
 from tests.acme.conftest import FakeValidator, eventually
 from tests.acme.flow import issue
 from tests.acmeclient import make_csr
@@ -64,8 +65,9 @@ class Operator:
 
     def shot(self, name: str) -> None:
         SHOTS.mkdir(parents=True, exist_ok=True)
-        height = self.driver.execute_script("return document.body.scrollHeight")
-        self.driver.set_window_size(1280, max(600, min(int(height) + 40, 2400)))
+        self.driver.set_window_size(1280, 600)
+        height = self.driver.execute_script("return document.documentElement.scrollHeight")
+        self.driver.set_window_size(1280, max(600, min(int(height) + 140, 2400)))
         self.driver.save_screenshot(str(SHOTS / f"{name}.png"))
 
     def fill(self, name: str, value: str) -> None:
@@ -108,7 +110,11 @@ async def _ocsp_status(gw: PolicyGateway, leaf: x509.Certificate,
 async def test_operator_approves_finds_and_revokes(aiohttp_client: Any, tmp_path: Path,
                                                    browser: Any) -> None:
     validator = FakeValidator()
-    gw = PolicyGateway(await aiohttp_client(create_app(admin_settings(tmp_path),
+    est = {"users": {"router-admin": hash_password("pw", 1000)},
+           "labels": {"routers": {"profile": "default", "auth": "basic",
+                                  "names": ["*.routers.example.com"]},
+                      "devices": {"profile": "manual", "auth": "cert"}}}
+    gw = PolicyGateway(await aiohttp_client(create_app(admin_settings(tmp_path, est=est),
                                                        validator=validator)), validator)
     c = await gw.client()
     _, done, _ = await issue(c, ["shop.example.com", "www.shop.example.com"])
@@ -157,7 +163,8 @@ async def test_operator_approves_finds_and_revokes(aiohttp_client: Any, tmp_path
     assert status == ocsp.OCSPCertStatus.REVOKED
 
     for page, name in (("/admin/console/accounts", "accounts"), ("/admin/console/audit", "audit"),
-                       ("/admin/console/compliance", "compliance"), ("/admin/", "overview")):
+                       ("/admin/console/compliance", "compliance"), ("/admin/console/est", "est"),
+                       ("/admin/", "overview")):
         await step(me.open, page)
         assert "Log out" in await step(lambda: browser.page_source)
         await step(me.shot, name)

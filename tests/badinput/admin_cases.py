@@ -21,7 +21,8 @@ API_POSTS = ["/admin/certificates/{ref}/revoke", "/admin/accounts/{ref}/deactiva
              "/admin/approvals/{ref}/approve", "/admin/approvals/{ref}/reject"]
 CONSOLE_GETS = ["/admin/", "/admin/console/certificates", "/admin/console/certificates/{ref}",
                 "/admin/console/approvals", "/admin/console/accounts", "/admin/console/audit",
-                "/admin/console/compliance", "/admin/console/compliance.csv", "/admin/login"]
+                "/admin/console/compliance", "/admin/console/compliance.csv", "/admin/login",
+                "/admin/console/est"]
 CONSOLE_POSTS = ["/admin/login", "/admin/console/certificates/{ref}/revoke",
                  "/admin/console/accounts/{ref}/deactivate", "/admin/console/logout",
                  "/admin/console/approvals/{ref}/approve", "/admin/console/approvals/{ref}/reject"]
