@@ -57,13 +57,15 @@ class PkiMetrics:
                                   "Time of one CA call (issue or poll), by outcome",
                                   ["ca", "operation", "outcome"], buckets=_CA_BUCKETS,
                                   registry=registry)
+        # Read from the store by whichever worker was scraped last; "live": a dead
+        # worker's copy is dropped with its other gauges.
         self.expiring = Gauge("acme_gateway_certificates_expiring",
                               "Valid certificates whose notAfter is within the window",
                               ["within_days"], registry=registry,
-                              multiprocess_mode="mostrecent")
+                              multiprocess_mode="livemostrecent")
         self.jobs = Gauge("acme_gateway_jobs_waiting", "CA jobs waiting: for an approver "
                           "(approval), for a pending CA (waiting), to run (queued)",
-                          ["state"], registry=registry, multiprocess_mode="mostrecent")
+                          ["state"], registry=registry, multiprocess_mode="livemostrecent")
 
     def observe(self, event: AuditEvent) -> None:
         """Count one recorded decision of the core."""
