@@ -63,25 +63,34 @@ class PkiMetrics:
                               "Valid certificates whose notAfter is within the window",
                               ["within_days"], registry=registry,
                               multiprocess_mode="livemostrecent")
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.jobs = Gauge("acme_gateway_jobs_waiting", "CA jobs waiting: for an approver "
                           "(approval), for a pending CA (waiting), to run (queued)",
                           ["state"], registry=registry, multiprocess_mode="livemostrecent")
+
+    def _count(self, counter: Counter, *labels: str) -> None:
+        # labels() checks and joins its arguments on every call; events repeat a few
+        # label sets, so each child is looked up once.
+        child = self._children.get((id(counter), labels))
+        if child is None:
+            child = self._children[(id(counter), labels)] = counter.labels(*labels)
+        child.inc()
 
     def observe(self, event: AuditEvent) -> None:
         """Count one recorded decision of the core."""
         kind = event.event
         if kind == audit.ISSUED:
-            self.issued.labels(event.ca, event.profile, protocol_of(event.actor)).inc()
+            self._count(self.issued, event.ca, event.profile, protocol_of(event.actor))
         if kind in _FINISHED:
-            self.orders.labels(*_FINISHED[kind]).inc()
+            self._count(self.orders, *_FINISHED[kind])
         elif kind == audit.VALIDATED:
-            self.validations.labels(str(event.extra.get("challenge", "?")), event.result).inc()
+            self._count(self.validations, str(event.extra.get("challenge", "?")), event.result)
         elif kind == audit.RATE_LIMITED:
-            self.refused.labels(str(event.extra.get("limit", "?"))).inc()
+            self._count(self.refused, str(event.extra.get("limit", "?")))
         elif kind == audit.POLICY_REFUSED:
-            self.policy_refused.labels(event.profile or "?").inc()
+            self._count(self.policy_refused, event.profile or "?")
         elif kind == audit.REVOKED:
-            self.revoked.labels(event.ca).inc()
+            self._count(self.revoked, event.ca)
 
     def observe_ca_call(self, ca: str, operation: str, outcome: str, seconds: float) -> None:
         """Time one CA call."""
