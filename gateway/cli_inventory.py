@@ -149,8 +149,8 @@ async def accounts_deactivate(args: argparse.Namespace, settings: Settings, stor
     """``accounts deactivate ID``."""
     account = await _inventory(store, settings).deactivate_account(
         args.id, f"cli:{args.approver or login_name()}")
-    print("note: a running gateway keeps accounts in memory; restart it (or deactivate "
-          "through the admin API) for the refusal to apply at once", file=sys.stderr)
+    print("a running gateway refuses the account within 5 seconds (the time it keeps an "
+          "account in memory)", file=sys.stderr)
     return _emit(args, render.account(account), f"{account.id}: deactivated")
 
 

@@ -25,6 +25,7 @@ import fcntl
 import functools
 import os
 import sqlite3
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -57,8 +58,11 @@ _BUSY_WAIT_MS = 5000
 # read them by position).
 _AUTHZ_WIDTH = len(rows.TABLES[Authorization][1])
 _AUTHZ_SELECT = f"SELECT {rows.columns(Authorization, 'a')}, {rows.columns(Challenge, 'c')}"
-# Accounts kept in memory (frozen objects, dropped on every write to them).
+# Accounts kept in memory (frozen objects, dropped on every write to them), and for how
+# long at most: a change written by another process (the CLI) is seen after this.
 _ACCOUNT_CACHE = 10_000
+_ACCOUNT_CACHE_SECONDS = 5.0
+_monotonic = time.monotonic
 
 # Marks an audit append: its seq and hashes are filled in the writer, inside the transaction.
 _AUDIT = "-- audit append"
@@ -215,8 +219,9 @@ class SQLiteStore:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
-        # id → (account changes counted when read, account), oldest first; see get_account
-        self._accounts: dict[str, tuple[int, Account]] = {}
+        # id → (account changes counted when read, kept until (monotonic), account),
+        # oldest first; see get_account
+        self._accounts: dict[str, tuple[int, float, Account]] = {}
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -434,9 +439,10 @@ class SQLiteStore:
     async def get_account(self, account_id: str) -> Account | None:
         """One account by id (cached: every signed request reads its account).
 
-        Accounts change only through :meth:`apply` (no CLI command writes
-        them), which drops this process's copy before and after the commit, so
-        the cache is never stale for a single gateway process. Several
+        Accounts change through :meth:`apply`, which drops this process's copy
+        before and after the commit. An operator's ``accounts deactivate``
+        writes from another process, unseen here: a copy is therefore kept at
+        most ``_ACCOUNT_CACHE_SECONDS``, after which the row is read again. Several
         processes on one file must see a key change or deactivation made in
         any of them at once: each write also adds to the shared count of
         account changes (before and after its commit), and a copy is used only
@@ -445,8 +451,9 @@ class SQLiteStore:
         """
         changes = self._account_changes.value() if self._account_changes is not None else 0
         cached = self._accounts.get(account_id)
-        if cached is not None and cached[0] == changes:
-            return cached[1]
+        now = _monotonic()
+        if cached is not None and cached[0] == changes and now < cached[1]:
+            return cached[2]
         r = await self._one(_select(Account, "WHERE id = ?"), (account_id,))
         if not r:
             return None
@@ -455,7 +462,7 @@ class SQLiteStore:
             return account
         if len(self._accounts) >= _ACCOUNT_CACHE:
             del self._accounts[next(iter(self._accounts))]
-        self._accounts[account_id] = (changes, account)
+        self._accounts[account_id] = (changes, now + _ACCOUNT_CACHE_SECONDS, account)
         return account
 
     async def get_account_by_thumbprint(self, thumbprint: str) -> Account | None:

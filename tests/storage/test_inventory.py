@@ -89,3 +89,4 @@ async def test_accounts_jobs_and_request_audit(store: SQLiteStore) -> None:
 def test_like_patterns_take_wildcards_literally() -> None:
     assert like_pattern("a%b_c\\") == "%a\\%b\\_c\\\\%"
 
+

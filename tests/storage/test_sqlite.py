@@ -385,3 +385,25 @@ async def test_full_buckets_are_forgotten(store: SQLiteStore) -> None:
     await store.apply([spend(NOW, "early"), spend(NOW + timedelta(seconds=30), "late")])
     await store.forget_full_buckets(NOW + timedelta(seconds=21))
     assert set(await store.buckets_full_at(["early", "late"])) == {"late"}
+
+
+async def test_an_account_changed_by_another_process_is_seen_within_the_cache_time(
+        store: SQLiteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.storage import sqlite
+
+    clock = [1000.0]
+    monkeypatch.setattr(sqlite, "_monotonic", lambda: clock[0])
+    await store.apply([Insert(account("x1"))])
+    assert (await store.get_account("x1")).status == "valid"  # type: ignore[union-attr]
+    operator = SQLiteStore(tmp_path / "gw.db")  # as `acme-gateway accounts deactivate` opens it
+    await operator.open()
+    try:
+        current = await operator.get_account("x1")
+        assert current is not None
+        await operator.apply([Update(current.moved("deactivated"), expect="valid")])
+    finally:
+        await operator.close()
+    clock[0] += sqlite._ACCOUNT_CACHE_SECONDS - 0.1
+    assert (await store.get_account("x1")).status == "valid"  # type: ignore[union-attr]
+    clock[0] += 0.2
+    assert (await store.get_account("x1")).status == "deactivated"  # type: ignore[union-attr]
