@@ -25,6 +25,10 @@ from gateway.core.revocation import REASON_NAMES
 from gateway.errors import GatewayError
 
 CHART_DAYS = 30
+# Revocation and deactivation cannot be undone: the browser asks for this box first
+# (no script needed), and the server refuses the form without it.
+CONFIRM = ('<label><input type="checkbox" name="confirm" value="yes" required> '
+           "cannot be undone</label>")
 
 
 # What a page says after a form was done (the redirect carries the code only).
@@ -145,7 +149,7 @@ async def certificate(request: web.Request) -> web.Response:
         f'<h2>Revoke</h2><form method="post" action="/admin/console/certificates/'
         f'{e(c["id"])}/revoke">{hidden(request[keys.CONSOLE_CSRF])}'
         f'<select name="reason">{reasons}</select>'
-        f' <button name="revoke">Revoke</button></form>')
+        f" {CONFIRM} <button name=\"revoke\">Revoke</button></form>")
     history = [(e(h["at"]), e(h["event"]), e(h["actor"]), e(h["result"]), e(h["detail"]))
                for h in c["history"]]
     body = (table(["", ""], facts) + revoke + "<h2>History</h2>"
@@ -162,7 +166,8 @@ async def accounts(request: web.Request) -> web.Response:
     for acct in map(render.account, await core.inventory.accounts(limit=1000)):
         action = "" if acct["status"] != "valid" else (
             f'<form class="inline" method="post" action="/admin/console/accounts/'
-            f'{e(acct["id"])}/deactivate">{csrf}<button name="deactivate">Deactivate</button>'
+            f'{e(acct["id"])}/deactivate">{csrf}{CONFIRM} '
+            f'<button name="deactivate">Deactivate</button>'
             f"</form>")
         link = f'<a href="/admin/console/certificates?account={e(acct["id"])}">{e(acct["id"])}</a>'
         rows.append((link, e(acct["status"]), e(acct["created"]), e(", ".join(acct["contact"])),

@@ -103,9 +103,16 @@ async def reject(request: web.Request) -> web.StreamResponse:
     return _done("/admin/console/approvals", "rejected")
 
 
+def _confirmed(form: dict[str, str]) -> None:
+    if form.get("confirm") != "yes":
+        raise GatewayError(ErrorKind.MALFORMED, "this cannot be undone: tick the box to confirm")
+
+
 async def revoke(request: web.Request) -> web.StreamResponse:
     """POST /admin/console/certificates/{ref}/revoke with a reason name."""
-    reason = (await read_form(request)).get("reason", "unspecified")
+    form = await read_form(request)
+    _confirmed(form)
+    reason = form.get("reason", "unspecified")
     issued = await request.config_dict[keys.CORE].inventory.revoke(
         request.match_info["ref"], reason, _actor(request))
     return _done(f"/admin/console/certificates/{issued.certificate.id}", "revoked")
@@ -113,6 +120,7 @@ async def revoke(request: web.Request) -> web.StreamResponse:
 
 async def deactivate(request: web.Request) -> web.StreamResponse:
     """POST /admin/console/accounts/{id}/deactivate."""
+    _confirmed(await read_form(request))
     await request.config_dict[keys.CORE].inventory.deactivate_account(
         request.match_info["id"], _actor(request))
     return _done("/admin/console/accounts", "deactivated")

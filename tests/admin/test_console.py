@@ -93,6 +93,9 @@ async def test_forms_need_the_session_csrf_token(agw: PolicyGateway) -> None:
     assert resp.status == 403 and "session has ended" in await resp.text()  # no cookie
     assert (await agw.core.inventory.certificate(cert.certificate.id)).state == "valid"
     resp = await console.post(url, {"reason": "superseded", "csrf": _csrf(page)})
+    assert resp.status == 400 and "tick the box" in await resp.text()
+    resp = await console.post(url, {"reason": "superseded", "csrf": _csrf(page),
+                                    "confirm": "yes"})
     assert resp.status == 303 and "revoked" in resp.headers["Location"]
     assert (await agw.core.inventory.certificate(cert.certificate.id)).state == "revoked"
     assert (await agw.audit("revoked"))[-1]["actor"] == "admin:carol"
@@ -170,7 +173,7 @@ async def test_reject_needs_a_reason_and_deactivate_acts(agw: PolicyGateway) -> 
     assert (await c.post(order["url"]))[1]["status"] == "invalid"
     [account] = await agw.core.inventory.accounts()
     resp = await console.post(f"/admin/console/accounts/{account.id}/deactivate",
-                              {"csrf": csrf})
+                              {"csrf": csrf, "confirm": "yes"})
     assert resp.status == 303
     assert (await agw.core.inventory.accounts("deactivated"))[0].id == account.id
     assert (await agw.audit("account_deactivated"))[0]["actor"] == "admin:carol"

@@ -153,6 +153,10 @@ async def test_operator_approves_finds_and_revokes(aiohttp_client: Any, tmp_path
     await step(me.click, "table a", me.by.CSS_SELECTOR)
     await step(me.shot, "certificate")
     await step(me.fill, "reason", "keyCompromise")
+    # Not ticked: the browser itself refuses to send the form (no navigation).
+    await step(lambda: browser.find_element(me.by.NAME, "revoke").click())
+    assert "cannot be undone" in await step(me.text)
+    await step(lambda: browser.find_element(me.by.NAME, "confirm").click())
     await step(me.click, "revoke")
     assert "certificate was revoked" in await step(me.text)
     await step(me.shot, "revoked")
