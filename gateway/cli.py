@@ -59,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     from gateway import cli_renewal
 
     cli_renewal.add_subcommands(sub)
+
+    from gateway import cli_inventory
+
+    cli_inventory.add_subcommands(sub)
     from gateway.est import cli as est_cli
 
     est_cli.add_subcommands(sub)
