@@ -36,7 +36,9 @@ from gateway.core.service import Core
 from gateway.errors import ConfigError, GatewayError, StartError
 from gateway.est.routes import est_app
 from gateway.est.routes import http_error as est_http_error
+from gateway.est.settings import parse as parse_est
 from gateway.metrics import Metrics, front_end, metrics_handler
+from gateway.metrics_pki import metered_connectors
 from gateway.model.clock import Clock
 from gateway.model.store import NonceLedger, Store
 from gateway.pkix.routes import add_routes as add_pkix_routes
@@ -80,6 +82,18 @@ def connector_site(settings: Settings) -> Site:
     return Site(settings.server.data_dir, settings.server.pkix_base_url(),
                 settings.storage_url() if many else "",
                 settings.storage.password if many else None)
+
+
+def est_overview(settings: Settings) -> dict[str, list[dict[str, str]]]:
+    """EST labels and users as the console lists them (never a password hash)."""
+    est = parse_est(settings)
+    labels = [{"label": name or "(default)", "profile": lab.profile, "auth": lab.auth,
+               "users": (", ".join(lab.users) or "any configured user") if lab.wants_basic
+               else "-",
+               "names": ", ".join(lab.names) or "-"} for name, lab in sorted(est.labels.items())]
+    users = [{"user": u.name, "names": ", ".join(u.names) or "the label's"}
+             for u in sorted(est.users.values(), key=lambda u: u.name)]
+    return {"labels": labels, "users": users}
 
 
 def build_connectors(settings: Settings) -> dict[str, Connector]:
@@ -157,7 +171,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     chosen = dict(connectors) if connectors is not None else build_connectors(settings)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        async with _Resources(settings, chosen, validator, clock, role, node_nonces) as core:
+        pki = app[keys.METRICS].pki
+        async with _Resources(settings, metered_connectors(chosen, pki), validator, clock,
+                              role, node_nonces) as core:
+            core.audit.observer = pki.observe
             app[keys.CORE] = core
             yield
 
@@ -166,8 +183,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     # written into the certificates it issues.
     app[keys.PKIX_SERVICE] = PkixService(chosen)
     add_pkix_routes(app)
-    if settings.admin.token:  # no token configured: no admin API at all
-        app.add_subapp("/admin/", admin_app(settings.admin.token))
+    if settings.admin.token:  # no token configured: no admin surface at all
+        app.add_subapp("/admin/", admin_app(settings.admin.token, est_overview(settings)))
     metrics = app[keys.METRICS] = Metrics(lambda: _in_flight(app),
                                           shared_dir=role.metrics_dir if role else None,
                                           ca_states=lambda: _ca_states(app))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import logging
 import secrets
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ log = logging.getLogger("gateway.audit")
 
 # Event types, as stored and reported.
 ACCOUNT_CREATED = "account_created"
+ACCOUNT_DEACTIVATED = "account_deactivated"
 REQUESTED = "requested"
 VALIDATED = "validated"
 POLICY_REFUSED = "policy_refused"
@@ -89,17 +91,22 @@ class AuditTrail:
     def __init__(self, store: Store, clock: Clock) -> None:
         self.store = store
         self.clock = clock
+        # Told of every event built (the app counts them for /metrics).
+        self.observer: Callable[[AuditEvent], None] | None = None
 
     def event(self, event: str, *, actor: str = "", identifiers: tuple[str, ...] = (),
               profile: str = "", ca: str = "", result: str = "ok", detail: str = "",
               request_id: str = "", extra: dict[str, Any] | None = None) -> Insert:
         """An Insert op for one event, to put into the same apply as the state change."""
         info = CURRENT_REQUEST.get()
-        return Insert(AuditEvent(
+        built = AuditEvent(
             event=event, at=self.clock.now(), actor=actor, identifiers=tuple(identifiers),
             profile=profile, ca=ca, result=result, detail=detail,
             request_id=request_id or (info.request_id if info else ""),
-            source=info.source if info else "", extra=extra or {}))
+            source=info.source if info else "", extra=extra or {})
+        if self.observer is not None:
+            self.observer(built)
+        return Insert(built)
 
     async def record(self, event: str, **fields: Any) -> None:
         """Append one event on its own (for decisions that change no other state).

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway import audit, audit_chain
+from gateway.core import compliance
 from gateway.model.store import Store
 
 PAGE = 2000
@@ -173,8 +174,7 @@ COUNTED = {audit.REQUESTED: "requests", audit.ISSUED: "issued", audit.FAILED: "f
            audit.APPROVAL_PENDING: "held_for_approval", audit.RATE_LIMITED: "rate_limited"}
 
 
-def _count(tally: _Tally, row: dict[str, Any], max_validity_days: int,
-           approval_profiles: frozenset[str]) -> None:
+def _count(tally: _Tally, row: dict[str, Any], max_validity_days: int) -> None:
     event, extra = row["event"], json.loads(row["extra"])
     if event == audit.VALIDATED:
         if row["result"] != "ok":
@@ -186,7 +186,7 @@ def _count(tally: _Tally, row: dict[str, Any], max_validity_days: int,
     tally.totals[name] += 1
     if event == audit.APPROVED:
         tally.approved.add(row["request_id"])
-    if event == audit.ISSUED and row["profile"] in approval_profiles:
+    if event == audit.ISSUED and _held(extra):
         tally.issued_held.append({"type": "issued_without_approval",
                                   "serial": extra.get("serial"), "profile": row["profile"],
                                   "request_id": row["request_id"]})
@@ -199,10 +199,22 @@ def _count(tally: _Tally, row: dict[str, Any], max_validity_days: int,
         _issued(tally, row, extra, max_validity_days)
 
 
+def _held(extra: dict[str, Any]) -> bool:
+    """Whether an issuance needed an approval, as recorded with it.
+
+    Issuances recorded before the rules were kept are not judged on approval:
+    today's config says nothing about the day they were issued.
+    """
+    policy = compliance.recorded_policy(extra)
+    return bool(policy and policy.get("approval_required"))
+
+
 def _issued(tally: _Tally, row: dict[str, Any], extra: dict[str, Any], limit: int) -> None:
     if isinstance(extra.get("duration_s"), int | float):
         tally.durations.append(float(extra["duration_s"]))
     days = extra.get("validity_days")
+    # The maximum in force at issuance, when it was recorded (gateway.core.compliance).
+    limit = (compliance.recorded_policy(extra) or {}).get("max_validity_days", limit)
     if isinstance(days, int | float) and days > limit:
         tally.violations.append({"type": "validity_over_maximum", "serial": extra.get("serial"),
                                  "validity_days": days, "maximum_days": limit,
@@ -210,12 +222,11 @@ def _issued(tally: _Tally, row: dict[str, Any], extra: dict[str, Any], limit: in
 
 
 def build_report(rows: Iterable[dict[str, Any]], since: datetime | None, until: datetime | None,
-                 max_validity_days: int,
-                 approval_profiles: frozenset[str] = frozenset()) -> dict[str, Any]:
+                 max_validity_days: int) -> dict[str, Any]:
     """The report of a period, as a JSON-ready dict."""
     tally = _Tally()
     for row in rows:
-        _count(tally, row, max_validity_days, approval_profiles)
+        _count(tally, row, max_validity_days)
     tally.violations += [v for v in tally.issued_held if v["request_id"] not in tally.approved]
     timing: dict[str, Any] = {"count": len(tally.durations), "mean_s": None, "p95_s": None}
     if tally.durations:

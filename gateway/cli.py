@@ -59,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     from gateway import cli_renewal
 
     cli_renewal.add_subcommands(sub)
+
+    from gateway import cli_inventory
+
+    cli_inventory.add_subcommands(sub)
     from gateway.est import cli as est_cli
 
     est_cli.add_subcommands(sub)
@@ -128,7 +132,8 @@ def serve(settings: config.Settings, workers: int = 1) -> int:
 
     server = settings.server
     try:
-        for key, port in (("https_port", server.https_port), ("http_port", server.http_port)):
+        for key, port in (("https_port", server.https_port), ("http_port", server.http_port),
+                          ("pkix_http_port", server.pkix_http_port)):
             if port:
                 check_port_free(server, port, key)
         if server.https_port and server.tls_cert_file is None:
@@ -159,6 +164,7 @@ def start_failed(exc: StartError) -> int:
 
 
 async def _serve(settings: config.Settings, role: ProcessRole, nonces: Nonces | None) -> int:
+    from gateway import pkix_listener
     from gateway.app import create_app
     from gateway.listeners import raise_descriptor_limit
 
@@ -170,13 +176,11 @@ async def _serve(settings: config.Settings, role: ProcessRole, nonces: Nonces | 
     try:
         await runner.setup()
         urls = await _listen(runner, app, settings, role, options)
+        pkix_runner = await pkix_listener.start(app, server, role.shared)
     except BaseException:
         await runner.cleanup()
         raise
     raise_descriptor_limit(server.max_connections)
-    from gateway import pkix_listener
-
-    pkix_runner = await pkix_listener.start(app, server, role.shared)
     if role.primary:
         _print_banner(settings, urls)
     if pkix_runner is not None and role.primary:

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
     from gateway.acme.nonces import Nonces
     from gateway.acme.render import Urls
+    from gateway.admin.session import ConsoleSessions, Session
     from gateway.config import Settings
     from gateway.connections import ConnectionBudget
     from gateway.core.pkix import PkixService
@@ -32,3 +33,11 @@ ACME_CONFIG: web.RequestKey[ChainMapProxy] = web.RequestKey("acme_config")
 ACME_URLS: web.RequestKey[Urls] = web.RequestKey("acme_urls")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 CONNECTIONS: web.AppKey[ConnectionBudget] = web.AppKey("connections")
+
+# The web console (gateway.admin): its session checker, and per request the
+# logged-in operator's session and the CSRF token of its forms.
+CONSOLE_SESSIONS: web.AppKey[ConsoleSessions] = web.AppKey("console_sessions")
+CONSOLE_SESSION: web.RequestKey[Session] = web.RequestKey("console_session")
+CONSOLE_CSRF: web.RequestKey[str] = web.RequestKey("console_csrf")
+# EST labels and users as the console lists them (gateway.app derives them from [est]).
+CONSOLE_EST: web.AppKey[dict[str, list[dict[str, str]]]] = web.AppKey("console_est")

@@ -80,7 +80,7 @@ async def listen(site: GuardedSite, key: str) -> None:
     try:
         await site.start()
     except OSError as exc:
-        raise StartError(_bind_failure(*site.address, key, exc)) from None
+        raise StartError(bind_failure(*site.address, key, exc)) from None
 
 
 def check_port_free(server: ServerSettings, port: int, key: str) -> None:
@@ -95,10 +95,11 @@ def check_port_free(server: ServerSettings, port: int, key: str) -> None:
         try:
             probe.bind((server.listen, port))
         except OSError as exc:
-            raise StartError(_bind_failure(server.listen, port, key, exc)) from None
+            raise StartError(bind_failure(server.listen, port, key, exc)) from None
 
 
-def _bind_failure(host: str, port: int, key: str, exc: OSError) -> str:
+def bind_failure(host: str, port: int, key: str, exc: OSError) -> str:
+    """The one line that says which address and ``[server]`` key could not be bound."""
     why = os.strerror(exc.errno) if exc.errno else str(exc)
     hint = ("stop the process using it or choose another port" if exc.errno == 98
             else "check the address and the gateway user's permissions")

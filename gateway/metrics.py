@@ -30,6 +30,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.registry import Collector
 
 from gateway import connections, keys
+from gateway.metrics_pki import PkiMetrics
 
 log = logging.getLogger("gateway.metrics")
 
@@ -114,6 +115,7 @@ class Metrics:
             ["reason"], registry=own)
         for reason in connections.REASONS:  # every reason shows, at 0 until it happens
             self.connections_closed.labels(reason)
+        self.pki = PkiMetrics(own)
         if shared_dir is None:
             self.registry.register(_InFlight(in_flight))
         if ca_states is not None:  # this process's view of its CAs, also with workers
@@ -200,5 +202,20 @@ async def metrics_handler(request: web.Request) -> web.Response:
     """GET /metrics in the Prometheus text format."""
     metrics = request.app[keys.METRICS]
     metrics.publish_in_flight()  # this worker's own figures as of now
+    await _read_store_figures(request.app)
     body = generate_latest(metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _read_store_figures(app: web.Application) -> None:
+    """Refresh the figures read from the store; a failed read leaves the last ones."""
+    core = app.get(keys.CORE)
+    if core is None:
+        return
+    try:
+        expiring = await core.inventory.expiring_soon()
+        jobs = await core.inventory.jobs_waiting()
+    except Exception:  # the scrape still answers with every other metric
+        log.exception("reading the store figures for /metrics failed")
+        return
+    app[keys.METRICS].pki.set_store_figures(expiring, jobs)

@@ -7,21 +7,20 @@ revocation, and OCSP stapling servers can fetch without warnings). This
 listener serves only the ``/pkix/`` routes — never ACME, EST, the admin API or
 metrics — sharing the main application's :class:`~gateway.core.pkix.PkixService`.
 
-A port that is taken does not stop the gateway (ACME and EST still serve);
-the error is logged naming the port and the setting to change.
+A port that is taken stops the start with one line naming it, like the other
+listeners: certificates would otherwise carry CRL and OCSP URLs that another
+process answers.
 """
 
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 
 from gateway.config import ServerSettings
+from gateway.errors import StartError
 from gateway.keys import PKIX_SERVICE
+from gateway.listeners import bind_failure
 from gateway.pkix.routes import add_routes
-
-log = logging.getLogger("gateway.pkix")
 
 
 def pkix_app(main: web.Application) -> web.Application:
@@ -43,9 +42,7 @@ async def start(main: web.Application, server: ServerSettings,
         await web.TCPSite(runner, server.listen, server.pkix_http_port,
                           reuse_port=reuse_port or None).start()
     except OSError as exc:
-        log.error("CRL/OCSP listener: cannot listen on %s port %d (%s); relying parties cannot "
-                  "fetch revocation data: free the port or set [server] pkix_http_port",
-                  server.listen, server.pkix_http_port, exc.strerror or exc)
         await runner.cleanup()
-        return None
+        raise StartError(bind_failure(server.listen, server.pkix_http_port, "pkix_http_port",
+                                      exc)) from None
     return runner

@@ -2,7 +2,7 @@
 # Installs the gateway into ./.venv on Debian 12 (run as root, or with sudo available).
 # Usage: scripts/install.sh [--test]   (--test adds the Debian packages and Python
 # packages the test suite needs: certbot, lego, pebble, softhsm2, strongSwan pki,
-# PostgreSQL 15 and asyncpg, ...)
+# PostgreSQL 15 and asyncpg, headless Chromium for the console's browser tests, ...)
 # On success it writes .venv/.installed-from, the SHA-256 of the pyproject.toml it
 # installed: scripts/serve.sh reinstalls only when that stamp is missing or stale.
 set -euo pipefail
@@ -12,7 +12,7 @@ debs=(python3 python3-venv python3-dev gcc libffi-dev libssl-dev ca-certificates
 if [ "${1:-}" = "--test" ]; then
   # libstrongswan-extra-plugins: the curl fetcher that `pki --scep` needs for HTTP
   debs+=(certbot lego pebble softhsm2 opensc strongswan-pki libstrongswan-standard-plugins
-         libstrongswan-extra-plugins curl openssl postgresql)
+         libstrongswan-extra-plugins curl openssl postgresql chromium chromium-driver)
 fi
 
 missing=()

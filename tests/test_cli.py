@@ -32,7 +32,8 @@ EXIT_WITHIN_SECONDS = 8.0
 def write_config(tmp: Path, doc: dict[str, Any]) -> Path:
     """A config serving on a free port from a data directory in ``tmp``."""
     server = {"data_dir": str(tmp / "data"), "listen": "127.0.0.1",
-              "https_port": free_port(), **doc.pop("server", {})}
+              "https_port": free_port(), "pkix_http_port": free_port(),
+              **doc.pop("server", {})}
     path = tmp / "gateway.toml"
     path.write_text(to_toml({"server": server, **doc}))
     return path
@@ -64,6 +65,11 @@ def busy_port() -> Iterator[int]:
 
 def busy_port_config(tmp: Path, port: int) -> tuple[Path, str]:
     return write_config(tmp, {"server": {"https_port": port}}), f"127.0.0.1:{port}"
+
+
+def busy_pkix_port_config(tmp: Path, port: int) -> tuple[Path, str]:
+    config = write_config(tmp, {"server": {"pkix_http_port": port}})
+    return config, f"127.0.0.1:{port} ([server] pkix_http_port)"
 
 
 def ejbca_tables(tmp: Path, passphrase: str) -> dict[str, Any]:
@@ -106,10 +112,11 @@ Case = Callable[[Path, int], tuple[Path, str]]
 
 
 @pytest.mark.parametrize("workers", [1, 2], ids=["one process", "two workers"])
-@pytest.mark.parametrize("case", [busy_port_config, wrong_passphrase_config,
-                                  missing_token_config, unloadable_certificate_config],
-                         ids=["busy port", "wrong PKCS#12 passphrase", "missing PKCS#11 token",
-                              "unloadable HTTPS certificate"])
+@pytest.mark.parametrize("case", [busy_port_config, busy_pkix_port_config,
+                                  wrong_passphrase_config, missing_token_config,
+                                  unloadable_certificate_config],
+                         ids=["busy port", "busy CRL/OCSP port", "wrong PKCS#12 passphrase",
+                              "missing PKCS#11 token", "unloadable HTTPS certificate"])
 def test_a_start_failure_is_one_line_and_a_prompt_non_zero_exit(
         tmp_path: Path, busy_port: int, case: Case, workers: int) -> None:
     config, cause = case(tmp_path, busy_port)

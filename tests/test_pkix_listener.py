@@ -17,6 +17,7 @@ from connectors.base import Issued, RevocationReason
 from connectors.localca.connector import LocalCAConnector
 from gateway import config, pkix_listener
 from gateway.app import build_connectors, create_app
+from gateway.errors import StartError
 from tests.acme.conftest import FakeValidator
 from tests.e2e.harness import free_port
 from tests.pkix.localca_support import issue_request
@@ -103,17 +104,19 @@ async def test_the_listener_serves_only_pkix(served: tuple[Any, int]) -> None:
             assert resp.status == 200 and resp.content_type == "application/pkix-crl"
 
 
-async def test_a_taken_port_is_logged_not_fatal(tmp_path: Path, caplog: Any) -> None:
+async def test_a_taken_port_stops_the_start_naming_it(tmp_path: Path) -> None:
+    """Certificates would name CRL/OCSP URLs that another process answers: never serve so."""
     busy = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
     port = busy.sockets[0].getsockname()[1]
     try:
         settings = config.parse({"server": {"data_dir": str(tmp_path), "pkix_http_port": port}},
                                 "t")
         app = create_app(settings, validator=FakeValidator(), connectors={})
-        assert await pkix_listener.start(app, settings.server) is None
+        with pytest.raises(StartError) as err:
+            await pkix_listener.start(app, settings.server)
     finally:
         busy.close()
-    assert f"port {port}" in caplog.text and "pkix_http_port" in caplog.text
+    assert f"127.0.0.1:{port} ([server] pkix_http_port)" in str(err.value)
 
 
 @pytest.mark.parametrize(("server", "expected"), [

@@ -94,6 +94,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     config.write_text(to_toml({
         "server": {"data_dir": str(tmp / "data"), "listen": "127.0.0.1",
                    "https_port": https_port, "http_port": http_port,
+                   "pkix_http_port": free_port(),
                    "header_timeout_seconds": HEADER, "body_timeout_seconds": BODY,
                    "keepalive_timeout_seconds": IDLE,
                    "tls_handshake_timeout_seconds": HANDSHAKE,

@@ -1,1 +1,1 @@
-"""The admin HTTP API: pending approvals, approve, reject (bearer-token authenticated)."""
+"""The admin surface under /admin/: the JSON API (bearer token) and the web console (session)."""

@@ -44,6 +44,7 @@ from gateway.core import budgets
 from gateway.core import csr as csrs
 from gateway.core.approvals import PENDING_APPROVAL, ApprovalService, actor_of
 from gateway.core.ca_health import CAHealth
+from gateway.core.compliance import policy_record
 from gateway.core.keys import account_key_spki, spki_sha256
 from gateway.core.orders import OrderService, problem_dict
 from gateway.core.profiles import ProfilePolicy
@@ -472,7 +473,9 @@ class IssuanceService:
         done = order.moved(VALID, certificate_id=cert.id)
         lifetime = (cert.not_after - cert.not_before).total_seconds()
         facts = {"serial": cert.serial, "validity_days": round(lifetime / 86400, 2),
-                 "duration_s": round((self.clock.now() - order.created_at).total_seconds(), 3)}
+                 "duration_s": round((self.clock.now() - order.created_at).total_seconds(), 3),
+                 "policy": policy_record(self.orders.profile(order.profile),
+                                         self.settings.audit.max_validity_days)}
         if await self.store.apply([Insert(cert), Update(done, expect=PROCESSING), Delete(job),
                                    self._event(audit.ISSUED, order, ca, extra=facts),
                                    *self.limits.certificate_issued(order)]):

@@ -1,4 +1,5 @@
-"""Revocation (RFC 8555 §7.6): by the owning account's key or by the certificate's own key.
+"""Revocation, whoever asks: an ACME client (RFC 8555 §7.6: the owning account's key or
+the certificate's own key) or an operator (console, admin API, CLI).
 
 The CA revokes first; only then is the certificate recorded as revoked here.
 A CA that cannot revoke through its connector (AD CS via certsrv) is a refusal
@@ -30,7 +31,25 @@ from gateway.model.clock import Clock
 from gateway.model.records import Account, Certificate
 from gateway.model.store import Store, Update
 
-ACME_REVOCATION_REASONS = {0, 1, 3, 4, 5, 9}
+# RFC 5280 reason names as operators type them, and their CRLReason codes: the set RFC
+# 8555 §7.6 lets a client ask for serves operators too.
+REASON_NAMES = {"unspecified": 0, "keyCompromise": 1, "affiliationChanged": 3,
+                "superseded": 4, "cessationOfOperation": 5, "privilegeWithdrawn": 9}
+ALLOWED_REASONS = frozenset(REASON_NAMES.values())
+
+
+def reason_code(reason: object, by_name: bool = False) -> int:
+    """A CRLReason code from a code (or, ``by_name``, an RFC 5280 name); None: unspecified."""
+    if reason is None:
+        return 0
+    if by_name and isinstance(reason, str) and reason in REASON_NAMES:
+        return REASON_NAMES[reason]
+    if isinstance(reason, int) and not isinstance(reason, bool) and reason in ALLOWED_REASONS:
+        return reason
+    raise GatewayError(ErrorKind.BAD_REVOCATION_REASON,
+                       f"reason {reason!r} is not allowed; use one of "
+                       f"{sorted(ALLOWED_REASONS)}"
+                       + (f" or {', '.join(REASON_NAMES)}" if by_name else ""))
 
 
 def serial_hex(cert: x509.Certificate) -> str:
@@ -52,14 +71,22 @@ class RevocationService:
     async def revoke(self, cert_der: bytes, reason: Any, account: Account | None,
                      jwk: dict[str, Any] | None) -> Certificate:
         """Revoke by the owning account's key or by the certificate's own key (§7.6)."""
-        code = _reason(reason)
+        code = reason_code(reason)
         cert = await self._issued_here(cert_der)
         actor = audit.acme_actor(account.id) if account is not None else "certificate-key"
         await self._check_revoker(cert, account, jwk)
+        return await self.revoke_certificate(cert, code, actor)
+
+    async def revoke_certificate(self, cert: Certificate, code: int, actor: str) -> Certificate:
+        """Revoke ``cert`` at its CA and record it; the caller has checked that ``actor`` may."""
         if cert.revoked_at is not None:
             raise GatewayError(ErrorKind.ALREADY_REVOKED, "the certificate is already revoked")
+        connector = self.connectors.get(cert.ca)
+        if connector is None:
+            raise GatewayError(ErrorKind.USER_ACTION_REQUIRED, f"CA {cert.ca!r} is no longer "
+                               "configured; revoke the certificate at the CA itself")
         try:
-            await self.connectors[cert.ca].revoke(cert_der, RevocationReason(code))
+            await connector.revoke(cert.leaf_der, RevocationReason(code))
         except AlreadyRevoked:
             pass  # the CA knew already; record it here too
         except RevocationUnsupported as exc:
@@ -114,13 +141,3 @@ class RevocationService:
             f"recorded as operator task {task.id}; the certificate counts as revoked once an "
             "operator has revoked it at the CA") from exc
 
-
-def _reason(reason: Any) -> int:
-    if reason is None:
-        return 0
-    if not isinstance(reason, int) or isinstance(reason, bool) \
-            or reason not in ACME_REVOCATION_REASONS:
-        raise GatewayError(ErrorKind.BAD_REVOCATION_REASON,
-                           f"reason {reason!r} is not allowed; use one of "
-                           f"{sorted(ACME_REVOCATION_REASONS)}")
-    return reason

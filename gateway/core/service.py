@@ -16,6 +16,7 @@ from gateway.core.ca_health import CAHealth, HealthProber
 from gateway.core.chains import CertificateChains
 from gateway.core.eab import EabService
 from gateway.core.est import EstService
+from gateway.core.inventory import InventoryService
 from gateway.core.issuance import IssuanceService
 from gateway.core.orders import OrderService
 from gateway.core.profiles import ProfilePolicy
@@ -68,6 +69,8 @@ class Core:
                                         health=self.health, limits=self.limits)
         self.approvals.on_approved = self.issuance.wake
         self.chains = CertificateChains(connectors)
+        self.inventory = InventoryService(store, self.clock, self.audit, self.issuance.revocation,
+                                          settings.audit.max_validity_days)
         self.est = EstService(settings, store, self.clock, connectors, self.issuance)
         self.scep = ScepService(store, self.clock, self.est, self.audit)
         self.anchors = AnchorWriter(settings, store, self.clock)

@@ -309,3 +309,24 @@ class ScepTransaction:
     csr_sha256: str
     created_at: datetime
     status: str = "open"
+
+
+@dataclass(frozen=True)
+class CertificateQuery:
+    """What an operator searches the certificate inventory by; empty fields match all.
+
+    ``name`` is a case-insensitive substring of one of the names the certificate
+    was ordered for; ``expires_after``/``expires_before`` bound ``not_after``;
+    ``state`` is ``valid`` (neither revoked nor expired at ``now``), ``revoked``
+    or ``expired``.
+    """
+
+    name: str = ""
+    serial: str = ""
+    account: str = ""
+    profile: str = ""
+    ca: str = ""
+    expires_after: datetime | None = None
+    expires_before: datetime | None = None
+    state: str = ""
+    limit: int = 100

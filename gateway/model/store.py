@@ -25,6 +25,7 @@ from gateway.model.records import (
     AuditEvent,
     Authorization,
     Certificate,
+    CertificateQuery,
     Challenge,
     EabKey,
     Job,
@@ -156,6 +157,30 @@ class Store(Protocol):
 
     async def live_certificates(self, now: datetime) -> list[tuple[Certificate, Order]]:
         """Unexpired, unrevoked certificates with their orders (for renewal advice)."""
+        ...
+
+    async def find_certificates(self, query: CertificateQuery,
+                                now: datetime) -> list[tuple[Certificate, Order]]:
+        """Certificates matching ``query`` with the order each was issued for.
+
+        Soonest expiry first when an expiry bound is given, else newest first.
+        """
+        ...
+
+    async def count_certificates(self, query: CertificateQuery, now: datetime) -> int:
+        """How many certificates match ``query`` (its limit does not apply)."""
+        ...
+
+    async def count_jobs(self) -> dict[str, int]:
+        """Unfinished CA jobs by state (queued, waiting, approval)."""
+        ...
+
+    async def list_accounts(self, status: str, limit: int) -> list[Account]:
+        """ACME accounts, newest first; only those in ``status`` unless it is empty."""
+        ...
+
+    async def audit_of_request(self, request_id: str, limit: int) -> list[dict[str, Any]]:
+        """The raw audit rows of one request (an order id), in seq order."""
         ...
 
     async def get_job(self, order_id: str) -> Job | None:

@@ -46,6 +46,8 @@ CREATE TABLE node_secrets (
     (6, PORTABLE[4][1]),
     # SCEP one-time passwords and transactions: SQLite's migration 6, portable as written.
     (7, PORTABLE[5][1]),
+    # The operator's inventory indexes: SQLite's migration 7, portable as written.
+    (8, PORTABLE[6][1]),
 )
 LATEST = MIGRATIONS[-1][0]
 # pg_advisory_xact_lock key of schema migrations ("gw-migr" as a number).

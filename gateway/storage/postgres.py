@@ -43,6 +43,7 @@ from gateway.model.records import (
     Account,
     Authorization,
     Certificate,
+    CertificateQuery,
     EabKey,
     Job,
     Order,
@@ -51,7 +52,7 @@ from gateway.model.records import (
     ScepTransaction,
 )
 from gateway.model.store import Conflict, Op, Spend, StoreUnavailable
-from gateway.storage import buckets, pg_schema, renewals, rows
+from gateway.storage import buckets, inventory, pg_schema, renewals, rows
 from gateway.storage.sqltext import (
     AUDIT,
     AUDIT_INSERT,
@@ -337,6 +338,34 @@ class PostgresStore:
         """One SCEP transaction by its label-qualified transactionID."""
         r = await self._one(ScepTransaction, "WHERE id = ?", transaction_id)
         return rows.scep_transaction(r) if r else None
+
+    # -- the operator's inventory ---------------------------------------------------
+
+    async def find_certificates(self, query: CertificateQuery,
+                                now: datetime) -> list[tuple[Certificate, Order]]:
+        """Certificates matching an operator's search, with their orders."""
+        sql, params = inventory.certificate_search(query, now)
+        found = await self._fetch(numbered(sql), *params)
+        return [inventory.certificate_with_order(tuple(r)) for r in found]
+
+    async def count_certificates(self, query: CertificateQuery, now: datetime) -> int:
+        """How many certificates match an operator's search."""
+        sql, params = inventory.certificate_count(query, now)
+        return int((await self._fetch(numbered(sql), *params))[0][0])
+
+    async def count_jobs(self) -> dict[str, int]:
+        """Unfinished CA jobs by state."""
+        return {state: int(n) for state, n in await self._fetch(inventory.JOB_COUNTS)}
+
+    async def list_accounts(self, status: str, limit: int) -> list[Account]:
+        """ACME accounts, newest first."""
+        sql, params = inventory.account_list(status, limit)
+        return [rows.account(tuple(r)) for r in await self._fetch(numbered(sql), *params)]
+
+    async def audit_of_request(self, request_id: str, limit: int) -> list[dict[str, Any]]:
+        """One request's audit rows, oldest first."""
+        sql, params = inventory.request_audit(request_id, limit)
+        return [dict(r) for r in await self._fetch(numbered(sql), *params)]
 
     async def get_job(self, order_id: str) -> Job | None:
         """The CA job of an order."""

@@ -172,4 +172,11 @@ CREATE TABLE scep_transactions (
     status TEXT NOT NULL
 );
 """),
+    # The operator's inventory: a certificate's history is the audit rows of its
+    # order (request_id), and expiry searches and the expiring-soon gauges bound
+    # not_after; without these indexes each read the whole table.
+    (7, """
+CREATE INDEX audit_events_request ON audit_events (request_id);
+CREATE INDEX certificates_not_after ON certificates (not_after);
+"""),
 )

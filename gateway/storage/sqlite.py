@@ -24,6 +24,7 @@ import asyncio
 import fcntl
 import os
 import sqlite3
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ from gateway.model.records import (
     Account,
     Authorization,
     Certificate,
+    CertificateQuery,
     EabKey,
     Job,
     Order,
@@ -46,7 +48,7 @@ from gateway.model.records import (
     ScepTransaction,
 )
 from gateway.model.store import Conflict, Op, Spend
-from gateway.storage import buckets, renewals, rows
+from gateway.storage import buckets, inventory, renewals, rows
 from gateway.storage.schema import MIGRATIONS
 from gateway.storage.sqltext import AUDIT as _AUDIT
 from gateway.storage.sqltext import AUDIT_INSERT as _AUDIT_INSERT
@@ -55,8 +57,11 @@ from gateway.storage.sqltext import select as _select
 
 # How long the writer thread waits for a write lock held by another process (a CLI).
 _BUSY_WAIT_MS = 5000
-# Accounts kept in memory (frozen objects, dropped on every write to them).
+# Accounts kept in memory (frozen objects, dropped on every write to them), and for how
+# long at most: a change written by another process (the CLI) is seen after this.
 _ACCOUNT_CACHE = 10_000
+_ACCOUNT_CACHE_SECONDS = 5.0
+_monotonic = time.monotonic
 
 _AUDIT_HEAD = f"SELECT seq, hash FROM {rows.AUDIT_TABLE} ORDER BY seq DESC LIMIT 1"
 
@@ -169,8 +174,9 @@ class SQLiteStore:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
-        # id → (account changes counted when read, account), oldest first; see get_account
-        self._accounts: dict[str, tuple[int, Account]] = {}
+        # id → (account changes counted when read, kept until (monotonic), account),
+        # oldest first; see get_account
+        self._accounts: dict[str, tuple[int, float, Account]] = {}
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -392,9 +398,10 @@ class SQLiteStore:
     async def get_account(self, account_id: str) -> Account | None:
         """One account by id (cached: every signed request reads its account).
 
-        Accounts change only through :meth:`apply` (no CLI command writes
-        them), which drops this process's copy before and after the commit, so
-        the cache is never stale for a single gateway process. Several
+        Accounts change through :meth:`apply`, which drops this process's copy
+        before and after the commit. An operator's ``accounts deactivate``
+        writes from another process, unseen here: a copy is therefore kept at
+        most ``_ACCOUNT_CACHE_SECONDS``, after which the row is read again. Several
         processes on one file must see a key change or deactivation made in
         any of them at once: each write also adds to the shared count of
         account changes (before and after its commit), and a copy is used only
@@ -403,8 +410,9 @@ class SQLiteStore:
         """
         changes = self._account_changes.value() if self._account_changes is not None else 0
         cached = self._accounts.get(account_id)
-        if cached is not None and cached[0] == changes:
-            return cached[1]
+        now = _monotonic()
+        if cached is not None and cached[0] == changes and now < cached[1]:
+            return cached[2]
         r = await self._one(_select(Account, "WHERE id = ?"), (account_id,))
         if not r:
             return None
@@ -413,7 +421,7 @@ class SQLiteStore:
             return account
         if len(self._accounts) >= _ACCOUNT_CACHE:
             del self._accounts[next(iter(self._accounts))]
-        self._accounts[account_id] = (changes, account)
+        self._accounts[account_id] = (changes, now + _ACCOUNT_CACHE_SECONDS, account)
         return account
 
     async def get_account_by_thumbprint(self, thumbprint: str) -> Account | None:
@@ -501,6 +509,32 @@ class SQLiteStore:
         width = len(rows.TABLES[Certificate][1])
         return [(rows.certificate(tuple(r)[:width]), rows.order(tuple(r)[width:]))
                 for r in found]
+
+    async def find_certificates(self, query: CertificateQuery,
+                                now: datetime) -> list[tuple[Certificate, Order]]:
+        """Certificates matching an operator's search, with their orders."""
+        sql, params = inventory.certificate_search(query, now)
+        found = await self._rows(sql, params)
+        return [inventory.certificate_with_order(tuple(r)) for r in found]
+
+    async def count_certificates(self, query: CertificateQuery, now: datetime) -> int:
+        """How many certificates match an operator's search."""
+        sql, params = inventory.certificate_count(query, now)
+        return int((await self._rows(sql, params))[0][0])
+
+    async def count_jobs(self) -> dict[str, int]:
+        """Unfinished CA jobs by state."""
+        return {state: int(n) for state, n in await self._rows(inventory.JOB_COUNTS)}
+
+    async def list_accounts(self, status: str, limit: int) -> list[Account]:
+        """ACME accounts, newest first."""
+        sql, params = inventory.account_list(status, limit)
+        return [rows.account(tuple(r)) for r in await self._rows(sql, params)]
+
+    async def audit_of_request(self, request_id: str, limit: int) -> list[dict[str, Any]]:
+        """One request's audit rows, oldest first."""
+        sql, params = inventory.request_audit(request_id, limit)
+        return [dict(r) for r in await self._rows(sql, params)]
 
     async def get_job(self, order_id: str) -> Job | None:
         """The CA job of an order."""

@@ -5,26 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from gateway import keys
 from gateway.app import create_app
 from tests.acme.conftest import FakeValidator, eventually
 from tests.acmeclient import make_csr
+from tests.admin.conftest import AUTH, TOKEN
 from tests.policy.conftest import PolicyGateway, finalize, ready_order, settings_for
-
-TOKEN = "s3cret-admin-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture
-async def agw(aiohttp_client: Any, tmp_path: Path) -> PolicyGateway:
-    """A gateway whose admin token is read from a file."""
-    token_file = tmp_path / "admin.token"
-    token_file.write_text(TOKEN + "\n")
-    settings = settings_for(tmp_path, admin={"token_file": str(token_file)})
-    return PolicyGateway(await aiohttp_client(create_app(settings, validator=FakeValidator())),
-                         FakeValidator())
 
 
 async def _held(gw: PolicyGateway) -> tuple[Any, dict[str, Any], str]:

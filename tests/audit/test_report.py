@@ -94,9 +94,14 @@ def test_issued_without_approval_is_a_violation() -> None:
         return {"event": event, "actor": "acme:a", "profile": "manual", "result": "ok",
                 "request_id": request_id, "extra": extra}
 
-    rows = [row("issued", "o1", '{"serial": "1"}'), row("approved", "o2"),
-            row("issued", "o2", '{"serial": "2"}')]
-    report = audit_report.build_report(rows, None, None, 398, frozenset({"manual"}))
+    held = '"policy": {"approval_required": true}'
+    rows = [row("issued", "o1", f'{{"serial": "1", {held}}}'), row("approved", "o2"),
+            row("issued", "o2", f'{{"serial": "2", {held}}}'),
+            # Recorded before the rules were kept, or when the profile needed no approval
+            # (whatever today's config says): not judged on approval.
+            row("issued", "o3", '{"serial": "3"}'),
+            row("issued", "o4", '{"serial": "4", "policy": {"approval_required": false}}')]
+    report = audit_report.build_report(rows, None, None, 398)
     assert report["violations"] == [{"type": "issued_without_approval", "serial": "1",
                                      "profile": "manual", "request_id": "o1"}]
     assert "issued_without_approval: serial 1 no approval recorded" in \

@@ -32,7 +32,8 @@ async def test_only_the_primary_worker_anchors(tmp_path: Path) -> None:
     config = tmp_path / "gateway.toml"
     config.write_text(to_toml({
         "server": {"data_dir": str(data), "listen": "127.0.0.1", "https_port": 0,
-                   "http_port": port, "log_level": "info", "access_log": False},
+                   "http_port": port, "pkix_http_port": free_port(), "log_level": "info",
+                   "access_log": False},
         "audit": {"anchor_interval_seconds": 0.1}}))
     log = tmp_path / "gateway.log"
     gateway = spawn([sys.executable, "-m", "gateway", "--config", str(config), "serve",
@@ -65,7 +66,8 @@ async def test_an_unusable_anchor_key_stops_serve_with_the_fix(tmp_path: Path) -
     (data / "audit-anchor.key").write_text("not a key\n")
     config = tmp_path / "gateway.toml"
     config.write_text(to_toml({"server": {"data_dir": str(data), "listen": "127.0.0.1",
-                                          "https_port": 0, "http_port": free_port()}}))
+                                          "https_port": 0, "http_port": free_port(),
+                                          "pkix_http_port": free_port()}}))
     code, out = await run([sys.executable, "-m", "gateway", "--config", str(config), "serve"],
                           timeout=60)
     assert code == 2, out  # exits, rather than hanging on what it had opened

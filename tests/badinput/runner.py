@@ -22,14 +22,15 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from tests.badinput import acme_cases, est_cases, raw_cases, scep_cases
+from tests.badinput import acme_cases, admin_cases, est_cases, raw_cases, scep_cases
 from tests.badinput.case import MAIN, PARSER, Case
 from tests.badinput.server import Target
 
 TIMEOUT = 10.0
 ACME_ERROR = "urn:ietf:params:acme:error:"
 _ID = re.compile(r"[a-z0-9]{26}")  # the gateway's resource ids
-BUILDERS = acme_cases.BUILDERS + est_cases.BUILDERS + raw_cases.BUILDERS + scep_cases.BUILDERS
+BUILDERS = (acme_cases.BUILDERS + est_cases.BUILDERS + raw_cases.BUILDERS
+            + scep_cases.BUILDERS + admin_cases.BUILDERS)
 # fullcmc is answered 501 on purpose (RFC 7030 §4.3 makes it optional).
 DELIBERATE_5XX = ("/fullcmc",)
 
@@ -82,9 +83,23 @@ def verdict(case: Case, status: int, ctype: str, body: bytes) -> str | None:
     head = case.method == "HEAD"  # an answer to HEAD has headers only
     if case.is_acme:
         return _problem_fault(ctype, body, head)
+    if case.family.startswith("admin."):
+        fault = _admin_fault(case, ctype, body)
+        return f"{status}: {fault}" if fault else None
     if not ctype.startswith("text/plain"):
         return f"EST error {status} with Content-Type {ctype!r}"
     return None if head or body.strip() else f"EST error {status} with an empty body"
+
+
+def _admin_fault(case: Case, ctype: str, body: bytes) -> str | None:
+    """The API refuses with {"error": "..."}, the console with an HTML page."""
+    if case.family == "admin.console":
+        return None if ctype.startswith("text/html") and body else f"console error as {ctype!r}"
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return f"admin API error that is not JSON ({ctype!r})"
+    return None if isinstance(doc, dict) and doc.get("error") else "admin API error without text"
 
 
 def _problem_fault(ctype: str, body: bytes, head: bool) -> str | None:

@@ -28,13 +28,17 @@ from tests.acme.flow import issue, validate_all
 from tests.acmeclient import AcmeClient
 
 USER = ("device", "device password")
+ADMIN_TOKEN = "badinput-admin-token"
 DER = Encoding.DER
 
 
 def settings_doc(data_dir: Path) -> dict[str, Any]:
-    """Embedded defaults plus EST labels without and with HTTP Basic, and a SCEP label."""
+    """Embedded defaults, EST labels (without and with Basic), a SCEP label, the admin API."""
+    token_file = data_dir / "admin.token"
+    token_file.write_text(ADMIN_TOKEN)
     return {
         "server": {"data_dir": str(data_dir), "access_log": False},
+        "admin": {"token_file": str(token_file)},
         "acme": {"finalize_wait_seconds": 2.0},
         "est": {"users": {USER[0]: hash_password(USER[1], 1000)},
                 "enroll_wait_seconds": 1.0,
@@ -61,6 +65,10 @@ class Target:
     certificate: str = ""
     certificate_der: bytes = b""
     plain_base: str = ""
+    certificate_id: str = ""
+    certificate_serial: str = ""
+    admin_cookie: str = ""  # "gw_console=..." of a console session
+    admin_csrf: str = ""
 
     def url(self, path: str) -> str:
         """An absolute URL of this gateway."""
@@ -85,8 +93,25 @@ async def prepare(base: str, session: aiohttp.ClientSession) -> Target:
     target.certificate = done["certificate"]
     resp, pem = await client.post(target.certificate)
     assert resp.status == 200, pem
-    target.certificate_der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(DER)
+    leaf = x509.load_pem_x509_certificate(pem.encode())
+    target.certificate_der = leaf.public_bytes(DER)
+    target.certificate_id = target.certificate.rsplit("/", 1)[1]
+    target.certificate_serial = f"{leaf.serial_number:x}"
+    await _console_session(target, session)
     return target
+
+
+async def _console_session(target: Target, session: aiohttp.ClientSession) -> None:
+    """Log in to the console; the cases send the cookie themselves (or a spoiled one)."""
+    async with session.post(target.url("/admin/login"), allow_redirects=False,
+                            data={"token": ADMIN_TOKEN, "operator": "battery"}) as resp:
+        assert resp.status == 303, await resp.text()
+        target.admin_cookie = resp.headers["Set-Cookie"].split(";", 1)[0]
+    session.cookie_jar.clear()
+    async with session.get(target.url("/admin/console/accounts"),
+                           headers={"Cookie": target.admin_cookie}) as resp:
+        page = await resp.text()
+    target.admin_csrf = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
 
 
 @asynccontextmanager

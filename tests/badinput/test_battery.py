@@ -39,7 +39,7 @@ async def test_bad_input_is_refused_cleanly(
     for prefix in ("acme.body", "acme.jws", "acme.header.", "acme.payload.", "acme.identifiers",
                    "acme.csr", "acme.path", "acme.renewal_info", "acme.replaces", "est.body",
                    "est.names", "est.headers", "est.path", "scep.body", "scep.get", "scep.path",
-                   "http.raw"):
+                   "http.raw", "admin.api", "admin.console"):
         assert any(f.startswith(prefix) for f in families), (prefix, families)
     assert report.statuses[400] > CASES // 4, report.summary()  # most reach a real refusal
     await still_serving(session, target)

@@ -124,7 +124,8 @@ class GatewayProcess:
         self.workdir = workdir
         self.port = free_port()
         self.doc = {**doc, "server": {"data_dir": str(workdir / "data"), "listen": "127.0.0.1",
-                                      "https_port": self.port, **doc.get("server", {})}}
+                                      "https_port": self.port, "pkix_http_port": free_port(),
+                                      **doc.get("server", {})}}
         self.config = workdir / "gateway.toml"
         self.config.write_text(to_toml(self.doc))
         self.proc: asyncio.subprocess.Process | None = None

@@ -21,6 +21,7 @@ def _config(tmp: Path, manufacturer: Manufacturer, port: int, extra: str = "") -
 data_dir = "{tmp / 'data'}"
 listen = "127.0.0.1"
 https_port = {port}
+pkix_http_port = {free_port()}
 
 [cas.local]
 type = "local"

@@ -43,6 +43,7 @@ data_dir = "{tmp_path / "data"}"
 listen = "127.0.0.1"
 https_port = {ports["https"]}
 http_port = {ports["http"]}
+pkix_http_port = {free_port()}
 tls_cert_file = "{tmp_path / "server.pem"}"
 tls_key_file = "{tmp_path / "server.key"}"
 log_level = "warning"

@@ -98,7 +98,7 @@ async def running_scep(tmp: Path, scep: dict[str, Any] | None = None,
     doc.update(tables)
     doc["rate_limits"] = {"enabled": False}
     port = free_port()
-    doc["server"].update({"http_port": port, "https_port": 0})
+    doc["server"].update({"http_port": port, "https_port": 0, "pkix_http_port": free_port()})
     settings = config.parse(doc, "scep-test")
     app = create_app(settings, clock=clock)
     runner = web.AppRunner(app)

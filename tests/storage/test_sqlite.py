@@ -221,3 +221,25 @@ async def test_a_version_2_database_is_migrated(tmp_path: Path) -> None:
         assert not {"challenges_status", "orders_approval"} & names
         assert max(v for (v,) in db.execute("SELECT version FROM schema_version")) \
             == MIGRATIONS[-1][0]
+
+
+async def test_an_account_changed_by_another_process_is_seen_within_the_cache_time(
+        store: SQLiteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.storage import sqlite
+
+    clock = [1000.0]
+    monkeypatch.setattr(sqlite, "_monotonic", lambda: clock[0])
+    await store.apply([Insert(account("x1"))])
+    assert (await store.get_account("x1")).status == "valid"  # type: ignore[union-attr]
+    operator = SQLiteStore(tmp_path / "gw.db")  # as `acme-gateway accounts deactivate` opens it
+    await operator.open()
+    try:
+        current = await operator.get_account("x1")
+        assert current is not None
+        await operator.apply([Update(current.moved("deactivated"), expect="valid")])
+    finally:
+        await operator.close()
+    clock[0] += sqlite._ACCOUNT_CACHE_SECONDS - 0.1
+    assert (await store.get_account("x1")).status == "valid"  # type: ignore[union-attr]
+    clock[0] += 0.2
+    assert (await store.get_account("x1")).status == "deactivated"  # type: ignore[union-attr]
