@@ -82,13 +82,23 @@ class Operator:
 
     def click(self, name: str, by: str = "name") -> None:
         """Click and wait until the next page has replaced this one."""
-        from selenium.webdriver.support import expected_conditions
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.support.wait import WebDriverWait
 
         element = self.driver.find_element(by, name)
         element.click()
+
+        def replaced(_driver: Any) -> bool:
+            # Chromium reports a detached node either as a stale element or as a node
+            # that "does not belong to the document": both mean the page was replaced.
+            try:
+                element.is_enabled()
+            except WebDriverException:
+                return True
+            return False
+
         wait = WebDriverWait(self.driver, 20)
-        wait.until(expected_conditions.staleness_of(element))
+        wait.until(replaced)
         wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
 
     def text(self) -> str:

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAB_PAGE = ROOT / "docs" / "lab.md"
 BLOCK = re.compile(r"<!-- lab: ([\w-]+) -->\n```sh\n(.*?)```", re.S)
 # The page's ports: HTTPS, DNS, DNS management, http-01 and tls-alpn-01 responders.
-PAGE_PORTS = (8443, 8053, 8055, 5002, 5001)
+PAGE_PORTS = (8443, 8080, 8053, 8055, 5002, 5001)
 SETUP = ("config", "hook", "dns", "gateway")
 TIMEOUT = 150.0
 ACME_SH_REASON = ("acme.sh has no Debian, PyPI or npm package: "
