@@ -8,7 +8,7 @@ from aiohttp import web
 
 from gateway import jsontext, keys
 from gateway.acme import jws as jwslib
-from gateway.acme import render
+from gateway.acme import render, requests
 from gateway.acme.eab import eab_proof
 from gateway.acme.post import Verified, config, urls_for, verified
 from gateway.core.keys import jwk_thumbprint
@@ -136,7 +136,8 @@ async def key_change(request: web.Request) -> web.Response:
 async def new_order(request: web.Request) -> web.Response:
     """POST /acme/new-order."""
     v = await verified(request)
-    order = await config(request)[keys.CORE].orders.new_order(v.owner(), v.payload)
+    order = await config(request)[keys.CORE].orders.new_order(
+        v.owner(), requests.new_order(v.payload))
     return _order_response(request, v, order, 201)
 
 

@@ -41,6 +41,13 @@ def check_contacts(contact: Any) -> tuple[str, ...]:
     return tuple(contact)
 
 
+def account_uri(base_url: str, account_id: str) -> str:
+    """An account's URL, as CAA ``accounturi`` parameters name it (RFC 8657 §3).
+
+    The one place the core spells an ACME URL: CAA records name accounts by it.
+    """
+    return f"{base_url}/acme/acct/{account_id}"
+
 class AccountService:
     """Everything that creates or changes an ACME account."""
 

@@ -42,6 +42,7 @@ from gateway import audit
 from gateway.config import ProfileSettings, Settings
 from gateway.core import budgets
 from gateway.core import csr as csrs
+from gateway.core.accounts import account_uri
 from gateway.core.approvals import PENDING_APPROVAL, ApprovalService, actor_of
 from gateway.core.ca_health import CAHealth
 from gateway.core.compliance import policy_record
@@ -196,7 +197,7 @@ class IssuanceService:
                 continue
             failure = await self.validator.check_caa(
                 authz.identifier.value, authz.wildcard,
-                f"{self.settings.server.public_base_url()}/acme/acct/{account.id}", done[0].type)
+                account_uri(self.settings.server.public_base_url(), account.id), done[0].type)
             if failure is not None:
                 raise GatewayError(failure.kind, failure.detail)
 

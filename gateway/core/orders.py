@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,32 +36,15 @@ from gateway.model.records import (
 from gateway.model.store import Insert, Store, Update
 
 
-def parse_time(payload: dict[str, Any], name: str) -> datetime | None:
-    """An optional RFC 3339 timestamp (a JSON string) from a newOrder payload."""
-    value = member(payload, name, str)
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise GatewayError(ErrorKind.MALFORMED, f"{name} is not an RFC 3339 date-time") from None
-    if parsed.tzinfo is None:
-        raise GatewayError(ErrorKind.MALFORMED, f"{name} must carry a time zone")
-    return parsed
+@dataclass(frozen=True)
+class NewOrder:
+    """What a client asks for in a newOrder (RFC 8555 §7.4), parsed by its front end."""
 
-
-def parse_identifiers(value: Any) -> list[Identifier]:
-    """The ``identifiers`` array of a newOrder payload."""
-    if not isinstance(value, list) or not value:
-        raise GatewayError(ErrorKind.MALFORMED, "identifiers must be a non-empty array")
-    out = []
-    for item in value:
-        if not (isinstance(item, dict) and isinstance(item.get("type"), str)
-                and isinstance(item.get("value"), str)):
-            raise GatewayError(ErrorKind.MALFORMED,
-                               "each identifier must be an object with string type and value")
-        out.append(Identifier(item["type"], item["value"]))
-    return out
+    identifiers: tuple[Identifier, ...]
+    profile: str | None = None
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    replaces: str | None = None  # an ARI certID (RFC 9773 §5)
 
 
 def problem_dict(kind: ErrorKind, detail: str,
@@ -104,18 +88,15 @@ class OrderService:
                                f"{', '.join(sorted(self.settings.profiles))}")
         return profile
 
-    async def new_order(self, account: Account, payload: dict[str, Any]) -> Order:
+    async def new_order(self, account: Account, request: NewOrder) -> Order:
         """Check the request against policy and persist the order with its authorizations."""
-        profile_name = member(payload, "profile", str)
-        not_before = parse_time(payload, "notBefore")
-        not_after = parse_time(payload, "notAfter")
         actor = audit.acme_actor(account.id)
         await self._check_account_key(account, actor)
         binding = await self._binding(account, actor)
-        profile = await self.profiles.select(profile_name, actor=actor, binding=binding)
+        profile = await self.profiles.select(request.profile, actor=actor, binding=binding)
         idents = await self.profiles.check_identifiers(
-            profile, parse_identifiers(payload.get("identifiers")), actor=actor, binding=binding)
-        replaces = member(payload, "replaces", str)
+            profile, list(request.identifiers), actor=actor, binding=binding)
+        replaces = request.replaces
         if replaces is not None:  # RFC 9773 §5: checked, then recorded on the order
             replaces = await self.renewals.check_replaces(account, replaces, idents)
         charges = await self.limits.new_order(account.id, profile.name, idents)
@@ -125,8 +106,8 @@ class OrderService:
         order = Order(id=order_id, account_id=account.id, status=PENDING, identifiers=idents,
                       authz_ids=tuple(a.id for a in authzs), profile=profile.name,
                       expires=now + timedelta(seconds=self.settings.acme.order_lifetime_seconds),
-                      created_at=now, not_before=not_before, not_after=not_after,
-                      replaces=replaces)
+                      created_at=now, not_before=request.not_before,
+                      not_after=request.not_after, replaces=replaces)
         requested = self.trail.event(audit.REQUESTED, actor=actor, identifiers=audit.names(idents),
                                      profile=profile.name, ca=profile.ca, request_id=order_id,
                                      extra={"replaces": replaces} if replaces else None)

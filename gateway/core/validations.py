@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from gateway.config import Settings
+from gateway.core import accounts
 from gateway.core.orders import OrderService, problem_dict
 from gateway.errors import ErrorKind
 from gateway.model.records import Account, Authorization, Challenge
@@ -49,7 +50,7 @@ class ValidationRunner:
 
     def account_uri(self, account_id: str) -> str:
         """The account URL as CAA accounturi parameters name it (RFC 8657)."""
-        return f"{self.settings.server.public_base_url()}/acme/acct/{account_id}"
+        return accounts.account_uri(self.settings.server.public_base_url(), account_id)
 
     def start(self, authz: Authorization, chall: Challenge,
               account: Account) -> asyncio.Task[Authorization | None]:

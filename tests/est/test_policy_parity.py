@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.acme.requests import new_order
 from gateway.errors import GatewayError
 from gateway.model.records import Account
 from tests.acmeclient import jwk_of, thumbprint
@@ -19,8 +20,8 @@ def _account() -> Account:
 @pytest.mark.parametrize("kind,name", [("dns", "www.evil.org"), ("ip", "192.0.2.7")])
 async def test_same_refusal_text_through_acme_and_est(gw: Gateway, kind: str, name: str) -> None:
     with pytest.raises(GatewayError) as acme:
-        await gw.core.orders.new_order(_account(), {
-            "profile": "routers", "identifiers": [{"type": kind, "value": name}]})
+        await gw.core.orders.new_order(_account(), new_order({
+            "profile": "routers", "identifiers": [{"type": kind, "value": name}]}))
     status, _, body = await request(gw, "POST", "/basic/simpleenroll",
                                     b64(make_csr(ec_key(), cn=name)), ("alice", PASSWORD))
     assert status == 400
@@ -59,8 +60,8 @@ ILL_FORMED = ["a\n.example.net", "router.example.net.", "ab--c.example.net", "xn
 async def test_ill_formed_names_are_refused_as_acme_refuses_them(
         gw: Gateway, name: str, where: str) -> None:
     with pytest.raises(GatewayError) as acme:
-        await gw.core.orders.new_order(_account(), {
-            "profile": "routers", "identifiers": [{"type": "dns", "value": name}]})
+        await gw.core.orders.new_order(_account(), new_order({
+            "profile": "routers", "identifiers": [{"type": "dns", "value": name}]}))
     csr = make_csr(ec_key(), cn=name) if where == "cn" else \
         make_csr(ec_key(), cn=None, sans=("ok.example.net", name))
     status, _, body = await request(gw, "POST", "/basic/simpleenroll", b64(csr),
