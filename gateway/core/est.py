@@ -47,7 +47,6 @@ from gateway.model.records import (
     VALID,
     Certificate,
     Identifier,
-    Job,
     Order,
     id_from_bytes,
 )
@@ -324,11 +323,13 @@ class EstService:
                       identifiers=idents, authz_ids=(), profile=profile.name, created_at=now,
                       expires=now + timedelta(seconds=self.settings.acme.order_lifetime_seconds))
         started = ready.moved(PROCESSING, csr_der=request.csr_der)
-        job = Job(id=order_id, order_id=order_id, run_at=self.issuance.first_run_at(now))
+        # The same intake as ACME finalize: the profile's rules were applied in enroll(),
+        # so the job is marked checked, and the order is recorded as requested with it.
+        job = self.issuance.admitted_job(order_id, now, job_id=order_id)
+        unit = [Insert(started), Insert(job), self.issuance.requested_event(started, profile)]
         limits = self.issuance.limits  # a new enrollment draws on its requester's bucket
         try:
-            if await limits.pay(limits.enrollment(request.requester, profile.name),
-                                [Insert(started), Insert(job)],
+            if await limits.pay(limits.enrollment(request.requester, profile.name), unit,
                                 Requester(request.requester, audit.names(idents), profile.name)):
                 self.issuance.run_now(job)
                 return started

@@ -147,9 +147,7 @@ class IssuanceService:
         profile = self.orders.profile(order.profile)
         await self._check_csr(order, account, csr_der, profile)
         await self._recheck_caa(order, account)
-        now = self.clock.now()
-        job = Job(id=new_id(), order_id=order.id, run_at=self.first_run_at(now),
-                  extra={"policy": POLICY_CHECKED})
+        job = self.admitted_job(order.id, self.clock.now())
         started = order.moved(PROCESSING, csr_der=csr_der)
         if not await self.store.apply([Update(started, expect=READY), Insert(job)]):
             return await self.orders.get_order(order_id, account)
@@ -200,6 +198,20 @@ class IssuanceService:
                 account_uri(self.settings.server.public_base_url(), account.id), done[0].type)
             if failure is not None:
                 raise GatewayError(failure.kind, failure.detail)
+
+    def admitted_job(self, order_id: str, now: datetime, job_id: str | None = None) -> Job:
+        """The CA job of an order whose CSR has passed its profile's rules.
+
+        The one intake of every protocol (ACME finalize, EST and SCEP enrollment):
+        the job is marked checked, so the runner neither parses nor judges the
+        CSR again; only a job stored unmarked (by an older version) is.
+        """
+        return Job(id=job_id or new_id(), order_id=order_id, run_at=self.first_run_at(now),
+                   extra={"policy": POLICY_CHECKED})
+
+    def requested_event(self, order: Order, profile: ProfileSettings) -> Op:
+        """The ``requested`` audit event of an order admitted without a newOrder (EST, SCEP)."""
+        return self._event(audit.REQUESTED, order, profile.ca)
 
     def first_run_at(self, now: datetime) -> datetime:
         """``run_at`` of a job that its creator starts at once.
@@ -360,9 +372,10 @@ class IssuanceService:
     async def _admit(self, order: Order, job: Job, profile: ProfileSettings) -> Job | None:
         """Before a first CA call: the profile gate and the approval hold.
 
-        Requests that did not pass ACME finalize (EST) get their CSR checked here,
-        so a profile rule binds every entry point; a refusal ends the order with
-        the rule's reason. A profile needing approval parks the order here.
+        A job stored without the mark of :meth:`admitted_job` (by an older
+        version) gets its CSR checked here, so a profile rule binds every job; a
+        refusal ends the order with the rule's reason. A profile needing approval
+        parks the order here.
         """
         ops: list[Op] = []
         if job.extra.get("policy") != POLICY_CHECKED:
