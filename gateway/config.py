@@ -24,6 +24,7 @@ from connectors.base import CLIENT_AUTH, SERVER_AUTH
 from gateway.core.ratelimits import settings as ratelimit_settings
 from gateway.core.ratelimits.settings import RateLimitSettings
 from gateway.errors import ConfigError
+from gateway.validation.challenges import CHALLENGE_TYPES
 from gateway.validation.settings import DEFAULT_BLOCKED_NETWORKS, ValidationSettings
 
 T = TypeVar("T")
@@ -443,10 +444,11 @@ def _validation(t: Table) -> ValidationSettings:
             ipaddress.ip_network(net, strict=False)
         except ValueError as exc:
             raise t.error("blocked_networks", f"{net!r} is not a network (CIDR)") from exc
-    challenge_types = t.strs("challenge_types", ("http-01", "dns-01", "tls-alpn-01"))
+    challenge_types = t.strs("challenge_types", tuple(CHALLENGE_TYPES))
     for ctype in challenge_types:
-        if ctype not in {"http-01", "dns-01", "tls-alpn-01"}:
-            raise t.error("challenge_types", f"unknown challenge type {ctype!r}")
+        if ctype not in CHALLENGE_TYPES:
+            raise t.error("challenge_types", f"unknown challenge type {ctype!r}; known: "
+                          f"{', '.join(CHALLENGE_TYPES)}")
     return ValidationSettings(
         resolvers=tuple(_resolver(t, r) for r in t.strs("resolvers")),
         http01_port=t.int("http01_port", 80, 1, 65535),

@@ -34,6 +34,7 @@ from gateway.model.records import (
     new_id,
 )
 from gateway.model.store import Insert, Store, Update
+from gateway.validation.challenges import offered_for
 
 
 @dataclass(frozen=True)
@@ -140,12 +141,7 @@ class OrderService:
         return key
 
     def _challenge_types(self, ident: Identifier, wildcard: bool) -> list[str]:
-        offered = self.settings.validation.challenge_types
-        if wildcard:
-            return [t for t in offered if t == "dns-01"]
-        if ident.type == "ip":  # RFC 8738 §7: no dns-01 for IP addresses
-            return [t for t in offered if t != "dns-01"]
-        return list(offered)
+        return offered_for(ident.type, wildcard, self.settings.validation.challenge_types)
 
     def _new_authz(self, account: Account, order_id: str, ident: Identifier,
                    now: datetime) -> Authorization:

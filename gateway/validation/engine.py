@@ -31,6 +31,7 @@ from gateway.errors import ErrorKind
 from gateway.validation import ChallengeTask, ValidationFailure, ValidationOutcome
 from gateway.validation.attempt import Attempt, ChallengeError
 from gateway.validation.caa import CaaChecker
+from gateway.validation.challenges import CHALLENGE_TYPES, DNS_01, HTTP_01
 from gateway.validation.dns01 import Dns01Checker
 from gateway.validation.dnsclient import DnsClient, make_resolver
 from gateway.validation.http01 import Http01Checker
@@ -141,17 +142,19 @@ class ValidationAuthority:
         refusal = self._refusal(task)
         if refusal is not None:
             return _failing(refusal)
-        if task.challenge_type == "http-01":
+        # One checker per challenge type (gateway.validation.challenges names them).
+        if task.challenge_type == HTTP_01.name:
             http01 = self._require(self._http01)
             return lambda attempt, remaining: http01.check(task, attempt, remaining)
-        if task.challenge_type == "dns-01":
+        if task.challenge_type == DNS_01.name:
             dns01 = self._require(self._dns01)
             return lambda attempt, remaining: dns01.check(task, attempt)
         tlsalpn01 = self._require(self._tlsalpn01)
         return lambda attempt, remaining: tlsalpn01.check(task, attempt, remaining)
 
     def _refusal(self, task: ChallengeTask) -> ChallengeError | None:
-        if task.challenge_type not in ("http-01", "dns-01", "tls-alpn-01"):
+        kind = CHALLENGE_TYPES.get(task.challenge_type)
+        if kind is None:
             return ChallengeError(
                 ErrorKind.MALFORMED, f"unknown challenge type {task.challenge_type!r}"
             )
@@ -160,7 +163,7 @@ class ValidationAuthority:
                 ErrorKind.UNSUPPORTED_IDENTIFIER,
                 f"identifier type {task.identifier_type!r} is not supported",
             )
-        if task.wildcard and task.challenge_type != "dns-01":
+        if task.wildcard and not kind.wildcards:
             return ChallengeError(
                 ErrorKind.MALFORMED,
                 f"a wildcard name can only be validated with dns-01, not {task.challenge_type}"

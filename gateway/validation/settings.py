@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gateway.validation.challenges import CHALLENGE_TYPES
+
 # Networks a validator must never connect to, whatever the settings say about
 # loopback and private ranges: cloud metadata, link-local, multicast, unspecified.
 DEFAULT_BLOCKED_NETWORKS: tuple[str, ...] = (
@@ -44,4 +46,4 @@ class ValidationSettings:
     caa_identities: tuple[str, ...] = ()
     caa_recheck_after_seconds: int = 8 * 3600
     # Challenge types offered for each new authorization.
-    challenge_types: tuple[str, ...] = field(default=("http-01", "dns-01", "tls-alpn-01"))
+    challenge_types: tuple[str, ...] = field(default=tuple(CHALLENGE_TYPES))
