@@ -33,7 +33,6 @@ from typing import Any
 
 import aiosqlite
 
-from gateway import audit_chain
 from gateway.model.changes import ChangeCounter
 from gateway.model.records import (
     Account,
@@ -47,11 +46,10 @@ from gateway.model.records import (
     ScepOtp,
     ScepTransaction,
 )
-from gateway.model.store import Conflict, Op, Spend
+from gateway.model.store import Op, Spend
 from gateway.storage import buckets, inventory, renewals, rows
 from gateway.storage.schema import MIGRATIONS
-from gateway.storage.sqltext import AUDIT as _AUDIT
-from gateway.storage.sqltext import AUDIT_INSERT as _AUDIT_INSERT
+from gateway.storage.sqlite_units import AUDIT_HEAD, Unit, apply_group, chain_head
 from gateway.storage.sqltext import AUTHZ_SELECT, Statement, statements
 from gateway.storage.sqltext import select as _select
 
@@ -62,96 +60,6 @@ _BUSY_WAIT_MS = 5000
 _ACCOUNT_CACHE = 10_000
 _ACCOUNT_CACHE_SECONDS = 5.0
 _monotonic = time.monotonic
-
-_AUDIT_HEAD = f"SELECT seq, hash FROM {rows.AUDIT_TABLE} ORDER BY seq DESC LIMIT 1"
-
-
-def _chain_head(last: Any | None) -> tuple[int, str]:
-    """(seq, hash) of the newest audit row, or of the chain's start when there is none."""
-    return (last[0], last[1]) if last else (0, audit_chain.GENESIS)
-
-
-class _Unit:
-    """One caller's all-or-nothing list of statements and the future it waits on."""
-
-    def __init__(self, stmts: list[Statement], future: asyncio.Future[bool]) -> None:
-        self.stmts = stmts
-        self.future = future
-        self.result: bool | BaseException = False
-
-
-class _Chain:
-    """The audit chain's head during one write transaction.
-
-    It is read inside the transaction (which holds SQLite's write lock), so a
-    CLI appending from another process between two of our commits is seen.
-    """
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self.head: tuple[int, str] | None = None
-
-    def append(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
-        if self.head is None:
-            self.head = _chain_head(self.conn.execute(_AUDIT_HEAD).fetchone())
-        seq, prev = self.head[0] + 1, self.head[1]
-        digest = audit_chain.link(prev, (seq, *values))
-        self.head = (seq, digest)
-        return (seq, *values, prev, digest)
-
-
-def _run_unit(conn: sqlite3.Connection, unit: _Unit, chain: _Chain) -> bool:
-    """Execute one unit's statements; False (and ``unit.result`` says why) when it fails.
-
-    A failed unit leaves its earlier statements applied: the caller undoes them.
-    """
-    try:
-        for sql, params, must_change in unit.stmts:
-            if sql == _AUDIT:
-                sql, params = _AUDIT_INSERT, chain.append(params)
-            if conn.execute(sql, params).rowcount == 0 and must_change:
-                unit.result = False
-                return False
-    except sqlite3.IntegrityError as exc:
-        unit.result = Conflict(str(exc))
-        return False
-    unit.result = True
-    return True
-
-
-def _apply_unit(conn: sqlite3.Connection, unit: _Unit, chain: _Chain) -> None:
-    """One unit inside its own SAVEPOINT: a failure undoes this unit alone."""
-    mark = chain.head
-    conn.execute("SAVEPOINT unit")
-    try:
-        if not _run_unit(conn, unit, chain):
-            conn.execute("ROLLBACK TO unit")
-            chain.head = mark
-    finally:
-        conn.execute("RELEASE unit")
-
-
-def _apply_group(conn: sqlite3.Connection, batch: list[_Unit]) -> None:
-    """Every unit of a group, each all-or-nothing, in one open transaction.
-
-    Units almost never fail, so the group first runs without a savepoint per
-    unit (two statements fewer each). When one fails, the group goes back to
-    its own savepoint and runs again without it: the units before it see the
-    same rows as the first time, so they succeed again, and the ones after it
-    each get a savepoint, which gives every unit the result it would have had
-    alone in order.
-    """
-    conn.execute("SAVEPOINT grp")
-    chain = _Chain(conn)
-    failed = next((u for u in batch if not _run_unit(conn, u, chain)), None)
-    if failed is None:
-        return
-    conn.execute("ROLLBACK TO grp")
-    chain = _Chain(conn)
-    for unit in batch:
-        if unit is not failed:
-            _apply_unit(conn, unit, chain)
-
 
 class SQLiteStore:
     """The Store protocol on one SQLite file."""
@@ -170,7 +78,7 @@ class SQLiteStore:
         self._lookup: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._pending: list[_Unit] = []
+        self._pending: list[Unit] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -260,7 +168,7 @@ class SQLiteStore:
 
     async def _submit(self, stmts: list[Statement]) -> bool:
         """Queue one all-or-nothing unit for the next group commit and wait for it."""
-        unit = _Unit(stmts, asyncio.get_running_loop().create_future())
+        unit = Unit(stmts, asyncio.get_running_loop().create_future())
         self._pending.append(unit)
         self._wake.set()
         return await unit.future
@@ -279,7 +187,7 @@ class SQLiteStore:
             if self._closing and not self._pending:
                 return
 
-    async def _commit(self, loop: asyncio.AbstractEventLoop, batch: list[_Unit]) -> None:
+    async def _commit(self, loop: asyncio.AbstractEventLoop, batch: list[Unit]) -> None:
         try:
             try:
                 here = self._write_turn(block=False) and self._apply_here(batch)
@@ -304,7 +212,7 @@ class SQLiteStore:
             else:
                 unit.future.set_result(unit.result)
 
-    def _apply_here(self, batch: list[_Unit]) -> bool:
+    def _apply_here(self, batch: list[Unit]) -> bool:
         """Run the group's statements on this (the loop's) thread, leaving COMMIT to do.
 
         False, with nothing done, when another process holds the write lock.
@@ -353,7 +261,7 @@ class SQLiteStore:
         if self._turn is not None:
             fcntl.flock(self._turn, fcntl.LOCK_UN)
 
-    def _commit_batch(self, batch: list[_Unit]) -> None:
+    def _commit_batch(self, batch: list[Unit]) -> None:
         """The whole group in the writer thread, waiting for a lock another process holds."""
         conn = self._writer
         assert conn is not None
@@ -368,9 +276,9 @@ class SQLiteStore:
             conn.execute("PRAGMA busy_timeout = 0")
 
     @staticmethod
-    def _apply_all(conn: sqlite3.Connection, batch: list[_Unit]) -> None:
+    def _apply_all(conn: sqlite3.Connection, batch: list[Unit]) -> None:
         try:
-            _apply_group(conn, batch)
+            apply_group(conn, batch)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -611,4 +519,4 @@ class SQLiteStore:
 
     async def audit_head(self) -> tuple[int, str]:
         """The newest committed audit row's seq and hash (what an anchor signs)."""
-        return _chain_head(await self._one(_AUDIT_HEAD, ()))
+        return chain_head(await self._one(AUDIT_HEAD, ()))
