@@ -67,8 +67,12 @@ log = logging.getLogger("gateway.storage")
 # pg_advisory_xact_lock key of audit appends ("gw-audit" as a number).
 AUDIT_LOCK = 0x67772D6175646974
 # Failures that mean "the database is not reachable now", not "the request is wrong".
+# A connection the server dropped mid-statement can also surface as asyncpg's internal
+# protocol-state error ("cannot switch to state ..."): the connection is gone, not the
+# request wrong, and the pool replaces it.
 _UNREACHABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError,
                 asyncpg.exceptions.OperatorInterventionError, asyncpg.InterfaceError,
+                asyncpg.exceptions.InternalClientError,
                 asyncpg.exceptions.TooManyConnectionsError)
 # A connection attempt or statement taking longer than this is a database not answering.
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -155,7 +159,11 @@ class PostgresStore:
         assert self._pool is not None, "PostgresStore used before open()"
         try:
             async with self._pool.acquire() as conn:
-                yield conn
+                try:
+                    yield conn
+                except asyncpg.exceptions.InternalClientError:
+                    conn.terminate()  # its protocol state is lost: never hand it out again
+                    raise
         except _UNREACHABLE as exc:
             raise self._down(exc) from exc
         if self._unreachable_since is not None:
