@@ -35,7 +35,7 @@ from gateway.est.routes import est_app
 from gateway.est.routes import http_error as est_http_error
 from gateway.metrics import Metrics, front_end, metrics_handler
 from gateway.pkix.routes import add_routes as add_pkix_routes
-from gateway.storage.base import Store
+from gateway.storage.base import DatabaseStats, Store
 from gateway.validation import Validator
 from gateway.validation.engine import ValidationAuthority
 
@@ -157,7 +157,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     if settings.admin.token:  # no token configured: no admin API at all
         app.add_subapp("/admin/", admin_app(settings.admin.token))
     metrics = app[keys.METRICS] = Metrics(lambda: _in_flight(app),
-                                          shared_dir=role.metrics_dir if role else None)
+                                          shared_dir=role.metrics_dir if role else None,
+                                          database=lambda: _database_stats(app))
     app[keys.CONNECTIONS] = ConnectionBudget(
         Caps(settings.server.max_connections, settings.server.max_connections_per_address),
         metrics)
@@ -220,6 +221,11 @@ def _in_flight(app: web.Application) -> dict[str, int]:
         figures.update(validations_in_flight=core.validations.in_flight,
                        ca_jobs_in_flight=core.issuance.in_flight)
     return figures
+
+
+def _database_stats(app: web.Application) -> DatabaseStats | None:
+    core = app.get(keys.CORE)
+    return core.pruner.stats if core is not None else None
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     from gateway import cli_admin
 
     cli_admin.add_subcommands(sub)
+    from gateway import cli_db
+
+    cli_db.add_subcommands(sub)
     from gateway.est import cli as est_cli
 
     est_cli.add_subcommands(sub)

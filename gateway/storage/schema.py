@@ -137,4 +137,13 @@ CREATE TABLE rate_buckets (
 );
 CREATE INDEX rate_buckets_full_at ON rate_buckets (full_at);
 """),
+    # Retention (gateway.storage.retention): the pruner picks the oldest rows of each
+    # kind by the time its window counts from, and asks whether a certificate still
+    # holds an order. Each column is written once, when its row is inserted.
+    (10, """
+CREATE INDEX orders_expires ON orders (expires);
+CREATE INDEX authorizations_expires ON authorizations (expires);
+CREATE INDEX certificates_not_after ON certificates (not_after);
+CREATE INDEX certificates_order ON certificates (order_id);
+"""),
 )

@@ -45,8 +45,8 @@ from gateway.core.models import (
     Order,
 )
 from gateway.core.role import ChangeCounter
-from gateway.storage import buckets, rows
-from gateway.storage.base import Conflict, Delete, Insert, Op, Spend
+from gateway.storage import buckets, retention, rows, sqlite_upkeep
+from gateway.storage.base import Conflict, DatabaseStats, Delete, Insert, Op, Spend
 from gateway.storage.schema import MIGRATIONS
 
 Statement = tuple[str, tuple[Any, ...], bool]  # sql, params, must change a row
@@ -118,6 +118,7 @@ class _Unit:
         self.stmts = stmts
         self.future = future
         self.result: bool | BaseException = False
+        self.rowcount = 0  # rows changed by the unit's last statement (what a prune counts)
 
 
 class _Chain:
@@ -149,7 +150,8 @@ def _run_unit(conn: sqlite3.Connection, unit: _Unit, chain: _Chain) -> bool:
         for sql, params, must_change in unit.stmts:
             if sql == _AUDIT:
                 sql, params = _AUDIT_INSERT, chain.append(params)
-            if conn.execute(sql, params).rowcount == 0 and must_change:
+            unit.rowcount = conn.execute(sql, params).rowcount
+            if unit.rowcount == 0 and must_change:
                 unit.result = False
                 return False
     except sqlite3.IntegrityError as exc:
@@ -237,6 +239,7 @@ class SQLiteStore:
 
     def _connect_writer(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute(sqlite_upkeep.AUTO_VACUUM)  # a no-op unless the file is new
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_WAIT_MS}")
@@ -295,10 +298,13 @@ class SQLiteStore:
 
     async def _submit(self, stmts: list[Statement]) -> bool:
         """Queue one all-or-nothing unit for the next group commit and wait for it."""
+        return await self._queue(stmts).future
+
+    def _queue(self, stmts: list[Statement]) -> _Unit:
         unit = _Unit(stmts, asyncio.get_running_loop().create_future())
         self._pending.append(unit)
         self._wake.set()
-        return await unit.future
+        return unit
 
     async def _write_loop(self) -> None:
         assert self._executor is not None
@@ -599,3 +605,36 @@ class SQLiteStore:
     async def audit_head(self) -> tuple[int, str]:
         """The newest committed audit row's seq and hash (what an anchor signs)."""
         return _chain_head(await self._one(_AUDIT_HEAD, ()))
+
+    # -- retention -----------------------------------------------------------------
+
+    async def prune(self, kind: str, before: datetime, limit: int, *,
+                    dry_run: bool = False) -> int:
+        """Remove (or count) up to ``limit`` records of ``kind`` past ``before``."""
+        params = (before.timestamp(), limit)
+        if dry_run:
+            return int((await self._rows(retention.count_statement(kind), params))[0][0])
+        unit = self._queue([(sql, params, False) for sql in retention.delete_statements(kind)])
+        await unit.future
+        removed = unit.rowcount
+        if removed:
+            await self._give_back_pages(limit)
+        return removed
+
+    async def _give_back_pages(self, most: int) -> None:
+        """Return free pages to the file system in a unit of their own (see sqlite_upkeep)."""
+        assert self._lookup is not None
+        pages = sqlite_upkeep.pages_to_give_back(self._lookup, most)
+        if pages:
+            await self._submit([(sqlite_upkeep.VACUUM_PAGE, (), False)] * pages)
+
+    async def table_stats(self) -> DatabaseStats:
+        """Rows and bytes per table, read on a connection of its own off the event loop."""
+        def read() -> DatabaseStats:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            try:
+                return sqlite_upkeep.database_stats(conn)
+            finally:
+                conn.close()
+
+        return await asyncio.to_thread(read)
