@@ -213,3 +213,12 @@ class Store(Protocol):
     async def table_stats(self) -> DatabaseStats:
         """Rows and bytes per table, and the database's size (what ``db stats`` prints)."""
         ...
+
+    async def drop_archived_audit(self, through_seq: int, through_hash: str, limit: int) -> int:
+        """Remove up to ``limit`` of the oldest audit rows up to ``through_seq``: rows that
+        ``audit archive`` has written to a signed file.
+
+        Nothing goes unless row ``through_seq`` still has ``through_hash``, and the
+        newest row never goes. Returns how many went.
+        """
+        ...

@@ -97,3 +97,13 @@ def rows_statement(table: str) -> str:
     if table not in TABLES:
         raise ValueError(f"no table {table!r}")
     return f"SELECT COUNT(*) FROM {table}"
+
+
+# ``audit archive`` (gateway.audit_archive) removes rows it has written to a signed file:
+# at most ``limit`` of the oldest rows up to the cut (params: through, limit, through,
+# its hash), only while the cut row still has the hash the archive signed, and never
+# the newest row (the next append links to it).
+DROP_ARCHIVED_AUDIT = (
+    "DELETE FROM audit_events WHERE seq IN (SELECT seq FROM audit_events WHERE seq <= ? "
+    "AND seq < (SELECT MAX(seq) FROM audit_events) ORDER BY seq LIMIT ?) "
+    "AND EXISTS (SELECT 1 FROM audit_events WHERE seq = ? AND hash = ?)")

@@ -614,12 +614,16 @@ class SQLiteStore:
         params = (before.timestamp(), limit)
         if dry_run:
             return int((await self._rows(retention.count_statement(kind), params))[0][0])
-        unit = self._queue([(sql, params, False) for sql in retention.delete_statements(kind)])
+        return await self._remove([(sql, params, False)
+                                   for sql in retention.delete_statements(kind)], limit)
+
+    async def _remove(self, stmts: list[Statement], most_pages: int) -> int:
+        """Run deletes as one unit; the rows the last one removed. Free pages go back after."""
+        unit = self._queue(stmts)
         await unit.future
-        removed = unit.rowcount
-        if removed:
-            await self._give_back_pages(limit)
-        return removed
+        if unit.rowcount:
+            await self._give_back_pages(most_pages)
+        return unit.rowcount
 
     async def _give_back_pages(self, most: int) -> None:
         """Return free pages to the file system in a unit of their own (see sqlite_upkeep)."""
@@ -627,6 +631,12 @@ class SQLiteStore:
         pages = sqlite_upkeep.pages_to_give_back(self._lookup, most)
         if pages:
             await self._submit([(sqlite_upkeep.VACUUM_PAGE, (), False)] * pages)
+
+    async def drop_archived_audit(self, through_seq: int, through_hash: str, limit: int) -> int:
+        """Remove archived audit rows (see Store.drop_archived_audit)."""
+        return await self._remove([(retention.DROP_ARCHIVED_AUDIT,
+                                    (through_seq, limit, through_seq, through_hash), False)],
+                                  limit)
 
     async def table_stats(self) -> DatabaseStats:
         """Rows and bytes per table, read on a connection of its own off the event loop."""
