@@ -6,8 +6,11 @@ batches of at most ``batch_size`` rows until a batch comes back short (or
 ``max_batches`` ran). Each batch is one short transaction in the store's
 ordinary write path, so requests keep committing between batches; the next
 pass picks up what a long backlog left. Only the primary process prunes (the
-others would race it for the same rows); the deletes are idempotent, so two
-nodes pruning one PostgreSQL database at once cost only wasted work.
+others would race it for the same rows), and among nodes sharing one database
+a pass first takes the single token of a bucket in the store that refills in
+one interval (:meth:`Pruner.take_turn`): one pass per interval across all of
+them. The deletes are idempotent besides, so a pass that outlasts the
+interval and meets another costs only wasted work.
 
 A pass also reads the database statistics that ``/metrics`` exports.
 """
@@ -21,11 +24,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from gateway.core.clock import Clock
+from gateway.core.ratelimits.bucket import Bucket
 from gateway.core.retention_settings import RetentionSettings
-from gateway.storage.base import DatabaseStats, Store
+from gateway.storage.base import DatabaseStats, Spend, Store
 from gateway.storage.retention import KINDS
 
 log = logging.getLogger("gateway.retention")
+# The rate-limit bucket whose one token a pass takes (see Pruner.take_turn).
+TURN_KEY = "retention:pass"
 
 
 @dataclass
@@ -73,6 +79,11 @@ class Pruner:
             await asyncio.sleep(0)  # let the requests queued meanwhile commit first
         return removed
 
+    async def take_turn(self) -> bool:
+        """True when this node runs the next pass: no node has in this interval."""
+        turn = Bucket(1, self.settings.interval_seconds)
+        return await self.store.apply([Spend(TURN_KEY, turn, 1, self.clock.now())])
+
     async def refresh_stats(self) -> DatabaseStats:
         """Read the database statistics again (rows and bytes per table)."""
         self.stats = await self.store.table_stats()
@@ -94,9 +105,10 @@ class Pruner:
     async def _loop(self) -> None:
         while True:
             try:
-                report = await self.run_pass()
-                if report.total:
-                    log.info("retention removed %s", _summary(report))
+                if await self.take_turn():
+                    report = await self.run_pass()
+                    if report.total:
+                        log.info("retention removed %s", _summary(report))
                 await self.refresh_stats()
             except Exception:  # a failed pass must not stop the next ones
                 log.exception("retention pass failed; retrying at the next interval")

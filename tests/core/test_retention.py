@@ -191,3 +191,16 @@ async def test_the_timer_prunes_and_reads_statistics(store: SQLiteStore) -> None
     finally:
         await timed.stop()
     assert timed.stats is not None and timed.stats.tables["orders"].rows == 0
+
+
+async def test_nodes_sharing_a_store_take_turns_one_pass_per_interval(
+        store: SQLiteStore) -> None:
+    clock = FakeClock(T0)
+    one, other = pruner(store, clock), pruner(store, clock)
+    assert await one.take_turn()
+    assert not await other.take_turn()
+    clock.advance(one.settings.interval_seconds / 2)
+    assert not await one.take_turn() and not await other.take_turn()
+    clock.advance(one.settings.interval_seconds / 2)
+    assert await other.take_turn()
+    assert not await one.take_turn()
