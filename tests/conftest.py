@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+
+from gateway.storage.sqlite import SQLiteStore
 
 
 def in_ci() -> bool:
@@ -28,3 +32,12 @@ def require_tool(*names: str) -> None:
     if in_ci():
         pytest.fail(f"CI=true but {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    """An open SQLite store on a new file in ``tmp_path`` (``gw.db``), closed after the test."""
+    store = SQLiteStore(tmp_path / "gw.db")
+    await store.open()
+    yield store
+    await store.close()

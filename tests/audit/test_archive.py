@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -91,27 +92,38 @@ async def test_rows_removed_after_the_cut_are_still_found(capsys: Capsys,
     assert "TAMPERED: row 5 removed (the sequence jumps from 4 to 6)" in text
 
 
-async def test_a_forged_cut_is_reported(capsys: Capsys, tmp_path: Path) -> None:
-    await _trail(tmp_path, old=4, new=3)
-    assert (await _archive(capsys, tmp_path, tmp_path / "a.jsonl"))[0] == 0
+def _forge_cut(tmp_path: Path) -> None:
+    """Hide row 5's removal behind a cut moved to row 5 (its signature no longer holds)."""
     cuts = tmp_path / "audit-cuts.jsonl"
-    cut = json.loads(cuts.read_text())
-    cuts.write_text(json.dumps({**cut, "seq": 5}) + "\n")  # hide row 5's removal
-    sql(tmp_path, "DELETE FROM audit_events WHERE seq = 5")
-    code, text = await _cli(capsys, tmp_path, "verify")
-    assert code == 1
-    assert "archive cut line 1 (row 5) has a bad signature" in text
+    cuts.write_text(json.dumps({**json.loads(cuts.read_text()), "seq": 5}) + "\n")
 
 
-async def test_an_anchor_line_copied_into_the_cut_log_is_no_cut(capsys: Capsys,
-                                                                tmp_path: Path) -> None:
-    await _trail(tmp_path, old=4, new=3)
+def _copy_anchor_as_cut(tmp_path: Path) -> None:
+    """Make the first anchor (row 4, validly signed as an anchor) the cut log."""
     first_anchor = (tmp_path / "audit-anchors.jsonl").read_text().splitlines()[0]
-    (tmp_path / "audit-cuts.jsonl").write_text(first_anchor + "\n")  # signed, but an anchor
-    sql(tmp_path, "DELETE FROM audit_events WHERE seq <= 4")
+    (tmp_path / "audit-cuts.jsonl").write_text(first_anchor + "\n")
+
+
+FORGED_CUTS = [
+    ("edited cut", True, _forge_cut, 5, "archive cut line 1 (row 5) has a bad signature"),
+    ("anchor copied as a cut", False, _copy_anchor_as_cut, 4,
+     "archive cut line 1 (row 4) has a bad signature"),
+]
+
+
+@pytest.mark.parametrize(("case", "archived", "forge", "through", "finding"), FORGED_CUTS,
+                         ids=[c[0] for c in FORGED_CUTS])
+async def test_a_forged_cut_does_not_hide_removed_rows(
+        capsys: Capsys, tmp_path: Path, case: str, archived: bool,
+        forge: Callable[[Path], None], through: int, finding: str) -> None:
+    await _trail(tmp_path, old=4, new=3)
+    if archived:
+        assert (await _archive(capsys, tmp_path, tmp_path / "a.jsonl"))[0] == 0
+    forge(tmp_path)
+    sql(tmp_path, f"DELETE FROM audit_events WHERE seq <= {through}")
     code, text = await _cli(capsys, tmp_path, "verify")
     assert code == 1
-    assert "archive cut line 1 (row 4) has a bad signature" in text
+    assert f"TAMPERED: {finding}" in text
 
 
 async def test_an_edited_archive_file_is_reported(capsys: Capsys, tmp_path: Path) -> None:

@@ -4,10 +4,8 @@ window ends, and nothing still referenced goes at all."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -60,11 +58,8 @@ def job(i: str, state: str) -> Job:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "gw.db")
-    await s.open()
-    yield s
-    await s.close()
+def store(sqlite_store: SQLiteStore) -> SQLiteStore:
+    return sqlite_store
 
 
 def pruner(store: SQLiteStore, clock: FakeClock, batch_size: int = 500) -> Pruner:

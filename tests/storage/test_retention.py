@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,8 +10,8 @@ import pytest
 from gateway.core.models import INVALID, Identifier, Order
 from gateway.storage import retention
 from gateway.storage.base import Insert
-from gateway.storage.schema import MIGRATIONS
 from gateway.storage.sqlite import SQLiteStore
+from tests.storage.test_sqlite import database_of_version, index_names
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 LATER = T0 + timedelta(days=1)
@@ -26,11 +24,8 @@ def finished(i: int, csr_bytes: int = 0) -> Order:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "gw.db")
-    await s.open()
-    yield s
-    await s.close()
+def store(sqlite_store: SQLiteStore) -> SQLiteStore:
+    return sqlite_store
 
 
 def test_an_unknown_kind_names_the_known_ones() -> None:
@@ -68,11 +63,7 @@ async def test_a_new_file_hands_pages_back_after_a_prune(store: SQLiteStore) -> 
 
 async def test_a_version_4_database_gets_the_retention_indexes(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    with sqlite3.connect(path) as db:  # as the gateway left it before migration 10
-        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        for version, sql in MIGRATIONS[:4]:
-            db.executescript(sql.replace("BYTEA", "BLOB"))
-            db.execute("INSERT INTO schema_version VALUES (?)", (version,))
+    database_of_version(path, 4).close()  # as the gateway left it before migration 10
     s = SQLiteStore(path)
     await s.open()
     try:
@@ -80,7 +71,5 @@ async def test_a_version_4_database_gets_the_retention_indexes(tmp_path: Path) -
         assert await s.prune("orders", LATER, 10) == 1  # free pages stay for reuse here
     finally:
         await s.close()
-    with sqlite3.connect(path) as db:
-        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {"orders_expires", "authorizations_expires", "certificates_not_after",
-            "certificates_order"} <= names
+            "certificates_order"} <= index_names(path)
