@@ -25,6 +25,7 @@ import fcntl
 import functools
 import os
 import sqlite3
+import urllib.parse
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -641,7 +642,8 @@ class SQLiteStore:
     async def table_stats(self) -> DatabaseStats:
         """Rows and bytes per table, read on a connection of its own off the event loop."""
         def read() -> DatabaseStats:
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            conn = sqlite3.connect(f"file:{urllib.parse.quote(str(self.path))}?mode=ro",
+                                   uri=True)
             try:
                 return sqlite_upkeep.database_stats(conn)
             finally:
