@@ -90,9 +90,9 @@ class Pruner:
         return self.stats
 
     def start(self) -> None:
-        """Start the timer (the primary process only; nothing when retention is off)."""
-        if self.settings.enabled:
-            self._task = asyncio.create_task(self._loop(), name="retention-pruner")
+        """Start the timer (the primary process only). With retention off it only reads
+        the statistics that ``/metrics`` exports."""
+        self._task = asyncio.create_task(self._loop(), name="retention-pruner")
 
     async def stop(self) -> None:
         """Stop the timer; a batch in progress finishes in the store's own transaction."""
@@ -105,7 +105,7 @@ class Pruner:
     async def _loop(self) -> None:
         while True:
             try:
-                if await self.take_turn():
+                if self.settings.enabled and await self.take_turn():
                     report = await self.run_pass()
                     if report.total:
                         log.info("retention removed %s", _summary(report))

@@ -25,7 +25,7 @@ from gateway.core.models import (
 )
 from gateway.core.retention import Pruner
 from gateway.core.retention_settings import RetentionSettings
-from gateway.storage.base import Insert, Model
+from gateway.storage.base import DatabaseStats, Insert, Model
 from gateway.storage.sqlite import SQLiteStore
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
@@ -174,18 +174,27 @@ async def test_a_capped_pass_leaves_the_rest_to_the_next(store: SQLiteStore) -> 
     assert [(await capped.run_pass()).removed["orders"] for _ in range(4)] == [2, 2, 1, 0]
 
 
-async def test_the_timer_prunes_and_reads_statistics(store: SQLiteStore) -> None:
-    await store.apply([Insert(order("o1", INVALID))])
-    timed = pruner(store, FakeClock(LONG_AFTER))
+async def first_tick(timed: Pruner) -> DatabaseStats:
+    """Start the timer, wait for its first pass (it runs at once), stop it."""
     timed.start()
     try:
-        for _ in range(500):  # the pass runs at once; wait for it, not for a period
+        for _ in range(500):
             if timed.stats is not None:
                 break
             await asyncio.sleep(0.01)
     finally:
         await timed.stop()
-    assert timed.stats is not None and timed.stats.tables["orders"].rows == 0
+    assert timed.stats is not None
+    return timed.stats
+
+
+@pytest.mark.parametrize(("enabled", "rows_left"), [(True, 0), (False, 1)])
+async def test_the_timer_prunes_when_on_and_always_reads_statistics(
+        store: SQLiteStore, enabled: bool, rows_left: int) -> None:
+    await store.apply([Insert(order("o1", INVALID))])
+    timed = Pruner(RetentionSettings(enabled=enabled, windows=WINDOWS), store,
+                   FakeClock(LONG_AFTER))
+    assert (await first_tick(timed)).tables["orders"].rows == rows_left
 
 
 async def test_nodes_sharing_a_store_take_turns_one_pass_per_interval(
@@ -199,3 +208,4 @@ async def test_nodes_sharing_a_store_take_turns_one_pass_per_interval(
     clock.advance(one.settings.interval_seconds / 2)
     assert await other.take_turn()
     assert not await one.take_turn()
+
