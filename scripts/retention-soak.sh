@@ -37,6 +37,7 @@ access_log = false
 
 [acme]
 retry_after_seconds = 1
+challenge_wait_seconds = 2.0
 order_lifetime_seconds = 60
 authz_lifetime_seconds = 60
 
