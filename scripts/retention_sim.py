@@ -64,7 +64,6 @@ async def upkeep(pruner: Pruner, settings: config.Settings, store: SQLiteStore,
 
 async def main(args: argparse.Namespace) -> None:
     data = Path(args.dir)
-    data.mkdir(parents=True, exist_ok=False)
     settings = config.parse({"server": {"data_dir": str(data)}}, "sim")
     store = SQLiteStore(data / "gateway.db")
     await store.open()
@@ -108,4 +107,6 @@ if __name__ == "__main__":
                         help="certificate validity, simulated seconds")
     parser.add_argument("--every", type=float, default=60.0,
                         help="simulated seconds between pruner passes")
-    asyncio.run(main(parser.parse_args()))
+    arguments = parser.parse_args()
+    Path(arguments.dir).mkdir(parents=True, exist_ok=False)
+    asyncio.run(main(arguments))
