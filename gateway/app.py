@@ -40,7 +40,7 @@ from gateway.est.settings import parse as parse_est
 from gateway.metrics import Metrics, front_end, metrics_handler
 from gateway.metrics_pki import metered_connectors
 from gateway.model.clock import Clock
-from gateway.model.store import NonceLedger, Store
+from gateway.model.store import DatabaseStats, NonceLedger, Store
 from gateway.pkix.routes import add_routes as add_pkix_routes
 from gateway.scep.handlers import SCEP_SETTINGS
 from gateway.scep.routes import http_error as scep_http_error
@@ -187,7 +187,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
         app.add_subapp("/admin/", admin_app(settings.admin.token, est_overview(settings)))
     metrics = app[keys.METRICS] = Metrics(lambda: _in_flight(app),
                                           shared_dir=role.metrics_dir if role else None,
-                                          ca_states=lambda: _ca_states(app))
+                                          ca_states=lambda: _ca_states(app),
+                                          database=lambda: _database_stats(app))
     app[keys.CONNECTIONS] = ConnectionBudget(
         Caps(settings.server.max_connections, settings.server.max_connections_per_address),
         metrics)
@@ -255,6 +256,11 @@ def _in_flight(app: web.Application) -> dict[str, int]:
         figures.update(validations_in_flight=core.validations.in_flight,
                        ca_jobs_in_flight=core.issuance.in_flight)
     return figures
+
+
+def _database_stats(app: web.Application) -> DatabaseStats | None:
+    core = app.get(keys.CORE)
+    return core.pruner.stats if core is not None else None
 
 
 async def healthz(request: web.Request) -> web.Response:

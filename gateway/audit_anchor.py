@@ -23,7 +23,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -44,10 +44,12 @@ class Anchor:
     at: str
     prev: str
     sig: str = ""
+    # What the statement is, in its signed text and in findings (see ArchiveCut).
+    WHAT: ClassVar[str] = "anchor"
 
     def signed_text(self) -> bytes:
         """The canonical text the signature covers (every field but ``sig``)."""
-        return (f"acme-gateway audit anchor v1\nseq {self.seq}\nhash {self.hash}\n"
+        return (f"acme-gateway audit {self.WHAT} v1\nseq {self.seq}\nhash {self.hash}\n"
                 f"at {self.at}\nprev {self.prev}\n").encode()
 
     def line(self) -> str:
@@ -137,11 +139,12 @@ class AnchorKey:
         return self._private.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
-    def sign(self, seq: int, head_hash: str, at: str, prev: str) -> Anchor:
-        """A signed anchor of the given head."""
-        unsigned = Anchor(seq, head_hash, at, prev)
+    def sign(self, seq: int, head_hash: str, at: str, prev: str,
+             kind: type[Anchor] = Anchor) -> Anchor:
+        """A signed anchor (or another ``kind`` of statement) of the given head."""
+        unsigned = kind(seq, head_hash, at, prev)
         sig = base64.b64encode(self._private.sign(unsigned.signed_text())).decode()
-        return Anchor(seq, head_hash, at, prev, sig)
+        return kind(seq, head_hash, at, prev, sig)
 
     def signed(self, anchor: Anchor) -> bool:
         """True when ``anchor`` carries this key's signature over its fields."""
@@ -208,36 +211,38 @@ class AnchorCheck:
 
 
 def _check_line(number: int, line: str, before: str | None, key: AnchorKey,
-                newest: int) -> tuple[Anchor | None, list[str]]:
-    """One log line: the anchor when its signature holds, and what is wrong with it."""
-    anchor = Anchor.parse(line)
+                newest: int, kind: type[Anchor]) -> tuple[Anchor | None, list[str]]:
+    """One log line: the statement when its signature holds, and what is wrong with it."""
+    what = kind.WHAT
+    anchor = kind.parse(line)
     if anchor is None:
-        return None, [f"anchor line {number} is not an anchor: the anchor log was edited"]
+        return None, [f"{what} line {number} is not an {what}: the {what} log was edited"]
     found = []
     if anchor.prev != line_digest(before):
-        found.append(f"anchor line {number} does not follow line {number - 1}: anchor lines "
+        found.append(f"{what} line {number} does not follow line {number - 1}: {what} lines "
                      "were removed, reordered or edited" if number > 1 else
-                     "anchor line 1 does not start the log: lines were removed from its start")
+                     f"{what} line 1 does not start the log: lines were removed from its start")
     if not key.signed(anchor):
-        return None, [*found, f"anchor line {number} (row {anchor.seq}) has a bad signature: "
+        return None, [*found, f"{what} line {number} (row {anchor.seq}) has a bad signature: "
                       f"it was not signed by the anchor key {key.fingerprint} (forged or edited)"]
     if anchor.seq <= newest:
-        found.append(f"anchor line {number} goes back to row {anchor.seq} after row {newest}: "
-                     "anchor lines were reordered")
+        found.append(f"{what} line {number} goes back to row {anchor.seq} after row {newest}: "
+                     f"{what} lines were reordered")
     return anchor, found
 
 
-def check_log(lines: list[str], key: AnchorKey) -> AnchorCheck:
-    """Check every line of the anchor log against the key and the line before it."""
+def check_log(lines: list[str], key: AnchorKey, kind: type[Anchor] = Anchor) -> AnchorCheck:
+    """Check every line of the anchor log (or a log of another ``kind``) against the key
+    and the line before it."""
     result = AnchorCheck(fingerprint=key.fingerprint, lines=len(lines))
     before: str | None = None
     newest = 0
     for number, line in enumerate(lines, 1):
-        anchor, found = _check_line(number, line, before, key, newest)
+        anchor, found = _check_line(number, line, before, key, newest, kind)
         result.problems += found
         if anchor is not None:
             result.pins.append(Pin(anchor.seq, anchor.hash,
-                                   f"signed anchor line {number} ({anchor.at})"))
+                                   f"signed {kind.WHAT} line {number} ({anchor.at})"))
             newest = max(newest, anchor.seq)
         before = line
     return result

@@ -35,9 +35,8 @@ PAGE = 2000
 
 
 async def rows_of(store: Store, since: datetime | None = None,
-                  until: datetime | None = None) -> AsyncIterator[dict[str, Any]]:
-    """Every audit row (in the period), in sequence order, read page by page."""
-    after = 0
+                  until: datetime | None = None, after: int = 0) -> AsyncIterator[dict[str, Any]]:
+    """Every audit row (in the period, after row ``after``), in sequence order, page by page."""
     while True:
         page = await store.audit_rows(after, PAGE, since, until)
         for row in page:
@@ -112,16 +111,23 @@ def check_pin(pin: Pin, row_hash: str | None, last_seq: int) -> str | None:
     return f"row {pin.seq} of {pin.source} is gone: it was removed"
 
 
-async def verify(store: Store, pins: Iterable[Pin] = ()) -> ChainCheck:
-    """Recompute the whole chain; every pinned row must still be in it with its hash."""
-    result = ChainCheck()
+async def verify(store: Store, pins: Iterable[Pin] = (),
+                 start: tuple[int, str] = (0, audit_chain.GENESIS)) -> ChainCheck:
+    """Recompute the whole chain; every pinned row must still be in it with its hash.
+
+    ``start`` is where the chain in the database begins: the seq and hash of the
+    last row moved to an archive (``gateway.audit_archive``); pins at or before
+    it are in the archive, not here.
+    """
+    result = ChainCheck(head=f"{start[0]}:{start[1]}")
     pinned: defaultdict[int, list[Pin]] = defaultdict(list)
     for pin in pins:
-        pinned[pin.seq].append(pin)
-    found: dict[int, str] = {0: audit_chain.GENESIS}  # the head of an empty chain
-    newest_pin = max(pinned, default=0)
-    prev_seq, prev_hash = 0, audit_chain.GENESIS
-    async for row in rows_of(store):
+        if pin.seq > start[0]:
+            pinned[pin.seq].append(pin)
+    found: dict[int, str] = {start[0]: start[1]}  # the head of an empty chain
+    newest_pin = max(pinned, default=start[0])
+    prev_seq, prev_hash = start
+    async for row in rows_of(store, after=start[0]):
         result.problems += check_row(row, prev_seq, prev_hash)
         if row["seq"] in pinned:
             found[row["seq"]] = row["hash"]

@@ -1,4 +1,5 @@
-"""Operator subcommands: ``eab``, ``approvals``, ``approve``, ``reject``, ``tasks``, ``audit``.
+"""Operator subcommands: ``eab``, ``approvals``, ``approve``, ``reject``, ``tasks`` and
+``audit`` (``verify``, ``report``, ``anchor-key``, ``archive``, ``check-archive``).
 
 They work on the gateway's database directly, through the same Store and core
 services as the server (so every action is audited the same way), and may run
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway import audit_anchor, audit_report
+from gateway import audit_anchor, audit_archive, audit_report
 from gateway.audit import AuditTrail
 from gateway.config import Settings
 from gateway.core.approvals import ApprovalService, actor_of
@@ -91,6 +92,14 @@ def _audit_subcommands(subparsers: Any) -> None:
     rep.add_argument("--since", type=_when, help="start, ISO date or date-time (UTC)")
     rep.add_argument("--until", type=_when, help="end (exclusive), ISO date or date-time (UTC)")
     rep.add_argument("--json", action="store_true", help="machine-readable output")
+    arc = _sub(aud_sub, "archive", "move rows written before a date to a signed file "
+               "(the chain stays verifiable)", audit_archive_cmd)
+    arc.add_argument("--before", type=_when, required=True,
+                     help="archive rows written before this ISO date or date-time (UTC)")
+    arc.add_argument("--out", type=Path, required=True, help="the archive file (must not exist)")
+    chk = _sub(aud_sub, "check-archive", "check an archive file against its signed cut",
+               audit_check_archive)
+    chk.add_argument("file", type=Path, help="a file written by `audit archive`")
 
 
 def store_subcommand(parent: Any, name: str, help_text: str,
@@ -253,18 +262,65 @@ async def audit_verify(args: argparse.Namespace, settings: Settings, store: Stor
     if args.anchors and not args.anchors.is_file():
         print(f"acme-gateway: no anchor log at {args.anchors}", file=sys.stderr)
         return 1
+    result, anchors = await _check_trail(settings, store, log_path,
+                                         [args.anchor] if args.anchor else [])
+    _print_verdict(result, anchors)
+    return 0 if result.ok else 1
+
+
+async def _check_trail(settings: Settings, store: Store, log_path: Path, kept: list[Any],
+                       ) -> tuple[audit_report.ChainCheck, audit_anchor.AnchorCheck]:
+    """The chain from its newest archive cut on, against the anchors and pins ``kept``."""
     anchors = audit_anchor.check_files(settings.anchor_key_file(), log_path,
                                        settings.audit.anchor_key_fingerprint)
-    kept = [args.anchor] if args.anchor else []
-    result = await audit_report.verify(store, anchors.pins + kept)
-    result.problems = anchors.problems + result.problems
+    start = audit_archive.chain_start(settings)
+    result = await audit_report.verify(store, anchors.pins + kept, (start.seq, start.hash))
+    result.problems = anchors.problems + list(start.problems) + result.problems
     result.unverified += anchors.unverified
     if not anchors.unverified:
         late = audit_anchor.unanchored(result, bool(anchors.pins), SystemClock().now(),
                                        settings.audit.anchor_interval_seconds, log_path)
         result.unverified += [late] if late else []
-    _print_verdict(result, anchors)
-    return 0 if result.ok else 1
+    return result, anchors
+
+
+async def audit_archive_cmd(args: argparse.Namespace, settings: Settings, store: Store) -> int:
+    """``audit archive --before DATE --out FILE``: only an intact chain is archived."""
+    if args.out.exists():
+        print(f"acme-gateway: {args.out} exists; choose a new archive file", file=sys.stderr)
+        return 1
+    result, _ = await _check_trail(settings, store, settings.anchor_log_file(), [])
+    if result.problems:
+        for problem in result.problems:
+            print(f"TAMPERED: {problem}")
+        print("acme-gateway: the audit chain is broken, nothing was archived; "
+              "see `acme-gateway audit verify`", file=sys.stderr)
+        return 1
+    done = await audit_archive.archive(settings, store, audit_archive.chain_start(settings),
+                                       args.before, args.out, SystemClock().now())
+    if done.cut is None:
+        print(f"no audit row written before {args.before:%Y-%m-%dT%H:%M:%SZ} is left to "
+              "archive (the newest row always stays)")
+        return 0
+    print(f"archived rows {done.first_seq} to {done.cut.seq} to {args.out}; the chain in the "
+          f"database now starts after row {done.cut.seq} (signed cut in "
+          f"{audit_archive.cut_log_file(settings)})")
+    return 0
+
+
+async def audit_check_archive(args: argparse.Namespace, settings: Settings,
+                              store: Store) -> int:
+    """``audit check-archive FILE``: its rows chain to a cut the anchor key signed."""
+    try:
+        key = audit_anchor.AnchorKey.load(settings.anchor_key_file())
+        problems = audit_archive.check_archive(args.file, key)
+    except (OSError, ValueError) as exc:
+        print(f"acme-gateway: cannot check {args.file}: {exc}", file=sys.stderr)
+        return 1
+    for problem in problems:
+        print(f"TAMPERED: {problem}")
+    print(f"{args.file}: {'BROKEN' if problems else 'intact'}")
+    return 1 if problems else 0
 
 
 def _print_verdict(result: audit_report.ChainCheck, anchors: audit_anchor.AnchorCheck) -> None:

@@ -21,8 +21,10 @@ from urllib.parse import urlsplit
 
 from connectors import registry as connector_types
 from connectors.base import CLIENT_AUTH, SERVER_AUTH
+from gateway.core import retention_settings
 from gateway.core.ratelimits import settings as ratelimit_settings
 from gateway.core.ratelimits.settings import RateLimitSettings
+from gateway.core.retention_settings import RetentionSettings
 from gateway.errors import ConfigError
 from gateway.validation.challenges import CHALLENGE_TYPES
 from gateway.validation.settings import DEFAULT_BLOCKED_NETWORKS, ValidationSettings
@@ -341,6 +343,7 @@ class Settings:
     admin: AdminSettings = field(default_factory=AdminSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     # Raw tables of sections owned by other modules (e.g. "est", "admin"), parsed there.
     extra: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -611,6 +614,7 @@ def parse(data: Mapping[str, Any], source: str) -> Settings:
     rate_limits = ratelimit_settings.parse(
         root.table("rate_limits"), {n: t.table("rate_limits") for n, t in profile_ts.items()})
     profiles = {name: _profile(t, name, cas) for name, t in profile_ts.items()}
+    retention = retention_settings.parse(root.table("retention"))
     if not profiles:
         profiles = {"default": ProfileSettings(name="default", ca=next(iter(cas)))}
     if acme.default_profile not in profiles:
@@ -623,7 +627,7 @@ def parse(data: Mapping[str, Any], source: str) -> Settings:
             raise root.error(key,
                              "unknown section (check the spelling against config/gateway.toml)")
     return Settings(source, server, storage, acme, validation, cas, profiles, jobs, admin, audit,
-                    rate_limits, extra)
+                    rate_limits, retention, extra)
 
 
 def warnings(settings: Settings) -> list[str]:

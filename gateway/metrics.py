@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector
 
 from gateway import connections, keys
 from gateway.metrics_pki import PkiMetrics
+from gateway.model.store import DatabaseStats
 
 log = logging.getLogger("gateway.metrics")
 
@@ -85,6 +86,42 @@ class _CAStates(Collector):
         yield from (up, waiting, failures)
 
 
+# The database figures: (metric, help) of its totals and of its per-table values.
+_DB_TOTALS = (("database_bytes", "Size of the database on disk"),
+              ("database_free_bytes", "Part of the database free for reuse"))
+_DB_TABLES = (("database_rows", "Rows per table"),
+              ("database_table_bytes", "Bytes per table, its indexes included"))
+
+
+def database_figures(stats: DatabaseStats) -> Iterable[tuple[str, str, str, float]]:
+    """(metric, help, table or "", value) of the database statistics the pruner last read."""
+    yield (*_DB_TOTALS[0], "", stats.size_bytes)
+    yield (*_DB_TOTALS[1], "", stats.free_bytes)
+    for table, figures in stats.tables.items():
+        yield (*_DB_TABLES[0], table, figures.rows)
+        yield (*_DB_TABLES[1], table, figures.bytes)
+
+
+class _Database(Collector):
+    """The database statistics as gauges, read at scrape time (absent until first read)."""
+
+    def __init__(self, read: Callable[[], DatabaseStats | None]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        stats = self.read()
+        if stats is None:
+            return
+        families: dict[str, GaugeMetricFamily] = {}
+        for name, doc, table, value in database_figures(stats):
+            family = families.get(name)
+            if family is None:
+                family = families[name] = GaugeMetricFamily(
+                    f"acme_gateway_{name}", doc, labels=["table"] if table else None)
+            family.add_metric([table] if table else [], value)
+        yield from families.values()
+
+
 class Metrics:
     """The gateway's metrics, in a registry of its own (one per application).
 
@@ -94,9 +131,11 @@ class Metrics:
 
     def __init__(self, in_flight: Callable[[], dict[str, int]],
                  shared_dir: Path | None = None,
-                 ca_states: Callable[[], dict[str, dict[str, Any]]] | None = None) -> None:
+                 ca_states: Callable[[], dict[str, dict[str, Any]]] | None = None,
+                 database: Callable[[], DatabaseStats | None] = lambda: None) -> None:
         self.shared_dir = shared_dir
         self._read_in_flight = in_flight
+        self._read_database = database
         self._gauges: dict[str, Gauge] = {}
         self.registry = CollectorRegistry()
         # Shared: the metrics below are not registered; a scrape merges the files.
@@ -118,6 +157,7 @@ class Metrics:
         self.pki = PkiMetrics(own)
         if shared_dir is None:
             self.registry.register(_InFlight(in_flight))
+            self.registry.register(_Database(database))
         if ca_states is not None:  # this process's view of its CAs, also with workers
             self.registry.register(_CAStates(ca_states))
         # Labelled children by (front end, status): labels() re-checks and joins its
@@ -150,6 +190,21 @@ class Metrics:
                     f"acme_gateway_{name}", name.replace("_", " "), registry=None,
                     multiprocess_mode="livesum")
             gauge.set(value)
+        self._publish_database()
+
+    def _publish_database(self) -> None:
+        """The primary's database statistics (the other workers have none to write)."""
+        stats = self._read_database()
+        if stats is None:
+            return
+        for name, doc, table, value in database_figures(stats):
+            gauge = self._gauges.get(name)
+            if gauge is None:
+                # livemax: only the primary reads the statistics; the others add nothing.
+                gauge = self._gauges[name] = Gauge(
+                    f"acme_gateway_{name}", doc, ["table"] if table else [], registry=None,
+                    multiprocess_mode="livemax")
+            (gauge.labels(table) if table else gauge).set(value)
 
     async def publishing(self, _app: web.Application) -> AsyncIterator[None]:
         """A cleanup context: publish work in flight every second while serving."""

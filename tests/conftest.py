@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from gateway.storage.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
     from tests.pgserver import PostgresServer
@@ -66,3 +69,12 @@ def postgres_server() -> Iterator[PostgresServer]:
 async def postgres_url(postgres_server: PostgresServer) -> str:
     """The URL of a fresh, empty database on the session's server."""
     return await postgres_server.new_database()
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    """An open SQLite store on a new file in ``tmp_path`` (``gw.db``), closed after the test."""
+    store = SQLiteStore(tmp_path / "gw.db")
+    await store.open()
+    yield store
+    await store.close()

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestServer
+from prometheus_client import values
+from prometheus_client.exposition import generate_latest
 
 from gateway.app import create_app
 from gateway.logging import AccessLogger
-from gateway.metrics import front_end, prepare_shared_dir
+from gateway.metrics import Metrics, front_end, prepare_shared_dir
+from gateway.model.store import DatabaseStats, TableStats
 from tests.acme.conftest import FakeValidator, make_settings
 
 
@@ -46,3 +51,34 @@ def test_shared_dir_starts_empty_and_keeps_other_files(tmp_path: Path) -> None:
     assert sorted(p.name for p in shared.iterdir()) == ["README"]
     prepare_shared_dir(tmp_path / "new" / "metrics")
     assert (tmp_path / "new" / "metrics").stat().st_mode & 0o777 == 0o700
+
+
+async def test_metrics_show_the_database_size_and_rows_by_table(aiohttp_client: Any,
+                                                                tmp_path: Any) -> None:
+    client = await aiohttp_client(create_app(make_settings(tmp_path), validator=FakeValidator()))
+    text = ""
+    for _ in range(100):  # the pruner's first pass, at start, reads the statistics
+        text = await (await client.get("/metrics")).text()
+        if "acme_gateway_database_bytes" in text:
+            break
+        await asyncio.sleep(0.02)
+    assert 'acme_gateway_database_rows{table="orders"} 0.0' in text
+    assert 'acme_gateway_database_table_bytes{table="audit_events"}' in text
+    assert "acme_gateway_database_free_bytes" in text
+
+
+def test_workers_share_the_primarys_database_figures(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    stats = DatabaseStats(8192, 0, {"orders": TableStats(5, 4096)})
+    shared = tmp_path / "metrics"
+    # Shared mode switches prometheus_client for the whole process: undone after the test.
+    monkeypatch.setattr(values, "ValueClass", values.ValueClass)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(shared))
+    prepare_shared_dir(shared)
+    primary = Metrics(dict, shared_dir=shared, database=lambda: stats)
+    primary.publish_in_flight()
+    other = Metrics(dict, shared_dir=shared)  # a worker that does not prune
+    other.publish_in_flight()
+    text = generate_latest(other.registry).decode()
+    assert 'acme_gateway_database_rows{table="orders"} 5.0' in text
+    assert "acme_gateway_database_bytes 8192.0" in text

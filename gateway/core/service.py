@@ -22,6 +22,7 @@ from gateway.core.orders import OrderService
 from gateway.core.profiles import ProfilePolicy
 from gateway.core.ratelimits.limiter import RateLimiter
 from gateway.core.renewals import RenewalService
+from gateway.core.retention import Pruner
 from gateway.core.role import ProcessRole
 from gateway.core.scep import ScepService
 from gateway.core.validations import ValidationRunner
@@ -74,14 +75,17 @@ class Core:
         self.est = EstService(settings, store, self.clock, connectors, self.issuance)
         self.scep = ScepService(store, self.clock, self.est, self.audit)
         self.anchors = AnchorWriter(settings, store, self.clock)
+        self.pruner = Pruner(settings.retention, store, self.clock)
 
     async def start(self) -> None:
         """Resume validations and CA jobs left from a previous run (the primary process).
 
-        The primary also anchors the audit chain; other processes never write anchors.
+        The primary also anchors the audit chain and prunes finished records; other
+        processes do neither.
         """
         if self.role.primary:
             await self.anchors.start()
+            self.pruner.start()
             resumed = await self.validations.resume()
             if resumed:
                 log.info("resumed %d validation(s) in flight", resumed)
@@ -93,6 +97,7 @@ class Core:
     async def stop(self) -> None:
         """Stop background work; anything unfinished resumes on the next start."""
         await self.prober.stop()
+        await self.pruner.stop()
         await self.validations.stop()
         await self.issuance.stop()
         await self.approvals.aclose()

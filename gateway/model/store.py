@@ -84,6 +84,23 @@ class Spend:
 Op = Insert | Update | Delete | Spend
 
 
+@dataclass(frozen=True)
+class TableStats:
+    """One table's rows and the bytes its pages (indexes included) take on disk."""
+
+    rows: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class DatabaseStats:
+    """The database's size on disk, the part of it free for reuse, and each table."""
+
+    size_bytes: int
+    free_bytes: int
+    tables: dict[str, TableStats]
+
+
 class Conflict(Exception):
     """An Insert hit a unique constraint (e.g. an account key registered twice)."""
 
@@ -234,6 +251,29 @@ class Store(Protocol):
 
     async def audit_head(self) -> tuple[int, str]:
         """The newest committed audit row's seq and hash; ``(0, GENESIS)`` for an empty trail."""
+        ...
+
+    async def prune(self, kind: str, before: datetime, limit: int, *,
+                    dry_run: bool = False) -> int:
+        """Remove up to ``limit`` records of ``kind`` whose window ended before ``before``.
+
+        The kinds and what each never removes are in :mod:`gateway.storage.retention`.
+        Returns how many went (with ``dry_run``, how many would; nothing is removed).
+        One call is one short transaction; the audit trail is never a kind.
+        """
+        ...
+
+    async def table_stats(self) -> DatabaseStats:
+        """Rows and bytes per table, and the database's size (what ``db stats`` prints)."""
+        ...
+
+    async def drop_archived_audit(self, through_seq: int, through_hash: str, limit: int) -> int:
+        """Remove up to ``limit`` of the oldest audit rows up to ``through_seq``: rows that
+        ``audit archive`` has written to a signed file.
+
+        Nothing goes unless row ``through_seq`` still has ``through_hash``, and the
+        newest row never goes. Returns how many went.
+        """
         ...
 
 

@@ -48,6 +48,8 @@ CREATE TABLE node_secrets (
     (7, PORTABLE[5][1]),
     # The operator's inventory indexes: SQLite's migration 7, portable as written.
     (8, PORTABLE[6][1]),
+    # Retention's indexes: SQLite's migration 8, portable as written.
+    (9, PORTABLE[7][1]),
 )
 LATEST = MIGRATIONS[-1][0]
 # pg_advisory_xact_lock key of schema migrations ("gw-migr" as a number).

@@ -51,8 +51,15 @@ from gateway.model.records import (
     ScepOtp,
     ScepTransaction,
 )
-from gateway.model.store import Conflict, Op, Spend, StoreUnavailable
-from gateway.storage import buckets, inventory, pg_schema, renewals, rows
+from gateway.model.store import (
+    Conflict,
+    DatabaseStats,
+    Op,
+    Spend,
+    StoreUnavailable,
+    TableStats,
+)
+from gateway.storage import buckets, inventory, pg_schema, renewals, retention, rows
 from gateway.storage.sqltext import (
     AUDIT,
     AUDIT_INSERT,
@@ -105,6 +112,11 @@ def redacted(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _count(status: str) -> int:
+    """The row count of a command status ("DELETE 3" → 3)."""
+    return int(status.rsplit(" ", 1)[-1])
 
 
 def _changed(status: str) -> bool:
@@ -437,6 +449,43 @@ class PostgresStore:
         """Drop the rate-limit buckets that are full by ``now``."""
         async with self._connection() as conn:
             await conn.execute(numbered(buckets.FORGET_FULL), now.timestamp())
+
+    # -- retention -----------------------------------------------------------------
+
+    async def prune(self, kind: str, before: datetime, limit: int, *,
+                    dry_run: bool = False) -> int:
+        """Remove (or count) up to ``limit`` records of ``kind`` past ``before``."""
+        params = (before.timestamp(), limit)
+        if dry_run:
+            return int((await self._fetch(numbered(retention.count_statement(kind)),
+                                          *params))[0][0])
+        removed = 0
+        async with self._connection() as conn, conn.transaction():
+            for sql in retention.delete_statements(kind):  # children first, then the rows
+                removed = _count(await conn.execute(numbered(sql), *params))
+        return removed
+
+    async def drop_archived_audit(self, through_seq: int, through_hash: str, limit: int) -> int:
+        """Remove archived audit rows (see Store.drop_archived_audit), under the append lock."""
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", AUDIT_LOCK)
+            return _count(await conn.execute(numbered(retention.DROP_ARCHIVED_AUDIT),
+                                             through_seq, limit, through_seq, through_hash))
+
+    async def table_stats(self) -> DatabaseStats:
+        """Rows and bytes (indexes and TOAST included) per table; the database's size.
+
+        PostgreSQL reuses dead space itself (autovacuum) and reports no free-page
+        count as SQLite does: ``free_bytes`` is 0.
+        """
+        async with self._connection() as conn:
+            size = await conn.fetchval("SELECT pg_database_size(current_database())")
+            tables = {}
+            for table in retention.TABLES:
+                rows_ = await conn.fetchval(retention.rows_statement(table))
+                bytes_ = await conn.fetchval("SELECT pg_total_relation_size($1::regclass)", table)
+                tables[table] = TableStats(int(rows_), int(bytes_))
+        return DatabaseStats(int(size), 0, tables)
 
 async def _append_audit(conn: asyncpg.Connection, appends: list[tuple[Any, ...]]) -> None:
     """Append audit events after the chain's head, under the lock every node takes."""

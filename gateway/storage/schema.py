@@ -179,4 +179,13 @@ CREATE TABLE scep_transactions (
 CREATE INDEX audit_events_request ON audit_events (request_id);
 CREATE INDEX certificates_not_after ON certificates (not_after);
 """),
+    # Retention (gateway.storage.retention): the pruner picks the oldest rows of each
+    # kind by the time its window counts from, and asks whether a certificate still
+    # holds an order (certificates by not_after: migration 7's index). Each column is
+    # written once, when its row is inserted.
+    (8, """
+CREATE INDEX orders_expires ON orders (expires);
+CREATE INDEX authorizations_expires ON authorizations (expires);
+CREATE INDEX certificates_order ON certificates (order_id);
+"""),
 )

@@ -25,6 +25,7 @@ import fcntl
 import os
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -46,8 +47,8 @@ from gateway.model.records import (
     ScepOtp,
     ScepTransaction,
 )
-from gateway.model.store import Op, Spend
-from gateway.storage import buckets, inventory, renewals, rows
+from gateway.model.store import DatabaseStats, Op, Spend
+from gateway.storage import buckets, inventory, renewals, retention, rows, sqlite_upkeep
 from gateway.storage.schema import MIGRATIONS
 from gateway.storage.sqlite_units import AUDIT_HEAD, Unit, apply_group, chain_head
 from gateway.storage.sqltext import AUTHZ_SELECT, Statement, statements
@@ -106,6 +107,7 @@ class SQLiteStore:
 
     def _connect_writer(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute(sqlite_upkeep.AUTO_VACUUM)  # a no-op unless the file is new
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_WAIT_MS}")
@@ -168,10 +170,13 @@ class SQLiteStore:
 
     async def _submit(self, stmts: list[Statement]) -> bool:
         """Queue one all-or-nothing unit for the next group commit and wait for it."""
+        return await self._queue(stmts).future
+
+    def _queue(self, stmts: list[Statement]) -> Unit:
         unit = Unit(stmts, asyncio.get_running_loop().create_future())
         self._pending.append(unit)
         self._wake.set()
-        return await unit.future
+        return unit
 
     async def _write_loop(self) -> None:
         assert self._executor is not None
@@ -520,3 +525,47 @@ class SQLiteStore:
     async def audit_head(self) -> tuple[int, str]:
         """The newest committed audit row's seq and hash (what an anchor signs)."""
         return chain_head(await self._one(AUDIT_HEAD, ()))
+
+    # -- retention -----------------------------------------------------------------
+
+    async def prune(self, kind: str, before: datetime, limit: int, *,
+                    dry_run: bool = False) -> int:
+        """Remove (or count) up to ``limit`` records of ``kind`` past ``before``."""
+        params = (before.timestamp(), limit)
+        if dry_run:
+            return int((await self._rows(retention.count_statement(kind), params))[0][0])
+        return await self._remove([(sql, params, False)
+                                   for sql in retention.delete_statements(kind)], limit)
+
+    async def _remove(self, stmts: list[Statement], most_pages: int) -> int:
+        """Run deletes as one unit; the rows the last one removed. Free pages go back after."""
+        unit = self._queue(stmts)
+        await unit.future
+        if unit.rowcount:
+            await self._give_back_pages(most_pages)
+        return unit.rowcount
+
+    async def _give_back_pages(self, most: int) -> None:
+        """Return free pages to the file system in a unit of their own (see sqlite_upkeep)."""
+        assert self._lookup is not None
+        pages = sqlite_upkeep.pages_to_give_back(self._lookup, most)
+        if pages:
+            await self._submit([(sqlite_upkeep.VACUUM_PAGE, (), False)] * pages)
+
+    async def drop_archived_audit(self, through_seq: int, through_hash: str, limit: int) -> int:
+        """Remove archived audit rows (see Store.drop_archived_audit)."""
+        return await self._remove([(retention.DROP_ARCHIVED_AUDIT,
+                                    (through_seq, limit, through_seq, through_hash), False)],
+                                  limit)
+
+    async def table_stats(self) -> DatabaseStats:
+        """Rows and bytes per table, read on a connection of its own off the event loop."""
+        def read() -> DatabaseStats:
+            conn = sqlite3.connect(f"file:{urllib.parse.quote(str(self.path))}?mode=ro",
+                                   uri=True)
+            try:
+                return sqlite_upkeep.database_stats(conn)
+            finally:
+                conn.close()
+
+        return await asyncio.to_thread(read)

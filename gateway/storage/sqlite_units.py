@@ -33,6 +33,7 @@ class Unit:
         self.stmts = stmts
         self.future = future
         self.result: bool | BaseException = False
+        self.rowcount = 0  # rows changed by the unit's last statement (what a prune counts)
 
 
 class Chain:
@@ -65,7 +66,8 @@ def run_unit(conn: sqlite3.Connection, unit: Unit, chain: Chain) -> bool:
         for sql, params, must_change in unit.stmts:
             if sql == AUDIT:
                 sql, params = AUDIT_INSERT, chain.append(params)
-            if conn.execute(sql, params).rowcount == 0 and must_change:
+            unit.rowcount = conn.execute(sql, params).rowcount
+            if unit.rowcount == 0 and must_change:
                 unit.result = False
                 return False
     except sqlite3.IntegrityError as exc:

@@ -197,15 +197,29 @@ async def test_the_scans_read_through_partial_indexes(store: SQLiteStore) -> Non
     assert "challenges_processing" in plans[0] and "orders_pending_approval" in plans[1], plans
 
 
+def database_of_version(path: Path, migrations: int) -> sqlite3.Connection:
+    """A database as the gateway left it after its first ``migrations`` migrations."""
+    from gateway.storage.schema import MIGRATIONS
+
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for version, sql in MIGRATIONS[:migrations]:
+        db.executescript(sql.replace("BYTEA", "BLOB"))
+        db.execute("INSERT INTO schema_version VALUES (?)", (version,))
+    db.commit()
+    return db
+
+
+def index_names(path: Path) -> set[str]:
+    with sqlite3.connect(path) as db:
+        return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+
+
 async def test_a_version_2_database_is_migrated(tmp_path: Path) -> None:
     from gateway.storage.schema import MIGRATIONS
 
     path = tmp_path / "old.db"
-    with sqlite3.connect(path) as db:  # as the gateway left it before migration 3
-        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        for version, sql in MIGRATIONS[:2]:
-            db.executescript(sql.replace("BYTEA", "BLOB"))
-            db.execute("INSERT INTO schema_version VALUES (?)", (version,))
+    with database_of_version(path, 2) as db:  # as the gateway left it before migration 3
         db.execute("INSERT INTO orders (id, account_id, status, identifiers, authz_ids, "
                    "expires, profile, created_at, approval) VALUES ('o9', 'a1', 'processing',"
                    " '[]', '[]', 0, 'default', 0, 'pending')")
@@ -215,8 +229,8 @@ async def test_a_version_2_database_is_migrated(tmp_path: Path) -> None:
         assert [o.id for o in await s.orders_awaiting_approval(10)] == ["o9"]
     finally:
         await s.close()
+    names = index_names(path)
     with sqlite3.connect(path) as db:
-        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         assert {"challenges_processing", "orders_pending_approval"} <= names
         assert not {"challenges_status", "orders_approval"} & names
         assert max(v for (v,) in db.execute("SELECT version FROM schema_version")) \
