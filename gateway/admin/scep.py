@@ -13,7 +13,8 @@ from typing import Any
 from aiohttp import web
 
 from gateway import keys
-from gateway.config import Table, name_patterns
+from gateway.config import name_patterns
+from gateway.config_table import Table
 from gateway.core.scep import ScepGate
 from gateway.errors import ConfigError, ErrorKind, GatewayError
 

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from gateway.config import Table
+    from gateway.config_table import Table
 
 DAY = 86400.0
 # Record kind → (config key, default days).

@@ -41,7 +41,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from gateway.config import Settings, Table, label_profile, name_patterns
+from gateway.config import Settings, label_profile, name_patterns
+from gateway.config_table import Table
 from gateway.est.passwords import check_hash_format
 
 AUTH_MODES = ("cert", "basic", "either", "both", "none")

@@ -13,7 +13,8 @@ from typing import Any
 
 from gateway import audit
 from gateway.cli_admin import login_name, store_subcommand
-from gateway.config import Settings, Table, name_patterns
+from gateway.config import Settings, name_patterns
+from gateway.config_table import Table
 from gateway.core.scep import OtpIssuer
 from gateway.model.clock import SystemClock
 from gateway.model.store import Store

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gateway.config import Settings, Table, label_profile, name_patterns
+from gateway.config import Settings, label_profile, name_patterns
+from gateway.config_table import Table
 from gateway.core.scep import ScepGate
 
 RESERVED = ("pkiclient.exe",)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from gateway.model.buckets import Bucket
 
 if TYPE_CHECKING:
-    from gateway.config import Table
+    from gateway.config_table import Table
 
 HOUR = 3600.0
 DAY = 24 * HOUR
