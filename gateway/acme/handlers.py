@@ -74,7 +74,8 @@ async def new_account(request: web.Request) -> web.Response:
     assert v.jwk is not None
     core = config(request)[keys.CORE]
     proof = eab_proof(v.payload, v.jws, v.thumbprint)
-    account, created = await core.accounts.register(v.jwk, v.thumbprint, v.payload, eab=proof)
+    account, created = await core.accounts.register(
+        v.jwk, v.thumbprint, requests.new_account(v.payload), eab=proof)
     return _json(render.account(v.urls, account), 201 if created else 200,
                  v.urls.account(account.id))
 
@@ -86,7 +87,8 @@ async def account(request: web.Request) -> web.Response:
         raise GatewayError(ErrorKind.UNAUTHORIZED, "the request is signed by another account")
     acct = v.owner()
     if not v.jws.is_post_as_get:
-        acct = await config(request)[keys.CORE].accounts.update(acct, v.payload)
+        acct = await config(request)[keys.CORE].accounts.update(
+            acct, requests.account_update(v.payload))
     return _json(render.account(v.urls, acct), location=v.urls.account(acct.id))
 
 
@@ -169,7 +171,8 @@ async def authz(request: web.Request) -> web.Response:
     if v.jws.is_post_as_get:
         found = await orders.get_authz(request.match_info["id"], v.owner())
     else:
-        found = await orders.deactivate_authz(v.owner(), request.match_info["id"], v.payload)
+        found = await orders.deactivate_authz(v.owner(), request.match_info["id"],
+                                              requests.authz_status(v.payload))
     return _authz_response(request, v, found)
 
 
@@ -182,7 +185,7 @@ async def challenge(request: web.Request) -> web.Response:
         found = await orders.get_authz_for_challenge(chall_id, v.owner())
         chall = found.challenge(chall_id)
     else:
-        found, chall = await orders.respond_challenge(v.owner(), chall_id, v.payload)
+        found, chall = await orders.respond_challenge(v.owner(), chall_id)
     assert chall is not None
     headers = _retry_after(request) if chall.status == PROCESSING else {}
     resp = _json(render.challenge(v.urls, chall), headers=headers)

@@ -1,8 +1,9 @@
-"""ACME request payloads parsed into the core's typed requests (RFC 8555 §7.4).
+"""ACME request payloads parsed into the core's typed requests (RFC 8555 §7.3, §7.4).
 
-The core never reads JSON of the ACME wire: a newOrder payload becomes a
-:class:`gateway.core.orders.NewOrder` here, every member checked for its type
-(a wrong one is ``malformed``), before any policy looks at it.
+The core never reads JSON of the ACME wire: newAccount, account updates and
+newOrder payloads become :class:`NewAccount`, :class:`AccountUpdate` and
+:class:`NewOrder` here, every member checked for its type (a wrong one is
+``malformed``) before any policy looks at it.
 """
 
 from __future__ import annotations
@@ -10,10 +11,42 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from gateway.core.fields import member
+from gateway.acme.fields import member
+from gateway.core.accounts import AccountUpdate, NewAccount
 from gateway.core.orders import NewOrder
 from gateway.errors import ErrorKind, GatewayError
 from gateway.model.records import Identifier
+
+MAX_CONTACTS = 10
+
+
+def new_account(payload: dict[str, Any]) -> NewAccount:
+    """The newAccount payload: contact, termsOfServiceAgreed, onlyReturnExisting."""
+    return NewAccount(contact=_contact(payload) or (),
+                      terms_agreed=member(payload, "termsOfServiceAgreed", bool) is True,
+                      only_return_existing=member(payload, "onlyReturnExisting", bool) is True)
+
+
+def account_update(payload: dict[str, Any]) -> AccountUpdate:
+    """An account POST: a new contact list and/or ``status: deactivated``."""
+    return AccountUpdate(contact=_contact(payload), status=member(payload, "status", str))
+
+
+def authz_status(payload: dict[str, Any]) -> str | None:
+    """An authorization POST's ``status`` (deactivation asks for "deactivated")."""
+    return member(payload, "status", str)
+
+
+def _contact(payload: dict[str, Any]) -> tuple[str, ...] | None:
+    """The ``contact`` member: a list of URL strings; None when absent."""
+    value = payload.get("contact")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        raise GatewayError(ErrorKind.MALFORMED, "contact must be a list of URL strings")
+    if len(value) > MAX_CONTACTS:
+        raise GatewayError(ErrorKind.MALFORMED, f"at most {MAX_CONTACTS} contacts are allowed")
+    return tuple(value)
 
 
 def new_order(payload: dict[str, Any]) -> NewOrder:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway import audit
 from gateway.config import AcmeSettings
 from gateway.core.eab import EabProof, EabService
-from gateway.core.fields import member
 from gateway.core.keys import check_account_key
 from gateway.core.ratelimits.limiter import RateLimiter, Requester
 from gateway.core.ratelimits.settings import RateLimitSettings
@@ -22,12 +21,25 @@ _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9
                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
 
 
-def check_contacts(contact: Any) -> tuple[str, ...]:
+@dataclass(frozen=True)
+class NewAccount:
+    """What a newAccount request asks for (RFC 8555 §7.3), parsed by its front end."""
+
+    contact: tuple[str, ...] = ()
+    terms_agreed: bool = False
+    only_return_existing: bool = False
+
+
+@dataclass(frozen=True)
+class AccountUpdate:
+    """A change to an account (RFC 8555 §7.3.2, §7.3.6); None leaves a field as it is."""
+
+    contact: tuple[str, ...] | None = None
+    status: str | None = None
+
+
+def check_contacts(contact: tuple[str, ...]) -> tuple[str, ...]:
     """Only ``mailto:`` URLs with one plain address each (RFC 8555 §7.3)."""
-    if contact is None:
-        return ()
-    if not isinstance(contact, list) or not all(isinstance(c, str) for c in contact):
-        raise GatewayError(ErrorKind.MALFORMED, "contact must be a list of URL strings")
     for url in contact:
         if not url.startswith("mailto:"):
             raise GatewayError(ErrorKind.UNSUPPORTED_CONTACT,
@@ -36,9 +48,7 @@ def check_contacts(contact: Any) -> tuple[str, ...]:
         if "?" in address or "," in address or not _EMAIL.match(address):
             raise GatewayError(ErrorKind.INVALID_CONTACT,
                                f"contact {url!r} is not a single valid e-mail address")
-    if len(contact) > 10:
-        raise GatewayError(ErrorKind.MALFORMED, "at most 10 contacts are allowed")
-    return tuple(contact)
+    return contact
 
 
 def account_uri(base_url: str, account_id: str) -> str:
@@ -61,7 +71,7 @@ class AccountService:
         self.trail = trail or audit.AuditTrail(store, clock)
         self.limits = limits or RateLimiter(RateLimitSettings(), store, clock, self.trail)
 
-    async def register(self, jwk: dict[str, Any], thumbprint: str, payload: dict[str, Any],
+    async def register(self, jwk: dict[str, Any], thumbprint: str, request: NewAccount,
                        eab_kid: str | None = None,
                        eab: EabProof | None = None) -> tuple[Account, bool]:
         """Create an account for this key, or return the existing one (created flag second).
@@ -69,17 +79,15 @@ class AccountService:
         With ``eab`` (a binding whose wire form the front end checked), the MAC is
         verified and the key consumed in the same unit that creates the account.
         """
-        # Types first: a request is malformed whether or not the key has an account.
-        only_existing = member(payload, "onlyReturnExisting", bool)
-        agreed = member(payload, "termsOfServiceAgreed", bool) is True
+        agreed = request.terms_agreed
         check_account_key(jwk)  # before the lookup: a weak key gets nothing, not even its account
         existing = await self.store.get_account_by_thumbprint(thumbprint)
         if existing is not None:
             return existing, False
-        if only_existing:
+        if request.only_return_existing:
             raise GatewayError(ErrorKind.ACCOUNT_DOES_NOT_EXIST,
                                "no account exists with the provided key")
-        contact = check_contacts(payload.get("contact"))
+        contact = check_contacts(request.contact)
         if self.settings.terms_of_service and not agreed:
             raise GatewayError(ErrorKind.USER_ACTION_REQUIRED,
                                "you must agree to the terms of service "
@@ -133,12 +141,12 @@ class AccountService:
             raise GatewayError(ErrorKind.UNAUTHORIZED, f"the account is {account.status}")
         return account
 
-    async def update(self, account: Account, payload: dict[str, Any]) -> Account:
+    async def update(self, account: Account, request: AccountUpdate) -> Account:
         """Apply a contact change and/or a deactivation request."""
         updated = account
-        if "contact" in payload:
-            updated = replace(updated, contact=check_contacts(payload["contact"]))
-        status = member(payload, "status", str)
+        if request.contact is not None:
+            updated = replace(updated, contact=check_contacts(request.contact))
+        status = request.status
         if status is not None:
             if status != DEACTIVATED:
                 raise GatewayError(ErrorKind.MALFORMED,

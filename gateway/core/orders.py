@@ -11,7 +11,6 @@ from typing import Any
 
 from gateway import audit
 from gateway.config import ProfileSettings, Settings
-from gateway.core.fields import member
 from gateway.core.keys import account_key_weakness
 from gateway.core.profiles import ProfilePolicy
 from gateway.core.ratelimits.limiter import RateLimiter, Requester
@@ -202,10 +201,10 @@ class OrderService:
         return authz
 
     async def deactivate_authz(self, account: Account, authz_id: str,
-                               payload: dict[str, Any]) -> Authorization:
-        """Client-requested deactivation (RFC 8555 §7.5.2)."""
+                               status: str | None) -> Authorization:
+        """Client-requested deactivation (RFC 8555 §7.5.2): ``status`` must be "deactivated"."""
         authz = await self.get_authz(authz_id, account)
-        if member(payload, "status", str) != DEACTIVATED:
+        if status != DEACTIVATED:
             raise GatewayError(ErrorKind.MALFORMED,
                                "the only status a client may set is \"deactivated\"")
         if authz.status not in (PENDING, VALID):
@@ -222,8 +221,8 @@ class OrderService:
             await self.settle(order)
         return done
 
-    async def respond_challenge(self, account: Account, challenge_id: str,
-                                payload: dict[str, Any]) -> tuple[Authorization, Challenge]:
+    async def respond_challenge(self, account: Account,
+                                challenge_id: str) -> tuple[Authorization, Challenge]:
         """Start validating a challenge (RFC 8555 §7.5.1); repeated calls are harmless."""
         authz = await self.get_authz_for_challenge(challenge_id, account)
         chall = authz.challenge(challenge_id)
