@@ -15,7 +15,7 @@ from gateway.acme.post import MAX_BODY as ACME_MAX
 from gateway.app import create_app
 from gateway.bodies import DEFAULT_MAX_BODY
 from gateway.est.wire import MAX_BODY as EST_MAX
-from tests.acme.conftest import FakeValidator, make_settings
+from tests.acme.support import FakeValidator, make_settings
 from tests.est.support import PASSWORD, Gateway, Manufacturer, est_section, request, running_gateway
 
 JOSE = {"Content-Type": "application/jose+json"}

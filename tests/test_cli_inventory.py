@@ -11,10 +11,10 @@ import pytest
 
 from gateway import cli
 from gateway.app import create_app
-from tests.acme.conftest import FakeValidator
 from tests.acme.flow import issue
+from tests.acme.support import FakeValidator
 from tests.e2e.harness import to_toml
-from tests.policy.conftest import PolicyGateway, settings_for
+from tests.policy.support import PolicyGateway, settings_for
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from gateway.app import create_app
 from gateway.logging import AccessLogger
 from gateway.metrics import Metrics, front_end, prepare_shared_dir
 from gateway.model.store import DatabaseStats, TableStats
-from tests.acme.conftest import FakeValidator, make_settings
+from tests.acme.support import FakeValidator, make_settings
 
 
 def test_paths_are_grouped_by_front_end() -> None:

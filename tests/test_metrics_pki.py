@@ -16,11 +16,11 @@ from gateway.metrics_pki import MeteredConnector, PkiMetrics, protocol_of
 from gateway.model.clock import FakeClock
 from gateway.model.records import AuditEvent, CertificateQuery
 from gateway.validation import ValidationFailure
-from tests.acme.conftest import FakeValidator, eventually
 from tests.acme.flow import issue
+from tests.acme.support import FakeValidator, eventually
 from tests.acme.test_rate_limits import OFF
 from tests.acmeclient import AcmeClient, make_csr
-from tests.policy.conftest import PolicyGateway, finalize, ready_order, settings_for
+from tests.policy.support import PolicyGateway, finalize, ready_order, settings_for
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 

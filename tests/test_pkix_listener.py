@@ -18,7 +18,7 @@ from connectors.localca.connector import LocalCAConnector
 from gateway import config, pkix_listener
 from gateway.app import build_connectors, create_app
 from gateway.errors import StartError
-from tests.acme.conftest import FakeValidator
+from tests.acme.support import FakeValidator
 from tests.e2e.harness import free_port
 from tests.pkix.localca_support import issue_request
 

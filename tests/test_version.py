@@ -11,7 +11,7 @@ import pytest
 from gateway.app import create_app
 from gateway.cli import main
 from gateway.version import version
-from tests.acme.conftest import FakeValidator, make_settings
+from tests.acme.support import FakeValidator, make_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

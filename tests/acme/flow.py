@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.acme.conftest import eventually
+from tests.acme.support import eventually
 from tests.acmeclient import AcmeClient, b64, make_csr
 
 

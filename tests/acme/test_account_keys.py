@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from gateway import keys
 from gateway.model.records import Account, new_id
 from gateway.model.store import Insert
-from tests.acme.conftest import Gateway
+from tests.acme.support import Gateway
 from tests.acmeclient import jwk_of, sign, thumbprint
 from tests.weakkeys import WEAK_KEYS, fermat_key, roca_key
 

@@ -12,8 +12,8 @@ from gateway import config
 from gateway.app import build_connectors, create_app
 from gateway.errors import ConfigError
 from tests.acme.chains_support import OLD_ROOT_CN, create_local_ca, cross_signed_chain
-from tests.acme.conftest import FakeValidator, Gateway
 from tests.acme.flow import issue
+from tests.acme.support import FakeValidator, Gateway
 
 
 def _doc(tmp_path: Path, **ca: Any) -> dict[str, Any]:

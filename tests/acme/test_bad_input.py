@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.acme.conftest import Gateway
 from tests.acme.flow import validate_all
+from tests.acme.support import Gateway
 from tests.acmeclient import AcmeClient, b64, jwk_of, make_csr, sign
 
 ACME = "urn:ietf:params:acme:error:"

@@ -7,7 +7,7 @@ from typing import Any
 
 from gateway.app import create_app
 from gateway.validation import ChallengeTask, ValidationOutcome
-from tests.acme.conftest import FakeValidator, Gateway, make_settings
+from tests.acme.support import FakeValidator, Gateway, make_settings
 
 
 class SlowValidator(FakeValidator):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.acme.conftest import Gateway
 from tests.acme.flow import issue, validate_all
+from tests.acme.support import Gateway
 from tests.acmeclient import b64, jwk_of, make_csr, sign
 
 ACME = "urn:ietf:params:acme:error:"

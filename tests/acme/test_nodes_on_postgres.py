@@ -10,8 +10,8 @@ from cryptography import x509
 from gateway import keys
 from gateway.app import create_app
 from gateway.core.node_nonces import NodeNonces
-from tests.acme.conftest import FakeValidator, make_settings
 from tests.acme.flow import issue
+from tests.acme.support import FakeValidator, make_settings
 from tests.acmeclient import AcmeClient
 from tests.alternating import AlternatingSession
 from tests.pgserver import PostgresServer

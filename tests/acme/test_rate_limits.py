@@ -18,8 +18,8 @@ from gateway.app import create_app
 from gateway.errors import ErrorKind
 from gateway.model.clock import FakeClock
 from gateway.validation import ValidationFailure
-from tests.acme.conftest import FakeValidator, Gateway, eventually, make_settings
 from tests.acme.flow import issue
+from tests.acme.support import FakeValidator, Gateway, eventually, make_settings
 from tests.acmeclient import AcmeClient
 
 RATE_LIMITED = "urn:ietf:params:acme:error:rateLimited"

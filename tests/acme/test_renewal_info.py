@@ -15,8 +15,8 @@ from gateway.core.ari import cert_id
 from gateway.core.renewals import Selection
 from gateway.errors import ErrorKind, GatewayError
 from gateway.validation import ValidationFailure
-from tests.acme.conftest import FakeValidator, Gateway, make_settings
 from tests.acme.flow import validate_all
+from tests.acme.support import FakeValidator, Gateway, make_settings
 from tests.acmeclient import AcmeClient, b64, make_csr
 
 ACME = "urn:ietf:params:acme:error:"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from tests.acme.conftest import Gateway
 from tests.acme.flow import issue
+from tests.acme.support import Gateway
 from tests.acmeclient import AcmeClient, b64
 
 ACME = "urn:ietf:params:acme:error:"

@@ -10,7 +10,7 @@ from gateway.errors import ErrorKind
 from gateway.model.records import INVALID, PENDING, PROCESSING, VALID
 from gateway.model.store import Update
 from gateway.validation import ValidationFailure
-from tests.acme.conftest import FakeValidator, Gateway, eventually, make_settings
+from tests.acme.support import FakeValidator, Gateway, eventually, make_settings
 
 
 async def _gateway(aiohttp_client: Any, tmp_path: Any, wait: float = 2.0) -> Gateway:

@@ -13,8 +13,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from tests.acme.conftest import Gateway
 from tests.acme.flow import issue
+from tests.acme.support import Gateway
 from tests.acme.test_bad_input import expect, raw_post
 from tests.acmeclient import AcmeClient, b64, sign_raw
 

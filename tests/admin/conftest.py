@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from gateway.app import create_app
-from tests.acme.conftest import FakeValidator
-from tests.policy.conftest import PolicyGateway, settings_for
+from tests.acme.support import FakeValidator
+from tests.policy.support import PolicyGateway, settings_for
 
 TOKEN = "s3cret-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

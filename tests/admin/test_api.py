@@ -7,10 +7,10 @@ from typing import Any
 
 from gateway import keys
 from gateway.app import create_app
-from tests.acme.conftest import FakeValidator, eventually
+from tests.acme.support import FakeValidator, eventually
 from tests.acmeclient import make_csr
 from tests.admin.conftest import AUTH, TOKEN
-from tests.policy.conftest import PolicyGateway, finalize, ready_order, settings_for
+from tests.policy.support import PolicyGateway, finalize, ready_order, settings_for
 
 
 async def _held(gw: PolicyGateway) -> tuple[Any, dict[str, Any], str]:

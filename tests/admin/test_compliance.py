@@ -8,11 +8,11 @@ import io
 import pytest
 
 from gateway.admin import render
-from tests.acme.conftest import eventually
 from tests.acme.flow import issue
+from tests.acme.support import eventually
 from tests.acmeclient import make_csr
 from tests.admin.conftest import AUTH
-from tests.policy.conftest import PolicyGateway, finalize, ready_order
+from tests.policy.support import PolicyGateway, finalize, ready_order
 
 
 async def _approved_issuance(agw: PolicyGateway) -> None:

@@ -11,11 +11,11 @@ import pytest
 from gateway.admin.session import ConsoleSessions
 from gateway.app import create_app
 from gateway.model.records import CertificateQuery
-from tests.acme.conftest import FakeValidator
 from tests.acme.flow import issue
+from tests.acme.support import FakeValidator
 from tests.acmeclient import make_csr
 from tests.admin.conftest import TOKEN, admin_settings
-from tests.policy.conftest import PolicyGateway, finalize, ready_order, settings_for
+from tests.policy.support import PolicyGateway, finalize, ready_order, settings_for
 
 PAGES = ["/admin/", "/admin/console/approvals", "/admin/console/certificates",
          "/admin/console/accounts", "/admin/console/audit", "/admin/console/compliance",

@@ -19,13 +19,13 @@ from cryptography.x509 import ocsp
 
 from gateway.app import create_app
 from gateway.est.passwords import hash_password
-from tests.acme.conftest import FakeValidator, eventually
 from tests.acme.flow import issue
+from tests.acme.support import FakeValidator, eventually
 from tests.acmeclient import make_csr
 from tests.admin.conftest import TOKEN, admin_settings
 from tests.conftest import require_tool
 from tests.pkix.localca_support import ocsp_request_der
-from tests.policy.conftest import PolicyGateway, finalize, ready_order
+from tests.policy.support import PolicyGateway, finalize, ready_order
 
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 pytestmark = pytest.mark.external("chromium")

@@ -8,7 +8,7 @@ import pytest
 
 from tests.acme.flow import issue
 from tests.admin.conftest import AUTH
-from tests.policy.conftest import PolicyGateway
+from tests.policy.support import PolicyGateway
 
 
 async def _issued(agw: PolicyGateway, names: list[str]) -> tuple[Any, dict[str, Any]]:

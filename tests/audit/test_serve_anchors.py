@@ -10,7 +10,7 @@ from pathlib import Path
 import aiohttp
 
 from gateway.audit_anchor import Anchor, read_lines
-from tests.acme.conftest import eventually
+from tests.acme.support import eventually
 from tests.acmeclient import AcmeClient
 from tests.e2e.harness import run, to_toml
 from tests.loadtest.conftest import free_port, spawn

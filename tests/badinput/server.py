@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from gateway import config, tls
 from gateway.app import create_app
 from gateway.est.passwords import hash_password
-from tests.acme.conftest import FakeValidator
 from tests.acme.flow import issue, validate_all
+from tests.acme.support import FakeValidator
 from tests.acmeclient import AcmeClient
 
 USER = ("device", "device password")

@@ -106,7 +106,7 @@ async def acme_through(aiohttp_client: Any, tmp: Path, connector: Any, ca_type: 
     """
     from gateway import config
     from gateway.app import create_app
-    from tests.acme.conftest import FakeValidator
+    from tests.acme.support import FakeValidator
 
     doc: dict[str, Any] = {
         "server": {"data_dir": str(tmp / "gw")},

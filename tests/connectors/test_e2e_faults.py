@@ -20,8 +20,8 @@ from connectors.adcs.connector import CertsrvConnector, CertsrvSettings
 from connectors.ejbca.connector import EjbcaConnector, EjbcaSettings
 from gateway import keys
 from gateway.model.clock import FakeClock
-from tests.acme.conftest import eventually
 from tests.acme.flow import validate_all
+from tests.acme.support import eventually
 from tests.acmeclient import AcmeClient, b64, make_csr
 from tests.connectors.simulators import acme_through, certsrv_options, ejbca_options
 from tests.est import support

@@ -20,7 +20,7 @@ from gateway.core.role import ProcessRole
 from gateway.errors import ConfigError
 from gateway.model.clock import FakeClock
 from gateway.storage.sqlite import SQLiteStore
-from tests.acme.conftest import FakeValidator, eventually
+from tests.acme.support import FakeValidator, eventually
 from tests.acmeclient import AcmeClient
 from tests.audit.support import append, sql, write_config
 

@@ -10,7 +10,7 @@ from gateway import keys
 from gateway.app import create_app
 from gateway.core.ca_health import CAHealth, HealthProber
 from gateway.model.clock import FakeClock
-from tests.acme.conftest import FakeValidator, make_settings
+from tests.acme.support import FakeValidator, make_settings
 from tests.fakes.scripted_ca import ScriptedCA
 
 

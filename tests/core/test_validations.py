@@ -15,7 +15,7 @@ from gateway.model.clock import FakeClock
 from gateway.model.records import PROCESSING, VALID
 from gateway.model.store import Insert
 from gateway.storage.sqlite import SQLiteStore
-from tests.acme.conftest import FakeValidator, make_settings
+from tests.acme.support import FakeValidator, make_settings
 from tests.storage.models import NOW, account, authz, order
 
 

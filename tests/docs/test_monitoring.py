@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.app import create_app
-from tests.acme.conftest import FakeValidator, make_settings
+from tests.acme.support import FakeValidator, make_settings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "monitoring"
 _NAME = re.compile(r"\bacme_gateway_[a-z0-9_]+")

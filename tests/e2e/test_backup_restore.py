@@ -22,8 +22,8 @@ from cryptography.x509 import ocsp
 from gateway import audit_report
 from gateway.app import create_app
 from gateway.storage.postgres import PostgresStore
-from tests.acme.conftest import FakeValidator, make_settings
 from tests.acme.flow import issue
+from tests.acme.support import FakeValidator, make_settings
 from tests.acmeclient import AcmeClient, b64
 from tests.alternating import AlternatingSession
 from tests.pgserver import BIN, PostgresServer

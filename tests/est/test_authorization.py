@@ -18,8 +18,8 @@ import pytest
 from cryptography import x509
 
 from gateway.model.clock import FakeClock
-from tests.acme.conftest import FakeValidator
 from tests.acme.flow import issue
+from tests.acme.support import FakeValidator
 from tests.acmeclient import AcmeClient
 from tests.est.support import (
     ALICE,

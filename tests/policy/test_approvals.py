@@ -11,10 +11,10 @@ from aiohttp import web
 
 from gateway import cli
 from gateway.app import create_app
-from tests.acme.conftest import FakeValidator, eventually
+from tests.acme.support import FakeValidator, eventually
 from tests.acmeclient import AcmeClient, make_csr
 from tests.e2e.harness import to_toml
-from tests.policy.conftest import PolicyGateway, finalize, ready_order, settings_for
+from tests.policy.support import PolicyGateway, finalize, ready_order, settings_for
 
 
 async def _held(pgw: PolicyGateway) -> tuple[AcmeClient, dict[str, Any], str]:

@@ -12,9 +12,9 @@ import pytest
 
 from gateway.app import create_app
 from gateway.model.records import EabKey
-from tests.acme.conftest import FakeValidator, make_settings
+from tests.acme.support import FakeValidator, make_settings
 from tests.acmeclient import AcmeClient, b64, jwk_of
-from tests.policy.conftest import PROFILES, PolicyGateway, new_order
+from tests.policy.support import PROFILES, PolicyGateway, new_order
 
 ACME = "urn:ietf:params:acme:error:"
 

@@ -11,10 +11,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from connectors.base import Issued, IssueRequest, IssueResult
 from gateway.app import create_app
-from tests.acme.conftest import FakeValidator
+from tests.acme.support import FakeValidator
 from tests.acmeclient import AcmeClient, make_csr
 from tests.fakes.scripted_ca import ScriptedCA
-from tests.policy.conftest import finalize, ready_order, settings_for
+from tests.policy.support import finalize, ready_order, settings_for
 from tests.weakkeys import refused_csr_cases
 
 BAD_PUBLIC_KEY = "urn:ietf:params:acme:error:badPublicKey"

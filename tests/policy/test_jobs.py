@@ -9,10 +9,10 @@ from gateway import keys
 from gateway.app import create_app
 from gateway.core.service import Core
 from gateway.model.clock import FakeClock
-from tests.acme.conftest import FakeValidator, eventually, make_settings
+from tests.acme.support import FakeValidator, eventually, make_settings
 from tests.acmeclient import AcmeClient, make_csr
 from tests.fakes.scripted_ca import ScriptedCA
-from tests.policy.conftest import PROFILES, finalize, ready_order
+from tests.policy.support import PROFILES, finalize, ready_order
 
 JOBS = {"retry_base_seconds": 10, "retry_cap_seconds": 15, "max_attempts": 3,
         "poll_base_seconds": 7, "poll_cap_seconds": 60, "scan_period_seconds": 0.02}

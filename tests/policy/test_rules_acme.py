@@ -10,9 +10,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.acme.conftest import eventually
+from tests.acme.support import eventually
 from tests.acmeclient import make_csr
-from tests.policy.conftest import PolicyGateway, finalize, new_order, ready_order
+from tests.policy.support import PolicyGateway, finalize, new_order, ready_order
 
 ACME = "urn:ietf:params:acme:error:"
 

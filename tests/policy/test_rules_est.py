@@ -11,7 +11,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from gateway.core.est import EnrollRequest
 from gateway.errors import GatewayError
-from tests.policy.conftest import PolicyGateway, finalize, ready_order
+from tests.policy.support import PolicyGateway, finalize, ready_order
 from tests.policy.test_rules_acme import _csr, _p256
 
 
