@@ -14,7 +14,6 @@ killed with SIGKILL. Then:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,7 +32,10 @@ pytestmark = pytest.mark.external("postgres")
 CLIENTS, ORDERS_EACH = 8, 5
 # The lease outlasts the stall and the look at the jobs after it: what is leased then is B's.
 CLAIM_SECONDS = 5
-STALL = 1.5
+STALL = 3.0
+# Jobs in flight before node B is killed: finalizes alternate between the nodes, so
+# with this many both hold some.
+STALLED_JOBS = 6
 
 
 @asynccontextmanager
@@ -46,6 +48,14 @@ async def ledger_stalled(url: str) -> AsyncIterator[None]:
             yield
     finally:
         await conn.close()
+
+
+async def _until_leased(url: str, count: int, timeout: float) -> None:
+    """Wait (at most ``timeout``) until ``count`` CA jobs are leased by the nodes."""
+    for _ in range(int(timeout / 0.05)):  # the database is polled: no event to wait on
+        if len(await leased_jobs(url)) >= count:
+            return
+        await asyncio.sleep(0.05)
 
 
 async def leased_jobs(url: str) -> set[str]:
@@ -85,8 +95,8 @@ async def test_a_node_killed_under_load_loses_nothing_and_issues_nothing_twice(
             await load.wait_finalized(CLIENTS * ORDERS_EACH // 3)
             async with ledger_stalled(url):
                 # Finalizes reach both nodes; their jobs sign and wait for the ledger.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(load.wait_finalized(load.finalized + 4), STALL)
+                # Enough of them to be sure both nodes hold some, however slow the run.
+                await _until_leased(url, STALLED_JOBS, STALL)
                 await node_b.stop(signal.SIGKILL)
             await asyncio.sleep(0.5)  # node A's stalled jobs complete; B's stay leased
             held_by_b = await leased_jobs(url)
