@@ -118,3 +118,9 @@ class AuditTrail:
             await self.store.apply([self.event(event, **fields)])
         except Exception:
             log.exception("could not append audit event %s", event)
+
+
+def recorded_policy(extra: dict[str, Any]) -> dict[str, Any] | None:
+    """The profile's rules recorded in an ``issued`` event's extra, if any were."""
+    policy = extra.get("policy")
+    return policy if isinstance(policy, dict) else None

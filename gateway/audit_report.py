@@ -28,7 +28,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway import audit, audit_chain
-from gateway.core import compliance
 from gateway.model.store import Store
 
 PAGE = 2000
@@ -211,7 +210,7 @@ def _held(extra: dict[str, Any]) -> bool:
     Issuances recorded before the rules were kept are not judged on approval:
     today's config says nothing about the day they were issued.
     """
-    policy = compliance.recorded_policy(extra)
+    policy = audit.recorded_policy(extra)
     return bool(policy and policy.get("approval_required"))
 
 
@@ -220,7 +219,7 @@ def _issued(tally: _Tally, row: dict[str, Any], extra: dict[str, Any], limit: in
         tally.durations.append(float(extra["duration_s"]))
     days = extra.get("validity_days")
     # The maximum in force at issuance, when it was recorded (gateway.core.compliance).
-    limit = (compliance.recorded_policy(extra) or {}).get("max_validity_days", limit)
+    limit = (audit.recorded_policy(extra) or {}).get("max_validity_days", limit)
     if isinstance(days, int | float) and days > limit:
         tally.violations.append({"type": "validity_over_maximum", "serial": extra.get("serial"),
                                  "validity_days": days, "maximum_days": limit,

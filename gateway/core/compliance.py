@@ -57,15 +57,9 @@ class IssuanceVerdict:
         return "violation" if self.violations else "ok"
 
 
-def recorded_policy(extra: dict[str, Any]) -> dict[str, Any] | None:
-    """The rules recorded with an issuance, if any were."""
-    policy = extra.get("policy")
-    return policy if isinstance(policy, dict) else None
-
-
 def judge(extra: dict[str, Any], approved_by: str, today_max_days: int) -> tuple[str, ...]:
     """The violations of one issuance, by its recorded policy (today's maximum without one)."""
-    policy = recorded_policy(extra) or {}
+    policy = audit.recorded_policy(extra) or {}
     found = []
     limit = policy.get("max_validity_days", today_max_days)
     days = extra.get("validity_days")
@@ -93,7 +87,7 @@ async def issuances(store: Store, since: datetime | None, until: datetime | None
         if row["event"] != audit.ISSUED:
             continue
         extra = json.loads(row["extra"])
-        policy = recorded_policy(extra)
+        policy = audit.recorded_policy(extra)
         held = bool(policy and policy.get("approval_required"))
         approved_by = await _approver(store, row["request_id"]) if held else ""
         yield IssuanceVerdict(
