@@ -52,7 +52,13 @@ class Insert:
 
 @dataclass(frozen=True)
 class Update:
-    """Overwrite ``model``'s row, if its stored status still equals ``expect`` (when given)."""
+    """Overwrite ``model``'s row, if its stored status still equals ``expect`` (when given).
+
+    An order, authorization or challenge changes only through its state
+    machine's moves: of those, the store rewrites just the fields a move sets
+    (status, error, validation results, certificate, CSR, approval); the
+    fields fixed when the row was inserted stay as inserted.
+    """
 
     model: Model
     expect: str | None = None

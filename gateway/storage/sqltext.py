@@ -13,7 +13,7 @@ import functools
 from typing import Any
 
 from gateway.model.records import AuditEvent, Authorization, Challenge
-from gateway.model.store import Delete, Insert, Op, Spend
+from gateway.model.store import Delete, Insert, Op, Spend, Update
 from gateway.storage import buckets, rows
 
 Statement = tuple[str, tuple[Any, ...], bool]  # sql, params, must change a row
@@ -39,7 +39,7 @@ def _insert_sql(table: str, cols: tuple[str, ...]) -> str:
 
 @functools.cache
 def _update_sql(table: str, cols: tuple[str, ...], expect: bool) -> str:
-    sets = ", ".join(f"{c} = ?" for c in cols if c != "id")
+    sets = ", ".join(f"{c} = ?" for c in cols)
     return f"UPDATE {table} SET {sets} WHERE id = ?" + (" AND status = ?" if expect else "")
 
 
@@ -54,21 +54,21 @@ def statements(op: Op) -> list[Statement]:
     """The SQL statements of one operation."""
     if isinstance(op, Spend):
         return [buckets.spend_statement(op)]
-    if isinstance(op.model, AuditEvent):
+    model = op.model
+    if isinstance(model, AuditEvent):
         if not isinstance(op, Insert):
             raise TypeError("audit events are append-only")
-        return [(AUDIT, rows.audit_values(op.model), False)]
-    table, cols = rows.TABLES[type(op.model)]
-    values = rows.to_row(op.model)
+        return [(AUDIT, rows.audit_values(model), False)]
+    if isinstance(op, Update):
+        cols, params = rows.updated(model)
+        params += (model.id,) if op.expect is None else (model.id, op.expect)
+        return [(_update_sql(rows.TABLES[type(model)][0], cols, op.expect is not None),
+                 params, True)]
+    table, cols = rows.TABLES[type(model)]
     if isinstance(op, Delete):
-        return [(f"DELETE FROM {table} WHERE id = ?", (op.model.id,), False)]
-    if isinstance(op, Insert):
-        out = [(_insert_sql(table, cols), tuple(values[c] for c in cols), False)]
-        if isinstance(op.model, Authorization):
-            for chall in op.model.challenges:
-                out += statements(Insert(chall))
-        return out
-    params = tuple(values[c] for c in cols if c != "id") + (op.model.id,)
-    if op.expect is not None:
-        params += (op.expect,)
-    return [(_update_sql(table, cols, op.expect is not None), params, True)]
+        return [(f"DELETE FROM {table} WHERE id = ?", (model.id,), False)]
+    out = [(_insert_sql(table, cols), rows.values(model), False)]
+    if isinstance(model, Authorization):
+        for chall in model.challenges:
+            out += statements(Insert(chall))
+    return out
