@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.model.clock import Clock
-from gateway.model.records import AuditEvent, Identifier
+from gateway.model.records import AuditEvent, Identifier, restore
 from gateway.model.store import Insert, Store
 
 log = logging.getLogger("gateway.audit")
@@ -99,10 +99,11 @@ class AuditTrail:
               request_id: str = "", extra: dict[str, Any] | None = None) -> Insert:
         """An Insert op for one event, to put into the same apply as the state change."""
         info = CURRENT_REQUEST.get()
-        built = AuditEvent(
-            event=event, at=self.clock.now(), actor=actor, identifiers=tuple(identifiers),
-            profile=profile, ca=ca, result=result, detail=detail,
-            request_id=request_id or (info.request_id if info else ""),
+        # Every field is given: restore skips the frozen __init__ (one event per change).
+        built = restore(
+            AuditEvent, event=event, at=self.clock.now(), actor=actor,
+            identifiers=tuple(identifiers), profile=profile, ca=ca, result=result,
+            detail=detail, request_id=request_id or (info.request_id if info else ""),
             source=info.source if info else "", extra=extra or {})
         if self.observer is not None:
             self.observer(built)

@@ -27,7 +27,6 @@ import sqlite3
 import time
 import urllib.parse
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,7 @@ from gateway.model.records import (
 from gateway.model.store import DatabaseStats, Op, Spend
 from gateway.storage import buckets, inventory, renewals, retention, rows, sqlite_upkeep
 from gateway.storage.schema import MIGRATIONS
+from gateway.storage.sqlite_thread import WriterThread
 from gateway.storage.sqlite_units import AUDIT_HEAD, Unit, apply_group, chain_head
 from gateway.storage.sqltext import AUTHZ_SELECT, Statement, statements
 from gateway.storage.sqltext import select as _select
@@ -78,7 +78,7 @@ class SQLiteStore:
         self._reader: aiosqlite.Connection | None = None
         self._lookup: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._thread: WriterThread | None = None
         self._pending: list[Unit] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -92,9 +92,9 @@ class SQLiteStore:
     async def open(self) -> None:
         """Create the file if needed, migrate, start the writer."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
-        loop = asyncio.get_running_loop()
-        self._writer = await loop.run_in_executor(self._executor, self._connect_writer)
+        self._thread = WriterThread("sqlite-writer")
+        self._thread.start(asyncio.get_running_loop())
+        self._writer = await self._thread.run(self._connect_writer)
         self._reader = await aiosqlite.connect(self.path)
         self._reader.row_factory = aiosqlite.Row
         await self._reader.execute("PRAGMA query_only = ON")
@@ -138,10 +138,10 @@ class SQLiteStore:
         if self._lookup is not None:
             self._lookup.close()
             self._lookup = None
-        if self._writer is not None and self._executor is not None:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._writer.close)
-            self._executor.shutdown()
-            self._writer = self._executor = None
+        if self._writer is not None and self._thread is not None:
+            await self._thread.run(self._writer.close)
+            self._thread.stop()
+            self._writer = self._thread = None
         if self._turn is not None:
             os.close(self._turn)
             self._turn = None
@@ -179,8 +179,6 @@ class SQLiteStore:
         return unit
 
     async def _write_loop(self) -> None:
-        assert self._executor is not None
-        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             if self.group_commit_s:
@@ -188,11 +186,13 @@ class SQLiteStore:
             self._wake.clear()
             batch, self._pending = self._pending, []
             if batch:
-                await self._commit(loop, batch)
+                await self._commit(batch)
             if self._closing and not self._pending:
                 return
 
-    async def _commit(self, loop: asyncio.AbstractEventLoop, batch: list[Unit]) -> None:
+    async def _commit(self, batch: list[Unit]) -> None:
+        thread = self._thread
+        assert thread is not None
         try:
             try:
                 here = self._write_turn(block=False) and self._apply_here(batch)
@@ -200,10 +200,10 @@ class SQLiteStore:
                 self._end_turn()
                 raise
             if here:
-                await loop.run_in_executor(self._executor, self._finish)  # ends the turn
+                await thread.run(self._finish)  # ends the turn
             else:
                 self._end_turn()
-                await loop.run_in_executor(self._executor, self._commit_batch, batch)
+                await thread.run(lambda: self._commit_batch(batch))
         except Exception as exc:  # the commit itself failed: nobody's change is durable
             for unit in batch:
                 if not unit.future.done():
