@@ -50,7 +50,13 @@ from gateway.model.store import DatabaseStats, Op, Spend
 from gateway.storage import buckets, inventory, renewals, retention, rows, sqlite_upkeep
 from gateway.storage.schema import MIGRATIONS
 from gateway.storage.sqlite_thread import WriterThread
-from gateway.storage.sqlite_units import AUDIT_HEAD, Unit, apply_group, chain_head
+from gateway.storage.sqlite_units import (
+    AUDIT_HEAD,
+    Unit,
+    apply_group,
+    bind_plainly,
+    chain_head,
+)
 from gateway.storage.sqltext import AUTHZ_SELECT, Statement, statements
 from gateway.storage.sqltext import select as _select
 
@@ -92,6 +98,7 @@ class SQLiteStore:
     async def open(self) -> None:
         """Create the file if needed, migrate, start the writer."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        bind_plainly()
         self._thread = WriterThread("sqlite-writer")
         self._thread.start(asyncio.get_running_loop())
         self._writer = await self._thread.run(self._connect_writer)

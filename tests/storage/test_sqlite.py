@@ -24,6 +24,7 @@ from gateway.model.records import (
 )
 from gateway.model.store import Conflict, Insert, Update
 from gateway.storage.sqlite import SQLiteStore
+from gateway.storage.sqlite_units import bind_plainly
 from tests.storage.models import NOW, account, order
 
 
@@ -257,3 +258,13 @@ async def test_an_account_changed_by_another_process_is_seen_within_the_cache_ti
     assert (await store.get_account("x1")).status == "valid"  # type: ignore[union-attr]
     clock[0] += 0.2
     assert (await store.get_account("x1")).status == "deactivated"  # type: ignore[union-attr]
+
+
+def test_the_identity_adapters_bind_null_and_blobs_unchanged() -> None:
+    bind_plainly()
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (a, b)")
+    conn.execute("INSERT INTO t VALUES (?, ?)", (None, b"\x00\x01"))
+    assert conn.execute("SELECT typeof(a), typeof(b), b FROM t").fetchone() == \
+        ("null", "blob", b"\x00\x01")
+    conn.close()
