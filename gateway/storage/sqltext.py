@@ -33,8 +33,9 @@ def select(model: type, condition: str) -> str:
 
 
 @functools.cache  # a handful of (table, columns) pairs; built on every write otherwise
-def _insert_sql(table: str, cols: tuple[str, ...]) -> str:
-    return f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+def _insert_sql(table: str, cols: tuple[str, ...], count: int = 1) -> str:
+    row = f"({', '.join('?' * len(cols))})"
+    return f"INSERT INTO {table} ({', '.join(cols)}) VALUES {', '.join([row] * count)}"
 
 
 @functools.cache
@@ -68,7 +69,14 @@ def statements(op: Op) -> list[Statement]:
     if isinstance(op, Delete):
         return [(f"DELETE FROM {table} WHERE id = ?", (model.id,), False)]
     out = [(_insert_sql(table, cols), rows.values(model), False)]
-    if isinstance(model, Authorization):
-        for chall in model.challenges:
-            out += statements(Insert(chall))
+    if isinstance(model, Authorization) and model.challenges:
+        # One statement for all its challenges (a multi-row VALUES): a statement
+        # costs more to run than its rows cost to write.
+        out.append(_challenges_insert(model.challenges))
     return out
+
+
+def _challenges_insert(challenges: tuple[Challenge, ...]) -> Statement:
+    table, cols = rows.TABLES[Challenge]
+    params = tuple(v for chall in challenges for v in rows.values(chall))
+    return _insert_sql(table, cols, len(challenges)), params, False

@@ -20,7 +20,15 @@ import pytest
 
 from gateway import audit_report
 from gateway.model.buckets import Bucket
-from gateway.model.records import PROCESSING, READY, AuditEvent, Certificate, EabKey, Job
+from gateway.model.records import (
+    PROCESSING,
+    READY,
+    AuditEvent,
+    Authorization,
+    Certificate,
+    EabKey,
+    Job,
+)
 from gateway.model.store import Conflict, Delete, Insert, Spend, Store, Update
 from gateway.storage.sqlite import SQLiteStore
 from tests.storage.models import NOW, account, authz, order
@@ -75,6 +83,30 @@ async def test_round_trip_of_every_model(store: Store) -> None:
     await store.apply([Insert(key)])
     assert await store.get_eab_key("kid-1") == key
     assert await store.list_eab_keys() == [key]
+
+
+def _three_challenges(authz_id: str) -> Authorization:
+    base = authz(authz_id, "o1")
+    first = base.challenges[0]
+    return replace(base, challenges=(
+        first, replace(first, id=f"d-{authz_id}", type="dns-01", token="t2"),
+        replace(first, id=f"a-{authz_id}", type="tls-alpn-01", token="t3",
+                status=PROCESSING)))
+
+
+async def test_authorizations_keep_their_challenges_in_order(store: Store) -> None:
+    z1, z2 = _three_challenges("z1"), _three_challenges("z2")
+    lone = replace(authz("z3", "o1"), challenges=())
+    await store.apply([Insert(order("o1")), Insert(z2), Insert(lone), Insert(z1)])
+    assert await store.get_authz("z1") == z1
+    assert await store.get_authz("z3") == lone
+    assert await store.get_authzs(["z1", "z3", "z2"]) == [z1, lone, z2]
+    assert await store.get_authz_by_challenge("a-z2") == z2
+    assert await store.processing_challenges() in ([z2, z1], [z1, z2])
+    moved = z1.with_challenge(z1.challenges[1].moved(PROCESSING)).moved("valid")
+    assert await store.apply([Update(moved.challenges[1], expect="pending"),
+                              Update(moved, expect="pending")])
+    assert await store.get_authz_by_challenge("d-z1") == moved
 
 
 async def test_certificates_by_id_serial_and_key(store: Store) -> None:
