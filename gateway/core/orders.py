@@ -263,39 +263,58 @@ class OrderService:
             done = chall.moved(VALID, validated=self.clock.now(), records=records)
         else:
             done = chall.moved(INVALID, error=error, records=records)
-        ops: list[Any] = [Update(done, expect=PROCESSING)]
+        order = await self.store.get_order(authz.order_id)
+        tail: list[Any] = []
+        if error is not None:  # counted against the account's next orders for this name
+            tail += self.limits.validation_failed(authz.account_id, order.profile if order else "",
+                                                  authz.identifier.value)
+        tail.append(self._validated_event(authz, chall, error))  # built once: events are counted
+        if authz.status == PENDING:
+            # First against the authorization as the caller read it when the challenge
+            # started (no read): its compare-and-set on status fails if it moved since (a
+            # deactivation, a sibling challenge deciding it), and the outcome is then
+            # recorded against a fresh read.
+            recorded, decided = await self._record(authz, done, order, tail)
+            if recorded:
+                return decided
         current = await self.store.get_authz(authz.id)
+        return (await self._record(current, done, order, tail))[1]
+
+    def _validated_event(self, authz: Authorization, chall: Challenge,
+                         error: dict[str, Any] | None) -> Insert:
+        return self.trail.event(
+            audit.VALIDATED, actor=audit.acme_actor(authz.account_id),
+            identifiers=(authz.identifier.value,), request_id=authz.order_id,
+            result="ok" if error is None else str(error.get("kind", "failed")),
+            detail="" if error is None else str(error.get("detail", "")),
+            extra={"challenge": chall.type})
+
+    async def _record(self, current: Authorization | None, done: Challenge, order: Order | None,
+                      tail: list[Any]) -> tuple[bool, Authorization | None]:
+        """Commit a challenge's outcome against ``current``; (committed, authorization as committed)."""
+        ops: list[Any] = [Update(done, expect=PROCESSING)]
         decided = current.with_challenge(done) if current is not None else None
         moved = decided is not None and decided.status == PENDING
         if decided is not None and moved:
-            decided = decided.moved(VALID if error is None else INVALID)
+            decided = decided.moved(VALID if done.status == VALID else INVALID)
             ops.append(Update(decided, expect=PENDING))
-        order = await self.store.get_order(authz.order_id)
-        if error is not None:  # counted against the account's next orders for this name
-            ops += self.limits.validation_failed(authz.account_id, order.profile if order else "",
-                                                 authz.identifier.value)
+        ops += tail
         # An order with this one authorization is settled in the same commit; with
         # siblings, settle() below reads them all after the commit (they may be
         # deciding concurrently, and the last to commit must see the others).
         settled = None
         if decided is not None and moved and order is not None \
-                and order.status == PENDING and order.authz_ids == (authz.id,):
+                and order.status == PENDING and order.authz_ids == (decided.id,):
             settled = self._settled(order, [decided])
-        ops.append(self.trail.event(
-            audit.VALIDATED, actor=audit.acme_actor(authz.account_id),
-            identifiers=(authz.identifier.value,), request_id=authz.order_id,
-            result="ok" if error is None else str(error.get("kind", "failed")),
-            detail="" if error is None else str(error.get("detail", "")),
-            extra={"challenge": chall.type}))
         if settled is not None and await self.store.apply([*ops, Update(settled, expect=PENDING)]):
-            return decided
+            return True, decided
         # Without the order's move (it changed since it was read, or has siblings).
         if not await self.store.apply(ops):
-            return None
+            return False, None
         if order is not None:
             # settle's compare-and-set re-reads the order if it moved since.
             await self.settle(order)
-        return decided
+        return True, decided
 
     async def settle(self, order: Order) -> Order:
         """Move a pending order to ready or invalid from its authorizations' statuses.

@@ -7,7 +7,7 @@ from typing import Any
 from gateway import keys
 from gateway.app import create_app
 from gateway.errors import ErrorKind
-from gateway.model.records import INVALID, PENDING, PROCESSING, VALID
+from gateway.model.records import DEACTIVATED, INVALID, PENDING, PROCESSING, VALID
 from gateway.model.store import Update
 from gateway.validation import ValidationFailure
 from tests.acme.support import FakeValidator, Gateway, eventually, make_settings
@@ -112,3 +112,28 @@ async def test_outcome_is_recorded_when_the_order_moved_meanwhile(
         return found is not None and found.status == INVALID
 
     await eventually(order_invalid)
+
+
+async def test_outcome_is_recorded_when_the_authorization_moved_meanwhile(
+        aiohttp_client: Any, tmp_path: Any) -> None:
+    """record_validation first commits against the authorization it was given, unread; when
+    that one moved since (here: deactivated), the outcome is recorded against a fresh read,
+    the authorization keeps its new status, and the audit event is written once."""
+    gateway = await _gateway(aiohttp_client, tmp_path, wait=0.0)
+    core = gateway.http.server.app[keys.CORE]
+    store = core.orders.store
+    c = await gateway.ready_client()
+    _, order = await c.new_order(["moved.example.com"])
+    authz = await store.get_authz(order["authorizations"][0].rsplit("/", 1)[1])
+    chall = authz.challenges[0]
+    started = chall.moved(PROCESSING)
+    assert await store.apply([Update(started, expect=PENDING)])
+    held = authz.with_challenge(started)  # what the validation holds: pending
+    assert await store.apply([Update(authz.moved(DEACTIVATED), expect=PENDING)])
+    committed = await core.orders.record_validation(held, started, None, ())
+    assert committed is not None and committed.status == DEACTIVATED
+    assert committed.challenge(chall.id).status == VALID
+    fresh = await store.get_authz(authz.id)
+    assert fresh.status == DEACTIVATED and fresh.challenge(chall.id).status == VALID
+    events = [r["event"] for r in await store.audit_of_request(authz.order_id, 50)]
+    assert events.count("validated") == 1
