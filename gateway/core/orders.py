@@ -291,7 +291,7 @@ class OrderService:
 
     async def _record(self, current: Authorization | None, done: Challenge, order: Order | None,
                       tail: list[Any]) -> tuple[bool, Authorization | None]:
-        """Commit a challenge's outcome against ``current``; (committed, authorization as committed)."""
+        """Commit an outcome against ``current``: (committed?, the authorization as committed)."""
         ops: list[Any] = [Update(done, expect=PROCESSING)]
         decided = current.with_challenge(done) if current is not None else None
         moved = decided is not None and decided.status == PENDING
