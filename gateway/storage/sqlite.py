@@ -83,6 +83,8 @@ class SQLiteStore:
         self._turn: int | None = None  # fd of the lock file, when shared
         self._reader: aiosqlite.Connection | None = None
         self._lookup: sqlite3.Connection | None = None
+        # One cursor for every lookup: conn.execute makes and drops one per statement.
+        self._finder: sqlite3.Cursor | None = None
         self._writer: sqlite3.Connection | None = None
         self._thread: WriterThread | None = None
         self._pending: list[Unit] = []
@@ -108,6 +110,7 @@ class SQLiteStore:
         self._lookup = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         # Plain tuples: lookups are decoded by position (rows.columns).
         self._lookup.execute("PRAGMA query_only = ON")
+        self._finder = self._lookup.cursor()
         if self.shared:
             self._turn = os.open(f"{self.path}.writers", os.O_RDWR | os.O_CREAT, 0o600)
         self._task = asyncio.create_task(self._write_loop(), name="sqlite-writer")
@@ -144,7 +147,7 @@ class SQLiteStore:
             self._reader = None
         if self._lookup is not None:
             self._lookup.close()
-            self._lookup = None
+            self._lookup = self._finder = None
         if self._writer is not None and self._thread is not None:
             await self._thread.run(self._writer.close)
             self._thread.stop()
@@ -308,8 +311,8 @@ class SQLiteStore:
         page cache takes a few microseconds: less than the ~60 µs of CPU that a
         hop to aiosqlite's thread and back costs. Scans use :meth:`_rows`.
         """
-        assert self._lookup is not None
-        return self._lookup.execute(sql, tuple(params)).fetchall()
+        assert self._finder is not None
+        return self._finder.execute(sql, tuple(params)).fetchall()
 
     async def _one(self, sql: str, params: Sequence[Any]) -> Any | None:
         found = self._lookup_rows(sql, params)

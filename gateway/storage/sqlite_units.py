@@ -66,6 +66,9 @@ class Chain:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.head: tuple[int, str] | None = None
+        # The group's statements run through one cursor: conn.execute makes and drops
+        # a cursor for every statement.
+        self.cursor = conn.cursor()
 
     def append(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
         """The audit row's values with its seq, previous hash and own hash filled in."""
@@ -86,7 +89,7 @@ def run_unit(conn: sqlite3.Connection, unit: Unit, chain: Chain) -> bool:
         for sql, params, must_change in unit.stmts:
             if sql == AUDIT:
                 sql, params = AUDIT_INSERT, chain.append(params)
-            unit.rowcount = conn.execute(sql, params).rowcount
+            unit.rowcount = chain.cursor.execute(sql, params).rowcount
             if unit.rowcount == 0 and must_change:
                 unit.result = False
                 return False
@@ -121,11 +124,14 @@ def apply_group(conn: sqlite3.Connection, batch: list[Unit]) -> None:
     """
     conn.execute("SAVEPOINT grp")
     chain = Chain(conn)
-    failed = next((u for u in batch if not run_unit(conn, u, chain)), None)
-    if failed is None:
-        return
-    conn.execute("ROLLBACK TO grp")
-    chain = Chain(conn)
-    for unit in batch:
-        if unit is not failed:
-            apply_unit(conn, unit, chain)
+    try:
+        failed = next((u for u in batch if not run_unit(conn, u, chain)), None)
+        if failed is None:
+            return
+        conn.execute("ROLLBACK TO grp")
+        chain.head = None  # what the failed run appended is undone: read the head again
+        for unit in batch:
+            if unit is not failed:
+                apply_unit(conn, unit, chain)
+    finally:
+        chain.cursor.close()  # ends a statement left pending (a PRAGMA's rows unread)
