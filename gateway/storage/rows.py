@@ -52,8 +52,11 @@ def _dt(value: float) -> datetime:
 def _json(value: Any) -> str | None:
     if value is None:
         return None
-    # Most lists written are empty (records, contacts): no encoder call for those.
-    return "[]" if value == [] else jsontext.compact(value)
+    # Many values written are empty (records, contacts, an event's extra): no encoder
+    # call for those.
+    if value == []:
+        return "[]"
+    return "{}" if value == {} else jsontext.compact(value)
 
 
 def _unjson(value: str | None) -> Any:
