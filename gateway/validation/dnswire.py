@@ -3,8 +3,8 @@
 Why not ``dns.asyncresolver``: under a burst of thousands of validations its
 per-query overhead (message objects built and rebuilt, a socket wrapper per
 query) costs about twice the CPU of this path and stalls the event loop that
-also serves ACME requests. dnspython still parses every answer (robustly), and
-still carries a truncated answer over TCP.
+also serves ACME requests. Answers are read by :mod:`dnsmessage`, which checks
+the whole reply; a truncated answer is asked again over TCP.
 
 Spoofing resistance is kept: each query goes out on its own connected UDP
 socket (random source port from the kernel, answers from any other address
@@ -19,21 +19,21 @@ import secrets
 import socket
 import struct
 from collections.abc import Sequence
-from typing import cast
 
-import dns.asyncquery
 import dns.exception
-import dns.flags
-import dns.message
-import dns.name
 import dns.rcode
-import dns.rdatatype
 import dns.resolver
 
 from gateway.errors import ErrorKind
 from gateway.validation.attempt import ChallengeError
+from gateway.validation.dnsmessage import (
+    Answer,
+    MalformedAnswer,
+    MismatchedAnswer,
+    parse_answer,
+    query,
+)
 
-RD_FLAG = 0x0100
 MAX_UDP_ANSWER = 65535
 # How long one server gets before the next is asked (the attempt timeout bounds the total).
 TRY_SECONDS = 2.0
@@ -41,6 +41,7 @@ TRY_SECONDS = 2.0
 ROUNDS = 2
 # Answers that end the search: the name's owner spoke. Others mean "ask the next server".
 FINAL_RCODES = frozenset({dns.rcode.NOERROR, dns.rcode.NXDOMAIN})
+_TCP_LENGTH = struct.Struct("!H")
 
 
 def system_nameservers() -> tuple[tuple[str, int], ...]:
@@ -50,10 +51,6 @@ def system_nameservers() -> tuple[tuple[str, int], ...]:
     except dns.exception.DNSException as exc:
         raise RuntimeError(f"no DNS resolvers: set [validation] resolvers ({exc})") from exc
     return tuple((str(ns), 53) for ns in resolver.nameservers)
-
-
-class MismatchedAnswer(Exception):
-    """An answer whose ID, QR bit or question is not that of the query sent."""
 
 
 class _ServerProblem(Exception):
@@ -71,57 +68,48 @@ class StubResolver:
         self._nameservers = tuple(nameservers)
         self._try_seconds = try_seconds
 
-    async def query(
-        self, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType
-    ) -> dns.message.Message:
-        """The first final answer (NOERROR or NXDOMAIN); ChallengeError(dns) when none comes.
+    async def query(self, asked: bytes) -> Answer:
+        """The first final answer (NOERROR or NXDOMAIN) to the question section ``asked``.
 
-        A server that timed out is asked once more after the others (a lost UDP
-        packet is common); one that answered badly is not.
+        ``asked`` comes from :func:`dnsmessage.question`. A server that timed
+        out is asked once more after the others (a lost UDP packet is common);
+        one that answered badly is not. ChallengeError(dns) when none answers.
         """
         problems: list[str] = []
-        servers = list(self._nameservers)
+        servers = self._nameservers
         for _ in range(ROUNDS):
             timed_out: list[tuple[str, int]] = []
             for host, port in servers:
                 try:
-                    return await self._final_answer(qname, rdtype, host, port)
+                    return await self._final_answer(asked, host, port)
                 except TimeoutError:
                     timed_out.append((host, port))
                     problems.append(f"{host}:{port} timed out")
                 except _ServerProblem as exc:
                     problems.append(str(exc))
-            servers = timed_out
+            servers = tuple(timed_out)
         raise ChallengeError(ErrorKind.DNS, "; ".join(dict.fromkeys(problems)), retriable=True)
 
-    async def _final_answer(
-        self, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, host: str, port: int
-    ) -> dns.message.Message:
-        where = f"{host}:{port}"
+    async def _final_answer(self, asked: bytes, host: str, port: int) -> Answer:
         try:
-            answer = await self._ask(qname, rdtype, host, port)
+            answer = await self._ask(asked, host, port)
         except TimeoutError:
             raise  # an OSError too, but one worth another try
-        except (OSError, dns.exception.DNSException, MismatchedAnswer) as exc:
-            raise _ServerProblem(f"{where}: {_describe(exc)}") from exc
-        if answer.rcode() not in FINAL_RCODES:
-            raise _ServerProblem(f"{where} answered {dns.rcode.to_text(answer.rcode())}")
+        except (OSError, EOFError, MalformedAnswer, MismatchedAnswer) as exc:
+            raise _ServerProblem(f"{host}:{port}: {_describe(exc)}") from exc
+        if answer.rcode not in FINAL_RCODES:
+            raise _ServerProblem(
+                f"{host}:{port} answered {dns.rcode.to_text(dns.rcode.Rcode.make(answer.rcode))}"
+            )
         return answer
 
-    async def _ask(
-        self, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, host: str, port: int
-    ) -> dns.message.Message:
+    async def _ask(self, asked: bytes, host: str, port: int) -> Answer:
         qid = secrets.randbits(16)
-        header = struct.pack("!6H", qid, RD_FLAG, 1, 0, 0, 0)
-        wire = header + cast(bytes, qname.to_wire()) + struct.pack("!2H", rdtype, 1)
+        wire = query(qid, asked)
         async with asyncio.timeout(self._try_seconds):
-            data = await _udp_exchange(wire, host, port)
-        answer = dns.message.from_wire(data)
-        if not _answers(answer, qid, qname, rdtype):
-            raise MismatchedAnswer("answer does not match the question")
-        if answer.flags & dns.flags.TC:
-            query = dns.message.make_query(qname, rdtype)
-            return await dns.asyncquery.tcp(query, host, timeout=self._try_seconds, port=port)
+            answer = parse_answer(await _udp_exchange(wire, host, port), qid, asked)
+            if answer.truncated:
+                answer = parse_answer(await _tcp_exchange(wire, host, port), qid, asked)
         return answer
 
 
@@ -143,14 +131,20 @@ async def _udp_exchange(wire: bytes, host: str, port: int) -> bytes:
         sock.close()
 
 
-def _answers(answer: dns.message.Message, qid: int, qname: dns.name.Name, rdtype: int) -> bool:
-    if answer.id != qid or not answer.flags & dns.flags.QR or len(answer.question) != 1:
-        return False
-    question = answer.question[0]
-    return question.name == qname and question.rdtype == rdtype
+async def _tcp_exchange(wire: bytes, host: str, port: int) -> bytes:
+    """Ask over TCP (RFC 7766): a two-byte length before the query and before the answer."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(_TCP_LENGTH.pack(len(wire)) + wire)
+        (length,) = _TCP_LENGTH.unpack(await reader.readexactly(_TCP_LENGTH.size))
+        return await reader.readexactly(length)
+    finally:
+        writer.close()
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, (dns.exception.DNSException, MismatchedAnswer)):
+    if isinstance(exc, (MalformedAnswer, MismatchedAnswer)):
         return f"malformed answer ({exc})"
+    if isinstance(exc, EOFError):
+        return "the connection closed before the answer was complete"
     return str(exc) or type(exc).__name__
