@@ -123,12 +123,16 @@ class CaaChecker:
         self._dns = dns
         self._identities = tuple(identities)
 
+    def applies(self, name: str) -> bool:
+        """False when CAA is disabled, or for an IP identifier (CAA covers DNS names only)."""
+        return bool(self._identities) and parse_address(name) is None
+
     async def check(
         self, name: str, wildcard: bool, account_uri: str, method: str, attempt: Attempt
     ) -> None:
         """Raise ChallengeError(caa or dns) when issuance for ``name`` is not permitted."""
-        if not self._identities or parse_address(name) is not None:
-            return  # CAA disabled, or an IP identifier (CAA covers DNS names only)
+        if not self.applies(name):
+            return
         record = attempt.record(hostname=name, check="caa")
         try:
             found_at, records = await self._relevant(name.rstrip("."), attempt)

@@ -172,3 +172,18 @@ async def test_validate_passes_with_permitting_caa(
     outcome = await va.validate(wildcard)
 
     assert outcome.valid, outcome.failure
+
+
+async def test_validate_without_caa_identities_asks_no_caa(
+    dns_server: DnsResponder, make_va: MakeVA
+) -> None:
+    key_auth = "tok.thumb"
+    dns_server.zone.add("_acme-challenge.example.test", "TXT", f'"{txt_digest(key_auth)}"')
+    dns_server.zone.add("example.test", "CAA", '0 issue ";"')
+    va = await make_va()
+
+    outcome = await va.validate(ChallengeTask("dns", "example.test", "dns-01", "tok", key_auth))
+
+    assert outcome.valid, outcome.failure
+    assert [r.get("check") for r in outcome.records] == [None]
+    assert all(rdtype != "CAA" for _, rdtype in dns_server.zone.queries)
