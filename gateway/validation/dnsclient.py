@@ -10,7 +10,6 @@ authoritative-only servers do), and every failure becomes a
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 from collections.abc import Sequence
 
@@ -32,6 +31,8 @@ from gateway.validation.dnswire import StubResolver, system_nameservers
 from gateway.validation.netguard import IPAddress
 
 MAX_CNAME_HOPS = 8
+# IPv6 first: the order addresses are returned in, and connections tried.
+ADDRESS_TYPES = (dns.rdatatype.AAAA, dns.rdatatype.A)
 CLASS_IN = 1
 
 
@@ -65,23 +66,29 @@ class DnsClient:
         return [r.rdata for r in records if r.rdata is not None]
 
     async def addresses(self, name: str) -> list[IPAddress]:
-        """The IPv6 then IPv4 addresses of ``name``; one family may fail if the other answers."""
+        """The IPv6 then IPv4 addresses of ``name``; one family may fail if the other answers.
+
+        Both questions go out together, on one socket (see StubResolver.query_many).
+        """
         qname = _absolute(name)
-        results = await asyncio.gather(
-            self._records(name, dns.rdatatype.AAAA, qname),
-            self._records(name, dns.rdatatype.A, qname),
-            return_exceptions=True,
-        )
+        firsts = await self._resolver.query_many([question(qname, t) for t in ADDRESS_TYPES])
+        return _direct_addresses(firsts, qname) or await self._addresses(name, qname, firsts)
+
+    async def _addresses(
+        self, name: str, qname: bytes, firsts: list[Answer | ChallengeError]
+    ) -> list[IPAddress]:
+        """Addresses when the first answers were not enough: CNAMEs to ask, or errors to tell."""
         found: list[IPAddress] = []
         errors: list[ChallengeError] = []
-        for result in results:
-            if isinstance(result, ChallengeError):
-                errors.append(result)
-            elif isinstance(result, BaseException):
-                raise result
+        for rdtype, first in zip(ADDRESS_TYPES, firsts, strict=True):
+            try:
+                if isinstance(first, ChallengeError):
+                    raise _lookup_failed(rdtype, name, first)
+                records = await self._records(name, rdtype, qname, first)
+            except ChallengeError as exc:
+                errors.append(exc)
             else:
-                # A and AAAA data have exactly 4 and 16 bytes (dnsmessage checks).
-                found.extend(ipaddress.ip_address(r.data) for r in result)
+                found.extend(ipaddress.ip_address(r.data) for r in records)
         if found:
             return found
         hard = [e for e in errors if not isinstance(e, NoRecords)]
@@ -92,10 +99,16 @@ class DnsClient:
         raise NoRecords(f"no A or AAAA record found for {name}")
 
     async def _records(
-        self, name: str, rdtype: dns.rdatatype.RdataType, qname: bytes
+        self,
+        name: str,
+        rdtype: dns.rdatatype.RdataType,
+        qname: bytes,
+        first: Answer | None = None,
     ) -> list[Record]:
+        """The records of ``rdtype`` at ``qname``; ``first`` is its answer when already asked."""
         for _ in range(MAX_CNAME_HOPS + 1):
-            answer = await self._query(qname, rdtype, name)
+            answer = first or await self._query(qname, rdtype, name)
+            first = None
             found, target = _follow(answer, qname, rdtype)
             if found:
                 return found
@@ -115,8 +128,33 @@ class DnsClient:
         try:
             return await self._resolver.query(question(qname, rdtype))
         except ChallengeError as exc:
-            detail = f"{rdtype.name} lookup for {shown} failed: {exc.detail}"
-            raise ChallengeError(ErrorKind.DNS, detail, retriable=True) from exc
+            raise _lookup_failed(rdtype, shown, exc) from exc
+
+
+def _lookup_failed(
+    rdtype: dns.rdatatype.RdataType, shown: str, exc: ChallengeError
+) -> ChallengeError:
+    """The resolver's failure, saying which lookup failed (every such failure is retried)."""
+    detail = f"{rdtype.name} lookup for {shown} failed: {exc.detail}"
+    return ChallengeError(ErrorKind.DNS, detail, retriable=True)
+
+
+def _direct_addresses(firsts: list[Answer | ChallengeError], qname: bytes) -> list[IPAddress]:
+    """The addresses the first answers hold, when no other question could add to them.
+
+    Empty when there are none, or when one family's answer is a bare CNAME still
+    to be followed (so that, as before, every family is complete).
+    """
+    found: list[IPAddress] = []
+    for rdtype, first in zip(ADDRESS_TYPES, firsts, strict=True):
+        if isinstance(first, ChallengeError):
+            continue
+        records, reached = _follow(first, qname, rdtype)
+        if not records and reached != qname and first.rcode != dns.rcode.NXDOMAIN:
+            return []
+        # A and AAAA data have exactly 4 and 16 bytes (dnsmessage checks).
+        found.extend(ipaddress.ip_address(r.data) for r in records)
+    return found
 
 
 def _follow(answer: Answer, qname: bytes, rdtype: int) -> tuple[list[Record], bytes]:
@@ -145,7 +183,8 @@ def _follow(answer: Answer, qname: bytes, rdtype: int) -> tuple[list[Record], by
 
 
 def _absolute(name: str) -> bytes:
+    """``name`` in the lower-cased wire form that answers are compared in."""
     try:
-        return name_wire(name)
+        return name_wire(name).lower()
     except ValueError as exc:
         raise ChallengeError(ErrorKind.MALFORMED, f"{name!r} is not a valid DNS name") from exc
