@@ -64,7 +64,8 @@ def request_bytes(host_header: str, target: str, user_agent: str) -> bytes:
 
 
 def _printable(text: str) -> bool:
-    return bool(text) and all(0x21 <= ord(c) <= 0x7E for c in text)
+    # ASCII, printable (0x20-0x7E) and without the space: 0x21-0x7E, tested in C.
+    return bool(text) and text.isascii() and text.isprintable() and " " not in text
 
 
 async def fetch(

@@ -219,9 +219,26 @@ def test_dechunk(raw: bytes, limit: int, expected: tuple[bytes | None, bool]) ->
     assert dechunk(raw, limit) == expected
 
 
-def test_request_bytes_refuses_control_characters() -> None:
+@pytest.mark.parametrize(
+    "host, target",
+    [
+        ("web.test", "/a\r\nX: y"),
+        ("web.test", "/a b"),
+        ("web.test", "/\x7f"),
+        ("web.test", "/caf\u00e9"),
+        ("web.test", ""),
+        ("web test", "/"),
+        ("web.test\t", "/"),
+    ],
+)
+def test_request_bytes_refuses_what_is_not_printable_ascii(host: str, target: str) -> None:
     with pytest.raises(ValueError):
-        request_bytes("web.test", "/a\r\nX: y", "ua")
+        request_bytes(host, target, "ua")
+
+
+def test_request_bytes_takes_every_visible_ascii_character() -> None:
+    visible = "".join(chr(c) for c in range(0x21, 0x7F))
+    assert visible.encode() in request_bytes("web.test", "/" + visible, "ua")
 
 
 async def test_https_response_is_followed_by_close_notify(tmp_path: Path) -> None:
