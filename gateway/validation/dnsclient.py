@@ -65,6 +65,32 @@ class DnsClient:
         records = await self._records(name, rdtype, _absolute(name))
         return [r.rdata for r in records if r.rdata is not None]
 
+    async def records_many(
+        self, names: Sequence[str], rdtype: dns.rdatatype.RdataType
+    ) -> list[list[dns.rdata.Rdata] | ChallengeError]:
+        """For each name, its records of ``rdtype`` (after CNAMEs), or the failed lookup's error.
+
+        An empty list when the name has none or does not exist. The questions
+        go out together, on one socket (see StubResolver.query_many).
+        """
+        qnames = [_absolute(name) for name in names]
+        firsts = await self._resolver.query_many([question(q, rdtype) for q in qnames])
+        results: list[list[dns.rdata.Rdata] | ChallengeError] = []
+        for name, qname, first in zip(names, qnames, firsts, strict=True):
+            try:
+                if isinstance(first, ChallengeError):
+                    raise _lookup_failed(rdtype, name, first)
+                found, reached = _follow(first, qname, rdtype)
+                if not found and reached != qname and first.rcode != dns.rcode.NXDOMAIN:
+                    found = await self._records(name, rdtype, qname, first)  # a bare CNAME
+            except NoRecords:
+                found = []
+            except ChallengeError as exc:
+                results.append(exc)
+                continue
+            results.append([r.rdata for r in found if r.rdata is not None])
+        return results
+
     async def addresses(self, name: str) -> list[IPAddress]:
         """The IPv6 then IPv4 addresses of ``name``; one family may fail if the other answers.
 
