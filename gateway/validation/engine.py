@@ -242,6 +242,8 @@ class ValidationAuthority:
     def _log(
         self, task: ChallengeTask, failure: ValidationFailure | None, records: list[dict[str, Any]]
     ) -> None:
+        if not log.isEnabledFor(logging.INFO):
+            return
         result = "valid" if failure is None else f"invalid ({failure.kind.value})"
         attempts = max((r.get("attempt", 1) for r in records), default=1)
         log.info(

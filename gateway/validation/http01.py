@@ -72,8 +72,9 @@ class Http01Checker:
         )
         seen: set[str] = set()
         for _ in range(self._settings.max_redirects + 1):
-            seen.add(str(url))
-            record = attempt.record(url=str(url), hostname=url.raw_host, port=url.port)
+            shown = str(url)
+            seen.add(shown)
+            record = attempt.record(url=shown, hostname=url.raw_host, port=url.port)
             try:
                 location = await self._hop(url, task, attempt, record, remaining, blocked_kind)
             except ChallengeError as exc:
