@@ -206,6 +206,20 @@ def test_parse_head_lowercases_names_and_detects_framing() -> None:
 
 
 @pytest.mark.parametrize(
+    "name", [b"", b"Bad Name", b"X\n", b"X\tY", b"Caf\xc3\xa9", b"(x)", b"a/b", b"a@b", b'a"b']
+)
+def test_header_names_must_be_tokens(name: bytes) -> None:
+    with pytest.raises(MalformedResponse, match="malformed header"):
+        parse_head(b"HTTP/1.1 200 OK\r\n" + name + b": v")
+
+
+def test_every_token_character_makes_a_header_name() -> None:
+    name = b"!#$%&'*+.^_`|~09azAZ-"
+    response, _ = parse_head(b"HTTP/1.1 200 OK\r\n" + name + b": v")
+    assert response.headers == {name.decode().lower(): "v"}
+
+
+@pytest.mark.parametrize(
     ("raw", "limit", "expected"),
     [
         (b"3\r\nabc\r\n0\r\n\r\n", 10, (b"abc", True)),
