@@ -7,8 +7,8 @@ concurrent tasks; its bounds on concurrency live inside it.
 Modules: ``engine`` (the :class:`~gateway.validation.engine.ValidationAuthority`:
 bounds, retries, records), ``http01``, ``dns01``, ``tlsalpn01``, ``caa``,
 ``netguard`` (blocked networks), ``targets`` (name → checked addresses),
-``dnsclient``/``dnswire`` (DNS lookups), ``httpfetch`` (bounded HTTP/1.1 GET),
-``pacer`` (starts per loop turn).
+``dnsclient``/``dnswire``/``dnsmessage`` (DNS lookups, the stub, the wire
+format), ``httpfetch`` (bounded HTTP/1.1 GET), ``pacer`` (starts per loop turn).
 
 Error kinds a failure carries, and whether another attempt is made:
 

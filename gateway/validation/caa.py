@@ -1,9 +1,10 @@
 """CAA (RFC 8659) with the ACME parameters of RFC 8657.
 
-Finding the relevant record set: query CAA at the name itself, then at each
-parent in turn (never the root); the first non-empty set wins. CNAMEs are
-followed when querying each name (the DNS client does that), but the climb runs
-up the original name's tree, as RFC 8659 §3 says.
+Finding the relevant record set: query CAA at the name itself and at each
+parent (never the root), all in one exchange; in climbing order, the first
+non-empty set wins. CNAMEs are followed when querying each name (the DNS
+client does that), but the climb runs up the original name's tree, as RFC 8659
+§3 says.
 
 Deciding: a critical property with a tag we do not know forbids issuance. For a
 wildcard, ``issuewild`` properties govern when present, ``issue`` otherwise. With
@@ -23,7 +24,7 @@ import dns.rdtypes.ANY.CAA
 
 from gateway.errors import ErrorKind
 from gateway.validation.attempt import Attempt, ChallengeError
-from gateway.validation.dnsclient import DnsClient, NoRecords
+from gateway.validation.dnsclient import DnsClient
 from gateway.validation.netguard import parse_address
 
 CRITICAL_FLAG = 0x80
@@ -123,12 +124,16 @@ class CaaChecker:
         self._dns = dns
         self._identities = tuple(identities)
 
+    def applies(self, name: str) -> bool:
+        """False when CAA is disabled, or for an IP identifier (CAA covers DNS names only)."""
+        return bool(self._identities) and parse_address(name) is None
+
     async def check(
         self, name: str, wildcard: bool, account_uri: str, method: str, attempt: Attempt
     ) -> None:
         """Raise ChallengeError(caa or dns) when issuance for ``name`` is not permitted."""
-        if not self._identities or parse_address(name) is not None:
-            return  # CAA disabled, or an IP identifier (CAA covers DNS names only)
+        if not self.applies(name):
+            return
         record = attempt.record(hostname=name, check="caa")
         try:
             found_at, records = await self._relevant(name.rstrip("."), attempt)
@@ -145,27 +150,29 @@ class CaaChecker:
             raise ChallengeError(ErrorKind.CAA, detail)
 
     async def _relevant(self, name: str, attempt: Attempt) -> tuple[str, list[CaaRecord]]:
+        """The closest non-empty record set, climbing from ``name`` (never to the root).
+
+        Every name of the climb is asked at once, in one exchange (as Boulder
+        does), and the answers are read in climbing order, so the outcome is
+        that of asking one name after the other: the first non-empty set wins,
+        and a failed lookup below it forbids issuance (RFC 8659 §3).
+        """
         labels = name.split(".")
-        for start in range(len(labels)):
-            candidate = ".".join(labels[start:])
-            attempt.enter(ErrorKind.DNS, f"looking up CAA {candidate}")
-            records = await self._lookup(candidate)
+        candidates = [".".join(labels[start:]) for start in range(len(labels))]
+        attempt.enter(ErrorKind.DNS, f"looking up CAA for {name} and its parents")
+        results = await self._dns.records_many(candidates, dns.rdatatype.CAA)
+        for candidate, result in zip(candidates, results, strict=True):
+            if isinstance(result, ChallengeError):
+                raise ChallengeError(
+                    ErrorKind.DNS, f"CAA lookup failed: {result.detail}", retriable=result.retriable
+                )
+            records = [
+                CaaRecord(
+                    r.flags, r.tag.decode("ascii", "replace"), r.value.decode("utf-8", "replace")
+                )
+                for r in result
+                if isinstance(r, dns.rdtypes.ANY.CAA.CAA)
+            ]
             if records:
                 return candidate, records
         return "", []
-
-    async def _lookup(self, name: str) -> list[CaaRecord]:
-        try:
-            rdatas = await self._dns.records(name, dns.rdatatype.CAA)
-        except NoRecords:
-            return []
-        except ChallengeError as exc:
-            # RFC 8659 §3: a lookup that fails (as opposed to an empty answer) forbids issuance.
-            raise ChallengeError(
-                ErrorKind.DNS, f"CAA lookup failed: {exc.detail}", retriable=exc.retriable
-            ) from exc
-        return [
-            CaaRecord(r.flags, r.tag.decode("ascii", "replace"), r.value.decode("utf-8", "replace"))
-            for r in rdatas
-            if isinstance(r, dns.rdtypes.ANY.CAA.CAA)
-        ]

@@ -3,8 +3,8 @@
 Why not ``dns.asyncresolver``: under a burst of thousands of validations its
 per-query overhead (message objects built and rebuilt, a socket wrapper per
 query) costs about twice the CPU of this path and stalls the event loop that
-also serves ACME requests. dnspython still parses every answer (robustly), and
-still carries a truncated answer over TCP.
+also serves ACME requests. Answers are read by :mod:`dnsmessage`, which checks
+the whole reply; a truncated answer is asked again over TCP.
 
 Spoofing resistance is kept: each query goes out on its own connected UDP
 socket (random source port from the kernel, answers from any other address
@@ -21,19 +21,20 @@ import struct
 from collections.abc import Sequence
 from typing import cast
 
-import dns.asyncquery
 import dns.exception
-import dns.flags
-import dns.message
-import dns.name
 import dns.rcode
-import dns.rdatatype
 import dns.resolver
 
 from gateway.errors import ErrorKind
 from gateway.validation.attempt import ChallengeError
+from gateway.validation.dnsmessage import (
+    Answer,
+    MalformedAnswer,
+    MismatchedAnswer,
+    parse_answer,
+    query,
+)
 
-RD_FLAG = 0x0100
 MAX_UDP_ANSWER = 65535
 # How long one server gets before the next is asked (the attempt timeout bounds the total).
 TRY_SECONDS = 2.0
@@ -41,6 +42,7 @@ TRY_SECONDS = 2.0
 ROUNDS = 2
 # Answers that end the search: the name's owner spoke. Others mean "ask the next server".
 FINAL_RCODES = frozenset({dns.rcode.NOERROR, dns.rcode.NXDOMAIN})
+_TCP_LENGTH = struct.Struct("!H")
 
 
 def system_nameservers() -> tuple[tuple[str, int], ...]:
@@ -52,16 +54,8 @@ def system_nameservers() -> tuple[tuple[str, int], ...]:
     return tuple((str(ns), 53) for ns in resolver.nameservers)
 
 
-class MismatchedAnswer(Exception):
-    """An answer whose ID, QR bit or question is not that of the query sent."""
-
-
-class _ServerProblem(Exception):
-    """One server's unusable answer (its message says which server and why)."""
-
-
 class StubResolver:
-    """Sends one question to each configured resolver in turn until one answers it."""
+    """Sends questions to each configured resolver in turn until one answers them."""
 
     def __init__(
         self, nameservers: Sequence[tuple[str, int]], try_seconds: float = TRY_SECONDS
@@ -71,86 +65,147 @@ class StubResolver:
         self._nameservers = tuple(nameservers)
         self._try_seconds = try_seconds
 
-    async def query(
-        self, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType
-    ) -> dns.message.Message:
-        """The first final answer (NOERROR or NXDOMAIN); ChallengeError(dns) when none comes.
+    async def query(self, asked: bytes) -> Answer:
+        """The first final answer (NOERROR or NXDOMAIN) to the question section ``asked``.
 
-        A server that timed out is asked once more after the others (a lost UDP
-        packet is common); one that answered badly is not.
+        ``asked`` comes from :func:`dnsmessage.question`. ChallengeError(dns)
+        when no server answers it (see :meth:`query_many`).
         """
-        problems: list[str] = []
-        servers = list(self._nameservers)
+        (answer,) = await self.query_many((asked,))
+        if isinstance(answer, ChallengeError):
+            raise answer
+        return answer
+
+    async def query_many(self, asks: Sequence[bytes]) -> list[Answer | ChallengeError]:
+        """For each question section, its first final answer, or the ChallengeError(dns) why not.
+
+        The questions a server is asked go out together on one socket (as A
+        and AAAA do). A server that timed out on a question is asked it once
+        more after the others (a lost UDP packet is common); one that answered
+        it badly is not.
+        """
+        answers: list[Answer | None] = [None] * len(asks)
+        problems: list[list[str]] = [[] for _ in asks]
+        # Per server, the questions to ask it this round: all at first, then those it timed out on.
+        todo: Sequence[Sequence[int]] = [range(len(asks))] * len(self._nameservers)
         for _ in range(ROUNDS):
-            timed_out: list[tuple[str, int]] = []
-            for host, port in servers:
-                try:
-                    return await self._final_answer(qname, rdtype, host, port)
-                except TimeoutError:
-                    timed_out.append((host, port))
-                    problems.append(f"{host}:{port} timed out")
-                except _ServerProblem as exc:
-                    problems.append(str(exc))
-            servers = timed_out
-        raise ChallengeError(ErrorKind.DNS, "; ".join(dict.fromkeys(problems)), retriable=True)
+            again: list[list[int]] = [[] for _ in self._nameservers]
+            for index, (host, port) in enumerate(self._nameservers):
+                wanted = [i for i in todo[index] if answers[i] is None]
+                if not wanted:
+                    continue
+                outcomes = await self._ask(host, port, [asks[i] for i in wanted])
+                for i, outcome in zip(wanted, outcomes, strict=True):
+                    if isinstance(outcome, Answer):
+                        answers[i] = outcome
+                    elif outcome is None:
+                        problems[i].append(f"{host}:{port} timed out")
+                        again[index].append(i)
+                    else:
+                        problems[i].append(outcome)
+                if None not in answers:
+                    return cast(list[Answer | ChallengeError], answers)
+            todo = again
+        return [
+            answer
+            if answer is not None
+            else ChallengeError(ErrorKind.DNS, "; ".join(dict.fromkeys(why)), retriable=True)
+            for answer, why in zip(answers, problems, strict=True)
+        ]
 
-    async def _final_answer(
-        self, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, host: str, port: int
-    ) -> dns.message.Message:
-        where = f"{host}:{port}"
+    async def _ask(self, host: str, port: int, asks: list[bytes]) -> list[Answer | str | None]:
+        """One server's final answers to ``asks``: an Answer, a problem, or None (timed out)."""
+        exchange = _Exchange(host, port, asks)
         try:
-            answer = await self._ask(qname, rdtype, host, port)
+            async with asyncio.timeout(self._try_seconds):
+                await exchange.run()
         except TimeoutError:
-            raise  # an OSError too, but one worth another try
-        except (OSError, dns.exception.DNSException, MismatchedAnswer) as exc:
-            raise _ServerProblem(f"{where}: {_describe(exc)}") from exc
-        if answer.rcode() not in FINAL_RCODES:
-            raise _ServerProblem(f"{where} answered {dns.rcode.to_text(answer.rcode())}")
-        return answer
-
-    async def _ask(
-        self, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, host: str, port: int
-    ) -> dns.message.Message:
-        qid = secrets.randbits(16)
-        header = struct.pack("!6H", qid, RD_FLAG, 1, 0, 0, 0)
-        wire = header + cast(bytes, qname.to_wire()) + struct.pack("!2H", rdtype, 1)
-        async with asyncio.timeout(self._try_seconds):
-            data = await _udp_exchange(wire, host, port)
-        answer = dns.message.from_wire(data)
-        if not _answers(answer, qid, qname, rdtype):
-            raise MismatchedAnswer("answer does not match the question")
-        if answer.flags & dns.flags.TC:
-            query = dns.message.make_query(qname, rdtype)
-            return await dns.asyncquery.tcp(query, host, timeout=self._try_seconds, port=port)
-        return answer
+            pass  # the questions still unanswered stay None: worth another try
+        except (OSError, EOFError, MalformedAnswer, MismatchedAnswer) as exc:
+            exchange.fail_pending(f"{host}:{port}: {_describe(exc)}")
+        return exchange.outcomes
 
 
-async def _udp_exchange(wire: bytes, host: str, port: int) -> bytes:
-    """Send one datagram on a fresh connected socket and return the first reply.
+class _Exchange:
+    """Questions to one server on one connected UDP socket, matched to replies by ID.
 
     A plain socket rather than a datagram transport: a transport per question
     cost three times the CPU. Connecting makes the kernel pick a random source
     port and drop datagrams from any other address.
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
+
+    def __init__(self, host: str, port: int, asks: list[bytes]) -> None:
+        self.host, self.port = host, port
+        self.asks = asks
+        self.outcomes: list[Answer | str | None] = [None] * len(asks)
+        self.pending: dict[int, int] = {}  # query ID -> index in asks
+        while len(self.pending) < len(asks):
+            self.pending.setdefault(secrets.randbits(16), len(self.pending))
+
+    async def run(self) -> None:
+        """Send every question, then read replies until each has its outcome."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.connect((self.host, self.port))  # an IP address (config checks it): no lookup
+            for qid, index in self.pending.items():
+                sock.send(query(qid, self.asks[index]))
+            loop = asyncio.get_running_loop()
+            await self._take(await loop.sock_recv(sock, MAX_UDP_ANSWER))
+            while self.pending:
+                # The other replies have often come in meanwhile: take them without a wait.
+                try:
+                    reply = sock.recv(MAX_UDP_ANSWER)
+                except BlockingIOError:
+                    reply = await loop.sock_recv(sock, MAX_UDP_ANSWER)
+                await self._take(reply)
+        finally:
+            sock.close()
+
+    async def _take(self, reply: bytes) -> None:
+        qid = int.from_bytes(reply[:2], "big") if len(reply) >= 2 else -1
+        index = self.pending.pop(qid, None)
+        if index is None:  # a stray or spoofed reply: this server is not believed
+            raise MismatchedAnswer("answer does not match the question")
+        asked = self.asks[index]
+        try:
+            answer = parse_answer(reply, qid, asked)
+            if answer.truncated:
+                wire = query(qid, asked)
+                answer = parse_answer(await _tcp_exchange(wire, self.host, self.port), qid, asked)
+        except TimeoutError:
+            raise  # an OSError too, but one worth another try
+        except (OSError, EOFError, MalformedAnswer, MismatchedAnswer) as exc:
+            self.outcomes[index] = f"{self.host}:{self.port}: {_describe(exc)}"
+            return
+        if answer.rcode in FINAL_RCODES:
+            self.outcomes[index] = answer
+        else:
+            rcode = dns.rcode.to_text(dns.rcode.Rcode.make(answer.rcode))
+            self.outcomes[index] = f"{self.host}:{self.port} answered {rcode}"
+
+    def fail_pending(self, problem: str) -> None:
+        """Give every question still waiting ``problem`` as its outcome."""
+        for index in self.pending.values():
+            self.outcomes[index] = problem
+        self.pending.clear()
+
+
+async def _tcp_exchange(wire: bytes, host: str, port: int) -> bytes:
+    """Ask over TCP (RFC 7766): a two-byte length before the query and before the answer."""
+    reader, writer = await asyncio.open_connection(host, port)
     try:
-        sock.setblocking(False)
-        sock.connect((host, port))  # an IP address (config checks it): no lookup
-        sock.send(wire)
-        return await asyncio.get_running_loop().sock_recv(sock, MAX_UDP_ANSWER)
+        writer.write(_TCP_LENGTH.pack(len(wire)) + wire)
+        (length,) = _TCP_LENGTH.unpack(await reader.readexactly(_TCP_LENGTH.size))
+        return await reader.readexactly(length)
     finally:
-        sock.close()
-
-
-def _answers(answer: dns.message.Message, qid: int, qname: dns.name.Name, rdtype: int) -> bool:
-    if answer.id != qid or not answer.flags & dns.flags.QR or len(answer.question) != 1:
-        return False
-    question = answer.question[0]
-    return question.name == qname and question.rdtype == rdtype
+        writer.close()
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, (dns.exception.DNSException, MismatchedAnswer)):
+    if isinstance(exc, (MalformedAnswer, MismatchedAnswer)):
         return f"malformed answer ({exc})"
+    if isinstance(exc, EOFError):
+        return "the connection closed before the answer was complete"
     return str(exc) or type(exc).__name__

@@ -21,9 +21,8 @@ allows; a wrong answer is final at once. Slots are not held while backing off.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -132,6 +131,8 @@ class ValidationAuthority:
         records: list[dict[str, Any]],
     ) -> ValidationFailure | None:
         caa = self._require(self._caa)
+        if not caa.applies(name):
+            return None  # no lookups to make: skip the slots, pacing and timers of an attempt
 
         async def run(attempt: Attempt, remaining: Callable[[], float]) -> None:
             await caa.check(name, wildcard, account_uri, method, attempt)
@@ -189,42 +190,49 @@ class ValidationAuthority:
 
     async def _attempt(self, key: str, check: Check, attempt: Attempt) -> ChallengeError | None:
         timeout = self._settings.attempt_timeout_seconds
-        async with self._slot(key.lower()):
-            await self._pacer.admit()
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout
-            try:
-                async with asyncio.timeout_at(deadline):
-                    await check(attempt, lambda: deadline - loop.time())
-            except TimeoutError:
-                error = attempt.timeout_error(timeout)
-            except ChallengeError as exc:
-                error = exc
-            except Exception:  # a bug must fail one validation, not the core's job runner
-                log.exception("validation check raised unexpectedly")
-                error = ChallengeError(ErrorKind.SERVER_INTERNAL, "internal error while validating")
-            else:
-                return None
+        key = key.lower()
+        target = self._target_slot(key)
+        try:
+            # The per-target slot first, then a global one: queued work holds no global slot.
+            async with target.semaphore, self._global:
+                await self._pacer.admit()
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + timeout
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        await check(attempt, lambda: deadline - loop.time())
+                except TimeoutError:
+                    error = attempt.timeout_error(timeout)
+                except ChallengeError as exc:
+                    error = exc
+                except Exception:  # a bug must fail one validation, not the core's job runner
+                    log.exception("validation check raised unexpectedly")
+                    error = ChallengeError(
+                        ErrorKind.SERVER_INTERNAL, "internal error while validating"
+                    )
+                else:
+                    return None
+        finally:
+            self._leave_target(key, target)
         if attempt.records and "error" not in attempt.records[-1]:
             attempt.records[-1]["error"] = f"{error.kind.value}: {error.detail}"
         return error
 
-    @contextlib.asynccontextmanager
-    async def _slot(self, key: str) -> AsyncIterator[None]:
-        """Take a per-target slot, then a global one: queued work holds no global slot."""
+    def _target_slot(self, key: str) -> _TargetSlot:
+        """The slot of one identifier (made on first use), with this caller counted in."""
         slot = self._targets.get(key)
         if slot is None:
             slot = self._targets[key] = _TargetSlot(
                 asyncio.Semaphore(self._settings.per_target_concurrency)
             )
         slot.users += 1
-        try:
-            async with slot.semaphore, self._global:
-                yield
-        finally:
-            slot.users -= 1
-            if slot.users == 0:
-                del self._targets[key]
+        return slot
+
+    def _leave_target(self, key: str, slot: _TargetSlot) -> None:
+        """Count this caller out; the last one out drops the slot."""
+        slot.users -= 1
+        if slot.users == 0:
+            del self._targets[key]
 
     def _require(self, part: T | None) -> T:
         if part is None:
@@ -234,6 +242,8 @@ class ValidationAuthority:
     def _log(
         self, task: ChallengeTask, failure: ValidationFailure | None, records: list[dict[str, Any]]
     ) -> None:
+        if not log.isEnabledFor(logging.INFO):
+            return
         result = "valid" if failure is None else f"invalid ({failure.kind.value})"
         attempts = max((r.get("attempt", 1) for r in records), default=1)
         log.info(

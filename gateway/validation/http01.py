@@ -72,8 +72,9 @@ class Http01Checker:
         )
         seen: set[str] = set()
         for _ in range(self._settings.max_redirects + 1):
-            seen.add(str(url))
-            record = attempt.record(url=str(url), hostname=url.raw_host, port=url.port)
+            shown = str(url)
+            seen.add(shown)
+            record = attempt.record(url=shown, hostname=url.raw_host, port=url.port)
             try:
                 location = await self._hop(url, task, attempt, record, remaining, blocked_kind)
             except ChallengeError as exc:
@@ -103,13 +104,14 @@ class Http01Checker:
         record["addressesResolved"] = [str(a) for a in target.resolved]
 
         async def fetch(address: IPAddress) -> str | None:
-            note_address(record, address)
-            return await self._fetch(url, address, task, attempt)
+            shown = str(address)  # once: ipaddress builds the text anew each time
+            note_address(record, shown)
+            return await self._fetch(url, shown, task, attempt)
 
         return await try_in_order(target, attempt, remaining, fetch)
 
     async def _fetch(
-        self, url: URL, address: IPAddress, task: ChallengeTask, attempt: Attempt
+        self, url: URL, address: str, task: ChallengeTask, attempt: Attempt
     ) -> str | None:
         attempt.enter(ErrorKind.CONNECTION, f"fetching {url} from {address}")
         response = await self._get(url, address)
@@ -124,7 +126,7 @@ class Http01Checker:
         _compare(response.body, task.key_authorization, url)
         return None
 
-    async def _get(self, url: URL, address: IPAddress) -> Response:
+    async def _get(self, url: URL, address: str) -> Response:
         """GET ``url`` from ``address``, with transport failures told apart by kind."""
         scheme, host, port = url.scheme, url.raw_host or "", url.port or DEFAULT_PORTS[url.scheme]
         tls = self._tls if scheme == "https" else None
@@ -133,7 +135,7 @@ class Http01Checker:
             request = request_bytes(
                 host_header(host, port, DEFAULT_PORTS[scheme]), url.raw_path_qs, USER_AGENT
             )
-            return await fetch(str(address), port, request, self._settings.max_body_bytes, tls, sni)
+            return await fetch(address, port, request, self._settings.max_body_bytes, tls, sni)
         except ValueError as exc:
             raise ChallengeError(ErrorKind.CONNECTION, f"{url} cannot be requested: {exc}") from exc
         except ssl.SSLError as exc:

@@ -26,7 +26,9 @@ MAX_HEADERS = 100
 # Statuses after which the body does not matter to us: we stop reading at the head.
 HEAD_ONLY = frozenset({204, 301, 302, 303, 304, 307, 308})
 _STATUS_LINE = re.compile(rb"^HTTP/1\.[01] ([1-9]\d\d)(?: [^\r\n]*)?$")
-_HEADER_NAME = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# The token characters a header name is made of (RFC 9110 §5.6.2): a name is valid when
+# deleting them leaves nothing, a test run in C (a regular expression cost 1 µs a header).
+_TOKEN_CHARS = b"!#$%&'*+.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-"
 _CHUNK_SIZE = re.compile(rb"^([0-9A-Fa-f]{1,8})(?:;[^\r\n]*)?$")
 CLOSE_NOTIFY_SECONDS = 1.0
 
@@ -64,7 +66,8 @@ def request_bytes(host_header: str, target: str, user_agent: str) -> bytes:
 
 
 def _printable(text: str) -> bool:
-    return bool(text) and all(0x21 <= ord(c) <= 0x7E for c in text)
+    # ASCII, printable (0x20-0x7E) and without the space: 0x21-0x7E, tested in C.
+    return bool(text) and text.isascii() and text.isprintable() and " " not in text
 
 
 async def fetch(
@@ -211,7 +214,7 @@ def parse_head(head: bytes) -> tuple[Response, tuple[str, int]]:
     lengths: set[str] = set()
     for line in lines[1:]:
         name, sep, value = line.partition(b":")
-        if not sep or not _HEADER_NAME.match(name):
+        if not sep or not name or name.translate(None, _TOKEN_CHARS):
             raise MalformedResponse(f"malformed header line {line[:60]!r}")
         key, text = name.decode("ascii").lower(), value.strip().decode("latin-1")
         if key == "content-length":

@@ -58,6 +58,16 @@ class NetworkGuard:
         self._networks: tuple[IPNetwork, ...] = tuple(
             ipaddress.ip_network(n, strict=False) for n in names
         )
+        # Per IP version, each network as its first and last address as integers: a check
+        # is then integer comparisons, not ipaddress's containment test per network.
+        self._ranges: dict[int, tuple[tuple[int, int, IPNetwork], ...]] = {
+            version: tuple(
+                (int(n.network_address), int(n.broadcast_address), n)
+                for n in self._networks
+                if n.version == version
+            )
+            for version in (4, 6)
+        }
 
     @property
     def networks(self) -> tuple[IPNetwork, ...]:
@@ -71,8 +81,9 @@ class NetworkGuard:
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             candidates.append(address.ipv4_mapped)
         for candidate in candidates:
-            for network in self._networks:
-                if candidate.version == network.version and candidate in network:
+            value = int(candidate)
+            for first, last, network in self._ranges[candidate.version]:
+                if first <= value <= last:
                     return f"address {address} is in blocked network {network}"
         return None
 

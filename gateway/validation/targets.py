@@ -93,7 +93,7 @@ async def try_in_order(
     raise AssertionError("unreachable: connection_order is never empty")
 
 
-def note_address(record: dict[str, Any], address: IPAddress) -> None:
+def note_address(record: dict[str, Any], address: IPAddress | str) -> None:
     """Record the address about to be used; after a fallback, keep every address tried."""
     previous = record.get("addressUsed")
     if previous is not None:

@@ -41,6 +41,8 @@ class Zone:
     # Answers given to the first query only (a rebinding attacker's first, harmless answer).
     first_answer: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     queries: list[tuple[str, str]] = field(default_factory=list)
+    # The source (address, port) of each UDP query, in arrival order.
+    udp_sources: list[tuple[str, int]] = field(default_factory=list)
 
     def add(self, name: str, rdtype: str, *values: str) -> None:
         """Add records; names are case-insensitive and without the final dot."""
@@ -157,6 +159,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.server.zone.udp_sources.append(addr)
         reply = self.server.answer(data, UDP_LIMIT)
         if reply is not None and self.transport is not None:
             self.transport.sendto(reply, addr)

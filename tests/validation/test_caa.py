@@ -88,13 +88,36 @@ async def test_record_set_is_found_by_climbing(dns_server: DnsResponder, make_va
 
     assert failure is not None and failure.kind is ErrorKind.CAA
     assert "records at example.test" in failure.detail
+    # Every name of the climb is asked at once, from one socket; example.test's set wins
+    # over that of test (which is asked too, and has none).
     queried = [n for n, t in dns_server.zone.queries if t == "CAA"]
-    assert queried == [
-        "a.b.www.example.test",
-        "b.www.example.test",
-        "www.example.test",
-        "example.test",
-    ]
+    assert sorted(queried) == sorted(
+        ["a.b.www.example.test", "b.www.example.test", "www.example.test", "example.test", "test"]
+    )
+    assert len(set(dns_server.zone.udp_sources)) == 1
+
+
+async def test_failure_below_the_relevant_set_forbids_issuance(
+    dns_server: DnsResponder, make_va: MakeVA
+) -> None:
+    dns_server.zone.add("example.test", "CAA", f'0 issue "{CA}"')
+    dns_server.zone.servfail.add("www.example.test")
+    va = await make_va(caa_identities=(CA,))
+
+    failure = await va.check_caa("www.example.test", False, ACCOUNT, "http-01")
+
+    assert failure is not None and failure.kind is ErrorKind.DNS
+    assert "CAA lookup failed" in failure.detail and "www.example.test" in failure.detail
+
+
+async def test_failure_above_the_relevant_set_does_not_matter(
+    dns_server: DnsResponder, make_va: MakeVA
+) -> None:
+    dns_server.zone.add("www.example.test", "CAA", f'0 issue "{CA}"')
+    dns_server.zone.servfail.add("example.test")
+    va = await make_va(caa_identities=(CA,))
+
+    assert await va.check_caa("www.example.test", False, ACCOUNT, "http-01") is None
 
 
 async def test_closest_record_set_wins(dns_server: DnsResponder, make_va: MakeVA) -> None:
@@ -172,3 +195,18 @@ async def test_validate_passes_with_permitting_caa(
     outcome = await va.validate(wildcard)
 
     assert outcome.valid, outcome.failure
+
+
+async def test_validate_without_caa_identities_asks_no_caa(
+    dns_server: DnsResponder, make_va: MakeVA
+) -> None:
+    key_auth = "tok.thumb"
+    dns_server.zone.add("_acme-challenge.example.test", "TXT", f'"{txt_digest(key_auth)}"')
+    dns_server.zone.add("example.test", "CAA", '0 issue ";"')
+    va = await make_va()
+
+    outcome = await va.validate(ChallengeTask("dns", "example.test", "dns-01", "tok", key_auth))
+
+    assert outcome.valid, outcome.failure
+    assert [r.get("check") for r in outcome.records] == [None]
+    assert all(rdtype != "CAA" for _, rdtype in dns_server.zone.queries)

@@ -206,6 +206,20 @@ def test_parse_head_lowercases_names_and_detects_framing() -> None:
 
 
 @pytest.mark.parametrize(
+    "name", [b"", b"Bad Name", b"X\n", b"X\tY", b"Caf\xc3\xa9", b"(x)", b"a/b", b"a@b", b'a"b']
+)
+def test_header_names_must_be_tokens(name: bytes) -> None:
+    with pytest.raises(MalformedResponse, match="malformed header"):
+        parse_head(b"HTTP/1.1 200 OK\r\n" + name + b": v")
+
+
+def test_every_token_character_makes_a_header_name() -> None:
+    name = b"!#$%&'*+.^_`|~09azAZ-"
+    response, _ = parse_head(b"HTTP/1.1 200 OK\r\n" + name + b": v")
+    assert response.headers == {name.decode().lower(): "v"}
+
+
+@pytest.mark.parametrize(
     ("raw", "limit", "expected"),
     [
         (b"3\r\nabc\r\n0\r\n\r\n", 10, (b"abc", True)),
@@ -219,9 +233,26 @@ def test_dechunk(raw: bytes, limit: int, expected: tuple[bytes | None, bool]) ->
     assert dechunk(raw, limit) == expected
 
 
-def test_request_bytes_refuses_control_characters() -> None:
+@pytest.mark.parametrize(
+    "host, target",
+    [
+        ("web.test", "/a\r\nX: y"),
+        ("web.test", "/a b"),
+        ("web.test", "/\x7f"),
+        ("web.test", "/caf\u00e9"),
+        ("web.test", ""),
+        ("web test", "/"),
+        ("web.test\t", "/"),
+    ],
+)
+def test_request_bytes_refuses_what_is_not_printable_ascii(host: str, target: str) -> None:
     with pytest.raises(ValueError):
-        request_bytes("web.test", "/a\r\nX: y", "ua")
+        request_bytes(host, target, "ua")
+
+
+def test_request_bytes_takes_every_visible_ascii_character() -> None:
+    visible = "".join(chr(c) for c in range(0x21, 0x7F))
+    assert visible.encode() in request_bytes("web.test", "/" + visible, "ua")
 
 
 async def test_https_response_is_followed_by_close_notify(tmp_path: Path) -> None:

@@ -69,6 +69,24 @@ def test_configured_network_is_blocked_and_named() -> None:
     assert g.allowed(ipaddress.ip_address("198.51.100.1"))
 
 
+@pytest.mark.parametrize(
+    "address, blocked",
+    [
+        ("192.0.1.255", False),
+        ("192.0.2.0", True),
+        ("192.0.2.255", True),
+        ("192.0.3.0", False),
+        ("::ffff:192.0.2.7", True),  # IPv4-mapped: judged as the IPv4 host too
+        ("2001:db8::", True),
+        ("2001:db8:0:ffff:ffff:ffff:ffff:ffff", True),
+        ("2001:db8:1::", False),
+    ],
+)
+def test_network_edges(address: str, blocked: bool) -> None:
+    g = guard(extra=("192.0.2.0/24", "2001:db8::/48"))
+    assert g.allowed(ipaddress.ip_address(address)) is not blocked
+
+
 def test_parse_address() -> None:
     assert parse_address("::1") == ipaddress.ip_address("::1")
     assert parse_address("example.test") is None
