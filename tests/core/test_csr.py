@@ -24,6 +24,8 @@ def test_parse_extracts_names_and_key() -> None:
     assert (parsed.key_type, parsed.key_bits) == ("ec", 256)
     assert parsed.identifiers() == {Identifier("dns", "a.example.com"),
                                     Identifier("ip", "192.0.2.9")}
+    # The key is loaded once and carried; a DER CSR goes to the CA as it came.
+    assert parsed.public_key == parsed.csr.public_key() and parsed.ca_der == der
 
 
 def test_bad_signature_is_refused() -> None:
@@ -162,6 +164,8 @@ def test_attributes_out_of_der_order_are_read_and_sorted_for_the_ca() -> None:
     assert for_ca.public_key().public_numbers() == key.public_key().public_numbers()
     sorted_der = for_ca.public_bytes(serialization.Encoding.DER)
     assert csr.der_for_ca(sorted_der) == sorted_der  # a DER CSR passes unchanged
+    assert parsed.ca_der == sorted_der == csr.der_for_ca(der)  # what the CA gets, read once
+    assert parsed.public_key == key.public_key()
 
 
 def test_out_of_order_attributes_still_need_the_senders_signature() -> None:
