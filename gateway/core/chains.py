@@ -10,14 +10,31 @@ so a chain left in the config after a CA key change is never handed out.
 
 from __future__ import annotations
 
+import functools
+import ssl
 from collections.abc import Mapping
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 
 from connectors.base import Connector, OffersAlternateChains
-from gateway.core.issuance import chain_pem
 from gateway.model.records import Certificate
+
+
+def chain_pem(leaf_der: bytes, chain_der: tuple[bytes, ...]) -> str:
+    """Leaf first, then the issuers, as concatenated PEM.
+
+    The leaf has been parsed by the caller; the issuers are the same few chains
+    over and over, so each distinct chain is checked and encoded once.
+    """
+    return ssl.DER_cert_to_PEM_cert(leaf_der) + _issuers_pem(chain_der)
+
+
+@functools.lru_cache(maxsize=64)
+def _issuers_pem(chain_der: tuple[bytes, ...]) -> str:
+    return b"".join(x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
+                    for der in chain_der).decode()
 
 
 def _issued_by(leaf: x509.Certificate, issuer_der: bytes) -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import ssl
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
@@ -24,7 +23,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from connectors.base import (
     CAProfile,
@@ -45,11 +43,13 @@ from gateway.core import csr as csrs
 from gateway.core.accounts import account_uri
 from gateway.core.approvals import PENDING_APPROVAL, ApprovalService, actor_of
 from gateway.core.ca_health import CAHealth
+from gateway.core.chains import chain_pem
 from gateway.core.compliance import policy_record
 from gateway.core.keys import account_key_spki, spki_sha256
 from gateway.core.orders import OrderService, problem_dict
 from gateway.core.profiles import ProfilePolicy
 from gateway.core.ratelimits.limiter import RateLimiter
+from gateway.core.recent import RecentCertificates
 from gateway.core.revocation import RevocationService, serial_hex
 from gateway.core.role import ProcessRole
 from gateway.core.tasks import OperatorTasks
@@ -75,24 +75,9 @@ log = logging.getLogger("gateway.jobs")
 POLICY_CHECKED = "checked"
 
 
-def chain_pem(leaf_der: bytes, chain_der: tuple[bytes, ...]) -> str:
-    """Leaf first, then the issuers, as concatenated PEM.
-
-    The leaf has been parsed by the caller; the issuers are the same few chains
-    over and over, so each distinct chain is checked and encoded once.
-    """
-    return ssl.DER_cert_to_PEM_cert(leaf_der) + _issuers_pem(chain_der)
-
-
 def _csr_spki(csr_der: bytes) -> str:
     """:func:`spki_sha256` of a stored CSR's key (already checked at intake)."""
     return spki_sha256(x509.load_der_x509_csr(csrs.der_for_ca(csr_der)).public_key())
-
-
-@functools.lru_cache(maxsize=64)
-def _issuers_pem(chain_der: tuple[bytes, ...]) -> str:
-    return b"".join(x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
-                    for der in chain_der).decode()
 
 
 class IssuanceService:
@@ -121,6 +106,7 @@ class IssuanceService:
                                          self.jobs.breaker_cooldown_seconds)
         self.tasks = OperatorTasks(store, clock, self.trail)
         self.revocation = RevocationService(store, clock, connectors, self.trail, self.tasks)
+        self.recent = RecentCertificates(clock)  # what this process issued, for the download
         # Orders whose job waits on its CA (pending, or retrying after a failure) → the CA.
         self.waiting: dict[str, str] = {}
         self._running: dict[str, asyncio.Task[Order | None]] = {}
@@ -514,14 +500,19 @@ class IssuanceService:
         if await self.store.apply([Insert(cert), Update(done, expect=PROCESSING), Delete(job),
                                    self._event(audit.ISSUED, order, ca, extra=facts),
                                    *self.limits.certificate_issued(order)]):
+            self.recent.add(cert)
             return done
         return None
 
     # -- certificates ----------------------------------------------------------------
 
     async def get_certificate(self, cert_id: str, account: Account | None) -> Certificate:
-        """A certificate for download; with ``account``, only if that account owns it."""
-        cert = await self.store.get_certificate(cert_id)
+        """A certificate for download; with ``account``, only if that account owns it.
+
+        Just after issuance it may be this process's copy (:mod:`gateway.core.recent`),
+        whose revocation fields are those of the moment it was stored.
+        """
+        cert = self.recent.get(cert_id) or await self.store.get_certificate(cert_id)
         if cert is None:
             raise GatewayError(ErrorKind.NOT_FOUND, "no certificate at this URL")
         if account is not None and cert.account_id != account.id:
