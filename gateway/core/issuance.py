@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from connectors.base import (
     CAProfile,
@@ -75,9 +76,13 @@ log = logging.getLogger("gateway.jobs")
 POLICY_CHECKED = "checked"
 
 
-def _csr_spki(csr_der: bytes) -> str:
-    """:func:`spki_sha256` of a stored CSR's key (already checked at intake)."""
-    return spki_sha256(x509.load_der_x509_csr(csrs.der_for_ca(csr_der)).public_key())
+def _csr_key(csr_der: bytes, parsed: csrs.ParsedCSR | None) -> tuple[PublicKeyTypes, str]:
+    """An order's CSR key and its SPKI hash: as parsed at intake, else read from ``csr_der``
+    (a job run from the store; its CSR was judged at intake, only its key is needed)."""
+    if parsed is not None:
+        return parsed.public_key, parsed.spki_sha256
+    key = x509.load_der_x509_csr(csrs.der_for_ca(csr_der)).public_key()
+    return key, spki_sha256(key)
 
 
 class IssuanceService:
@@ -477,10 +482,10 @@ class IssuanceService:
                             ca: str, csr: csrs.ParsedCSR | None = None) -> Order | None:
         leaf = x509.load_der_x509_certificate(issued.leaf_der)
         assert order.csr_der is not None
-        # Both hashes are of the keys as cryptography re-encodes them, so equal hashes
-        # mean equal keys; the certificate's hash is stored anyway.
-        leaf_spki = spki_sha256(leaf.public_key())
-        if leaf_spki != (csr.spki_sha256 if csr is not None else _csr_spki(order.csr_der)):
+        want, spki = _csr_key(order.csr_der, csr)
+        # Key equality compares the points as decoded; equal keys have the same SPKI
+        # hash, so the CSR's is the certificate's too.
+        if leaf.public_key() != want:
             await self._fail(order, job, ErrorKind.SERVER_INTERNAL,
                              "the CA returned a certificate for a different key")
             return None
@@ -489,7 +494,7 @@ class IssuanceService:
             serial=serial_hex(leaf), leaf_der=issued.leaf_der,
             chain_pem=chain_pem(issued.leaf_der, issued.chain_der),
             not_before=leaf.not_valid_before_utc, not_after=leaf.not_valid_after_utc,
-            spki_sha256=leaf_spki, ca=ca)
+            spki_sha256=spki, ca=ca)
         self.waiting.pop(order.id, None)
         done = order.moved(VALID, certificate_id=cert.id)
         lifetime = (cert.not_after - cert.not_before).total_seconds()
