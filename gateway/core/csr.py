@@ -92,7 +92,7 @@ def parse_csr(der: bytes) -> ParsedCSR:
         csr = x509.load_der_x509_csr(sorted_der)
     key = _public_key(csr)
     try:
-        signature_ok = csr.is_signature_valid if sorted_der is None else \
+        signature_ok = _signature_valid(csr, key) if sorted_der is None else \
             _signed_as_sent(csr, key, der)
     except Exception as exc:  # unsupported algorithms surface as various errors
         raise bad_csr(f"the CSR signature cannot be checked: {exc}") from exc
@@ -124,6 +124,24 @@ def _public_key(csr: x509.CertificateSigningRequest) -> CertificatePublicKeyType
         raise GatewayError(ErrorKind.BAD_PUBLIC_KEY,
                            f"the CSR's public key is malformed: {str(exc).rstrip('.')}; "
                            "generate a new key") from exc
+
+
+def _signature_valid(csr: x509.CertificateSigningRequest, key: PublicKeyTypes) -> bool:
+    """``csr.is_signature_valid``, with the key already loaded.
+
+    The library's check loads the CSR's key again; an ECDSA signature (what ACME
+    clients send) is checked with ``key`` instead, over the same signed bytes.
+    Anything else takes the library's own check.
+    """
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        params = csr.signature_algorithm_parameters
+        if isinstance(params, ec.ECDSA):
+            try:
+                key.verify(csr.signature, csr.tbs_certrequest_bytes, params)
+            except InvalidSignature:
+                return False
+            return True
+    return csr.is_signature_valid
 
 
 def _key_info(key: object) -> tuple[str, int]:

@@ -172,3 +172,23 @@ def test_out_of_order_attributes_still_need_the_senders_signature() -> None:
     der, _ = _attributes_reversed(signed_by_sender=False)
     with pytest.raises(GatewayError, match="signature does not verify"):
         csr.parse_csr(der)
+
+
+def _tampered(der: bytes, offset: int) -> bytes:
+    changed = bytearray(der)
+    changed[offset] ^= 0x01
+    return bytes(changed)
+
+
+@pytest.mark.parametrize("case", ["ec", "ec-signature", "ec-content", "rsa", "rsa-signature"])
+def test_the_signature_check_agrees_with_the_library(case: str) -> None:
+    """The ECDSA check made with the already loaded key answers as is_signature_valid."""
+    key = rsa.generate_private_key(65537, 2048) if case.startswith("rsa") else None
+    der, _ = make_csr(["a.example.com"], key=key)
+    if case.endswith("-signature"):
+        der = _tampered(der, len(der) - 3)
+    elif case.endswith("-content"):
+        der = _tampered(der, der.index(b"a.example.com"))
+    loaded = x509.load_der_x509_csr(der)
+    assert csr._signature_valid(loaded, loaded.public_key()) is loaded.is_signature_valid
+    assert loaded.is_signature_valid is (case in ("ec", "rsa"))
