@@ -45,6 +45,7 @@ class ParsedCSR:
     # CA's answer) needs the key, and each load from the CSR costs a full parse of it.
     public_key: CertificatePublicKeyTypes
     ca_der: bytes  # what a CA reads: ``der``, or a copy with its attributes re-sorted
+    spki_der: bytes  # the key's DER SubjectPublicKeyInfo, as the library encodes it
 
     def identifiers(self) -> set[Identifier]:
         """The names requested, as normalised identifiers (CN included)."""
@@ -112,7 +113,7 @@ def parse_csr(der: bytes) -> ParsedCSR:
     spki = key.public_bytes(serialization.Encoding.DER,
                             serialization.PublicFormat.SubjectPublicKeyInfo)
     return ParsedCSR(der, csr, dns, ips, cn, key_type, bits, hashlib.sha256(spki).hexdigest(),
-                     key, der if sorted_der is None else sorted_der)
+                     key, der if sorted_der is None else sorted_der, spki)
 
 
 def _public_key(csr: x509.CertificateSigningRequest) -> CertificatePublicKeyTypes:
@@ -167,7 +168,14 @@ def check_key(parsed: ParsedCSR, key_types: tuple[str, ...], min_rsa_bits: int) 
         raise GatewayError(ErrorKind.BAD_PUBLIC_KEY,
                            f"RSA key of {parsed.key_bits} bits is too small; "
                            f"the minimum is {min_rsa_bits}")
-    goodkey.check_public_key(parsed.public_key, "the CSR's public key")
+    whose = "the CSR's public key"
+    key = parsed.public_key
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        # The SPKI ends with the key's bit string, which holds the uncompressed point.
+        point = parsed.spki_der[-(2 * ((key.curve.key_size + 7) // 8) + 1):]
+        goodkey.check_ec_point(key.curve.name, point, whose)
+    else:
+        goodkey.check_public_key(key, whose)
 
 
 def check_names(parsed: ParsedCSR, wanted: tuple[Identifier, ...]) -> None:

@@ -28,6 +28,17 @@ def test_parse_extracts_names_and_key() -> None:
     assert parsed.public_key == parsed.csr.public_key() and parsed.ca_der == der
 
 
+@pytest.mark.parametrize("curve", [ec.SECP256R1(), ec.SECP384R1()], ids=lambda c: c.name)
+def test_the_weak_key_check_reads_the_point_at_the_end_of_the_spki(
+        curve: ec.EllipticCurve) -> None:
+    key = ec.generate_private_key(curve)
+    parsed = csr.parse_csr(make_csr(["a.example.com"], key=key)[0])
+    point = key.public_key().public_bytes(serialization.Encoding.X962,
+                                          serialization.PublicFormat.UncompressedPoint)
+    assert parsed.spki_der.endswith(point)
+    csr.check_key(parsed, ("ec",), 2048)
+
+
 def test_bad_signature_is_refused() -> None:
     der, _ = make_csr(["a.example.com"])
     tampered = bytearray(der)
