@@ -151,11 +151,12 @@ class CALedger:
             db.execute("ALTER TABLE issued ADD COLUMN der BLOB")
         db.execute("CREATE INDEX IF NOT EXISTS issued_request ON issued (request_id)")
         self._db = db
-        # timeout=0: a held write lock is reported at once, never waited for on the loop.
-        loop_db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                                  timeout=0)
+        # Set up here, where waiting is allowed (workers starting together may briefly
+        # lock the file); then busy_timeout 0: on the loop a held lock is reported at once.
+        loop_db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         loop_db.execute("PRAGMA synchronous=NORMAL")
         loop_db.execute("PRAGMA wal_autocheckpoint=0")
+        loop_db.execute("PRAGMA busy_timeout=0")
         self._loop_db = loop_db
 
     async def close(self) -> None:

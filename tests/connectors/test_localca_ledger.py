@@ -41,9 +41,12 @@ async def test_a_held_write_lock_sends_the_record_to_the_thread_without_blocking
     holder = sqlite3.connect(ledger.path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another worker's write in progress
     try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         record = asyncio.ensure_future(ledger.record_issued(0xBEEF, NOT_AFTER, "req-2"))
         await asyncio.sleep(0.05)  # the loop runs on: the record waits in the thread
         assert not record.done()
+        assert loop.time() - started < 1  # never the 5 s a lock wait on the loop would take
     finally:
         holder.execute("COMMIT")
         holder.close()
