@@ -26,6 +26,7 @@ from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 
@@ -71,6 +72,13 @@ class IssueRequest:
     supports idempotency keys (or a username per order) can use it to avoid
     issuing twice. ``subject_cn`` is set when the profile asks the CA to put a
     common name into the subject that the CSR lacks.
+
+    ``csr`` and ``csr_key`` are ``csr_der`` and its key as the core already
+    parsed them (None when the request was rebuilt from storage): a connector
+    that reads the CSR uses them rather than parse it again (:meth:`parsed_csr`).
+    ``first_submission`` is True only when the core created this request's job
+    in the same call: no CA can hold an earlier submission of ``request_id``,
+    so a connector may skip looking for one.
     """
 
     request_id: str
@@ -79,6 +87,19 @@ class IssueRequest:
     dns_names: tuple[str, ...] = ()
     ip_addresses: tuple[str, ...] = ()
     subject_cn: str | None = None
+    csr: x509.CertificateSigningRequest | None = field(default=None, compare=False, repr=False)
+    csr_key: CertificatePublicKeyTypes | None = field(default=None, compare=False, repr=False)
+    first_submission: bool = False
+
+    def parsed_csr(self) -> tuple[x509.CertificateSigningRequest, CertificatePublicKeyTypes]:
+        """The CSR and its public key, parsed here only if the core did not hand them over.
+
+        Raises ValueError (and what ``public_key()`` raises) for a CSR that cannot be read.
+        """
+        csr = self.csr if self.csr is not None else x509.load_der_x509_csr(self.csr_der)
+        key = self.csr_key if self.csr_key is not None and self.csr is not None \
+            else csr.public_key()
+        return csr, key
 
 
 @dataclass(frozen=True)

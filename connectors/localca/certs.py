@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
     CertificateIssuerPublicKeyTypes,
+    CertificatePublicKeyTypes,
 )
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
@@ -257,11 +258,14 @@ def _sans(request: IssueRequest) -> list[x509.GeneralName]:
 def leaf_builder(
     request: IssueRequest,
     csr: x509.CertificateSigningRequest,
+    public_key: CertificatePublicKeyTypes,
     template: LeafTemplate,
     now: datetime,
 ) -> x509.CertificateBuilder:
-    """Everything of the leaf except the signature; the serial is fresh and random."""
-    public_key = csr.public_key()
+    """Everything of the leaf except the signature; the serial is fresh and random.
+
+    ``public_key`` is the CSR's key, loaded once by the caller.
+    """
     subject = _subject(request, csr)
     exts = [
         _NOT_CA,

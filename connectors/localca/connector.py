@@ -34,7 +34,10 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPublicKeyTypes,
+    CertificatePublicKeyTypes,
+)
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from connectors.base import (
@@ -230,13 +233,16 @@ class LocalCAConnector:
         template = self._leaf_template()
         ca = template.ca
         try:
-            csr = x509.load_der_x509_csr(request.csr_der)
-            builder = leaf_builder(request, csr, template, self.clock() - self.settings.backdate)
+            csr, public_key = request.parsed_csr()
+            builder = leaf_builder(request, csr, public_key, template,
+                                   self.clock() - self.settings.backdate)
         except ValueError as exc:
             return Rejected(f"the local CA cannot use this request: {exc}")
-        earlier = await self._issued_before(request.request_id, csr)
-        if earlier is not None:
-            return Issued(earlier, self._issued_chain)
+        # Nothing to look for when the core says no earlier submission can exist.
+        if not request.first_submission:
+            earlier = await self._issued_before(request.request_id, public_key)
+            if earlier is not None:
+                return Issued(earlier, self._issued_chain)
         key = self.backend.signing_key()
         cert = await self.backend.run(lambda: builder.sign(key, ca.hash_alg))
         der = cert.public_bytes(Encoding.DER)
@@ -245,7 +251,7 @@ class LocalCAConnector:
         )
         return Issued(der, self._issued_chain)
 
-    async def _issued_before(self, request_id: str, csr: x509.CertificateSigningRequest
+    async def _issued_before(self, request_id: str, public_key: CertificatePublicKeyTypes
                              ) -> bytes | None:
         """The certificate already issued for this request and key, if any.
 
@@ -254,7 +260,7 @@ class LocalCAConnector:
         it gets the same certificate, so every request is issued once.
         """
         der = await self.ledger.issued_for(request_id)
-        if der is None or x509.load_der_x509_certificate(der).public_key() != csr.public_key():
+        if der is None or x509.load_der_x509_certificate(der).public_key() != public_key:
             return None
         return der
 

@@ -2,9 +2,17 @@
 
 A small SQLite file next to the CA certificate, driven by the stdlib ``sqlite3``
 module in one dedicated thread (connectors never import the gateway's store).
-Issuance records are group-committed: concurrent issuances wait for one shared
-commit instead of one each, which keeps the per-certificate cost low while
-still persisting every serial before the certificate leaves the connector.
+Every serial is committed before its certificate leaves the connector.
+
+An issuance record is committed on the event loop itself when the database's
+write lock is free at that instant (``busy_timeout`` 0, never waiting): in WAL
+mode with ``synchronous=NORMAL`` that commit appends to the WAL without an
+fsync, which costs less than the hop to the ledger's thread and back. When the
+lock is held (a revocation, a CRL snapshot, another worker's write) or the
+attempt fails in any way, the record goes to the thread, where records are
+group-committed: concurrent issuances wait for one shared commit. Checkpoints,
+which do fsync, never run on the loop: that connection has automatic
+checkpoints off, and the thread runs one every ``CHECKPOINT_EVERY`` records.
 
 Several worker processes may share one ledger (``serve --workers N``). Every
 write that must be ordered against another process's writes runs inside
@@ -16,6 +24,8 @@ processes never interleave a read-modify-write of the same rows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +37,8 @@ from typing import TypeVar
 from connectors.base import CAUnavailable
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS issued (
@@ -44,6 +56,12 @@ _BUMP = "INSERT INTO meta VALUES (?, 1) ON CONFLICT(key) DO UPDATE SET value = v
 _SET = "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"
 _META_KEYS = ("crl_number", "crl_covered", "revocations")
 _META = "SELECT key, value FROM meta WHERE key IN (?, ?, ?)"
+_INSERT_ISSUED = ("INSERT OR IGNORE INTO issued (serial, not_after, request_id, der) "
+                  "VALUES (?, ?, ?, ?)")
+# Records committed on the event loop between two checkpoints run in the thread
+# (SQLite's own automatic checkpoint comes after about 1000 WAL pages; a record
+# writes two or three).
+CHECKPOINT_EVERY = 300
 
 
 @dataclass(frozen=True)
@@ -113,6 +131,9 @@ class CALedger:
         self._pending: list[tuple[str, int, str, bytes | None]] = []
         self._batch: asyncio.Future[None] | None = None
         self._flushing = False
+        self._loop_db: sqlite3.Connection | None = None  # used on the event loop only
+        self._since_checkpoint = 0
+        self._checkpointing: asyncio.Future[None] | None = None
 
     async def open(self) -> None:
         """Open (creating if needed) the database in its own thread."""
@@ -130,6 +151,13 @@ class CALedger:
             db.execute("ALTER TABLE issued ADD COLUMN der BLOB")
         db.execute("CREATE INDEX IF NOT EXISTS issued_request ON issued (request_id)")
         self._db = db
+        # Set up here, where waiting is allowed (workers starting together may briefly
+        # lock the file); then busy_timeout 0: on the loop a held lock is reported at once.
+        loop_db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        loop_db.execute("PRAGMA synchronous=NORMAL")
+        loop_db.execute("PRAGMA wal_autocheckpoint=0")
+        loop_db.execute("PRAGMA busy_timeout=0")
+        self._loop_db = loop_db
 
     async def close(self) -> None:
         """Flush what is queued, close the database and stop the thread."""
@@ -137,6 +165,11 @@ class CALedger:
             return
         while self._pending or self._flushing:
             await self._flush()
+        if self._checkpointing is not None:
+            await self._checkpointing
+        if self._loop_db is not None:
+            await self._run(self._loop_db.close)
+            self._loop_db = None
         if self._db is not None:
             await self._run(self._db.close)
             self._db = None
@@ -160,8 +193,12 @@ class CALedger:
 
     async def record_issued(self, serial: int, not_after: datetime, request_id: str,
                             der: bytes | None = None) -> None:
-        """Persist one issued serial (and its certificate); concurrent callers share one commit."""
-        self._pending.append((_hex(serial), _ts(not_after), request_id, der))
+        """Persist one issued serial (and its certificate): at once if the write lock is
+        free, else in the thread, where concurrent callers share one commit."""
+        row = (_hex(serial), _ts(not_after), request_id, der)
+        if self._commit_here(row):
+            return
+        self._pending.append(row)
         if self._batch is None:
             self._batch = asyncio.get_running_loop().create_future()
         batch = self._batch
@@ -188,12 +225,47 @@ class CALedger:
         if self._pending:
             asyncio.ensure_future(self._flush())
 
+    def _commit_here(self, row: tuple[str, int, str, bytes | None]) -> bool:
+        """Commit one issuance record on the calling thread, if that needs no waiting.
+
+        False when the write lock is held or anything fails: the caller then hands
+        the record to the ledger's thread, which retries it and reports real errors.
+        """
+        db = self._loop_db
+        if db is None or self._executor is None:
+            return False
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error:
+            return False
+        try:
+            db.execute(_INSERT_ISSUED, row)
+            db.execute("COMMIT")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):  # a broken connection fails BEGIN next time
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+            return False
+        self._since_checkpoint += 1
+        if self._since_checkpoint >= CHECKPOINT_EVERY and self._checkpointing is None:
+            self._since_checkpoint = 0
+            self._checkpointing = asyncio.ensure_future(self._checkpoint())
+        return True
+
+    async def _checkpoint(self) -> None:
+        """Move the WAL's pages into the database, in the thread (it fsyncs)."""
+        try:
+            await self._run(lambda: self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)"))
+        except CAUnavailable as exc:  # the next checkpoint (or SQLite's own) catches up
+            log.warning("CA ledger checkpoint failed: %s", exc)
+        finally:
+            self._checkpointing = None
+
     def _insert_issued(self, rows: list[tuple[str, int, str, bytes | None]]) -> None:
         db = self._conn()
         with db:
             db.execute("BEGIN")
-            db.executemany("INSERT OR IGNORE INTO issued (serial, not_after, request_id, der) "
-                           "VALUES (?, ?, ?, ?)", rows)
+            db.executemany(_INSERT_ISSUED, rows)
 
     async def issued_for(self, request_id: str) -> bytes | None:
         """The certificate (DER) issued earlier for ``request_id``, if one was kept."""

@@ -16,7 +16,10 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificatePublicKeyTypes,
+    PublicKeyTypes,
+)
 from cryptography.x509.oid import NameOID
 
 from gateway.core import goodkey
@@ -38,6 +41,11 @@ class ParsedCSR:
     key_type: str  # "rsa" or "ec"
     key_bits: int
     spki_sha256: str
+    # Loaded once here: every later step (weak-key check, the CA, the check of the
+    # CA's answer) needs the key, and each load from the CSR costs a full parse of it.
+    public_key: CertificatePublicKeyTypes
+    ca_der: bytes  # what a CA reads: ``der``, or a copy with its attributes re-sorted
+    spki_der: bytes  # the key's DER SubjectPublicKeyInfo, as the library encodes it
 
     def identifiers(self) -> set[Identifier]:
         """The names requested, as normalised identifiers (CN included)."""
@@ -85,8 +93,8 @@ def parse_csr(der: bytes) -> ParsedCSR:
         csr = x509.load_der_x509_csr(sorted_der)
     key = _public_key(csr)
     try:
-        signature_ok = csr.is_signature_valid if sorted_der is None else \
-            _signed_as_sent(csr, der)
+        signature_ok = _signature_valid(csr, key) if sorted_der is None else \
+            _signed_as_sent(csr, key, der)
     except Exception as exc:  # unsupported algorithms surface as various errors
         raise bad_csr(f"the CSR signature cannot be checked: {exc}") from exc
     if not signature_ok:
@@ -104,10 +112,11 @@ def parse_csr(der: bytes) -> ParsedCSR:
     cn = str(cns[0].value) if cns else None
     spki = key.public_bytes(serialization.Encoding.DER,
                             serialization.PublicFormat.SubjectPublicKeyInfo)
-    return ParsedCSR(der, csr, dns, ips, cn, key_type, bits, hashlib.sha256(spki).hexdigest())
+    return ParsedCSR(der, csr, dns, ips, cn, key_type, bits, hashlib.sha256(spki).hexdigest(),
+                     key, der if sorted_der is None else sorted_der, spki)
 
 
-def _public_key(csr: x509.CertificateSigningRequest) -> PublicKeyTypes:
+def _public_key(csr: x509.CertificateSigningRequest) -> CertificatePublicKeyTypes:
     """The CSR's key; one the library refuses to load (an EC point off its curve or at
     infinity, an even RSA exponent) is named as such rather than as a bad signature."""
     try:
@@ -116,6 +125,24 @@ def _public_key(csr: x509.CertificateSigningRequest) -> PublicKeyTypes:
         raise GatewayError(ErrorKind.BAD_PUBLIC_KEY,
                            f"the CSR's public key is malformed: {str(exc).rstrip('.')}; "
                            "generate a new key") from exc
+
+
+def _signature_valid(csr: x509.CertificateSigningRequest, key: PublicKeyTypes) -> bool:
+    """``csr.is_signature_valid``, with the key already loaded.
+
+    The library's check loads the CSR's key again; an ECDSA signature (what ACME
+    clients send) is checked with ``key`` instead, over the same signed bytes.
+    Anything else takes the library's own check.
+    """
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        params = csr.signature_algorithm_parameters
+        if isinstance(params, ec.ECDSA):
+            try:
+                key.verify(csr.signature, csr.tbs_certrequest_bytes, params)
+            except InvalidSignature:
+                return False
+            return True
+    return csr.is_signature_valid
 
 
 def _key_info(key: object) -> tuple[str, int]:
@@ -141,7 +168,14 @@ def check_key(parsed: ParsedCSR, key_types: tuple[str, ...], min_rsa_bits: int) 
         raise GatewayError(ErrorKind.BAD_PUBLIC_KEY,
                            f"RSA key of {parsed.key_bits} bits is too small; "
                            f"the minimum is {min_rsa_bits}")
-    goodkey.check_public_key(parsed.csr.public_key(), "the CSR's public key")
+    whose = "the CSR's public key"
+    key = parsed.public_key
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        # The SPKI ends with the key's bit string, which holds the uncompressed point.
+        point = parsed.spki_der[-(2 * ((key.curve.key_size + 7) // 8) + 1):]
+        goodkey.check_ec_point(key.curve.name, point, whose)
+    else:
+        goodkey.check_public_key(key, whose)
 
 
 def check_names(parsed: ParsedCSR, wanted: tuple[Identifier, ...]) -> None:
@@ -193,10 +227,11 @@ def der_for_ca(der: bytes) -> bytes:
         return attributes_sorted(der) or der
 
 
-def _signed_as_sent(csr: x509.CertificateSigningRequest, der: bytes) -> bool:
-    """The signature of ``csr`` checked over the request info exactly as the client sent it."""
+def _signed_as_sent(csr: x509.CertificateSigningRequest, key: PublicKeyTypes,
+                    der: bytes) -> bool:
+    """The signature of ``csr`` (whose key is ``key``) checked over the request info
+    exactly as the client sent it."""
     info = asn1_csr.CertificationRequest.load(der)["certification_request_info"].dump()
-    key = csr.public_key()
     params = csr.signature_algorithm_parameters
     hash_alg = csr.signature_hash_algorithm
     try:

@@ -220,7 +220,7 @@ class EstService:
         await rules.check_csr(profile, parsed, actor=request.requester)
         if request.channel_binding is not None:
             check_proof_of_possession(parsed.csr, request.channel_binding)
-        order = await self._find_or_create(request, profile, idents)
+        order = await self._find_or_create(request, profile, idents, parsed)
         return await self.outcome(order.id, request.wait_seconds)
 
     async def outcome(self, order_id: str, wait_seconds: float) -> EnrollResult:
@@ -303,13 +303,13 @@ class EstService:
         return order
 
     async def _find_or_create(self, request: EnrollRequest, profile: ProfileSettings,
-                              idents: tuple[Identifier, ...]) -> Order:
+                              idents: tuple[Identifier, ...], parsed: csrs.ParsedCSR) -> Order:
         supersedes = ""
         for _ in range(MAX_ATTEMPTS_PER_CSR):
             order_id = order_id_for(request.requester, request.csr_der, supersedes)
             order = await self.store.get_order(order_id)
             if order is None:
-                order = await self._create(order_id, request, profile, idents)
+                order = await self._create(order_id, request, profile, idents, parsed)
             if not _retryable(order):
                 return order
             supersedes = order.id
@@ -317,7 +317,7 @@ class EstService:
                            "this CSR failed too many times; make a new CSR")
 
     async def _create(self, order_id: str, request: EnrollRequest, profile: ProfileSettings,
-                      idents: tuple[Identifier, ...]) -> Order:
+                      idents: tuple[Identifier, ...], parsed: csrs.ParsedCSR) -> Order:
         now = self.clock.now()
         ready = Order(id=order_id, account_id=request.requester, status=READY,
                       identifiers=idents, authz_ids=(), profile=profile.name, created_at=now,
@@ -331,7 +331,7 @@ class EstService:
         try:
             if await limits.pay(limits.enrollment(request.requester, profile.name), unit,
                                 Requester(request.requester, audit.names(idents), profile.name)):
-                self.issuance.run_now(job)
+                self.issuance.run_now(job, started, parsed)
                 return started
         except Conflict:
             pass  # the same request arrived twice at once: the other one created it

@@ -67,6 +67,26 @@ def check_public_key(key: PublicKeyTypes, whose: str = "the public key") -> None
                            f"{whose} is weak: {weakness}; generate a new key")
 
 
+def check_ec_point(curve: str, point: bytes, whose: str = "the public key") -> None:
+    """:func:`check_public_key` for an EC key given as its uncompressed X9.62 point.
+
+    For a caller that holds the key's encoding already: reading the coordinates
+    from it spares the library converting the point to affine coordinates again.
+    """
+    weakness = ec_point_weakness(curve, point)
+    if weakness is not None:
+        raise GatewayError(ErrorKind.BAD_PUBLIC_KEY,
+                           f"{whose} is weak: {weakness}; generate a new key")
+
+
+def ec_point_weakness(curve: str, point: bytes) -> str | None:
+    """:func:`ec_weakness` of an uncompressed point ``04 || x || y``."""
+    size = (len(point) - 1) // 2
+    if len(point) != 2 * size + 1 or point[:1] != b"\x04":
+        return f"the EC point of {curve} is not an uncompressed point"
+    return ec_weakness(curve, int.from_bytes(point[1:1 + size]), int.from_bytes(point[1 + size:]))
+
+
 def key_weakness(key: PublicKeyTypes) -> str | None:
     """Why ``key`` is weak, or None. Key types without checks here (EdDSA) pass."""
     if isinstance(key, rsa.RSAPublicKey):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import ssl
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
@@ -24,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from connectors.base import (
     CAProfile,
@@ -45,11 +44,13 @@ from gateway.core import csr as csrs
 from gateway.core.accounts import account_uri
 from gateway.core.approvals import PENDING_APPROVAL, ApprovalService, actor_of
 from gateway.core.ca_health import CAHealth
+from gateway.core.chains import chain_pem
 from gateway.core.compliance import policy_record
 from gateway.core.keys import account_key_spki, spki_sha256
 from gateway.core.orders import OrderService, problem_dict
 from gateway.core.profiles import ProfilePolicy
 from gateway.core.ratelimits.limiter import RateLimiter
+from gateway.core.recent import RecentCertificates
 from gateway.core.revocation import RevocationService, serial_hex
 from gateway.core.role import ProcessRole
 from gateway.core.tasks import OperatorTasks
@@ -75,19 +76,13 @@ log = logging.getLogger("gateway.jobs")
 POLICY_CHECKED = "checked"
 
 
-def chain_pem(leaf_der: bytes, chain_der: tuple[bytes, ...]) -> str:
-    """Leaf first, then the issuers, as concatenated PEM.
-
-    The leaf has been parsed by the caller; the issuers are the same few chains
-    over and over, so each distinct chain is checked and encoded once.
-    """
-    return ssl.DER_cert_to_PEM_cert(leaf_der) + _issuers_pem(chain_der)
-
-
-@functools.lru_cache(maxsize=64)
-def _issuers_pem(chain_der: tuple[bytes, ...]) -> str:
-    return b"".join(x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
-                    for der in chain_der).decode()
+def _csr_key(csr_der: bytes, parsed: csrs.ParsedCSR | None) -> tuple[PublicKeyTypes, str]:
+    """An order's CSR key and its SPKI hash: as parsed at intake, else read from ``csr_der``
+    (a job run from the store; its CSR was judged at intake, only its key is needed)."""
+    if parsed is not None:
+        return parsed.public_key, parsed.spki_sha256
+    key = x509.load_der_x509_csr(csrs.der_for_ca(csr_der)).public_key()
+    return key, spki_sha256(key)
 
 
 class IssuanceService:
@@ -116,6 +111,7 @@ class IssuanceService:
                                          self.jobs.breaker_cooldown_seconds)
         self.tasks = OperatorTasks(store, clock, self.trail)
         self.revocation = RevocationService(store, clock, connectors, self.trail, self.tasks)
+        self.recent = RecentCertificates(clock)  # what this process issued, for the download
         # Orders whose job waits on its CA (pending, or retrying after a failure) → the CA.
         self.waiting: dict[str, str] = {}
         self._running: dict[str, asyncio.Task[Order | None]] = {}
@@ -145,13 +141,13 @@ class IssuanceService:
                                f"the order is {order.status}, not ready; "
                                "complete its authorizations first")
         profile = self.orders.profile(order.profile)
-        await self._check_csr(order, account, csr_der, profile)
+        parsed = await self._check_csr(order, account, csr_der, profile)
         await self._recheck_caa(order, account)
         job = self.admitted_job(order.id, self.clock.now())
         started = order.moved(PROCESSING, csr_der=csr_der)
         if not await self.store.apply([Update(started, expect=READY), Insert(job)]):
             return await self.orders.get_order(order_id, account)
-        task = self.run_now(job, started)
+        task = self.run_now(job, started, parsed)
         wait = self.settings.acme.finalize_wait_seconds
         if task is None:
             await self.wait_for(order.id, wait)
@@ -165,7 +161,7 @@ class IssuanceService:
         return await self.orders.get_order(order_id, account)
 
     async def _check_csr(self, order: Order, account: Account, csr_der: bytes,
-                         profile: ProfileSettings) -> None:
+                         profile: ProfileSettings) -> csrs.ParsedCSR:
         actor = audit.acme_actor(account.id)
         try:
             parsed = csrs.parse_csr(csr_der)
@@ -179,6 +175,7 @@ class IssuanceService:
                                     result=exc.kind.value, detail=exc.detail, request_id=order.id)
             raise
         await self.profiles.check_csr(profile, parsed, actor=actor, request_id=order.id)
+        return parsed
 
     async def _recheck_caa(self, order: Order, account: Account) -> None:
         limit = self.settings.validation.caa_recheck_after_seconds
@@ -290,10 +287,14 @@ class IssuanceService:
         """Scan for due jobs now (e.g. one an approver has just released)."""
         self._wake.set()
 
-    def run_now(self, job: Job, order: Order | None = None) -> asyncio.Task[Order | None] | None:
+    def run_now(self, job: Job, order: Order | None = None,
+                csr: csrs.ParsedCSR | None = None) -> asyncio.Task[Order | None] | None:
         """Start a job that the caller has just persisted, without waiting for the next scan.
 
         ``order`` is the job's order as the caller just committed it (saves a read).
+        ``csr`` is that order's CSR as the caller parsed and judged it, given only by
+        the intake that created the job: the run then neither parses it again nor
+        has its CA look for an earlier submission (there can be none).
         A job already running in this process is left alone (None): one task per
         order. The task's result is the order once valid, if this run issued it.
         """
@@ -302,7 +303,7 @@ class IssuanceService:
         if self.role.shared:
             self._claims[job.order_id] = job
         self._done.setdefault(job.order_id, asyncio.Event())
-        task = asyncio.create_task(self._run_job(job, order), name=f"ca-job-{job.order_id}")
+        task = asyncio.create_task(self._run_job(job, order, csr), name=f"ca-job-{job.order_id}")
         self._running[job.order_id] = task
         task.add_done_callback(functools.partial(self._finished_task, job.order_id))
         return task
@@ -314,7 +315,8 @@ class IssuanceService:
         if event is not None:
             event.set()
 
-    async def _run_job(self, job: Job, order: Order | None = None) -> Order | None:
+    async def _run_job(self, job: Job, order: Order | None = None,
+                       csr: csrs.ParsedCSR | None = None) -> Order | None:
         if order is None or order.id != job.order_id:
             order = await self.store.get_order(job.order_id)
         if order is None or order.status != PROCESSING or order.csr_der is None:
@@ -337,8 +339,10 @@ class IssuanceService:
             self.waiting[order.id] = profile.ca
             await self.store.apply([Update(budgets.deferred(job, blocked))])
             return None
+        if csr is not None and csr.der != order.csr_der:
+            csr = None  # not this order's CSR: parse the stored one where needed
         try:
-            result = await self._call_ca(order, job, profile)
+            result = await self._call_ca(order, job, profile, csr)
         except ConnectorError as exc:
             await self._ca_failed(order, job, exc, exc.retryable, profile.ca)
             return None
@@ -347,14 +351,15 @@ class IssuanceService:
             await self._ca_failed(order, job, exc, True, profile.ca)
             return None
         self.health.answered(profile.ca)
-        return await self._handle_result(order, job, result, profile.ca)
+        return await self._handle_result(order, job, result, profile.ca, csr)
 
-    async def _call_ca(self, order: Order, job: Job, profile: ProfileSettings) -> IssueResult:
+    async def _call_ca(self, order: Order, job: Job, profile: ProfileSettings,
+                       csr: csrs.ParsedCSR | None = None) -> IssueResult:
         """Poll a request the CA holds; else submit, after looking for a submission in doubt."""
         connector = self.connectors[profile.ca]
         if job.ca_ref:
             return await connector.poll(job.ca_ref)
-        request = self._issue_request(order, profile)
+        request = self._issue_request(order, profile, csr)
         hint = job.extra.get(budgets.IN_DOUBT)
         if isinstance(hint, str) and isinstance(connector, SubmissionLookup):
             found = await connector.lookup(request, hint)
@@ -415,24 +420,30 @@ class IssuanceService:
                                 ca=ca, result=result, detail=detail, request_id=order.id,
                                 extra=extra)
 
-    def _issue_request(self, order: Order, profile: ProfileSettings) -> IssueRequest:
+    def _issue_request(self, order: Order, profile: ProfileSettings,
+                       csr: csrs.ParsedCSR | None) -> IssueRequest:
+        """The CA's request; ``csr`` (see :meth:`run_now`) travels along, parsed."""
         dns = tuple(i.value for i in order.identifiers if i.type == "dns")
         ips = tuple(i.value for i in order.identifiers if i.type == "ip")
         first = order.identifiers[0].value if order.identifiers else None
         assert order.csr_der is not None
         return IssueRequest(
-            request_id=order.id, csr_der=csrs.der_for_ca(order.csr_der),
+            request_id=order.id,
+            csr_der=csrs.der_for_ca(order.csr_der) if csr is None else csr.ca_der,
             profile=CAProfile(name=profile.name, validity=profile.validity,
                               ekus=profile.ekus, params=profile.ca_params),
             dns_names=dns, ip_addresses=ips,
-            subject_cn=first if profile.cn_from_first_san else None)
+            subject_cn=first if profile.cn_from_first_san else None,
+            csr=None if csr is None else csr.csr,
+            csr_key=None if csr is None else csr.public_key,
+            first_submission=csr is not None)
 
     async def _handle_result(self, order: Order, job: Job, result: IssueResult,
-                             ca: str) -> Order | None:
+                             ca: str, csr: csrs.ParsedCSR | None = None) -> Order | None:
         """Persist the CA's answer; the valid order when it issued and that was committed."""
         now = self.clock.now()
         if isinstance(result, Issued):
-            return await self._store_issued(order, job, result, ca)
+            return await self._store_issued(order, job, result, ca, csr)
         if isinstance(result, Pending):
             self.waiting[order.id] = ca
             await self.store.apply([Update(budgets.after_pending(job, result, now, self.jobs))])
@@ -468,12 +479,13 @@ class IssuanceService:
         await self.store.apply(ops)
 
     async def _store_issued(self, order: Order, job: Job, issued: Issued,
-                            ca: str) -> Order | None:
+                            ca: str, csr: csrs.ParsedCSR | None = None) -> Order | None:
         leaf = x509.load_der_x509_certificate(issued.leaf_der)
         assert order.csr_der is not None
-        leaf_key = leaf.public_key()
-        # Key equality compares the points as decoded; no DER encoding needed.
-        if leaf_key != x509.load_der_x509_csr(csrs.der_for_ca(order.csr_der)).public_key():
+        want, spki = _csr_key(order.csr_der, csr)
+        # Key equality compares the points as decoded; equal keys have the same SPKI
+        # hash, so the CSR's is the certificate's too.
+        if leaf.public_key() != want:
             await self._fail(order, job, ErrorKind.SERVER_INTERNAL,
                              "the CA returned a certificate for a different key")
             return None
@@ -482,7 +494,7 @@ class IssuanceService:
             serial=serial_hex(leaf), leaf_der=issued.leaf_der,
             chain_pem=chain_pem(issued.leaf_der, issued.chain_der),
             not_before=leaf.not_valid_before_utc, not_after=leaf.not_valid_after_utc,
-            spki_sha256=spki_sha256(leaf_key), ca=ca)
+            spki_sha256=spki, ca=ca)
         self.waiting.pop(order.id, None)
         done = order.moved(VALID, certificate_id=cert.id)
         lifetime = (cert.not_after - cert.not_before).total_seconds()
@@ -493,14 +505,19 @@ class IssuanceService:
         if await self.store.apply([Insert(cert), Update(done, expect=PROCESSING), Delete(job),
                                    self._event(audit.ISSUED, order, ca, extra=facts),
                                    *self.limits.certificate_issued(order)]):
+            self.recent.add(cert)
             return done
         return None
 
     # -- certificates ----------------------------------------------------------------
 
     async def get_certificate(self, cert_id: str, account: Account | None) -> Certificate:
-        """A certificate for download; with ``account``, only if that account owns it."""
-        cert = await self.store.get_certificate(cert_id)
+        """A certificate for download; with ``account``, only if that account owns it.
+
+        Just after issuance it may be this process's copy (:mod:`gateway.core.recent`),
+        whose revocation fields are those of the moment it was stored.
+        """
+        cert = self.recent.get(cert_id) or await self.store.get_certificate(cert_id)
         if cert is None:
             raise GatewayError(ErrorKind.NOT_FOUND, "no certificate at this URL")
         if account is not None and cert.account_id != account.id:

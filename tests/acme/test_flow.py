@@ -5,6 +5,7 @@ from __future__ import annotations
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from gateway import keys
 from tests.acme.flow import issue, validate_all
 from tests.acme.support import Gateway
 from tests.acmeclient import b64, jwk_of, make_csr, sign
@@ -65,6 +66,21 @@ async def test_full_order_issues_a_chain_with_the_names(gateway: Gateway) -> Non
     assert leaf.issuer == issuer.subject
     leaf.verify_directly_issued_by(issuer)
     assert leaf.public_key().public_numbers() == key.public_key().public_numbers()
+
+
+async def test_a_fresh_certificate_is_downloaded_only_by_its_account(gateway: Gateway) -> None:
+    """Right after issuance the download is served from this process's copy: same bytes as
+    the store holds, same ownership rule."""
+    c, other = await gateway.ready_client(), await gateway.ready_client()
+    _, order, _ = await issue(c, ["fresh.example.com"])
+    resp, pem = await c.post(order["certificate"])
+    core = gateway.http.server.app[keys.CORE]
+    cert_id = order["certificate"].rsplit("/", 1)[1]
+    assert core.issuance.recent.get(cert_id) is not None
+    stored = await core.issuance.store.get_certificate(cert_id)
+    assert resp.status == 200 and stored is not None and pem == stored.chain_pem
+    resp, body = await other.post(order["certificate"])
+    assert resp.status == 403 and body["type"] == ACME + "unauthorized"
 
 
 async def test_ip_identifier_is_issued_without_dns01(gateway: Gateway) -> None:

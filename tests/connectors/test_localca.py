@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import stat
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -517,3 +518,39 @@ async def test_a_request_run_again_gets_the_certificate_issued_the_first_time(
     assert isinstance(other_key, Issued)
     assert again.leaf_der == first.leaf_der and other_key.leaf_der != first.leaf_der
     assert counts == (2, 0)
+
+
+async def test_a_first_submission_is_signed_without_looking_in_the_ledger(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The core says no earlier submission exists: no ledger read before signing."""
+    ca = await started_ca(tmp_path)
+    looked: list[str] = []
+    issued_for = ca.ledger.issued_for
+
+    async def counting(request_id: str) -> bytes | None:
+        looked.append(request_id)
+        return await issued_for(request_id)
+
+    monkeypatch.setattr(ca.ledger, "issued_for", counting)
+    try:
+        fresh = await ca.issue(replace(issue_request(), first_submission=True))
+        again = await ca.issue(issue_request())
+    finally:
+        await ca.aclose()
+    assert isinstance(fresh, Issued) and isinstance(again, Issued)
+    assert looked == ["req-1"]  # only the request that may have been submitted before
+
+
+async def test_a_csr_parsed_by_the_core_is_used_as_handed_over(tmp_path: Path) -> None:
+    """The CSR object and key that travel with the request are the ones the leaf gets."""
+    der = csr_der()
+    csr = x509.load_der_x509_csr(der)
+    request = replace(issue_request(csr=der), csr=csr, csr_key=csr.public_key())
+    assert request.parsed_csr() == (csr, request.csr_key)
+    ca = await started_ca(tmp_path)
+    try:
+        result = await ca.issue(request)
+    finally:
+        await ca.aclose()
+    assert isinstance(result, Issued)
+    assert x509.load_der_x509_certificate(result.leaf_der).public_key() == csr.public_key()

@@ -24,6 +24,19 @@ def test_parse_extracts_names_and_key() -> None:
     assert (parsed.key_type, parsed.key_bits) == ("ec", 256)
     assert parsed.identifiers() == {Identifier("dns", "a.example.com"),
                                     Identifier("ip", "192.0.2.9")}
+    # The key is loaded once and carried; a DER CSR goes to the CA as it came.
+    assert parsed.public_key == parsed.csr.public_key() and parsed.ca_der == der
+
+
+@pytest.mark.parametrize("curve", [ec.SECP256R1(), ec.SECP384R1()], ids=lambda c: c.name)
+def test_the_weak_key_check_reads_the_point_at_the_end_of_the_spki(
+        curve: ec.EllipticCurve) -> None:
+    key = ec.generate_private_key(curve)
+    parsed = csr.parse_csr(make_csr(["a.example.com"], key=key)[0])
+    point = key.public_key().public_bytes(serialization.Encoding.X962,
+                                          serialization.PublicFormat.UncompressedPoint)
+    assert parsed.spki_der.endswith(point)
+    csr.check_key(parsed, ("ec",), 2048)
 
 
 def test_bad_signature_is_refused() -> None:
@@ -162,9 +175,31 @@ def test_attributes_out_of_der_order_are_read_and_sorted_for_the_ca() -> None:
     assert for_ca.public_key().public_numbers() == key.public_key().public_numbers()
     sorted_der = for_ca.public_bytes(serialization.Encoding.DER)
     assert csr.der_for_ca(sorted_der) == sorted_der  # a DER CSR passes unchanged
+    assert parsed.ca_der == sorted_der == csr.der_for_ca(der)  # what the CA gets, read once
+    assert parsed.public_key == key.public_key()
 
 
 def test_out_of_order_attributes_still_need_the_senders_signature() -> None:
     der, _ = _attributes_reversed(signed_by_sender=False)
     with pytest.raises(GatewayError, match="signature does not verify"):
         csr.parse_csr(der)
+
+
+def _tampered(der: bytes, offset: int) -> bytes:
+    changed = bytearray(der)
+    changed[offset] ^= 0x01
+    return bytes(changed)
+
+
+@pytest.mark.parametrize("case", ["ec", "ec-signature", "ec-content", "rsa", "rsa-signature"])
+def test_the_signature_check_agrees_with_the_library(case: str) -> None:
+    """The ECDSA check made with the already loaded key answers as is_signature_valid."""
+    key = rsa.generate_private_key(65537, 2048) if case.startswith("rsa") else None
+    der, _ = make_csr(["a.example.com"], key=key)
+    if case.endswith("-signature"):
+        der = _tampered(der, len(der) - 3)
+    elif case.endswith("-content"):
+        der = _tampered(der, der.index(b"a.example.com"))
+    loaded = x509.load_der_x509_csr(der)
+    assert csr._signature_valid(loaded, loaded.public_key()) is loaded.is_signature_valid
+    assert loaded.is_signature_valid is (case in ("ec", "rsa"))

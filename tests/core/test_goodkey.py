@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from gateway.core import goodkey
 from gateway.core.keys import account_key_weakness, check_account_key
@@ -107,6 +108,25 @@ def test_ec_point_rules(case: str, curve: str, point: Callable[[], tuple[int, in
         assert found is None, case
     else:
         assert found is not None and words in found, case
+
+
+@pytest.mark.parametrize(("case", "curve", "point", "words"), EC_POINTS[:-1],
+                         ids=[c[0] for c in EC_POINTS[:-1]])
+def test_an_encoded_point_is_judged_as_its_coordinates(
+        case: str, curve: str, point: Callable[[], tuple[int, int]], words: str | None) -> None:
+    x, y = point()
+    size = 32 if curve == "secp256r1" else 48
+    encoded = b"\x04" + x.to_bytes(size) + y.to_bytes(size)
+    assert goodkey.ec_point_weakness(curve, encoded) == goodkey.ec_weakness(curve, x, y), case
+
+
+def test_a_point_that_is_not_uncompressed_is_refused() -> None:
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    compressed = key.public_bytes(Encoding.X962, PublicFormat.CompressedPoint)
+    with pytest.raises(GatewayError, match="the CSR's public key is weak: .* not an uncompressed"):
+        goodkey.check_ec_point("secp256r1", compressed, "the CSR's public key")
+    goodkey.check_ec_point(
+        "secp256r1", key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint))
 
 
 def test_account_keys_are_judged_and_the_verdict_cached() -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from connectors.base import IssueRequest, IssueResult
 from gateway import keys
 from gateway.app import create_app
 from gateway.core.service import Core
@@ -220,3 +223,30 @@ async def test_a_misconfigured_profile_fails_its_order_but_not_the_ca(aiohttp_cl
     core, c, order, body = await _finalized(aiohttp_client, tmp_path, ca, clock)
     assert body["status"] == "invalid" and "unknown certificate profile" in body["error"]["detail"]
     assert core.issuance.health.is_up("local") and ca.issue_calls == [order["url"].rsplit("/")[-1]]
+
+
+class RecordingCA(ScriptedCA):
+    """A scripted CA that keeps every request it was handed."""
+
+    def __init__(self, *steps: str) -> None:
+        super().__init__(*steps)
+        self.requests: list[IssueRequest] = []
+
+    async def issue(self, request: IssueRequest) -> IssueResult:
+        self.requests.append(request)
+        return await super().issue(request)
+
+
+async def test_only_the_first_run_hands_the_parsed_csr_and_says_it_is_first(
+        aiohttp_client: Any, tmp_path: Any) -> None:
+    """Finalize's run passes its parsed CSR; a retry from the store parses the stored one
+    and lets the CA look for what the first attempt may have left there."""
+    clock, ca = FakeClock(), RecordingCA("fail", "issue")
+    core, c, order, body = await _finalized(aiohttp_client, tmp_path, ca, clock)
+    assert body["status"] == "processing"
+    await _run_due(core, clock, ca, JOBS["retry_base_seconds"])
+    await _order_status(c, order["url"], "valid")
+    first, retry = ca.requests
+    assert first.first_submission and first.csr is not None and first.csr_key is not None
+    assert first.csr.public_bytes(Encoding.DER) == first.csr_der
+    assert not retry.first_submission and retry.csr is None and retry.csr_der == first.csr_der
