@@ -419,15 +419,24 @@ async def run_polls(args: argparse.Namespace) -> tuple[int, dict[str, Any] | Non
         print("error: --count and --concurrency must be positive", file=sys.stderr)
         return 2, None
     try:
-        async with http_session(args) as http:
-            result = await polls.run_polls(args, http)
-    except (AcmeError, aiohttp.ClientError, TimeoutError, KeyError, ValueError) as exc:
-        print(f"error: cannot set up polling at {args.directory}: {exc!r}", file=sys.stderr)
+        if args.in_flight:
+            args.http01_delay = args.in_flight
+            async with challenge_responders(args) as (http01, _), http_session(args) as http:
+                assert http01 is not None
+                result = await polls.run_in_flight(args, http, http01)
+        else:
+            async with http_session(args) as http:
+                result = await polls.run_polls(args, http)
+    except (AcmeError, aiohttp.ClientError, TimeoutError, KeyError, ValueError,
+            SetupError) as exc:
+        print(f"error: cannot poll at {args.directory}: {exc!r}", file=sys.stderr)
         return 2, None
     if not args.quiet:
-        print(polls.format_result(result))
+        print((polls.format_in_flight if args.in_flight else polls.format_result)(result))
     if args.json:
         write_json(result, args.json)
+    if args.in_flight:
+        return (0 if set(result["statuses"]) == {"valid"} else 1), result
     failed = any(run["errors"] for run in result["runs"])
     return (1 if failed else 0), result
 

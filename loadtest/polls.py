@@ -1,12 +1,19 @@
-"""``python -m loadtest polls``: the server's CPU cost of one poll of an unchanged resource.
+"""``python -m loadtest polls``: what polling costs the server.
 
-One account places one order (its authorization stays pending, nothing is
-answered), then POST-as-GETs the same order, authorization and challenge
-``-n`` times each, ``-c`` at a time. Every poll is a full signed request (a
-fresh nonce, a JWS the server must verify), as a client polling a slow
-validation sends. With ``--server-pid`` the server's CPU (its process tree,
-from /proc) is sampled around each resource's polls and divided by their
-count; the load generator's own CPU is reported the same way.
+Unchanged resources (the default): one account places one order (its
+authorization stays pending, nothing is answered), then POST-as-GETs the
+same order, authorization and challenge ``-n`` times each, ``-c`` at a time.
+Every poll is a full signed request (a fresh nonce, a JWS the server must
+verify), as a client polling a slow validation sends. With ``--server-pid``
+the server's CPU (its process tree, from /proc) is sampled around each
+resource's polls and divided by their count; the load generator's own CPU is
+reported the same way.
+
+Validations in flight (``--in-flight SECONDS``): ``-n`` orders whose HTTP-01
+responder answers SECONDS late, each answered and then its authorization
+polled every ``--interval`` seconds, Retry-After ignored, until decided: how
+many requests and how much server CPU one slow validation costs a client
+that polls hard.
 """
 
 from __future__ import annotations
@@ -25,9 +32,11 @@ import aiohttp
 from loadtest.acme import Account, AcmeError, AcmeSession
 from loadtest.cpu import tree_cpu_ms
 from loadtest.jose import ACCOUNT_ALGS, AccountKey
+from loadtest.responders import Http01Responder
 from loadtest.stats import Recorder, summarize
 
 RESOURCES = ("order", "authz", "challenge")
+DECIDED = ("valid", "invalid")
 DEFAULT_POLLS = 2000
 
 
@@ -39,6 +48,15 @@ def add_options(polls: argparse.ArgumentParser) -> None:
     polls.add_argument("-c", "--concurrency", type=int, default=16, help="polls in flight")
     polls.add_argument("--resource", choices=RESOURCES, action="append",
                        help="poll only this resource (repeatable; default: all three)")
+    polls.add_argument("--in-flight", type=float, default=0.0, metavar="SECONDS",
+                       help="poll authorizations whose HTTP-01 answer comes SECONDS late")
+    polls.add_argument("--interval", type=float, default=0.05,
+                       help="--in-flight: seconds between polls (Retry-After ignored)")
+    polls.add_argument("--http01-port", type=int, default=5002,
+                       help="--in-flight: HTTP-01 responder port")
+    polls.add_argument("--dns-port", type=int, default=0,
+                       help="--in-flight: DNS responder port (0: none)")
+    polls.set_defaults(challenge="http-01", dns_thread=True)
     polls.add_argument("--name", default="", help="the order's DNS name (default: a random one)")
     polls.add_argument("--account-alg", choices=ACCOUNT_ALGS, default="ES256")
     trust = polls.add_mutually_exclusive_group()
@@ -171,3 +189,66 @@ def format_result(result: dict[str, Any]) -> str:
             f"p50 {run['latency_ms']['p50']:.1f} ms  p99 {run['latency_ms']['p99']:.1f} ms  "
             f"statuses {run['statuses']}" + (f"  errors {run['errors']}" if run["errors"] else ""))
     return "\n".join(lines)
+
+
+async def validate_slowly(session: AcmeSession, account: Account, http01: Http01Responder,
+                          name: str, interval: float) -> tuple[int, str]:
+    """Order ``name``, answer its HTTP-01 challenge, poll until decided: (polls, status)."""
+    reply = await session.post(session.directory["newOrder"], account.key,
+                               {"identifiers": [{"type": "dns", "value": name}]}, account.url)
+    authz_url = reply.json()["authorizations"][0]
+    authz = (await session.post(authz_url, account.key, None, account.url)).json()
+    challenge = next(c for c in authz["challenges"] if c["type"] == "http-01")
+    http01.tokens[challenge["token"]] = account.key.key_authorization(challenge["token"])
+    await session.post(challenge["url"], account.key, {}, account.url)
+    polls = 0
+    while True:
+        polls += 1
+        status = str((await session.post(authz_url, account.key, None, account.url))
+                     .json().get("status"))
+        if status != "pending":
+            return polls, status
+        await asyncio.sleep(interval)
+
+
+async def run_in_flight(args: argparse.Namespace, http: aiohttp.ClientSession,
+                        http01: Http01Responder) -> dict[str, Any]:
+    """``polls --in-flight``: ``-n`` slow validations, ``-c`` at a time, polled hard."""
+    session = AcmeSession(http, args.directory, Recorder())
+    await session.load_directory()
+    account = await session.new_account(AccountKey.generate(args.account_alg))
+    label = secrets.token_hex(3)
+    semaphore = asyncio.Semaphore(args.concurrency)
+    outcomes: list[tuple[int, str]] = []
+
+    async def one(index: int) -> None:
+        async with semaphore:
+            outcomes.append(await validate_slowly(
+                session, account, http01, f"f{index}-{label}.loadtest.test", args.interval))
+
+    server_before = tree_cpu_ms(args.server_pid) if args.server_pid else 0.0
+    client_before, wall_before = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(args.count)))
+    wall = time.perf_counter() - wall_before
+    server = round(tree_cpu_ms(args.server_pid) - server_before, 1) if args.server_pid else None
+    polls = sum(p for p, _ in outcomes)
+    return {
+        "mode": "polls-in-flight", "target": args.directory, "count": args.count,
+        "concurrency": args.concurrency, "responder_delay_s": args.in_flight,
+        "interval_s": args.interval, "wall_s": round(wall, 3), "polls": polls,
+        "polls_per_validation": round(polls / len(outcomes), 2),
+        "statuses": dict(Counter(s for _, s in outcomes)),
+        "server_cpu_ms": server,
+        "server_cpu_ms_per_validation": None if server is None else round(server / args.count, 3),
+        "client_cpu_ms": round((time.process_time() - client_before) * 1000),
+    }
+
+
+def format_in_flight(result: dict[str, Any]) -> str:
+    """One line: polls and server CPU per slow validation."""
+    cpu = result["server_cpu_ms_per_validation"]
+    return (f"{result['count']} validations answered {result['responder_delay_s']} s late, "
+            f"polled every {result['interval_s']} s at {result['target']}: "
+            f"{result['polls_per_validation']} polls each, "
+            f"server {'-' if cpu is None else f'{cpu:.2f}'} ms each, wall {result['wall_s']} s, "
+            f"statuses {result['statuses']}")

@@ -75,3 +75,13 @@ async def test_slow_responder_burst_issues_everything(gw: RunningGateway) -> Non
     # Every validation waited for the responder.
     latency = result["latency_ms"]
     assert latency["challenge"]["p50"] + latency["validation"]["p50"] >= 500
+
+
+async def test_in_flight_polls_slow_validations_until_decided(gw: RunningGateway) -> None:
+    status, result = await execute(
+        ["polls", "--directory", gw.directory, "--in-flight", "0.3", "-n", "4", "-c", "4",
+         "--http01-port", str(gw.http01_port), "--dns-port", str(gw.dns_port),
+         "--server-pid", str(gw.process.pid), "--quiet"])
+    assert status == 0 and result is not None, result
+    assert result["statuses"] == {"valid": 4} and result["polls"] >= 4
+    assert result["server_cpu_ms_per_validation"] > 0 and result["wall_s"] >= 0.3
