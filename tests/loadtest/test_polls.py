@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from loadtest.cli import execute
 from loadtest.polls import RESOURCES, format_result
+from tests.loadtest import test_gateway
 from tests.loadtest.conftest import RunningPebble
-from tests.loadtest.test_gateway import RunningGateway, stop, wait_for_directory
+from tests.loadtest.test_gateway import RunningGateway
 
-
-@pytest.fixture
-async def gw(tmp_path: Path) -> AsyncIterator[RunningGateway]:
-    """A gateway process (SQLite, local CA, real HTTP-01 against the load generator)."""
-    running = RunningGateway(tmp_path)
-    try:
-        await wait_for_directory(running.directory, running.process, running.log)
-        yield running
-    finally:
-        stop(running.process)
+# test_gateway.py's gateway process, shared: pytest takes it as the fixture "gw".
+gw = test_gateway.gateway
 
 
 def _check(result: dict[str, Any] | None, count: int, with_cpu: bool) -> None:
