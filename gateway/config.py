@@ -133,6 +133,9 @@ class AcmeSettings:
     finalize_wait_seconds: float = 5.0
     # How long a challenge POST waits for its validation before answering "processing".
     challenge_wait_seconds: float = 2.0
+    # How long a poll of an authorization, challenge or order with work in flight
+    # (validation, CA) is held for that work to finish before answering unchanged.
+    poll_wait_seconds: float = 2.0
     # Retry-After while something is pending: short, since the wait above already
     # absorbed the quick cases and what remains is usually close to done.
     retry_after_seconds: int = 1
@@ -320,6 +323,7 @@ def _acme(t: Table) -> AcmeSettings:
         authz_lifetime_seconds=t.int("authz_lifetime_seconds", 30 * 86400, 60),
         finalize_wait_seconds=t.float("finalize_wait_seconds", 5.0),
         challenge_wait_seconds=t.float("challenge_wait_seconds", 2.0),
+        poll_wait_seconds=t.float("poll_wait_seconds", 2.0),
         retry_after_seconds=t.int("retry_after_seconds", 1, 1, 3600),
         default_profile=t.str("default_profile", "default"),
         renewal_info_retry_after_seconds=t.int("renewal_info_retry_after_seconds", 21600,

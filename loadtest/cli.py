@@ -1,6 +1,7 @@
 """``python -m loadtest``: ACME and EST load against any URL, plus helpers.
 
 Subcommands: ``acme`` (full RFC 8555 order flow), ``est`` (simpleenroll),
+``polls`` (server CPU per poll of unchanged resources),
 ``cpu`` (CPU time of a server process tree), ``pebble-setup`` (config and TLS
 certificate for a local Pebble). Exit status: 0 when every unit succeeded,
 1 when some failed, 2 when the run could not start.
@@ -25,10 +26,11 @@ from typing import Any
 import aiohttp
 from cryptography import x509
 
-from loadtest import ari
+from loadtest import ari, polls
 from loadtest.acme import Account, AcmeError, AcmeSession
 from loadtest.cpu import CpuMeter, tree_cpu_ms
 from loadtest.csr import KEY_TYPES
+from loadtest.dns_thread import ThreadedDnsResponder
 from loadtest.est import EstFlow, EstOptions, enroll_url
 from loadtest.flow import CHALLENGES, FlowOptions, OrderFlow
 from loadtest.jose import ACCOUNT_ALGS, AccountKey
@@ -88,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="mode", required=True)
     _acme_options(sub.add_parser("acme", help="full ACME order flow"))
     _est_options(sub.add_parser("est", help="EST simpleenroll"))
+    polls.add_options(sub.add_parser("polls", help="server CPU per poll of unchanged resources"))
     cpu = sub.add_parser("cpu", help="print the CPU ms used so far by a process and its children")
     cpu.add_argument("--pid", type=int, required=True)
     info = sub.add_parser(
@@ -123,7 +126,15 @@ def _acme_options(acme: argparse.ArgumentParser) -> None:
         "--http01-port", type=int, default=5002, help="HTTP-01 responder port (0: none)"
     )
     acme.add_argument(
+        "--http01-delay", type=float, default=0.0, help="HTTP-01 responder answers after S s"
+    )
+    acme.add_argument(
         "--dns-port", type=int, help=f"DNS responder port (dns-01: {DEFAULT_DNS_PORT})"
+    )
+    acme.add_argument(
+        "--dns-thread",
+        action="store_true",
+        help="answer DNS on a thread of its own (timely while hard polling keeps the loop busy)",
     )
     acme.add_argument(
         "--poll-interval", type=float, default=0.2, help="poll delay without Retry-After"
@@ -209,11 +220,12 @@ async def challenge_responders(
     """The HTTP-01 and DNS responders the options ask for, listening for the whole run."""
     http01 = None
     if args.challenge == "http-01" and args.http01_port:
-        http01 = Http01Responder(args.http01_port)
+        http01 = Http01Responder(args.http01_port, args.http01_delay)
     dns_port = args.dns_port
     if dns_port is None:
         dns_port = DEFAULT_DNS_PORT if args.challenge == "dns-01" else 0
-    dns = DnsResponder(dns_port) if dns_port else None
+    kind = ThreadedDnsResponder if args.dns_thread else DnsResponder
+    dns = kind(dns_port) if dns_port else None
     async with contextlib.AsyncExitStack() as stack:
         for responder, what in ((http01, "HTTP-01 responder"), (dns, "DNS responder")):
             if responder:
@@ -361,6 +373,8 @@ async def execute(argv: list[str]) -> tuple[int, dict[str, Any] | None]:
         return 0, None
     if args.mode == "renewal-info":
         return await renewal_info(args)
+    if args.mode == "polls":
+        return await run_polls(args)
     if args.mode == "pebble-setup":
         setup = write_pebble_setup(args.dir, port=args.port, http01_port=args.http01_port)
         print(
@@ -397,6 +411,34 @@ async def renewal_info(args: argparse.Namespace) -> tuple[int, dict[str, Any] | 
             print(json.dumps({"file": str(path), **answer}))
             answers.append(answer)
     return 0, {"renewal_info": answers}
+
+
+async def run_polls(args: argparse.Namespace) -> tuple[int, dict[str, Any] | None]:
+    """The ``polls`` subcommand: CPU per poll of an unchanged order, authorization, challenge."""
+    if args.count <= 0 or args.concurrency <= 0:
+        print("error: --count and --concurrency must be positive", file=sys.stderr)
+        return 2, None
+    try:
+        if args.in_flight:
+            args.http01_delay = args.in_flight
+            async with challenge_responders(args) as (http01, _), http_session(args) as http:
+                assert http01 is not None
+                result = await polls.run_in_flight(args, http, http01)
+        else:
+            async with http_session(args) as http:
+                result = await polls.run_polls(args, http)
+    except (AcmeError, aiohttp.ClientError, TimeoutError, KeyError, ValueError,
+            SetupError) as exc:
+        print(f"error: cannot poll at {args.directory}: {exc!r}", file=sys.stderr)
+        return 2, None
+    if not args.quiet:
+        print((polls.format_in_flight if args.in_flight else polls.format_result)(result))
+    if args.json:
+        write_json(result, args.json)
+    if args.in_flight:
+        return (0 if set(result["statuses"]) == {"valid"} else 1), result
+    failed = any(run["errors"] for run in result["runs"])
+    return (1 if failed else 0), result
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 from collections import Counter
@@ -26,6 +27,7 @@ NAME_POINTER = 0xC00C  # the question's name, which starts right after the 12-by
 QR_FLAG, AA_FLAG = 0x8000, 0x0400
 OPCODE_AND_RD = 0x7900  # the header bits an answer copies from its query (RFC 1035 §4.1.1)
 OPCODE_QUERY = 0
+DNS_RECEIVE_BUFFER = 4 * 1024 * 1024  # capped by net.core.rmem_max
 
 
 def _txt_rdata(value: str) -> bytes:
@@ -73,6 +75,8 @@ def _read_query(data: bytes) -> tuple[int, int, str, int, bytes] | None:
 
 CHALLENGE_PATH = "/.well-known/acme-challenge/"
 MAX_REQUEST_HEAD = 8192
+# Hundreds of validators connect at once while the loop may be busy polling.
+HTTP01_BACKLOG = 4096
 
 
 class _Http01Protocol(asyncio.Protocol):
@@ -87,22 +91,29 @@ class _Http01Protocol(asyncio.Protocol):
         self.owner = owner
         self.transport: asyncio.Transport | None = None
         self.head = b""
+        self.answered = False  # a (delayed) answer is on its way: more bytes are ignored
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        if self.transport is None:
+        if self.transport is None or self.answered:
             return
         self.head += data
         if b"\r\n\r\n" not in self.head:
             if len(self.head) > MAX_REQUEST_HEAD:
                 self._reply(431, "request head too large")
             return
-        self._reply(*self.owner.respond(self.head.split(b"\r\n", 1)[0]))
+        self.answered = True
+        answer = self.owner.respond(self.head.split(b"\r\n", 1)[0])
+        if self.owner.delay > 0:  # a slow web server: the validator waits on an open connection
+            asyncio.get_running_loop().call_later(self.owner.delay, self._reply, *answer)
+        else:
+            self._reply(*answer)
 
     def _reply(self, status: int, body: str) -> None:
-        assert self.transport is not None
+        if self.transport is None or self.transport.is_closing():
+            return  # the validator gave up (or a delayed answer outlived the connection)
         payload = body.encode()
         kind = "application/octet-stream" if status == 200 else "text/plain"
         self.transport.write(
@@ -114,10 +125,16 @@ class _Http01Protocol(asyncio.Protocol):
 
 
 class Http01Responder:
-    """Serves key authorizations by token on 127.0.0.1:``port`` (one request per connection)."""
+    """Serves key authorizations by token on 127.0.0.1:``port`` (one request per connection).
 
-    def __init__(self, port: int) -> None:
+    With ``delay`` (seconds) each answer is sent that long after its request
+    arrived, as a slow origin server would: validations then stay in flight
+    while clients poll.
+    """
+
+    def __init__(self, port: int, delay: float = 0.0) -> None:
         self.port = port
+        self.delay = delay
         self.tokens: dict[str, str] = {}
         self.hits: Counter[str] = Counter()
         self._server: asyncio.AbstractServer | None = None
@@ -141,7 +158,8 @@ class Http01Responder:
         """Start listening; raises OSError when the port is taken."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _Http01Protocol(self), LOOPBACK, self.port, reuse_address=True
+            lambda: _Http01Protocol(self), LOOPBACK, self.port, reuse_address=True,
+            backlog=HTTP01_BACKLOG,
         )
 
     async def stop(self) -> None:
@@ -237,6 +255,12 @@ class DnsResponder:
         transport, _ = await loop.create_datagram_endpoint(
             lambda: _DnsProtocol(self), local_addr=(self.address, self.port)
         )
+        # Hundreds of validations start at once and each asks several questions; with
+        # the default buffer (~200 KB, ~270 queries) the kernel drops the rest while this
+        # loop is busy, and a validator that does not retry (Pebble) fails the challenge.
+        sock = transport.get_extra_info("socket")
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, DNS_RECEIVE_BUFFER)
         self._transport = transport
 
     async def stop(self) -> None:

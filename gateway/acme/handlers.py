@@ -144,11 +144,10 @@ async def new_order(request: web.Request) -> web.Response:
 
 
 async def order(request: web.Request) -> web.Response:
-    """POST-as-GET /acme/order/{id}."""
+    """POST-as-GET /acme/order/{id}; held while processing (core.polls)."""
     v = await verified(request)
     v.post_as_get()
-    found = await config(request)[keys.CORE].orders.get_order(request.match_info["id"],
-                                                                  v.owner())
+    found = await config(request)[keys.CORE].polls.order(request.match_info["id"], v.owner())
     return _order_response(request, v, found)
 
 
@@ -167,25 +166,25 @@ async def finalize(request: web.Request) -> web.Response:
 async def authz(request: web.Request) -> web.Response:
     """POST-as-GET /acme/authz/{id}, or deactivation with {"status": "deactivated"}."""
     v = await verified(request)
-    orders = config(request)[keys.CORE].orders
-    if v.jws.is_post_as_get:
-        found = await orders.get_authz(request.match_info["id"], v.owner())
+    core = config(request)[keys.CORE]
+    if v.jws.is_post_as_get:  # held while its challenge is validated (core.polls)
+        found = await core.polls.authz(request.match_info["id"], v.owner())
     else:
-        found = await orders.deactivate_authz(v.owner(), request.match_info["id"],
-                                              requests.authz_status(v.payload))
+        found = await core.orders.deactivate_authz(v.owner(), request.match_info["id"],
+                                                   requests.authz_status(v.payload))
     return _authz_response(request, v, found)
 
 
 async def challenge(request: web.Request) -> web.Response:
     """POST /acme/chall/{id}: {} starts validation; an empty payload reads it."""
     v = await verified(request)
-    orders = config(request)[keys.CORE].orders
+    core = config(request)[keys.CORE]
     chall_id = request.match_info["id"]
-    if v.jws.is_post_as_get:
-        found = await orders.get_authz_for_challenge(chall_id, v.owner())
+    if v.jws.is_post_as_get:  # held while it is validated (core.polls)
+        found = await core.polls.challenge(chall_id, v.owner())
         chall = found.challenge(chall_id)
     else:
-        found, chall = await orders.respond_challenge(v.owner(), chall_id)
+        found, chall = await core.orders.respond_challenge(v.owner(), chall_id)
     assert chall is not None
     headers = _retry_after(request) if chall.status == PROCESSING else {}
     resp = _json(render.challenge(v.urls, chall), headers=headers)

@@ -15,6 +15,7 @@ from gateway.core.keys import account_key_weakness
 from gateway.core.profiles import ProfilePolicy
 from gateway.core.ratelimits.limiter import RateLimiter, Requester
 from gateway.core.renewals import RenewalService
+from gateway.core.signals import Signals
 from gateway.errors import ErrorKind, GatewayError
 from gateway.model.clock import Clock
 from gateway.model.records import (
@@ -77,6 +78,8 @@ class OrderService:
         self.on_challenge: Callable[[Authorization, Challenge, Account],
                                     asyncio.Task[Authorization | None] | None] = \
             lambda *a: None
+        # Polls held on an authorization being validated wake when its outcome commits.
+        self.signals = Signals()
 
     def profile(self, name: str | None) -> ProfileSettings:
         """The named profile, or the default one; invalidProfile when unknown."""
@@ -217,6 +220,7 @@ class OrderService:
             ops.append(Update(order.moved(INVALID, error=self._authz_error(done)), expect=READY))
         if not await self.store.apply(ops):
             raise GatewayError(ErrorKind.MALFORMED, "the authorization changed meanwhile; retry")
+        self.signals.notify(authz.id)
         if order is not None:
             await self.settle(order)
         return done
@@ -307,9 +311,12 @@ class OrderService:
                 and order.status == PENDING and order.authz_ids == (decided.id,):
             settled = self._settled(order, [decided])
         if settled is not None and await self.store.apply([*ops, Update(settled, expect=PENDING)]):
+            self.signals.notify(done.authz_id)
             return True, decided
         # Without the order's move (it changed since it was read, or has siblings).
-        if not await self.store.apply(ops):
+        committed = await self.store.apply(ops)
+        self.signals.notify(done.authz_id)  # committed here, or by the writer that came first
+        if not committed:
             return False, None
         if order is not None:
             # settle's compare-and-set re-reads the order if it moved since.

@@ -19,6 +19,7 @@ from gateway.core.est import EstService
 from gateway.core.inventory import InventoryService
 from gateway.core.issuance import IssuanceService
 from gateway.core.orders import OrderService
+from gateway.core.polls import PollService
 from gateway.core.profiles import ProfilePolicy
 from gateway.core.ratelimits.limiter import RateLimiter
 from gateway.core.renewals import RenewalService
@@ -69,6 +70,7 @@ class Core:
                                         approvals=self.approvals, role=self.role,
                                         health=self.health, limits=self.limits)
         self.approvals.on_approved = self.issuance.wake
+        self.polls = PollService(settings, self.orders, self.issuance, self.role)
         self.chains = CertificateChains(connectors)
         self.inventory = InventoryService(store, self.clock, self.audit, self.issuance.revocation,
                                           settings.audit.max_validity_days)

@@ -12,6 +12,7 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 
+from loadtest.dns_thread import ThreadedDnsResponder
 from loadtest.responders import DnsResponder, Http01Responder
 from tests.loadtest.conftest import free_port
 
@@ -127,3 +128,38 @@ async def test_dns_drops_what_is_not_a_plain_query() -> None:
         assert responder.answer(garbage) is None
     assert responder.queries == {}
     assert responder.answer(wire) is not None
+
+
+async def test_http01_delay_holds_each_answer() -> None:
+    responder = Http01Responder(free_port(), delay=0.3)
+    await responder.start()
+    try:
+        responder.tokens["tok"] = "tok.thumb"
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        path = b"/.well-known/acme-challenge/tok"
+        answers = await asyncio.gather(
+            *(raw_exchange(responder.port, b"GET " + path + b" HTTP/1.1\r\n\r\n") for _ in range(3))
+        )
+        elapsed = loop.time() - began
+    finally:
+        await responder.stop()
+    assert all(a.endswith(b"\r\n\r\ntok.thumb") for a in answers)
+    assert 0.3 <= elapsed < 2.0  # answered in parallel, each after the delay
+
+
+async def test_threaded_dns_answers_while_the_loop_is_blocked() -> None:
+    responder = ThreadedDnsResponder(free_port(socket.SOCK_DGRAM))
+    await responder.start()
+    try:
+        responder.publish("host.example", "digest")
+        query = dns.message.make_query("_acme-challenge.host.example.", "TXT")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(2)
+            sock.sendto(query.to_wire(), ("127.0.0.1", responder.port))
+            # Blocking here blocks the event loop: only the responder's thread can answer.
+            reply = dns.message.from_wire(sock.recv(512))
+    finally:
+        await responder.stop()
+    assert [s.decode() for rr in reply.answer[0] for s in rr.strings] == ["digest"]
+    assert responder.queries["TXT"] == 1
