@@ -210,6 +210,35 @@ async def test_a_group_waiting_for_another_writer_runs_on_the_loop_with_later_un
     assert await first.get_account("a2") is not None
 
 
+async def test_a_wait_for_the_write_turn_cancelled_gives_the_turn_back(
+        pair: tuple[SQLiteStore, SQLiteStore], tmp_path: Path) -> None:
+    """The writer thread still waits when the wait is cancelled: once it has the turn,
+    it must let go of it, or every other worker would wait for ever."""
+    first, _ = pair
+    turn = os.open(tmp_path / "gw.db.writers", os.O_RDWR)
+    try:
+        fcntl.flock(turn, fcntl.LOCK_EX)
+        waiting = asyncio.create_task(first._wait_for_turn())
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        fcntl.flock(turn, fcntl.LOCK_UN)
+        for _ in range(100):  # the thread takes the turn, then gives it back
+            await asyncio.sleep(0.01)
+            try:
+                fcntl.flock(turn, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                continue
+        else:
+            raise AssertionError("the cancelled wait kept the write turn")
+        fcntl.flock(turn, fcntl.LOCK_UN)
+    finally:
+        os.close(turn)
+    assert await first.apply([Insert(account("a1"))])
+
+
 def test_change_counter_is_shared_with_forked_processes() -> None:
     changes = ChangeCounter(2)
     pid = os.fork()
