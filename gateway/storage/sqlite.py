@@ -13,9 +13,12 @@ The statements of a group run on the event loop's thread (each takes
 microseconds: the pages are in cache and nothing is synced); only COMMIT, which
 writes and fsyncs the WAL, runs in the writer thread. One hop per group instead
 of a hop per statement: sqlite3 releases the GIL around every statement, and in
-a thread each release is a GIL hand-over with the busy loop. When another
-process holds the write lock, the whole group goes to the writer thread, which
-may wait for it (busy_timeout) without stalling the loop.
+a thread each release is a GIL hand-over with the busy loop. Serving processes
+sharing the file take turns through a lock file: while another one writes, the
+writer thread waits for the turn and the group (with the units that came
+meanwhile) then runs on the loop all the same. When another program (a CLI)
+holds SQLite's write lock, the whole group goes to the writer thread, which may
+wait for it (busy_timeout) without stalling the loop.
 """
 
 from __future__ import annotations
@@ -204,8 +207,16 @@ class SQLiteStore:
         thread = self._thread
         assert thread is not None
         try:
+            if not self._write_turn(block=False):
+                # Another worker is writing: wait for its turn in the writer thread,
+                # then run the group here all the same, with the units that came
+                # meanwhile. Run in the thread, each statement would be a GIL
+                # hand-over with this busy loop, and the lock would be held longer.
+                await self._wait_for_turn()
+                batch.extend(self._pending)
+                self._pending.clear()
             try:
-                here = self._write_turn(block=False) and self._apply_here(batch)
+                here = self._apply_here(batch)
             except BaseException:
                 self._end_turn()
                 raise
@@ -226,6 +237,17 @@ class SQLiteStore:
                 unit.future.set_exception(unit.result)
             else:
                 unit.future.set_result(unit.result)
+
+    async def _wait_for_turn(self) -> None:
+        """Take the write turn, waiting in the writer thread while another worker has it."""
+        assert self._executor is not None
+        taking = self._executor.submit(self._write_turn, True)
+        try:
+            await asyncio.wrap_future(taking)
+        except BaseException:
+            # Cancelled while the thread still waits: give the turn back once it has it.
+            taking.add_done_callback(lambda _: self._end_turn())
+            raise
 
     def _apply_here(self, batch: list[Unit]) -> bool:
         """Run the group's statements on this (the loop's) thread, leaving COMMIT to do.

@@ -6,6 +6,7 @@ The behaviour every store shares is in test_contract.py.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import sqlite3
 from collections.abc import AsyncIterator
@@ -176,6 +177,67 @@ async def test_shared_writers_take_turns(pair: tuple[SQLiteStore, SQLiteStore]) 
     assert all(await asyncio.wait_for(asyncio.gather(*writes), 20))
     for i in range(200):
         assert await pair[0].get_account(f"a{i}") is not None
+
+
+async def test_a_group_waiting_for_another_writer_runs_on_the_loop_with_later_units(
+        pair: tuple[SQLiteStore, SQLiteStore], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """While another process has the write turn, units queue up; once it is given back
+    they commit in one transaction, run on the loop (not statement by statement in the
+    writer thread, where each one is a GIL hand-over)."""
+    first, _ = pair
+
+    def in_the_thread(_batch: object) -> None:
+        raise AssertionError("the group ran in the writer thread")
+
+    monkeypatch.setattr(first, "_commit_batch", in_the_thread)
+    begun: list[str] = []
+    assert first._writer is not None
+    first._writer.set_trace_callback(
+        lambda sql: begun.append(sql) if sql.startswith("BEGIN") else None)
+    turn = os.open(tmp_path / "gw.db.writers", os.O_RDWR)
+    try:
+        fcntl.flock(turn, fcntl.LOCK_EX)  # another worker is writing
+        one = asyncio.create_task(first.apply([Insert(account("a1"))]))
+        await asyncio.sleep(0.05)
+        two = asyncio.create_task(first.apply([Insert(account("a2"))]))
+        await asyncio.sleep(0.05)
+        assert not one.done() and not two.done() and begun == []
+        fcntl.flock(turn, fcntl.LOCK_UN)
+        assert list(await asyncio.wait_for(asyncio.gather(one, two), 5)) == [True, True]
+    finally:
+        os.close(turn)
+    assert begun == ["BEGIN IMMEDIATE"]
+    assert await first.get_account("a2") is not None
+
+
+async def test_a_wait_for_the_write_turn_cancelled_gives_the_turn_back(
+        pair: tuple[SQLiteStore, SQLiteStore], tmp_path: Path) -> None:
+    """The writer thread still waits when the wait is cancelled: once it has the turn,
+    it must let go of it, or every other worker would wait for ever."""
+    first, _ = pair
+    turn = os.open(tmp_path / "gw.db.writers", os.O_RDWR)
+    try:
+        fcntl.flock(turn, fcntl.LOCK_EX)
+        waiting = asyncio.create_task(first._wait_for_turn())
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        fcntl.flock(turn, fcntl.LOCK_UN)
+        for _ in range(100):  # the thread takes the turn, then gives it back
+            await asyncio.sleep(0.01)
+            try:
+                fcntl.flock(turn, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                continue
+        else:
+            raise AssertionError("the cancelled wait kept the write turn")
+        fcntl.flock(turn, fcntl.LOCK_UN)
+    finally:
+        os.close(turn)
+    assert await first.apply([Insert(account("a1"))])
 
 
 def test_change_counter_is_shared_with_forked_processes() -> None:
