@@ -240,13 +240,14 @@ class SQLiteStore:
 
     async def _wait_for_turn(self) -> None:
         """Take the write turn, waiting in the writer thread while another worker has it."""
-        assert self._executor is not None
-        taking = self._executor.submit(self._write_turn, True)
+        thread = self._thread
+        assert thread is not None
         try:
-            await asyncio.wrap_future(taking)
-        except BaseException:
-            # Cancelled while the thread still waits: give the turn back once it has it.
-            taking.add_done_callback(lambda _: self._end_turn())
+            await thread.run(lambda: self._write_turn(True))
+        except asyncio.CancelledError:
+            # Cancelled while the thread still waits: the thread runs calls in order,
+            # so this gives the turn back right after it is taken.
+            thread.run(self._end_turn)
             raise
 
     def _apply_here(self, batch: list[Unit]) -> bool:
