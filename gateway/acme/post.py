@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from aiohttp import ChainMapProxy, web
+from aiohttp import web
 
 from gateway import keys
 from gateway.acme import jws as jwslib
-from gateway.acme.render import Urls
+from gateway.acme.render import Urls, urls_at
 from gateway.core.keys import jwk_thumbprint
 from gateway.errors import ErrorKind, GatewayError
 from gateway.model.records import Account
@@ -51,25 +51,22 @@ class Verified:
         return self.account
 
 
-def config(request: web.Request) -> ChainMapProxy:
-    """The application state a handler reads (settings, nonces, core), once per request.
+def config(request: web.Request) -> web.Application:
+    """The application state a handler reads (settings, nonces, core).
 
-    ``request.config_dict`` builds a new chain of the app and its parents on
-    every access; an ACME request reads it half a dozen times.
+    The ACME routes sit on the gateway application itself, so this is a plain
+    mapping, not the chain of parent applications ``request.config_dict`` builds.
     """
-    found = request.get(keys.ACME_CONFIG)
-    if found is None:
-        found = request[keys.ACME_CONFIG] = request.config_dict
-    return found
+    return request.app
 
 
 def urls_for(request: web.Request) -> Urls:
     """URLs as the client addressed us, unless a public base URL is configured."""
     urls = request.get(keys.ACME_URLS)
     if urls is None:
-        base = config(request)[keys.SETTINGS].server.base_url
-        urls = request[keys.ACME_URLS] = Urls(base.rstrip("/") if base
-                                     else f"{request.scheme}://{request.host}")
+        base = request.app[keys.SETTINGS].server.base_url
+        urls = request[keys.ACME_URLS] = urls_at(base.rstrip("/") if base
+                                                 else f"{request.scheme}://{request.host}")
     return urls
 
 
