@@ -18,7 +18,7 @@ from aiohttp.typedefs import Handler
 from gateway import jsontext, keys
 from gateway.acme import handlers as h
 from gateway.acme import problems
-from gateway.acme.post import MAX_BODY, config, urls_for
+from gateway.acme.post import MAX_BODY, begin_answer, config, end_answer, urls_for
 from gateway.acme.render import PREFIX
 from gateway.bodies import too_large, within_limit
 from gateway.errors import ErrorKind, GatewayError
@@ -75,20 +75,24 @@ def problem_response(err: GatewayError) -> web.Response:
 async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Run an ACME handler: problem documents for every failure; Replay-Nonce and Link:
     index on every answer."""
+    token = begin_answer(request)
     try:
-        config(request)[keys.CORE].limits.admit_request()
-        resp = await handler(within_limit(request, MAX_BODY))
-    except GatewayError as exc:
-        resp = problem_response(exc)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        resp = problem_response(http_refusal(exc))
-    except Exception:  # never a traceback to a client: log it, answer serverInternal
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        resp = problem_response(GatewayError(ErrorKind.SERVER_INTERNAL,
-                                             "internal error; the gateway log has details"))
-    return with_acme_headers(request, resp)
+        try:
+            config(request)[keys.CORE].limits.admit_request()
+            resp = await handler(within_limit(request, MAX_BODY))
+        except GatewayError as exc:
+            resp = problem_response(exc)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            resp = problem_response(http_refusal(exc))
+        except Exception:  # never a traceback to a client: log it, answer serverInternal
+            log.exception("unhandled error in %s %s", request.method, request.path)
+            resp = problem_response(GatewayError(ErrorKind.SERVER_INTERNAL,
+                                                 "internal error; the gateway log has details"))
+        return with_acme_headers(request, resp)
+    finally:
+        end_answer(token)
 
 
 def with_acme_headers(request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
