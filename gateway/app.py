@@ -23,8 +23,8 @@ from connectors.base import CAConfigError, Connector, ConnectorError
 from connectors.registry import Site
 from gateway import audit, keys
 from gateway.acme import problems
+from gateway.acme import routes as acme
 from gateway.acme.nonces import Nonces, NonceService
-from gateway.acme.routes import acme_app, acme_refusal
 from gateway.admin.routes import admin_app
 from gateway.bodies import DEFAULT_MAX_BODY, within_limit
 from gateway.config import Settings
@@ -196,8 +196,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None,
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    acme = acme_app()
-    app.add_subapp("/acme/", acme)
+    acme.add_routes(app)  # on this router: no sub-application to resolve through
     app.add_subapp("/.well-known/est/", est_app(settings))
     scep = scep_app(settings)
     app[keys.SCEP_GATES] = {name: label.gate for name, label in scep[SCEP_SETTINGS].labels.items()}
@@ -216,14 +215,19 @@ async def directory_redirect(request: web.Request) -> web.Response:
 async def request_context(request: web.Request, handler: Any) -> web.StreamResponse:
     """Source address and a request id for the audit events this request causes.
 
-    Refusals that no front end rendered (a path under /acme/ or the EST root that
-    matched none of their routes; a body over the default limit on another route)
+    Every path under /acme/ is answered through :func:`gateway.acme.routes.answer`
+    (problem documents, nonces), whether a route matched or aiohttp refuses it.
+    Other refusals that no front end rendered (a path under the EST root that
+    matched none of its routes; a body over the default limit on another route)
     are answered here in the wire form of the path's front end.
     """
     info = audit.RequestInfo(audit.new_request_id(), request.remote or "")
     token = audit.CURRENT_REQUEST.set(info)
     try:
-        if front_end(request.path) not in _OWN_BODY_LIMITS:
+        name = front_end(request.path)
+        if name == "acme":
+            return await acme.answer(request, handler)
+        if name not in _OWN_BODY_LIMITS:
             within_limit(request, DEFAULT_MAX_BODY)  # refuses a Content-Length over it
         return await handler(request)  # type: ignore[no-any-return]
     except web.HTTPException as exc:
@@ -241,7 +245,7 @@ def _refusal(request: web.Request, exc: web.HTTPException) -> web.StreamResponse
     """An HTTP refusal in the form of the front end the path belongs to (None: aiohttp's)."""
     name = front_end(request.path)
     if name == "acme" or request.path == "/acme":
-        return acme_refusal(request, exc)
+        return acme.acme_refusal(request, exc)
     if name == "est":
         return est_http_error(exc)
     if name == "scep":

@@ -9,10 +9,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from aiohttp import ChainMapProxy
-
     from gateway.acme.nonces import Nonces
-    from gateway.acme.render import Urls
     from gateway.admin.session import ConsoleSessions, Session
     from gateway.config import Settings
     from gateway.connections import ConnectionBudget
@@ -28,9 +25,6 @@ PKIX_SERVICE: web.AppKey[PkixService] = web.AppKey("pkix_service")
 # How each SCEP label authorizes, by label (the admin API issues one-time passwords).
 SCEP_GATES: web.AppKey[Mapping[str, ScepGate]] = web.AppKey("scep_gates")
 
-# Per-request memos of the ACME front end (gateway.acme.post).
-ACME_CONFIG: web.RequestKey[ChainMapProxy] = web.RequestKey("acme_config")
-ACME_URLS: web.RequestKey[Urls] = web.RequestKey("acme_urls")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 CONNECTIONS: web.AppKey[ConnectionBudget] = web.AppKey("connections")
 

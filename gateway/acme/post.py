@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
-from aiohttp import ChainMapProxy, web
+from aiohttp import web
 
 from gateway import keys
 from gateway.acme import jws as jwslib
-from gateway.acme.render import Urls
+from gateway.acme.render import Urls, urls_at
 from gateway.core.keys import jwk_thumbprint
 from gateway.errors import ErrorKind, GatewayError
 from gateway.model.records import Account
@@ -51,36 +52,64 @@ class Verified:
         return self.account
 
 
-def config(request: web.Request) -> ChainMapProxy:
-    """The application state a handler reads (settings, nonces, core), once per request.
+class _Answering(NamedTuple):
+    """The request being answered, with the application and URLs every step of it reads."""
 
-    ``request.config_dict`` builds a new chain of the app and its parents on
-    every access; an ACME request reads it half a dozen times.
+    request: web.Request
+    app: web.Application
+    urls: Urls
+
+
+# Set by routes.answer for the request it runs: the steps of one answer (middleware,
+# verifier, handler, headers) read the application and the URLs about six times, and
+# request.app and the request's own dict each cost a few Python calls per read.
+_ANSWERING: ContextVar[_Answering | None] = ContextVar("acme_answering", default=None)
+
+
+def begin_answer(request: web.Request) -> Token[_Answering | None]:
+    """Look the application and URLs of ``request`` up once, for config() and urls_for()."""
+    app = request.app
+    return _ANSWERING.set(_Answering(request, app, _urls(app, request)))
+
+
+def end_answer(token: Token[_Answering | None]) -> None:
+    """The answer begun with ``token`` is made."""
+    _ANSWERING.reset(token)
+
+
+def config(request: web.Request) -> web.Application:
+    """The application state a handler reads (settings, nonces, core).
+
+    The ACME routes sit on the gateway application itself, so this is a plain
+    mapping, not the chain of parent applications ``request.config_dict`` builds.
     """
-    found = request.get(keys.ACME_CONFIG)
-    if found is None:
-        found = request[keys.ACME_CONFIG] = request.config_dict
-    return found
+    answering = _ANSWERING.get()
+    if answering is not None and answering.request is request:
+        return answering.app
+    return request.app
 
 
 def urls_for(request: web.Request) -> Urls:
     """URLs as the client addressed us, unless a public base URL is configured."""
-    urls = request.get(keys.ACME_URLS)
-    if urls is None:
-        base = config(request)[keys.SETTINGS].server.base_url
-        urls = request[keys.ACME_URLS] = Urls(base.rstrip("/") if base
-                                     else f"{request.scheme}://{request.host}")
-    return urls
+    answering = _ANSWERING.get()
+    if answering is not None and answering.request is request:
+        return answering.urls
+    return _urls(request.app, request)
+
+
+def _urls(app: web.Application, request: web.Request) -> Urls:
+    base = app[keys.SETTINGS].server.base_url
+    return urls_at(base.rstrip("/") if base else f"{request.scheme}://{request.host}")
 
 
 async def verified(request: web.Request, *, jwk_allowed: bool = False,
                    kid_allowed: bool = True) -> Verified:
     """Parse and verify a JWS-signed POST (RFC 8555 §6.2–6.5)."""
-    if request.content_type != JOSE_JSON:
+    # The exact header, as clients send it, needs no parse of its parameters.
+    if request.headers.get("Content-Type") != JOSE_JSON and request.content_type != JOSE_JSON:
         raise GatewayError(ErrorKind.UNSUPPORTED_MEDIA_TYPE,
                            f"ACME requests must have Content-Type {JOSE_JSON}")
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise GatewayError(ErrorKind.MALFORMED, "the request body is too large")
+    # The body's size was checked before the handler ran (routes.answer, within_limit).
     jws = jwslib.parse(await _body(request))
     urls = urls_for(request)
     if jws.header["url"] != urls.path(request.raw_path):

@@ -1,4 +1,12 @@
-"""The ACME sub-application: routes and the middleware that every response passes."""
+"""The ACME routes, and the wrapping every ACME answer passes through.
+
+The routes sit on the gateway's own router under /acme/ rather than on a
+sub-application: a sub-application costs every request a second route lookup
+and two more middleware layers. :func:`answer` is what the sub-application's
+middleware was; gateway.app's request middleware calls it for every path under
+/acme/, so refusals aiohttp raises there (no route, wrong method) are problem
+documents too.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,8 @@ from aiohttp.typedefs import Handler
 from gateway import jsontext, keys
 from gateway.acme import handlers as h
 from gateway.acme import problems
-from gateway.acme.post import MAX_BODY, config, urls_for
+from gateway.acme.post import MAX_BODY, begin_answer, config, end_answer, urls_for
+from gateway.acme.render import PREFIX
 from gateway.bodies import too_large, within_limit
 from gateway.errors import ErrorKind, GatewayError
 
@@ -19,6 +28,36 @@ log = logging.getLogger("gateway.acme")
 _HTTP_KINDS = {404: ErrorKind.NOT_FOUND, 405: ErrorKind.METHOD_NOT_ALLOWED,
                408: ErrorKind.REQUEST_TIMEOUT, 415: ErrorKind.UNSUPPORTED_MEDIA_TYPE,
                429: ErrorKind.RATE_LIMITED}
+
+# (method, path under /acme, handler); GET routes answer HEAD too unless listed apart.
+_ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    ("GET", "/directory", h.directory),
+    ("GET", "/renewal-info/{cert_id}", h.renewal_info),
+    ("HEAD", "/new-nonce", h.new_nonce),
+    ("GET", "/new-nonce", h.new_nonce),
+    ("POST", "/new-account", h.new_account),
+    ("POST", "/acct/{id}", h.account),
+    ("POST", "/acct/{id}/orders", h.account_orders),
+    ("POST", "/key-change", h.key_change),
+    ("POST", "/new-order", h.new_order),
+    ("POST", "/order/{id}", h.order),
+    ("POST", "/order/{id}/finalize", h.finalize),
+    ("POST", "/authz/{id}", h.authz),
+    ("POST", "/chall/{id}", h.challenge),
+    ("POST", "/cert/{id}", h.certificate),
+    ("POST", "/cert/{id}/{chain}", h.certificate),
+    ("POST", "/revoke-cert", h.revoke_cert),
+)
+_OWN_HEAD = frozenset(path for method, path, _ in _ROUTES if method == "HEAD")
+
+
+def add_routes(app: web.Application) -> None:
+    """Put the ACME routes under /acme/ on ``app``'s router."""
+    for method, path, handler in _ROUTES:
+        if method == "GET":
+            app.router.add_get(PREFIX + path, handler, allow_head=path not in _OWN_HEAD)
+        else:
+            app.router.add_route(method, PREFIX + path, handler)
 
 
 def problem_response(err: GatewayError) -> web.Response:
@@ -33,31 +72,36 @@ def problem_response(err: GatewayError) -> web.Response:
     return resp
 
 
-@web.middleware
-async def acme_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Problem documents for every failure; Replay-Nonce and Link: index on every answer."""
+async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Run an ACME handler: problem documents for every failure; Replay-Nonce and Link:
+    index on every answer."""
+    token = begin_answer(request)
     try:
-        config(request)[keys.CORE].limits.admit_request()
-        resp = await handler(within_limit(request, MAX_BODY))
-    except GatewayError as exc:
-        resp = problem_response(exc)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        resp = problem_response(http_refusal(exc))
-    except Exception:  # never a traceback to a client: log it, answer serverInternal
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        resp = problem_response(GatewayError(ErrorKind.SERVER_INTERNAL,
-                                             "internal error; the gateway log has details"))
-    return with_acme_headers(request, resp)
+        try:
+            config(request)[keys.CORE].limits.admit_request()
+            resp = await handler(within_limit(request, MAX_BODY))
+        except GatewayError as exc:
+            resp = problem_response(exc)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            resp = problem_response(http_refusal(exc))
+        except Exception:  # never a traceback to a client: log it, answer serverInternal
+            log.exception("unhandled error in %s %s", request.method, request.path)
+            resp = problem_response(GatewayError(ErrorKind.SERVER_INTERNAL,
+                                                 "internal error; the gateway log has details"))
+        return with_acme_headers(request, resp)
+    finally:
+        end_answer(token)
 
 
 def with_acme_headers(request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
     """Replay-Nonce and Link: index, which every ACME answer carries (RFC 8555 §6.5, §7.1)."""
-    resp.headers["Replay-Nonce"] = config(request)[keys.NONCES].new()
-    resp.headers.add("Link", f'<{urls_for(request).directory}>;rel="index"')
+    headers = resp.headers
+    headers["Replay-Nonce"] = config(request)[keys.NONCES].new()
+    headers.add("Link", urls_for(request).index_link)
     if request.method == "POST":
-        resp.headers.setdefault("Cache-Control", "no-store")
+        headers.setdefault("Cache-Control", "no-store")
     return resp
 
 
@@ -77,25 +121,3 @@ def http_refusal(exc: web.HTTPException) -> GatewayError:
 def acme_refusal(request: web.Request, exc: web.HTTPException) -> web.StreamResponse:
     """A refusal of a path under /acme that no ACME route matched, as a problem document."""
     return with_acme_headers(request, problem_response(http_refusal(exc)))
-
-
-def acme_app() -> web.Application:
-    """The ACME routes under /acme/ (mounted by gateway.app)."""
-    app = web.Application(middlewares=[acme_middleware])
-    app.router.add_get("/directory", h.directory)
-    app.router.add_get("/renewal-info/{cert_id}", h.renewal_info)
-    app.router.add_route("HEAD", "/new-nonce", h.new_nonce)
-    app.router.add_get("/new-nonce", h.new_nonce, allow_head=False)
-    app.router.add_post("/new-account", h.new_account)
-    app.router.add_post("/acct/{id}", h.account)
-    app.router.add_post("/acct/{id}/orders", h.account_orders)
-    app.router.add_post("/key-change", h.key_change)
-    app.router.add_post("/new-order", h.new_order)
-    app.router.add_post("/order/{id}", h.order)
-    app.router.add_post("/order/{id}/finalize", h.finalize)
-    app.router.add_post("/authz/{id}", h.authz)
-    app.router.add_post("/chall/{id}", h.challenge)
-    app.router.add_post("/cert/{id}", h.certificate)
-    app.router.add_post("/cert/{id}/{chain}", h.certificate)
-    app.router.add_post("/revoke-cert", h.revoke_cert)
-    return app

@@ -89,6 +89,27 @@ def test_b64decode_is_strict() -> None:
             jws.b64decode(bad, "x")
 
 
+@pytest.mark.parametrize("value,decoded", [
+    ("", b""), ("AQ", b"\x01"), ("AQI", b"\x01\x02"), ("AQID", b"\x01\x02\x03"),
+    ("-_-_", b"\xfb\xff\xbf"), ("AR", b"\x01"),  # spare bits set: accepted, as before
+])
+def test_b64decode_accepts_base64url_without_padding(value: str, decoded: bytes) -> None:
+    assert jws.b64decode(value, "x") == decoded
+
+
+@pytest.mark.parametrize("value,reason", [
+    ("AQ==", "without padding"), ("AQ=", "without padding"), ("=AQ", "without padding"),
+    ("+/8", "without padding"), ("A Q", "without padding"), ("AQ\n", "without padding"),
+    ("\u00e9A", "without padding"), ("\u0661\u0662", "without padding"), (None, "without padding"),
+    (b"AQ", "without padding"), ("A", "not valid base64url"), ("AQIDB", "not valid base64url"),
+])
+def test_b64decode_refuses_with_a_reason(value: object, reason: str) -> None:
+    with pytest.raises(GatewayError) as err:
+        jws.b64decode(value, "the signature")
+    assert err.value.kind is ErrorKind.MALFORMED
+    assert err.value.detail.startswith("the signature ") and reason in err.value.detail
+
+
 def test_eddsa_signature_verifies() -> None:
     key = ed25519.Ed25519PrivateKey.generate()
     data = b"p.q"

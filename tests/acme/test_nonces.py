@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from gateway.acme.nonces import NonceService
 
 
@@ -26,3 +28,10 @@ def test_pool_drops_the_oldest_when_full() -> None:
     first, second, third = svc.new(), svc.new(), svc.new()
     assert svc.redeem(first) is False
     assert svc.redeem(second) and svc.redeem(third)
+
+
+def test_nonces_are_22_base64url_characters_and_distinct() -> None:
+    svc = NonceService(60)
+    nonces = {svc.new() for _ in range(1000)}
+    assert len(nonces) == 1000
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", n) for n in nonces)
