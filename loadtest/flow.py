@@ -84,10 +84,14 @@ class OrderFlow:
         """Run order ``index`` to a downloaded certificate; returns the chain length."""
         names = self.names_for(index)
         order, order_url = await self._new_order(account, names)
-        # A TaskGroup, not gather: when one authorization fails the others stop polling too.
-        async with asyncio.TaskGroup() as group:
-            for url in order["authorizations"]:
-                group.create_task(self._authorize(account, url))
+        urls = order["authorizations"]
+        if len(urls) == 1:
+            await self._authorize(account, urls[0])  # no task to make for the common case
+        else:
+            # A TaskGroup, not gather: when one authorization fails the others stop polling.
+            async with asyncio.TaskGroup() as group:
+                for url in urls:
+                    group.create_task(self._authorize(account, url))
         order = await self._finalize(account, order, order_url, index)
         chain = await self._download(account, order)
         if self.options.ari:
