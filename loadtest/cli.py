@@ -369,10 +369,19 @@ async def run_est(args: argparse.Namespace) -> dict[str, Any]:
         flow = EstFlow(
             http, EstOptions(url, args.key_type, max_wait_seconds=args.timeout), recorder
         )
+        wall, begin = time.perf_counter(), time.process_time()
+        flow.prepare(planned_orders(args.count, args.rate, args.duration, UNLIMITED))
+        csr_ms = (time.process_time() - begin) * 1000.0
         cpu, client_ms = await _measure(args, recorder, flow.run)
     config = {"label": args.label, "new_connection_per_request": args.new_connection_per_request}
     result = _result("est", url, args, recorder, cpu, config)
     result["client_cpu"] = client_cpu(client_ms, recorder.ok, "enrollment")
+    result["prepare"] = {
+        "seconds": round(time.perf_counter() - wall, 3),
+        "client_cpu_ms": round(csr_ms, 1),
+        "csrs": flow.csrs.prepared,
+        "csr_cpu_ms": round(csr_ms, 1),
+    }
     return result
 
 

@@ -20,7 +20,7 @@ from cryptography import x509
 
 from loadtest import ari
 from loadtest.acme import Account, AcmeError, AcmeSession
-from loadtest.jose import dns01_txt
+from loadtest.jose import b64url, dns01_txt
 from loadtest.prepare import CsrStock
 from loadtest.responders import DnsResponder, Http01Responder
 from loadtest.stats import Recorder
@@ -159,7 +159,7 @@ class OrderFlow:
     async def _finalize(
         self, account: Account, order: dict[str, Any], order_url: str, index: int
     ) -> dict[str, Any]:
-        csr = self.csrs.take(index)
+        csr = b64url(self.csrs.take(index))
         with self.recorder.timed("finalize"):
             reply = await self.session.post(
                 order["finalize"], account.key, {"csr": csr}, account.url

@@ -112,12 +112,16 @@ def cpu_lines(result: dict[str, Any]) -> list[str]:
 
 def prepare_line(prepared: dict[str, Any]) -> str:
     """What was made before the measured window, and what it cost."""
-    accounts = prepared["latency_ms"].get("newAccount", {})
+    parts = []
+    if "accounts" in prepared:
+        p50 = prepared["latency_ms"].get("newAccount", {}).get("p50", 0.0)
+        parts.append(f"{prepared['accounts']} accounts (newAccount p50 {p50:.1f} ms)")
+    parts.append(f"{prepared['csrs']} keys + CSRs ({prepared['csr_cpu_ms']:.0f} ms)")
+    if "connections" in prepared:
+        parts.append(f"{prepared['connections']} connections")
     return (
         f"prepared before the window in {prepared['seconds']:.2f} s "
-        f"(client CPU {prepared['client_cpu_ms']:.0f} ms): {prepared['accounts']} accounts "
-        f"(newAccount p50 {accounts.get('p50', 0.0):.1f} ms), {prepared['csrs']} keys + CSRs "
-        f"({prepared['csr_cpu_ms']:.0f} ms), {prepared['connections']} connections"
+        f"(client CPU {prepared['client_cpu_ms']:.0f} ms): " + ", ".join(parts)
     )
 
 

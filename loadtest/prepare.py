@@ -7,8 +7,8 @@ deterministic (``OrderFlow.names_for``), so every order's finalize payload can
 be made ahead; accounts and keep-alive connections are opened ahead too (see
 ``cli.run_acme``).
 
-Memory stays bounded: only the base64url CSR is kept (~0.45 kB per order; the
-key is not needed after signing), at most ``PREPARE_LIMIT`` orders ahead, and
+Memory stays bounded: only the DER CSR is kept (~0.3 kB per order; the key is
+not needed after signing), at most ``PREPARE_LIMIT`` orders ahead, and
 each one is dropped when its order takes it. Orders beyond what was prepared
 make their CSR in the window and are counted as ``csr_in_window``.
 """
@@ -20,19 +20,18 @@ from collections import Counter
 from collections.abc import Callable
 
 from loadtest.csr import make_csr, new_key
-from loadtest.jose import b64url
 
-# 200 000 prepared CSRs: ~90 MB and ~36 s of one core for P-256 (RSA-2048: far slower).
+# 200 000 prepared CSRs: ~70 MB and ~36 s of one core for P-256 (RSA-2048: far slower).
 PREPARE_LIMIT = 200_000
 # Closed loop bounded by --duration only: orders per second assumed when sizing the stock.
 ASSUMED_RATE = 300.0
 MAX_COMMON_NAME = 64  # ub-common-name (RFC 5280): longer first names go without a CN
 
 
-def csr_b64(key_type: str, names: list[str]) -> str:
-    """A fresh key's CSR for ``names`` (CN = first name when it fits), base64url as sent."""
+def csr_der(key_type: str, names: list[str]) -> bytes:
+    """A fresh key's DER CSR for ``names`` (CN = first name when it fits)."""
     common_name = names[0] if len(names[0]) <= MAX_COMMON_NAME else None
-    return b64url(make_csr(new_key(key_type), names, common_name))
+    return make_csr(new_key(key_type), names, common_name)
 
 
 def planned_orders(count: int, rate: float, duration: float, unlimited: int) -> int:
@@ -50,7 +49,7 @@ def planned_orders(count: int, rate: float, duration: float, unlimited: int) -> 
 
 
 class CsrStock:
-    """Finalize CSRs for order indexes ``0..prepared-1``, made before the window.
+    """CSRs for unit (order, enrollment) indexes ``0..prepared-1``, made before the window.
 
     ``take`` hands each one out once and forgets it; an index that was not
     prepared is made on the spot and counted in ``counters["csr_in_window"]``,
@@ -63,23 +62,23 @@ class CsrStock:
         self.key_type = key_type
         self.names_for = names_for
         self.counters = counters
-        self._stock: list[str | None] = []
+        self._stock: list[bytes | None] = []
 
     def fill(self, count: int) -> None:
-        """Make the CSRs of orders ``0..count-1`` (replacing any earlier stock)."""
-        self._stock = [csr_b64(self.key_type, self.names_for(i)) for i in range(count)]
+        """Make the CSRs of units ``0..count-1`` (replacing any earlier stock)."""
+        self._stock = [csr_der(self.key_type, self.names_for(i)) for i in range(count)]
 
     @property
     def prepared(self) -> int:
         """How many orders were prepared by the last ``fill``."""
         return len(self._stock)
 
-    def take(self, index: int) -> str:
-        """Order ``index``'s CSR (base64url), from the stock when it was prepared."""
+    def take(self, index: int) -> bytes:
+        """Unit ``index``'s DER CSR, from the stock when it was prepared."""
         if index < len(self._stock):
             csr = self._stock[index]
             if csr is not None:
                 self._stock[index] = None  # a taken CSR is never sent again: free it now
                 return csr
         self.counters["csr_in_window"] += 1
-        return csr_b64(self.key_type, self.names_for(index))
+        return csr_der(self.key_type, self.names_for(index))

@@ -130,7 +130,7 @@ async def test_no_key_or_csr_is_made_inside_the_measured_window(
 ) -> None:
     made: list[str] = []
     in_window = False
-    real_drive, real_csr, real_account_key = runner.drive, prepare.csr_b64, AccountKey.generate
+    real_drive, real_csr, real_account_key = runner.drive, prepare.csr_der, AccountKey.generate
 
     async def drive(*args: Any) -> None:
         nonlocal in_window
@@ -140,7 +140,7 @@ async def test_no_key_or_csr_is_made_inside_the_measured_window(
         finally:
             in_window = False
 
-    def csr_b64(*args: Any) -> str:
+    def csr_der(*args: Any) -> bytes:
         made.append("csr in window" if in_window else "csr")
         return real_csr(*args)
 
@@ -149,7 +149,7 @@ async def test_no_key_or_csr_is_made_inside_the_measured_window(
         return real_account_key(alg)
 
     monkeypatch.setattr(cli, "drive", drive)
-    monkeypatch.setattr(prepare, "csr_b64", csr_b64)
+    monkeypatch.setattr(prepare, "csr_der", csr_der)
     monkeypatch.setattr(AccountKey, "generate", staticmethod(account_key))
     status, result = await execute(acme_argv(pebble, tmp_path, "-n", "3", "--accounts", "2"))
     assert status == 0 and result is not None and result["certificates_issued"] == 3
@@ -241,6 +241,9 @@ async def test_est_enrolls_through_202_with_basic_auth(aiohttp_server: Any, tmp_
     assert result["target"].endswith("/.well-known/est/r1/simpleenroll")
     assert fake.stats["pending"] == 6 and fake.stats["issued"] == 6
     assert result["counters"]["pending_202"] == 6
+    # Every device's key and CSR was made before the window; none late.
+    assert result["prepare"]["csrs"] == 6 and "csr_in_window" not in result["counters"]
+    assert result["client_cpu"]["unit"] == "enrollment" and result["client_cpu"]["units"] == 6
     assert json.loads((tmp_path / "est.json").read_text())["mode"] == "est"
 
 

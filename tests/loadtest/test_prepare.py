@@ -7,8 +7,7 @@ from collections import Counter
 import pytest
 from cryptography import x509
 
-from loadtest.jose import b64url_decode
-from loadtest.prepare import PREPARE_LIMIT, CsrStock, csr_b64, planned_orders
+from loadtest.prepare import PREPARE_LIMIT, CsrStock, csr_der, planned_orders
 
 UNLIMITED = 2**62
 
@@ -17,8 +16,8 @@ def names_for(index: int) -> list[str]:
     return [f"o{index}.loadtest.test", f"n1.o{index}.loadtest.test"]
 
 
-def sans(csr: str) -> list[str]:
-    request = x509.load_der_x509_csr(b64url_decode(csr))
+def sans(csr: bytes) -> list[str]:
+    request = x509.load_der_x509_csr(csr)
     extension = request.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     return extension.value.get_values_for_type(x509.DNSName)
 
@@ -47,9 +46,9 @@ def test_orders_beyond_the_stock_make_their_csr_late_and_are_counted() -> None:
 
 def test_long_first_name_goes_without_common_name() -> None:
     long_name = "a" * 60 + ".loadtest.test"
-    request = x509.load_der_x509_csr(b64url_decode(csr_b64("ec", [long_name])))
+    request = x509.load_der_x509_csr(csr_der("ec", [long_name]))
     assert list(request.subject) == []
-    short = x509.load_der_x509_csr(b64url_decode(csr_b64("ec", ["x.test"])))
+    short = x509.load_der_x509_csr(csr_der("ec", ["x.test"]))
     assert short.subject.rfc4514_string() == "CN=x.test"
 
 
