@@ -167,13 +167,20 @@ def tls_context(args: argparse.Namespace) -> ssl.SSLContext | bool:
 
 @contextlib.asynccontextmanager
 async def http_session(
-    args: argparse.Namespace, force_close: bool = False, headers: dict[str, str] | None = None
+    args: argparse.Namespace,
+    force_close: bool = False,
+    headers: dict[str, str] | None = None,
+    units_bounded: bool = False,
 ) -> AsyncIterator[aiohttp.ClientSession]:
-    """One keep-alive session for the whole run (or one connection per request)."""
+    """One keep-alive session for the whole run (or one connection per request).
+
+    ``units_bounded``: every request runs inside a unit cut off at --timeout
+    (runner.run_unit) or a set-up step with a bound of its own, so no timer
+    is armed per request. No cookies either: ACME and EST use none.
+    """
     connector = aiohttp.TCPConnector(ssl=tls_context(args), limit=0, force_close=force_close)
-    # No timer per request: every unit runs under its own --timeout (runner.run_unit) and
-    # each set-up step under one of its own. No cookies either: ACME and EST use none.
-    timeout = aiohttp.ClientTimeout(total=None, connect=min(args.timeout, 60.0))
+    limit = min(args.timeout, 60.0)
+    timeout = aiohttp.ClientTimeout(total=None if units_bounded else limit, connect=limit)
     async with aiohttp.ClientSession(
         connector=connector,
         timeout=timeout,
@@ -329,7 +336,8 @@ async def _prepare_acme(
 async def run_acme(args: argparse.Namespace) -> dict[str, Any]:
     """The ``acme`` subcommand: responders, accounts, CSRs, connections, then the window."""
     recorder = Recorder()
-    async with challenge_responders(args) as (http01, dns), http_session(args) as http:
+    responders = challenge_responders(args)
+    async with responders as (http01, dns), http_session(args, units_bounded=True) as http:
         session = AcmeSession(http, args.directory, Recorder())
         await _load_directory(session, args.timeout)
         flow = OrderFlow(session, _flow_options(args), http01, dns)
@@ -365,7 +373,9 @@ async def run_est(args: argparse.Namespace) -> dict[str, Any]:
     url = enroll_url(args.url, args.label)
     # Sent pre-emptively: a router configured with a password does not wait for the 401.
     headers = {"Authorization": basic_auth(args.user)} if args.user else None
-    async with http_session(args, args.new_connection_per_request, headers) as http:
+    async with http_session(
+        args, args.new_connection_per_request, headers, units_bounded=True
+    ) as http:
         flow = EstFlow(
             http, EstOptions(url, args.key_type, max_wait_seconds=args.timeout), recorder
         )
