@@ -36,6 +36,7 @@ from loadtest.flow import CHALLENGES, FlowOptions, OrderFlow
 from loadtest.jose import ACCOUNT_ALGS, AccountKey
 from loadtest.output import format_summary, show_progress, write_json
 from loadtest.pebble import write_pebble_setup
+from loadtest.prepare import planned_orders
 from loadtest.report import write_report
 from loadtest.responders import DnsResponder, Http01Responder
 from loadtest.runner import Plan, drive
@@ -44,7 +45,7 @@ from loadtest.stats import Recorder
 DESCRIPTION = "ACME and EST load against any server on loopback, plus measuring helpers."
 DEFAULT_DNS_PORT = 8053
 # Bumped when a field of the JSON result changes meaning or disappears.
-RESULT_SCHEMA = 1
+RESULT_SCHEMA = 2
 DEFAULT_COUNT = 10
 RATE_MODE_CONCURRENCY = 256
 UNLIMITED = 2**62
@@ -177,21 +178,47 @@ def tls_context(args: argparse.Namespace) -> ssl.SSLContext | bool:
 
 @contextlib.asynccontextmanager
 async def http_session(
-    args: argparse.Namespace, force_close: bool = False, headers: dict[str, str] | None = None
+    args: argparse.Namespace,
+    force_close: bool = False,
+    headers: dict[str, str] | None = None,
+    units_bounded: bool = False,
 ) -> AsyncIterator[aiohttp.ClientSession]:
-    """One keep-alive session for the whole run (or one connection per request)."""
+    """One keep-alive session for the whole run (or one connection per request).
+
+    ``units_bounded``: every request runs inside a unit cut off at --timeout
+    (runner.run_unit) or a set-up step with a bound of its own, so no timer
+    is armed per request. No cookies either: ACME and EST use none.
+    """
     connector = aiohttp.TCPConnector(ssl=tls_context(args), limit=0, force_close=force_close)
-    timeout = aiohttp.ClientTimeout(total=min(args.timeout, 60.0))
+    limit = min(args.timeout, 60.0)
+    timeout = aiohttp.ClientTimeout(total=None if units_bounded else limit, connect=limit)
     async with aiohttp.ClientSession(
-        connector=connector, timeout=timeout, headers=headers
+        connector=connector,
+        timeout=timeout,
+        headers=headers,
+        cookie_jar=aiohttp.DummyCookieJar(),
     ) as session:
         yield session
 
 
+def client_cpu(cpu_ms: float, units: int, unit: str) -> dict[str, Any]:
+    """The load generator's own CPU in the measured window, in total and per successful unit."""
+    return {
+        "cpu_ms": round(cpu_ms, 1),
+        "unit": unit,
+        "units": units,
+        "cpu_ms_per_unit": round(cpu_ms / units, 3) if units else None,
+    }
+
+
 async def _measure(
     args: argparse.Namespace, recorder: Recorder, work: Callable[[int], Awaitable[object]]
-) -> dict[str, Any] | None:
-    """Drive the plan with a progress line; CPU of ``--server-pid`` sampled around it."""
+) -> tuple[dict[str, Any] | None, float]:
+    """Drive the plan with a progress line; returns (server CPU, client CPU ms) of the window.
+
+    The client's CPU is ``time.process_time()``: every thread of this process,
+    the challenge responders included (they answer on this event loop).
+    """
     meter = CpuMeter(args.server_pid) if args.server_pid else None
     if meter:
         meter.start()
@@ -205,12 +232,11 @@ async def _measure(
         progress.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await progress
-    # The load generator's own CPU, to see when it (not the server) is the bottleneck.
-    recorder.counters["client_cpu_ms"] = round((time.process_time() - client_begin) * 1000.0)
+    client_ms = (time.process_time() - client_begin) * 1000.0
     if meter:
         meter.stop()
-        return meter.result(recorder.ok)
-    return None
+        return meter.result(recorder.ok), client_ms
+    return None, client_ms
 
 
 @contextlib.asynccontextmanager
@@ -244,9 +270,10 @@ async def _listen(responder: Http01Responder | DnsResponder, what: str) -> None:
         ) from exc
 
 
-async def _load_directory(session: AcmeSession) -> None:
+async def _load_directory(session: AcmeSession, limit_seconds: float) -> None:
     try:
-        await session.load_directory()
+        async with asyncio.timeout(limit_seconds):
+            await session.load_directory()
     except (AcmeError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
         raise SetupError(f"cannot read the ACME directory {session.directory_url}: {exc}") from exc
 
@@ -260,9 +287,21 @@ async def _accounts(session: AcmeSession, args: argparse.Namespace) -> list[Acco
             return await session.new_account(key, args.eab_kid, args.eab_hmac)
 
     try:
-        return list(await asyncio.gather(*(one() for _ in range(count))))
+        async with asyncio.timeout(args.timeout):
+            return list(await asyncio.gather(*(one() for _ in range(count))))
     except (AcmeError, aiohttp.ClientError, TimeoutError) as exc:
         raise SetupError(f"cannot create accounts at {args.directory}: {exc}") from exc
+
+
+async def _open_connections(session: AcmeSession, args: argparse.Namespace) -> int:
+    """One keep-alive connection per order in flight, opened (TLS included) before the window."""
+    count: int = min(max(1, args.concurrency), RATE_MODE_CONCURRENCY)
+    try:
+        async with asyncio.timeout(args.timeout):
+            await session.open_connections(count)
+    except (AcmeError, aiohttp.ClientError, TimeoutError) as exc:
+        raise SetupError(f"cannot fetch nonces from {args.directory}: {exc}") from exc
+    return count
 
 
 def _flow_options(args: argparse.Namespace) -> FlowOptions:
@@ -277,19 +316,50 @@ def _flow_options(args: argparse.Namespace) -> FlowOptions:
     )
 
 
+async def _prepare_acme(
+    session: AcmeSession, flow: OrderFlow, args: argparse.Namespace
+) -> tuple[list[Account], dict[str, Any]]:
+    """Everything that does not wait for the server's answers to orders, before the window.
+
+    Accounts, then every order's key and CSR, then the keep-alive connections
+    (last, so that they are fresh when the window opens). Timed on their own
+    recorder: none of it is in the window's latencies, counters or CPU.
+    """
+    wall, cpu = time.perf_counter(), time.process_time()
+    accounts = await _accounts(session, args)
+    csr_begin = time.process_time()
+    flow.prepare(planned_orders(args.count, args.rate, args.duration, UNLIMITED))
+    csr_ms = (time.process_time() - csr_begin) * 1000.0
+    connections = await _open_connections(session, args)
+    summary = session.recorder.summary()
+    prepared = {
+        "seconds": round(time.perf_counter() - wall, 3),
+        "client_cpu_ms": round((time.process_time() - cpu) * 1000.0, 1),
+        "accounts": len(accounts),
+        "csrs": flow.csrs.prepared,
+        "csr_cpu_ms": round(csr_ms, 1),
+        "connections": connections,
+        "latency_ms": summary["latency_ms"],
+        "counters": summary["counters"],
+    }
+    return accounts, prepared
+
+
 async def run_acme(args: argparse.Namespace) -> dict[str, Any]:
-    """The ``acme`` subcommand: responders and accounts first, then the measured orders."""
+    """The ``acme`` subcommand: responders, accounts, CSRs, connections, then the window."""
     recorder = Recorder()
-    async with challenge_responders(args) as (http01, dns), http_session(args) as http:
-        session = AcmeSession(http, args.directory, recorder)
-        await _load_directory(session)
-        accounts = await _accounts(session, args)
+    responders = challenge_responders(args)
+    async with responders as (http01, dns), http_session(args, units_bounded=True) as http:
+        session = AcmeSession(http, args.directory, Recorder())
+        await _load_directory(session, args.timeout)
         flow = OrderFlow(session, _flow_options(args), http01, dns)
+        accounts, prepared = await _prepare_acme(session, flow, args)
+        flow.record_into(recorder)
 
         async def order(index: int) -> int:
             return await flow.run(accounts[index % len(accounts)], index)
 
-        cpu = await _measure(args, recorder, order)
+        cpu, client_ms = await _measure(args, recorder, order)
     config = {
         "challenge": args.challenge,
         "names_per_order": args.names,
@@ -298,7 +368,10 @@ async def run_acme(args: argparse.Namespace) -> dict[str, Any]:
         "profile": args.profile,
         "ari": args.ari,
     }
-    return _result("acme", args.directory, args, recorder, cpu, config)
+    result = _result("acme", args.directory, args, recorder, cpu, config)
+    result["client_cpu"] = client_cpu(client_ms, recorder.ok, "order")
+    result["prepare"] = prepared
+    return result
 
 
 def basic_auth(user_password: str) -> str:
@@ -312,13 +385,27 @@ async def run_est(args: argparse.Namespace) -> dict[str, Any]:
     url = enroll_url(args.url, args.label)
     # Sent pre-emptively: a router configured with a password does not wait for the 401.
     headers = {"Authorization": basic_auth(args.user)} if args.user else None
-    async with http_session(args, args.new_connection_per_request, headers) as http:
+    async with http_session(
+        args, args.new_connection_per_request, headers, units_bounded=True
+    ) as http:
         flow = EstFlow(
             http, EstOptions(url, args.key_type, max_wait_seconds=args.timeout), recorder
         )
-        cpu = await _measure(args, recorder, flow.run)
+        wall, begin = time.perf_counter(), time.process_time()
+        flow.prepare(planned_orders(args.count, args.rate, args.duration, UNLIMITED))
+        csr_ms = (time.process_time() - begin) * 1000.0
+        prepare_seconds = time.perf_counter() - wall
+        cpu, client_ms = await _measure(args, recorder, flow.run)
     config = {"label": args.label, "new_connection_per_request": args.new_connection_per_request}
-    return _result("est", url, args, recorder, cpu, config)
+    result = _result("est", url, args, recorder, cpu, config)
+    result["client_cpu"] = client_cpu(client_ms, recorder.ok, "enrollment")
+    result["prepare"] = {
+        "seconds": round(prepare_seconds, 3),
+        "client_cpu_ms": round(csr_ms, 1),
+        "csrs": flow.csrs.prepared,
+        "csr_cpu_ms": round(csr_ms, 1),
+    }
+    return result
 
 
 def _result(

@@ -1,6 +1,7 @@
 """EST simpleenroll load (RFC 7030 §4.2), sent the way routers send it.
 
-Each enrollment makes a fresh key and a PKCS#10 request, POSTs it base64
+Each enrollment sends a fresh key's PKCS#10 request (made before the measured
+window, ``EstFlow.prepare``), POSTs it base64
 encoded as ``application/pkcs10``, re-POSTs the same request after
 ``Retry-After`` while the server answers 202, and parses the PKCS#7
 certs-only answer (base64, or DER from servers that send binary).
@@ -17,7 +18,7 @@ import aiohttp
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from loadtest.acme import AcmeError
-from loadtest.csr import make_csr, new_key
+from loadtest.prepare import CsrStock
 from loadtest.stats import Recorder
 
 WELL_KNOWN = "/.well-known/est"
@@ -68,11 +69,19 @@ class EstFlow:
         self.http = http
         self.options = options
         self.recorder = recorder
+        self.csrs = CsrStock(options.key_type, self.names_for, recorder.counters)
+
+    def names_for(self, index: int) -> list[str]:
+        """The one device name of enrollment ``index`` (also its CN)."""
+        return [f"{self.options.name_prefix}-{index}.loadtest.test"]
+
+    def prepare(self, count: int) -> None:
+        """Make the keys and CSRs of enrollments ``0..count-1`` now, before the measured window."""
+        self.csrs.fill(count)
 
     def _csr_body(self, index: int) -> bytes:
-        name = f"{self.options.name_prefix}-{index}.loadtest.test"
-        csr = make_csr(new_key(self.options.key_type), [name], name)
-        return base64.encodebytes(csr)  # 76-column lines, as OpenSSL-based clients send
+        # 76-column lines, as OpenSSL-based clients send
+        return base64.encodebytes(self.csrs.take(index))
 
     async def run(self, index: int) -> int:
         """Enroll once; returns the number of certificates received."""

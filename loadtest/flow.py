@@ -3,6 +3,9 @@
 newOrder → for each authorization (concurrently): fetch, publish the answer,
 POST ``{}`` to the challenge, poll until valid → finalize with a fresh key and
 CSR → poll the order (honouring Retry-After) → download the certificate.
+
+The keys and CSRs are made before the measured window (``OrderFlow.prepare``),
+as names are known in advance; only the protocol work runs per order.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from cryptography import x509
 
 from loadtest import ari
 from loadtest.acme import Account, AcmeError, AcmeSession
-from loadtest.csr import make_csr, new_key
 from loadtest.jose import b64url, dns01_txt
+from loadtest.prepare import CsrStock
 from loadtest.responders import DnsResponder, Http01Responder
+from loadtest.stats import Recorder
 
 CHALLENGES = ("http-01", "dns-01")
 PEM_CHAIN = "application/pem-certificate-chain"
@@ -60,6 +64,16 @@ class OrderFlow:
         self.http01 = http01
         self.dns = dns
         self.recorder = session.recorder
+        self.csrs = CsrStock(options.key_type, self.names_for, self.recorder.counters)
+
+    def prepare(self, count: int) -> None:
+        """Make the keys and CSRs of orders ``0..count-1`` now, before the measured window."""
+        self.csrs.fill(count)
+
+    def record_into(self, recorder: Recorder) -> None:
+        """Measure into ``recorder`` from now on: the preparation kept its own figures."""
+        self.recorder = self.session.recorder = recorder
+        self.csrs.counters = recorder.counters
 
     def names_for(self, index: int) -> list[str]:
         """The DNS names of order ``index``: unique per run and per order."""
@@ -70,11 +84,15 @@ class OrderFlow:
         """Run order ``index`` to a downloaded certificate; returns the chain length."""
         names = self.names_for(index)
         order, order_url = await self._new_order(account, names)
-        # A TaskGroup, not gather: when one authorization fails the others stop polling too.
-        async with asyncio.TaskGroup() as group:
-            for url in order["authorizations"]:
-                group.create_task(self._authorize(account, url))
-        order = await self._finalize(account, order, order_url, names)
+        urls = order["authorizations"]
+        if len(urls) == 1:
+            await self._authorize(account, urls[0])  # no task to make for the common case
+        else:
+            # A TaskGroup, not gather: when one authorization fails the others stop polling.
+            async with asyncio.TaskGroup() as group:
+                for url in urls:
+                    group.create_task(self._authorize(account, url))
+        order = await self._finalize(account, order, order_url, index)
         chain = await self._download(account, order)
         if self.options.ari:
             await self._renewal_info(chain[0])
@@ -139,14 +157,12 @@ class OrderFlow:
             await asyncio.sleep(reply.retry_after(self.options.poll_interval))
 
     async def _finalize(
-        self, account: Account, order: dict[str, Any], order_url: str, names: list[str]
+        self, account: Account, order: dict[str, Any], order_url: str, index: int
     ) -> dict[str, Any]:
-        csr = make_csr(
-            new_key(self.options.key_type), names, names[0] if len(names[0]) <= 64 else None
-        )
+        csr = b64url(self.csrs.take(index))
         with self.recorder.timed("finalize"):
             reply = await self.session.post(
-                order["finalize"], account.key, {"csr": b64url(csr)}, account.url
+                order["finalize"], account.key, {"csr": csr}, account.url
             )
         order = reply.json()
         if order.get("status") == "valid":

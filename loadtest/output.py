@@ -81,15 +81,48 @@ def format_summary(result: dict[str, Any]) -> str:
         ]
     if result.get("counters"):
         lines += ["", "  " + ", ".join(f"{k}={v}" for k, v in result["counters"].items())]
-    cpu = result.get("server_cpu")
-    if cpu:
-        per = cpu["cpu_ms_per_certificate"]
-        lines += [
-            "",
-            f"  server CPU (pid {cpu['pid']}): {cpu['cpu_ms']:.0f} ms, "
-            f"{per if per is not None else '-'} ms per certificate",
-        ]
+    lines += cpu_lines(result)
+    prepared = result.get("prepare")
+    if prepared:
+        lines += ["", "  " + prepare_line(prepared)]
     return "\n".join(lines)
+
+
+def _per(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def cpu_lines(result: dict[str, Any]) -> list[str]:
+    """Server CPU per certificate and the load generator's CPU per unit, one above the other."""
+    lines = []
+    server = result.get("server_cpu")
+    if server:
+        lines.append(
+            f"  server CPU (pid {server['pid']}): {server['cpu_ms']:.0f} ms, "
+            f"{_per(server['cpu_ms_per_certificate'])} ms per certificate"
+        )
+    client = result.get("client_cpu")
+    if client:
+        lines.append(
+            f"  client CPU (load generator): {client['cpu_ms']:.0f} ms, "
+            f"{_per(client['cpu_ms_per_unit'])} ms per {client['unit']}"
+        )
+    return [""] + lines if lines else []
+
+
+def prepare_line(prepared: dict[str, Any]) -> str:
+    """What was made before the measured window, and what it cost."""
+    parts = []
+    if "accounts" in prepared:
+        p50 = prepared["latency_ms"].get("newAccount", {}).get("p50", 0.0)
+        parts.append(f"{prepared['accounts']} accounts (newAccount p50 {p50:.1f} ms)")
+    parts.append(f"{prepared['csrs']} keys + CSRs ({prepared['csr_cpu_ms']:.0f} ms)")
+    if "connections" in prepared:
+        parts.append(f"{prepared['connections']} connections")
+    return (
+        f"prepared before the window in {prepared['seconds']:.2f} s "
+        f"(client CPU {prepared['client_cpu_ms']:.0f} ms): " + ", ".join(parts)
+    )
 
 
 def write_json(result: dict[str, Any], path: Path) -> None:

@@ -154,6 +154,12 @@ def render(result: dict[str, Any]) -> str:
         if cpu
         else ""
     )
+    client = result.get("client_cpu") or {}
+    if client:
+        cpu_line += (
+            f"<p>Client CPU (load generator): {client['cpu_ms']} ms, "
+            f"{client['cpu_ms_per_unit']} ms per {html.escape(client['unit'])}.</p>"
+        )
     title = f"{result['mode']} load against {result['target']}"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>

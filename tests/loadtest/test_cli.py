@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
+from loadtest import cli, prepare, runner
 from loadtest.cli import execute
+from loadtest.jose import AccountKey
 from loadtest.pebble import self_signed
 from tests.loadtest.conftest import RunningPebble, free_port
 from tests.loadtest.fake_est import FakeEst
@@ -36,9 +38,9 @@ RESULT_FIELDS = {
     "histogram_ms",
     "certificates_issued",
     "server_cpu",
+    "client_cpu",
 }
 ACME_STEPS = {
-    "newAccount",
     "newOrder",
     "authz",
     "challenge",
@@ -107,13 +109,65 @@ async def test_acme_issues_n_certificates_from_pebble(
     assert ACME_STEPS <= set(on_disk["latency_ms"])
     assert on_disk["latency_ms"]["validation"]["count"] == 10  # two names per order
     assert set(on_disk["latency_ms"]["total"]) == {"count", "mean", "p50", "p95", "p99", "max"}
-    assert on_disk["counters"]["nonce_reused"] > on_disk["counters"]["nonce_fetched"]
     assert on_disk["server_cpu"]["certificates"] == 5 and on_disk["server_cpu"]["cpu_ms"] >= 0
+    client = on_disk["client_cpu"]
+    assert client["unit"] == "order" and client["units"] == 5 and client["cpu_ms_per_unit"] > 0
+    # Accounts, CSRs and connections were made before the window, reported apart from it.
+    assert "newAccount" not in on_disk["latency_ms"]
+    prepared = on_disk["prepare"]
+    assert prepared["accounts"] == 2 and prepared["csrs"] == 5 and prepared["connections"] == 1
+    assert prepared["latency_ms"]["newAccount"]["count"] == 2
+    assert "nonce_fetched" not in on_disk["counters"]  # the pool was filled before the window
     assert sum(p["ok"] for p in on_disk["timeline"]) == 5
     svgs = re.findall(r"<svg.*?</svg>", (tmp_path / "r.html").read_text(), re.S)
     assert len(svgs) == 2
     for svg in svgs:
         ET.fromstring(svg)
+
+
+async def test_no_key_or_csr_is_made_inside_the_measured_window(
+    pebble: RunningPebble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[str] = []
+    in_window = False
+    real_drive, real_csr, real_account_key = runner.drive, prepare.csr_der, AccountKey.generate
+
+    async def drive(*args: Any) -> None:
+        nonlocal in_window
+        in_window = True
+        try:
+            await real_drive(*args)
+        finally:
+            in_window = False
+
+    def csr_der(*args: Any) -> bytes:
+        made.append("csr in window" if in_window else "csr")
+        return real_csr(*args)
+
+    def account_key(alg: str = "ES256") -> AccountKey:
+        made.append("account key in window" if in_window else "account key")
+        return real_account_key(alg)
+
+    monkeypatch.setattr(cli, "drive", drive)
+    monkeypatch.setattr(prepare, "csr_der", csr_der)
+    monkeypatch.setattr(AccountKey, "generate", staticmethod(account_key))
+    status, result = await execute(acme_argv(pebble, tmp_path, "-n", "3", "--accounts", "2"))
+    assert status == 0 and result is not None and result["certificates_issued"] == 3
+    assert sorted(made) == ["account key"] * 2 + ["csr"] * 3
+    assert "csr_in_window" not in result["counters"]
+
+
+async def test_summary_shows_cpu_per_order_beside_server_cpu(
+    pebble: RunningPebble, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [a for a in acme_argv(pebble, tmp_path, "-n", "2") if a != "--quiet"]
+    status, result = await execute([*argv, "--server-pid", str(pebble.process.pid)])
+    assert status == 0 and result is not None
+    text = capsys.readouterr().out
+    per_order = f"{result['client_cpu']['cpu_ms_per_unit']:.3f} ms per order"
+    assert "ms per certificate" in text and "client CPU (load generator): " in text
+    assert per_order in text
+    assert "prepared before the window" in text and "2 keys + CSRs" in text
 
 
 async def test_acme_fixed_rate_bounded_by_count(pebble: RunningPebble, tmp_path: Path) -> None:
@@ -187,6 +241,9 @@ async def test_est_enrolls_through_202_with_basic_auth(aiohttp_server: Any, tmp_
     assert result["target"].endswith("/.well-known/est/r1/simpleenroll")
     assert fake.stats["pending"] == 6 and fake.stats["issued"] == 6
     assert result["counters"]["pending_202"] == 6
+    # Every device's key and CSR was made before the window; none late.
+    assert result["prepare"]["csrs"] == 6 and "csr_in_window" not in result["counters"]
+    assert result["client_cpu"]["unit"] == "enrollment" and result["client_cpu"]["units"] == 6
     assert json.loads((tmp_path / "est.json").read_text())["mode"] == "est"
 
 
@@ -258,7 +315,7 @@ async def test_plan_defaults(
     status, result = await execute(argv)
     assert status == 0 and result is not None
     assert result["plan"]["count"] == count and result["plan"]["concurrency"] == concurrency
-    assert result["counters"]["client_cpu_ms"] >= 0
+    assert result["client_cpu"]["cpu_ms"] >= 0 and result["client_cpu"]["unit"] == "enrollment"
 
 
 @pytest.mark.parametrize(

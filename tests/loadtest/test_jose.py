@@ -79,3 +79,14 @@ def test_eab_binding_is_hs256_over_the_jwk() -> None:
     assert json.loads(b64url_decode(eab["payload"])) == key.jwk
     mac = hmac.new(mac_key, f"{eab['protected']}.{eab['payload']}".encode(), hashlib.sha256)
     assert b64url_decode(eab["signature"]) == mac.digest()
+
+
+@pytest.mark.parametrize("kid", [None, 'https://acme/a/"1"'])
+def test_protected_header_is_the_compact_json_of_its_members(kid: str | None) -> None:
+    key = AccountKey.generate()
+    body = key.jws('https://acme/o/1?x="y"', "n\\4\u00e9", None, kid=kid)
+    header: dict[str, object] = {"alg": "ES256", "nonce": "n\\4\u00e9", "url": 'https://acme/o/1?x="y"'}
+    header.update({"kid": kid} if kid else {"jwk": key.jwk})
+    protected = json.loads(body)["protected"]
+    assert b64url_decode(protected) == json.dumps(header, separators=(",", ":")).encode()
+    verify(key, body)

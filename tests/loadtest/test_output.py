@@ -54,3 +54,27 @@ def test_summary_lists_steps_in_flow_order_and_errors() -> None:
     text = format_summary(result)
     assert text.index("newOrder") < text.index("total")
     assert "badNonce" in text and "1 ok, 1 failed of 0 started" in text
+
+
+def test_summary_puts_client_cpu_per_order_under_server_cpu_and_the_preparation_apart() -> None:
+    result = {
+        "mode": "acme",
+        "target": "t",
+        **finished_recorder().summary(),
+        "server_cpu": {"pid": 7, "cpu_ms": 45.0, "cpu_ms_per_certificate": 4.5},
+        "client_cpu": {"cpu_ms": 16.0, "unit": "order", "units": 10, "cpu_ms_per_unit": 1.6},
+        "prepare": {
+            "seconds": 0.3,
+            "client_cpu_ms": 120.0,
+            "accounts": 16,
+            "csrs": 10,
+            "csr_cpu_ms": 2.0,
+            "connections": 8,
+            "latency_ms": {"newAccount": {"p50": 19.5}},
+        },
+    }
+    lines = format_summary(result).splitlines()
+    server = next(i for i, line in enumerate(lines) if "server CPU" in line)
+    assert "4.500 ms per certificate" in lines[server]
+    assert lines[server + 1] == "  client CPU (load generator): 16 ms, 1.600 ms per order"
+    assert "16 accounts" in lines[-1] and "10 keys + CSRs" in lines[-1] and "0.30 s" in lines[-1]

@@ -25,6 +25,7 @@ def sample_result() -> dict[str, object]:
         "plan": {"count": 5},
         **recorder.summary(),
         "server_cpu": {"pid": 1, "cpu_ms": 40.0, "certificates": 4, "cpu_ms_per_certificate": 10.0},
+        "client_cpu": {"cpu_ms": 8.0, "unit": "order", "units": 4, "cpu_ms_per_unit": 2.0},
     }
 
 
@@ -36,7 +37,7 @@ def test_report_has_two_parseable_charts_and_the_figures() -> None:
     bars = [r for r in histogram.iter(f"{SVG}rect") if float(r.get("height", "0")) > 0]
     assert len(bars) >= 2
     assert len(list(throughput.iter(f"{SVG}rect"))) == 2 * len(sample_result()["timeline"])  # type: ignore[arg-type]
-    assert "10.0 ms per certificate" in page
+    assert "10.0 ms per certificate" in page and "2.0 ms per order" in page
     assert "rateLimited" in page
     assert "&lt;dir&gt;" in page and "<dir>" not in page
 
