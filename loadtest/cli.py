@@ -141,6 +141,11 @@ def _acme_options(acme: argparse.ArgumentParser) -> None:
         "--poll-interval", type=float, default=0.2, help="poll delay without Retry-After"
     )
     acme.add_argument(
+        "--ignore-retry-after",
+        action="store_true",
+        help="poll every --poll-interval whatever Retry-After says (a badly behaved client)",
+    )
+    acme.add_argument(
         "--ari",
         action="store_true",
         help="after each certificate, read its renewalInfo (RFC 9773) and count the windows",
@@ -312,6 +317,7 @@ def _flow_options(args: argparse.Namespace) -> FlowOptions:
         args.profile,
         args.key_type,
         args.poll_interval,
+        ignore_retry_after=args.ignore_retry_after,
         ari=args.ari,
     )
 

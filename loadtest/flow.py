@@ -19,7 +19,7 @@ from typing import Any
 from cryptography import x509
 
 from loadtest import ari
-from loadtest.acme import Account, AcmeError, AcmeSession
+from loadtest.acme import Account, AcmeError, AcmeSession, Reply
 from loadtest.jose import b64url, dns01_txt
 from loadtest.prepare import CsrStock
 from loadtest.responders import DnsResponder, Http01Responder
@@ -39,6 +39,8 @@ class FlowOptions:
     profile: str = ""
     key_type: str = "ec"
     poll_interval: float = 0.2
+    # Poll every poll_interval whatever Retry-After says, as badly behaved clients do.
+    ignore_retry_after: bool = False
     # After each certificate, ask renewalInfo (RFC 9773) about it, as ARI clients do.
     ari: bool = False
     # A random label per run keeps names unique, so no server reuses an earlier authorization.
@@ -143,6 +145,12 @@ class OrderFlow:
         if self.dns and self.options.challenge == "dns-01":
             self.dns.withdraw(name, dns01_txt(key_authz))
 
+    def _poll_delay(self, reply: Reply) -> float:
+        """Seconds before the next poll: Retry-After, unless told to ignore it."""
+        if self.options.ignore_retry_after:
+            return self.options.poll_interval
+        return reply.retry_after(self.options.poll_interval)
+
     async def _poll(self, account: Account, url: str, failure: str) -> dict[str, Any]:
         """POST-as-GET ``url`` until its status leaves pending/processing; invalid raises."""
         while True:
@@ -154,7 +162,7 @@ class OrderFlow:
             if status == "invalid":
                 raise AcmeError(failure, _error_detail(resource))
             self.recorder.counters["polls"] += 1
-            await asyncio.sleep(reply.retry_after(self.options.poll_interval))
+            await asyncio.sleep(self._poll_delay(reply))
 
     async def _finalize(
         self, account: Account, order: dict[str, Any], order_url: str, index: int
@@ -171,7 +179,7 @@ class OrderFlow:
             raise AcmeError("order-invalid", _error_detail(order))
         # "issuance" spans the whole wait after the finalize answer, first Retry-After included.
         with self.recorder.timed("issuance"):
-            await asyncio.sleep(reply.retry_after(self.options.poll_interval))
+            await asyncio.sleep(self._poll_delay(reply))
             return await self._poll(account, order_url, "order-invalid")
 
     async def _renewal_info(self, leaf: x509.Certificate) -> None:

@@ -115,3 +115,16 @@ async def test_pool_hands_out_the_newest_nonce_first() -> None:
         assert await session.nonce() == "new"
         assert await session.nonce() == "old"
     assert session.recorder.counters["nonce_reused"] == 2
+
+
+@pytest.mark.parametrize(("ignore", "delay"), [(False, 3.0), (True, 0.05)])
+def test_polls_follow_retry_after_unless_told_to_ignore_it(ignore: bool, delay: float) -> None:
+    """``--ignore-retry-after`` plays the client that polls on its own clock."""
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    from loadtest.flow import FlowOptions, OrderFlow
+
+    flow = object.__new__(OrderFlow)  # only the options matter to the delay
+    flow.options = FlowOptions(poll_interval=0.05, ignore_retry_after=ignore)
+    reply = Reply(200, CIMultiDictProxy(CIMultiDict({"Retry-After": "3"})), b"{}")
+    assert flow._poll_delay(reply) == delay
