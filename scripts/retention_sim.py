@@ -23,10 +23,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from gateway import audit, audit_archive, config
-from gateway.model.clock import FakeClock
-from gateway.model.records import VALID, Authorization, Certificate, Challenge, Identifier, Order
 from gateway.core.retention import Pruner
 from gateway.core.retention_settings import WINDOW_KEYS, RetentionSettings
+from gateway.model.clock import FakeClock
+from gateway.model.records import VALID, Authorization, Certificate, Challenge, Identifier, Order
 from gateway.model.store import Insert, Op
 from gateway.storage.sqlite import SQLiteStore
 
