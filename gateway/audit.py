@@ -24,8 +24,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway.model.clock import Clock
 from gateway.model.records import AuditEvent, Identifier, restore
@@ -53,9 +52,9 @@ RENEWAL_ADVANCED = "renewal_advanced"
 SCEP_OTP_ISSUED = "scep_otp_issued"
 
 
-@dataclass(frozen=True)
-class RequestInfo:
-    """The transport facts of the request being served."""
+class RequestInfo(NamedTuple):
+    """The transport facts of the request being served (one per request: a NamedTuple is
+    cheaper to make than a frozen dataclass)."""
 
     request_id: str
     source: str

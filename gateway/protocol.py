@@ -128,28 +128,32 @@ class GuardedRequestHandler(RequestHandler):
         """Feed aiohttp's parser, moving the phase clock as requests and bodies arrive."""
         if self._address is None or self._close or self._force_close:
             return  # refused, or closing: aiohttp reads nothing more either
-        if self._phase == _BODY:
+        phase = self._phase
+        if phase is _BODY:
             self._deadline = self._loop.time() + self._timeouts.body
-        elif data and self._phase is None:  # the first byte of the next request
-            self._arm(_HEADERS, self._timeouts.header)
         before = self._request_count
         super().data_received(data)
         parsed = self._request_count - before
         if parsed:
             self._after_messages(parsed)
+        elif phase is None:
+            if data:  # the first bytes of the next request, its headers not yet whole
+                # Armed after parsing, not before: a request that arrives whole (the
+                # usual case) never starts a header clock it would stop at once.
+                self._arm(_HEADERS, self._timeouts.header)
         elif self._body is not None and self._body.is_eof():
             self._body = None
             self._phase = None
 
     def _after_messages(self, count: int) -> None:
         """New requests were parsed: a malformed one ends the body in flight; the last decides."""
-        new = list(self._messages)[-count:]
         broken = self._body
         if broken is not None and not broken.is_eof() and any(
-                not isinstance(message, RawRequestMessage) for message, _ in new):
+                not isinstance(message, RawRequestMessage)
+                for message, _ in list(self._messages)[-count:]):
             self._end_body(broken, GatewayError(
                 ErrorKind.MALFORMED, "the request body's chunked framing is malformed"))
-        message, payload = new[-1]
+        message, payload = self._messages[-1]  # nothing takes from the queue while we parse
         if isinstance(message, RawRequestMessage) and not payload.is_eof():
             self._body = payload
             self._arm(_BODY, self._timeouts.body)

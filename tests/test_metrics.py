@@ -42,6 +42,40 @@ async def test_metrics_count_requests_and_show_work_in_flight(aiohttp_client: An
     assert "acme_gateway_ca_jobs_in_flight 0.0" in text
 
 
+def _samples(metrics: Metrics) -> dict[str, float]:
+    """The request counter and latency values by series, without the creation times.
+
+    Sums compare approximately: a tally adds its times in another order.
+    """
+    text = generate_latest(metrics.registry).decode()
+    return {series: float(value) for series, value in
+            (line.rsplit(" ", 1) for line in text.splitlines()
+             if line.startswith("acme_gateway_http_") and "_created" not in line)}
+
+
+def test_tallied_requests_scrape_as_prometheus_observations() -> None:
+    """Requests tallied between scrapes give the same counter and histogram as observe()."""
+    tallied = Metrics(lambda: {})
+    direct = Metrics(lambda: {})
+    cases = [("/acme/order/a", 200, 0.0004), ("/acme/order/a", 200, 0.005),
+             ("/acme/x", 404, 0.0051), ("/.well-known/est/cacerts", 200, 3.0),
+             ("/healthz", 200, 11.0), ("/acme/order/b", 200, 0.1)]
+    for path, status, seconds in cases:
+        tallied.observe(path, status, seconds)
+        children = (direct.requests.labels(front_end(path), str(status)),
+                    direct.latency.labels(front_end(path)))
+        children[0].inc()
+        children[1].observe(seconds)
+    tallied.fold()
+    assert _samples(tallied) == pytest.approx(_samples(direct))
+    tallied.observe("/acme/order/a", 200, 0.02)  # counted again after a scrape, not twice
+    tallied.fold()
+    tallied.fold()
+    direct.requests.labels("acme", "200").inc()
+    direct.latency.labels("acme").observe(0.02)
+    assert _samples(tallied) == pytest.approx(_samples(direct))
+
+
 def test_shared_dir_starts_empty_and_keeps_other_files(tmp_path: Path) -> None:
     shared = tmp_path / "metrics"
     shared.mkdir()

@@ -160,6 +160,22 @@ def test_headers_sent_a_byte_at_a_time_do_not_extend_the_header_timeout(served: 
     assert_within(time.monotonic() - start, HEADER)
 
 
+def test_the_next_request_on_a_kept_alive_connection_gets_the_header_timeout(
+        served: Served) -> None:
+    """The header clock starts at the first byte after an answer, not only on a new connection."""
+    before = served.closed_total("header_timeout")
+    with served.connect() as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = b""
+        while b"\r\n\r\n" not in first:
+            first += s.recv(65536)
+        assert parse(first)[0] == 200
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # the headers never end
+        seconds, _ = read_until_closed(s)
+    assert_within(seconds, HEADER)  # before the idle timeout (1.5 s) would close it
+    assert served.closed_total("header_timeout") == before + 1
+
+
 EST_AUTH = "Authorization: Basic " + base64.b64encode(b"alice:alice's password").decode()
 ACME_HEAD = (b"POST /acme/new-account HTTP/1.1\r\nHost: x\r\n"
              b"Content-Type: application/jose+json\r\n")

@@ -73,6 +73,22 @@ def _finite(text: str) -> float:
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_no_constant,
                             parse_float=_finite)
+_SCAN = _DECODER.scan_once  # type: ignore[attr-defined]
+
+
+def _decode(text: str) -> Any:
+    """``_DECODER.decode(text)``, by one call of its C scanner when the value fills ``text``.
+
+    JSONDecoder.decode adds two Python frames and two whitespace matches around
+    the scanner; only text with whitespace around the value (or an error) needs them.
+    """
+    try:
+        value, end = _SCAN(text, 0)
+    except StopIteration:  # nothing JSON at 0: leading whitespace, or not JSON at all
+        return _DECODER.decode(text)
+    if end != len(text):  # trailing whitespace, or text after the value
+        return _DECODER.decode(text)
+    return value
 
 
 def _depth(raw: bytes) -> int:
@@ -118,7 +134,7 @@ def loads_object(raw: bytes, what: str, max_size: int = MAX_SIZE) -> dict[str, A
     if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _depth(raw) > MAX_DEPTH:
         raise malformed(what, f"nests deeper than {MAX_DEPTH} levels")
     try:
-        value = _DECODER.decode(raw.decode("utf-8"))
+        value = _decode(raw.decode("utf-8"))
     except _Refused as exc:
         raise malformed(what, f"is refused: {exc}") from None
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError

@@ -12,9 +12,8 @@ from __future__ import annotations
 import binascii
 import json
 import re
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -27,9 +26,10 @@ from gateway.core.keys import jwk_public_key
 from gateway.errors import ErrorKind, GatewayError
 
 ALGORITHMS = ("RS256", "ES256", "ES384", "ES512", "EdDSA")
-_EC = {"ES256": (ec.SECP256R1, ec.ECDSA(hashes.SHA256()), 32),
-       "ES384": (ec.SECP384R1, ec.ECDSA(hashes.SHA384()), 48),
-       "ES512": (ec.SECP521R1, ec.ECDSA(hashes.SHA512()), 66)}
+# alg -> (the key's curve by name, the signature scheme, the size of r and of s)
+_EC = {"ES256": ("secp256r1", ec.ECDSA(hashes.SHA256()), 32),
+       "ES384": ("secp384r1", ec.ECDSA(hashes.SHA384()), 48),
+       "ES512": ("secp521r1", ec.ECDSA(hashes.SHA512()), 66)}
 _PKCS1 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
 MIN_RSA_BITS = 2048
@@ -54,9 +54,12 @@ def b64decode(value: Any, what: str) -> bytes:
     raise GatewayError(ErrorKind.MALFORMED, f"{what} is not valid base64url")
 
 
-@dataclass(frozen=True)
-class Jws:
-    """A structurally valid flattened JWS whose signature is not yet checked."""
+class Jws(NamedTuple):
+    """A structurally valid flattened JWS whose signature is not yet checked.
+
+    A NamedTuple rather than a frozen dataclass: one is made per request, and a
+    frozen dataclass's __init__ sets each field through object.__setattr__.
+    """
 
     header: dict[str, Any]
     payload: bytes
@@ -185,22 +188,45 @@ def verify(jws: Jws, key: PublicKeyTypes) -> None:
 
 
 def _verify(alg: str, key: PublicKeyTypes, sig: bytes, data: bytes) -> None:
+    family = _family(key)
     if alg == "RS256":
-        if not isinstance(key, rsa.RSAPublicKey):
+        if family is not rsa.RSAPublicKey:
             raise _mismatch(alg)
-        key.verify(sig, data, _PKCS1, _SHA256)
+        rsa_key: rsa.RSAPublicKey = key  # type: ignore[assignment]  # its family, checked
+        rsa_key.verify(sig, data, _PKCS1, _SHA256)
     elif alg in _EC:
         curve, ecdsa, size = _EC[alg]
-        if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, curve):
+        ec_key: ec.EllipticCurvePublicKey = key  # type: ignore[assignment]  # checked next
+        if family is not ec.EllipticCurvePublicKey or ec_key.curve.name != curve:
             raise _mismatch(alg)
         if len(sig) != 2 * size:
             raise InvalidSignature()
         r, s = int.from_bytes(sig[:size], "big"), int.from_bytes(sig[size:], "big")
-        key.verify(encode_dss_signature(r, s), data, ecdsa)
+        ec_key.verify(encode_dss_signature(r, s), data, ecdsa)
     elif alg == "EdDSA":
-        if not isinstance(key, ed25519.Ed25519PublicKey):
+        if family is not ed25519.Ed25519PublicKey:
             raise _mismatch(alg)
-        key.verify(sig, data)
+        ed_key: ed25519.Ed25519PublicKey = key  # type: ignore[assignment]  # its family
+        ed_key.verify(sig, data)
+
+
+_FAMILIES = (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey)
+_FAMILY_OF: dict[type, type | None] = {}
+
+
+def _family(key: PublicKeyTypes) -> type | None:
+    """The key's abstract type among :data:`_FAMILIES`, found once per concrete class.
+
+    isinstance against an ABC runs ABCMeta.__instancecheck__, a Python call, on
+    every request; the concrete classes are few (cryptography's Rust key types).
+    """
+    kind = type(key)
+    try:
+        return _FAMILY_OF[kind]
+    except KeyError:
+        family = next((f for f in _FAMILIES if isinstance(key, f)), None)
+        _FAMILY_OF[kind] = family
+        return family
 
 
 def _mismatch(alg: str) -> GatewayError:
