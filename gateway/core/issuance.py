@@ -46,6 +46,7 @@ from gateway.core.approvals import PENDING_APPROVAL, ApprovalService, actor_of
 from gateway.core.ca_health import CAHealth
 from gateway.core.chains import chain_pem
 from gateway.core.compliance import policy_record
+from gateway.core.der import certificate_spki
 from gateway.core.keys import account_key_spki, spki_sha256
 from gateway.core.orders import OrderService, problem_dict
 from gateway.core.profiles import ProfilePolicy
@@ -83,6 +84,22 @@ def _csr_key(csr_der: bytes, parsed: csrs.ParsedCSR | None) -> tuple[PublicKeyTy
         return parsed.public_key, parsed.spki_sha256
     key = x509.load_der_x509_csr(csrs.der_for_ca(csr_der)).public_key()
     return key, spki_sha256(key)
+
+
+def _certifies(leaf: x509.Certificate, leaf_der: bytes, csr_der: bytes,
+               csr: csrs.ParsedCSR | None) -> tuple[bool, str]:
+    """Whether ``leaf`` is for the order's CSR key, and that key's SPKI hash.
+
+    A leaf whose SPKI is byte for byte the one the intake encoded certifies that
+    key without loading it again (what a CA that copies the key, like the local
+    CA, returns); any other encoding is compared as keys.
+    """
+    if csr is not None and certificate_spki(leaf_der) == csr.spki_der:
+        return True, csr.spki_sha256
+    want, spki = _csr_key(csr_der, csr)
+    # Key equality compares the points as decoded; equal keys have the same SPKI
+    # hash, so the CSR's is the certificate's too.
+    return leaf.public_key() == want, spki
 
 
 class IssuanceService:
@@ -436,7 +453,8 @@ class IssuanceService:
             subject_cn=first if profile.cn_from_first_san else None,
             csr=None if csr is None else csr.csr,
             csr_key=None if csr is None else csr.public_key,
-            first_submission=csr is not None)
+            first_submission=csr is not None,
+            csr_spki=None if csr is None else csr.spki_der)
 
     async def _handle_result(self, order: Order, job: Job, result: IssueResult,
                              ca: str, csr: csrs.ParsedCSR | None = None) -> Order | None:
@@ -482,10 +500,8 @@ class IssuanceService:
                             ca: str, csr: csrs.ParsedCSR | None = None) -> Order | None:
         leaf = x509.load_der_x509_certificate(issued.leaf_der)
         assert order.csr_der is not None
-        want, spki = _csr_key(order.csr_der, csr)
-        # Key equality compares the points as decoded; equal keys have the same SPKI
-        # hash, so the CSR's is the certificate's too.
-        if leaf.public_key() != want:
+        same_key, spki = _certifies(leaf, issued.leaf_der, order.csr_der, csr)
+        if not same_key:
             await self._fail(order, job, ErrorKind.SERVER_INTERNAL,
                              "the CA returned a certificate for a different key")
             return None
