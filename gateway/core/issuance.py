@@ -102,6 +102,30 @@ def _certifies(leaf: x509.Certificate, leaf_der: bytes, csr_der: bytes,
     return leaf.public_key() == want, spki
 
 
+async def settled_within(task: asyncio.Future[Any], timeout: float) -> None:
+    """Wait until ``task`` is done or ``timeout`` seconds have passed, whichever is first.
+
+    ``asyncio.wait`` for one task, without its sets and per-call checks (it runs
+    for every finalize): the task is never cancelled and its outcome never raised.
+    """
+    if task.done():
+        return
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def release(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    timer = loop.call_later(timeout, release)
+    task.add_done_callback(release)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        task.remove_done_callback(release)
+
+
 class IssuanceService:
     """Finalize, CA jobs, certificates and revocation."""
 
@@ -133,7 +157,6 @@ class IssuanceService:
         self.waiting: dict[str, str] = {}
         self._running: dict[str, asyncio.Task[Order | None]] = {}
         self._claims: dict[str, Job] = {}  # order id → the job as claimed by this process
-        self._done: dict[str, asyncio.Event] = {}
         self._wake = asyncio.Event()
         self._scanner: asyncio.Task[None] | None = None
 
@@ -170,7 +193,7 @@ class IssuanceService:
             await self.wait_for(order.id, wait)
         elif wait > 0:
             # A fast CA answers this POST with the valid order the job committed.
-            await asyncio.wait((task,), timeout=wait)
+            await settled_within(task, wait)
             if task.done() and not task.cancelled() and task.exception() is None:
                 issued = task.result()
                 if issued is not None:
@@ -250,13 +273,9 @@ class IssuanceService:
 
     async def wait_for(self, order_id: str, timeout: float) -> None:
         """Wait until the order's job has finished in this process, or ``timeout``."""
-        event = self._done.get(order_id)
-        if event is None or timeout <= 0:
-            return
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            pass
+        task = self._running.get(order_id)
+        if task is not None and timeout > 0:
+            await settled_within(task, timeout)
 
     # -- the job runner --------------------------------------------------------------
 
@@ -319,7 +338,6 @@ class IssuanceService:
             return None
         if self.role.shared:
             self._claims[job.order_id] = job
-        self._done.setdefault(job.order_id, asyncio.Event())
         task = asyncio.create_task(self._run_job(job, order, csr), name=f"ca-job-{job.order_id}")
         self._running[job.order_id] = task
         task.add_done_callback(functools.partial(self._finished_task, job.order_id))
@@ -328,9 +346,6 @@ class IssuanceService:
     def _finished_task(self, order_id: str, _task: asyncio.Task[Order | None]) -> None:
         self._running.pop(order_id, None)
         self._claims.pop(order_id, None)
-        event = self._done.pop(order_id, None)
-        if event is not None:
-            event.set()
 
     async def _run_job(self, job: Job, order: Order | None = None,
                        csr: csrs.ParsedCSR | None = None) -> Order | None:
@@ -459,12 +474,12 @@ class IssuanceService:
     async def _handle_result(self, order: Order, job: Job, result: IssueResult,
                              ca: str, csr: csrs.ParsedCSR | None = None) -> Order | None:
         """Persist the CA's answer; the valid order when it issued and that was committed."""
-        now = self.clock.now()
         if isinstance(result, Issued):
             return await self._store_issued(order, job, result, ca, csr)
         if isinstance(result, Pending):
             self.waiting[order.id] = ca
-            await self.store.apply([Update(budgets.after_pending(job, result, now, self.jobs))])
+            await self.store.apply([Update(budgets.after_pending(job, result, self.clock.now(),
+                                                                 self.jobs))])
         elif isinstance(result, Rejected):
             await self._fail(order, job, ErrorKind.UNAUTHORIZED,
                              f"the CA refused the request: {result.reason}")
