@@ -80,3 +80,24 @@ def test_parse_csr_records_the_library_encoding() -> None:
                .sign(key, hashes.SHA256()))
         parsed = csrs.parse_csr(req.public_bytes(DER))
         assert parsed.spki_der == key.public_key().public_bytes(DER, SPKI)
+
+
+def test_a_leaf_is_matched_to_the_csr_by_spki_bytes_or_else_by_key() -> None:
+    """The issued leaf's key check: equal SPKI bytes suffice; other bytes fall back to
+    comparing keys, so the same key encoded differently still matches and another key never."""
+    from dataclasses import replace
+
+    from gateway.core.issuance import _certifies
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    req = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
+           .sign(key, hashes.SHA256()))
+    parsed = csrs.parse_csr(req.public_bytes(DER))
+    leaf = _cert(key, False)
+    leaf_der = leaf.public_bytes(DER)
+    assert _certifies(leaf, leaf_der, parsed.der, parsed) == (True, parsed.spki_sha256)
+    reencoded = replace(parsed, spki_der=b"\x30\x00")  # as if the CA encoded the key otherwise
+    assert _certifies(leaf, leaf_der, parsed.der, reencoded) == (True, parsed.spki_sha256)
+    assert _certifies(leaf, leaf_der, parsed.der, None) == (True, parsed.spki_sha256)
+    other = _cert(ec.generate_private_key(ec.SECP256R1()), False)
+    assert not _certifies(other, other.public_bytes(DER), parsed.der, parsed)[0]
