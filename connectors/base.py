@@ -90,6 +90,8 @@ class IssueRequest:
     csr: x509.CertificateSigningRequest | None = field(default=None, compare=False, repr=False)
     csr_key: CertificatePublicKeyTypes | None = field(default=None, compare=False, repr=False)
     first_submission: bool = False
+    # ``csr_key``'s DER SubjectPublicKeyInfo as the library encodes it, when the core has it.
+    csr_spki: bytes | None = field(default=None, compare=False, repr=False)
 
     def parsed_csr(self) -> tuple[x509.CertificateSigningRequest, CertificatePublicKeyTypes]:
         """The CSR and its public key, parsed here only if the core did not hand them over.

@@ -94,7 +94,11 @@ class PkiMetrics:
 
     def observe_ca_call(self, ca: str, operation: str, outcome: str, seconds: float) -> None:
         """Time one CA call."""
-        self.ca_calls.labels(ca, operation, outcome).observe(seconds)
+        labels = (ca, operation, outcome)
+        child = self._children.get((id(self.ca_calls), labels))
+        if child is None:  # each CA call would otherwise check and join its labels
+            child = self._children[(id(self.ca_calls), labels)] = self.ca_calls.labels(*labels)
+        child.observe(seconds)
 
     def set_store_figures(self, expiring: Mapping[int, int], jobs: Mapping[str, int]) -> None:
         """The figures read from the store at a scrape."""

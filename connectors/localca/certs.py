@@ -8,6 +8,7 @@ backend's :meth:`run`.
 from __future__ import annotations
 
 import functools
+import hashlib
 import ipaddress
 import secrets
 from collections.abc import Iterable, Sequence
@@ -182,7 +183,18 @@ def _ext(value: x509.ExtensionType, critical: bool) -> x509.Extension[x509.Exten
     return x509.Extension(value.oid, critical, value)
 
 
-_NOT_CA = _ext(x509.BasicConstraints(ca=False, path_length=None), True)
+def _encoded(value: x509.ExtensionType, critical: bool) -> x509.Extension[x509.ExtensionType]:
+    """An extension that is the same in every leaf, encoded once by the library itself.
+
+    The builder copies an UnrecognizedExtension's bytes as they are, so the leaf
+    holds exactly what ``value`` would have been encoded to, without the library
+    reading ``value``'s fields back from Python for every certificate.
+    """
+    return x509.Extension(value.oid, critical,
+                          x509.UnrecognizedExtension(value.oid, value.public_bytes()))
+
+
+_NOT_CA = _encoded(x509.BasicConstraints(ca=False, path_length=None), True)
 
 
 def _leaf_usage(rsa_key: bool) -> x509.Extension[x509.ExtensionType]:
@@ -191,7 +203,7 @@ def _leaf_usage(rsa_key: bool) -> x509.Extension[x509.ExtensionType]:
         data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
         encipher_only=False, decipher_only=False,
     )  # fmt: skip
-    return _ext(usage, True)
+    return _encoded(usage, True)
 
 
 _USAGE_EC, _USAGE_RSA = _leaf_usage(False), _leaf_usage(True)
@@ -211,11 +223,11 @@ class LeafURLs:
             point = x509.DistributionPoint(
                 [x509.UniformResourceIdentifier(self.crl)], None, None, None
             )
-            exts.append(_ext(x509.CRLDistributionPoints([point]), False))
+            exts.append(_encoded(x509.CRLDistributionPoints([point]), False))
         if self.ocsp:
             url = x509.UniformResourceIdentifier(self.ocsp)
             desc = x509.AccessDescription(AuthorityInformationAccessOID.OCSP, url)
-            exts.append(_ext(x509.AuthorityInformationAccess([desc]), False))
+            exts.append(_encoded(x509.AuthorityInformationAccess([desc]), False))
         return exts
 
 
@@ -235,12 +247,54 @@ class LeafTemplate:
     @classmethod
     def of(cls, ca: CAIdentity, urls: LeafURLs) -> LeafTemplate:
         """The template for leaves of ``ca`` that point at ``urls``."""
-        return cls(ca, _ext(ca.aki, False), tuple(urls.extensions()))
+        return cls(ca, _encoded(ca.aki, False), tuple(urls.extensions()))
 
 
 @functools.lru_cache(maxsize=64)
 def _eku(ekus: tuple[str, ...]) -> x509.Extension[x509.ExtensionType]:
-    return _ext(x509.ExtendedKeyUsage([x509.ObjectIdentifier(oid) for oid in ekus]), False)
+    return _encoded(x509.ExtendedKeyUsage([x509.ObjectIdentifier(oid) for oid in ekus]), False)
+
+
+def _der_element(der: bytes, pos: int) -> tuple[int, int]:
+    """Content start and end of the DER element at ``pos`` (definite lengths only)."""
+    first = der[pos + 1]
+    start = pos + 2
+    if first >= 0x80:
+        count = first & 0x7F
+        length = int.from_bytes(der[start:start + count], "big")
+        start += count
+    else:
+        length = first
+    return start, start + length
+
+
+def _subject_public_key_bits(spki_der: bytes) -> bytes | None:
+    """The subjectPublicKey BIT STRING's bits (a whole number of octets), or None when
+    ``spki_der`` is not SEQUENCE { AlgorithmIdentifier, BIT STRING } exactly."""
+    try:
+        body, end = _der_element(spki_der, 0)
+        _, algorithm_end = _der_element(spki_der, body)
+        bits, bits_end = _der_element(spki_der, algorithm_end)
+    except IndexError:
+        return None
+    whole = spki_der[:1] == b"\x30" and end == bits_end == len(spki_der)
+    if not whole or spki_der[algorithm_end] != 0x03 or spki_der[bits:bits + 1] != b"\x00":
+        return None
+    return spki_der[bits + 1:bits_end]
+
+
+def _key_identifier(public_key: CertificatePublicKeyTypes,
+                    spki_der: bytes | None) -> x509.SubjectKeyIdentifier:
+    """RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits.
+
+    From ``spki_der`` (the key's SPKI as the library encodes it) when given: the
+    bits are read there rather than from the key, whose encoding costs a point
+    conversion. Otherwise (or for anything unexpected) the library derives it.
+    """
+    bits = _subject_public_key_bits(spki_der) if spki_der is not None else None
+    if bits is not None:
+        return x509.SubjectKeyIdentifier(hashlib.sha1(bits).digest())
+    return x509.SubjectKeyIdentifier.from_public_key(public_key)
 
 
 def _subject(request: IssueRequest, csr: x509.CertificateSigningRequest) -> x509.Name:
@@ -261,17 +315,19 @@ def leaf_builder(
     public_key: CertificatePublicKeyTypes,
     template: LeafTemplate,
     now: datetime,
+    spki_der: bytes | None = None,
 ) -> x509.CertificateBuilder:
     """Everything of the leaf except the signature; the serial is fresh and random.
 
-    ``public_key`` is the CSR's key, loaded once by the caller.
+    ``public_key`` is the CSR's key, loaded once by the caller; ``spki_der`` its
+    SubjectPublicKeyInfo as the library encodes it, when the caller has it.
     """
     subject = _subject(request, csr)
     exts = [
         _NOT_CA,
         _USAGE_RSA if isinstance(public_key, rsa.RSAPublicKey) else _USAGE_EC,
         template.aki,
-        _ext(x509.SubjectKeyIdentifier.from_public_key(public_key), False),
+        _ext(_key_identifier(public_key, spki_der), False),
     ]
     if request.profile.ekus:
         exts.append(_eku(tuple(request.profile.ekus)))

@@ -234,8 +234,10 @@ class LocalCAConnector:
         ca = template.ca
         try:
             csr, public_key = request.parsed_csr()
+            # The core's SPKI belongs to the key only when it handed over that key too.
+            spki = request.csr_spki if public_key is request.csr_key else None
             builder = leaf_builder(request, csr, public_key, template,
-                                   self.clock() - self.settings.backdate)
+                                   self.clock() - self.settings.backdate, spki)
         except ValueError as exc:
             return Rejected(f"the local CA cannot use this request: {exc}")
         # Nothing to look for when the core says no earlier submission can exist.

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 from cryptography.x509.oid import NameOID
 
 from gateway.core import goodkey
+from gateway.core.der import csr_spki, is_canonical_ec_spki
 from gateway.errors import ErrorKind, GatewayError
 from gateway.model.records import Identifier
 
@@ -110,10 +111,23 @@ def parse_csr(der: bytes) -> ParsedCSR:
         raise bad_csr(f"the CSR's extensions cannot be parsed: {exc}") from exc
     cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     cn = str(cns[0].value) if cns else None
-    spki = key.public_bytes(serialization.Encoding.DER,
-                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    spki = _spki_der(key, der if sorted_der is None else sorted_der)
     return ParsedCSR(der, csr, dns, ips, cn, key_type, bits, hashlib.sha256(spki).hexdigest(),
                      key, der if sorted_der is None else sorted_der, spki)
+
+
+def _spki_der(key: CertificatePublicKeyTypes, der: bytes) -> bytes:
+    """The key's DER SPKI as the library encodes it.
+
+    An EC key's is usually in the CSR already, byte for byte: taking it from
+    there saves re-encoding the point. Any other form is encoded afresh.
+    """
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        found = csr_spki(der)
+        if found is not None and is_canonical_ec_spki(found, key.curve.name):
+            return found
+    return key.public_bytes(serialization.Encoding.DER,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def _public_key(csr: x509.CertificateSigningRequest) -> CertificatePublicKeyTypes:

@@ -46,6 +46,7 @@ from gateway.core.approvals import PENDING_APPROVAL, ApprovalService, actor_of
 from gateway.core.ca_health import CAHealth
 from gateway.core.chains import chain_pem
 from gateway.core.compliance import policy_record
+from gateway.core.der import certificate_spki
 from gateway.core.keys import account_key_spki, spki_sha256
 from gateway.core.orders import OrderService, problem_dict
 from gateway.core.profiles import ProfilePolicy
@@ -85,6 +86,46 @@ def _csr_key(csr_der: bytes, parsed: csrs.ParsedCSR | None) -> tuple[PublicKeyTy
     return key, spki_sha256(key)
 
 
+def _certifies(leaf: x509.Certificate, leaf_der: bytes, csr_der: bytes,
+               csr: csrs.ParsedCSR | None) -> tuple[bool, str]:
+    """Whether ``leaf`` is for the order's CSR key, and that key's SPKI hash.
+
+    A leaf whose SPKI is byte for byte the one the intake encoded certifies that
+    key without loading it again (what a CA that copies the key, like the local
+    CA, returns); any other encoding is compared as keys.
+    """
+    if csr is not None and certificate_spki(leaf_der) == csr.spki_der:
+        return True, csr.spki_sha256
+    want, spki = _csr_key(csr_der, csr)
+    # Key equality compares the points as decoded; equal keys have the same SPKI
+    # hash, so the CSR's is the certificate's too.
+    return leaf.public_key() == want, spki
+
+
+async def settled_within(task: asyncio.Future[Any], timeout: float) -> None:
+    """Wait until ``task`` is done or ``timeout`` seconds have passed, whichever is first.
+
+    ``asyncio.wait`` for one task, without its sets and per-call checks (it runs
+    for every finalize): the task is never cancelled and its outcome never raised.
+    """
+    if task.done():
+        return
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def release(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    timer = loop.call_later(timeout, release)
+    task.add_done_callback(release)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        task.remove_done_callback(release)
+
+
 class IssuanceService:
     """Finalize, CA jobs, certificates and revocation."""
 
@@ -116,7 +157,6 @@ class IssuanceService:
         self.waiting: dict[str, str] = {}
         self._running: dict[str, asyncio.Task[Order | None]] = {}
         self._claims: dict[str, Job] = {}  # order id → the job as claimed by this process
-        self._done: dict[str, asyncio.Event] = {}
         self._wake = asyncio.Event()
         self._scanner: asyncio.Task[None] | None = None
 
@@ -153,7 +193,7 @@ class IssuanceService:
             await self.wait_for(order.id, wait)
         elif wait > 0:
             # A fast CA answers this POST with the valid order the job committed.
-            await asyncio.wait((task,), timeout=wait)
+            await settled_within(task, wait)
             if task.done() and not task.cancelled() and task.exception() is None:
                 issued = task.result()
                 if issued is not None:
@@ -233,13 +273,9 @@ class IssuanceService:
 
     async def wait_for(self, order_id: str, timeout: float) -> None:
         """Wait until the order's job has finished in this process, or ``timeout``."""
-        event = self._done.get(order_id)
-        if event is None or timeout <= 0:
-            return
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            pass
+        task = self._running.get(order_id)
+        if task is not None and timeout > 0:
+            await settled_within(task, timeout)
 
     # -- the job runner --------------------------------------------------------------
 
@@ -302,7 +338,6 @@ class IssuanceService:
             return None
         if self.role.shared:
             self._claims[job.order_id] = job
-        self._done.setdefault(job.order_id, asyncio.Event())
         task = asyncio.create_task(self._run_job(job, order, csr), name=f"ca-job-{job.order_id}")
         self._running[job.order_id] = task
         task.add_done_callback(functools.partial(self._finished_task, job.order_id))
@@ -311,9 +346,6 @@ class IssuanceService:
     def _finished_task(self, order_id: str, _task: asyncio.Task[Order | None]) -> None:
         self._running.pop(order_id, None)
         self._claims.pop(order_id, None)
-        event = self._done.pop(order_id, None)
-        if event is not None:
-            event.set()
 
     async def _run_job(self, job: Job, order: Order | None = None,
                        csr: csrs.ParsedCSR | None = None) -> Order | None:
@@ -436,17 +468,18 @@ class IssuanceService:
             subject_cn=first if profile.cn_from_first_san else None,
             csr=None if csr is None else csr.csr,
             csr_key=None if csr is None else csr.public_key,
-            first_submission=csr is not None)
+            first_submission=csr is not None,
+            csr_spki=None if csr is None else csr.spki_der)
 
     async def _handle_result(self, order: Order, job: Job, result: IssueResult,
                              ca: str, csr: csrs.ParsedCSR | None = None) -> Order | None:
         """Persist the CA's answer; the valid order when it issued and that was committed."""
-        now = self.clock.now()
         if isinstance(result, Issued):
             return await self._store_issued(order, job, result, ca, csr)
         if isinstance(result, Pending):
             self.waiting[order.id] = ca
-            await self.store.apply([Update(budgets.after_pending(job, result, now, self.jobs))])
+            await self.store.apply([Update(budgets.after_pending(job, result, self.clock.now(),
+                                                                 self.jobs))])
         elif isinstance(result, Rejected):
             await self._fail(order, job, ErrorKind.UNAUTHORIZED,
                              f"the CA refused the request: {result.reason}")
@@ -482,10 +515,8 @@ class IssuanceService:
                             ca: str, csr: csrs.ParsedCSR | None = None) -> Order | None:
         leaf = x509.load_der_x509_certificate(issued.leaf_der)
         assert order.csr_der is not None
-        want, spki = _csr_key(order.csr_der, csr)
-        # Key equality compares the points as decoded; equal keys have the same SPKI
-        # hash, so the CSR's is the certificate's too.
-        if leaf.public_key() != want:
+        same_key, spki = _certifies(leaf, issued.leaf_der, order.csr_der, csr)
+        if not same_key:
             await self._fail(order, job, ErrorKind.SERVER_INTERNAL,
                              "the CA returned a certificate for a different key")
             return None
