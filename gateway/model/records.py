@@ -52,6 +52,13 @@ class IllegalTransition(Exception):
     """A status change the state machine does not allow."""
 
 
+# Every pair of base32 digits (RFC 4648 alphabet, lower case), by the 10 bits they encode.
+_B32_PAIRS = tuple(a + b for a in "abcdefghijklmnopqrstuvwxyz234567"
+                   for b in "abcdefghijklmnopqrstuvwxyz234567")
+# Where each pair's 10 bits sit in a 16-byte value shifted left by 2 (130 bits, 26 digits).
+_PAIR_SHIFTS = tuple(range(120, -1, -10))
+
+
 def id_from_bytes(raw: bytes) -> str:
     """An identifier as lower-case base32 without padding.
 
@@ -59,6 +66,12 @@ def id_from_bytes(raw: bytes) -> str:
     paste it into `acme-gateway approve ID` (base64url ids sometimes began with
     "-" and were taken for an option).
     """
+    if len(raw) == 16:
+        # Every id is 16 bytes: 13 table lookups give the same text as the
+        # pure-Python ``base64.b32encode`` (3.11) at half its cost, and several
+        # ids are made per order.
+        bits = int.from_bytes(raw, "big") << 2
+        return "".join([_B32_PAIRS[(bits >> shift) & 0x3FF] for shift in _PAIR_SHIFTS])
     return base64.b32encode(raw).decode().rstrip("=").lower()
 
 

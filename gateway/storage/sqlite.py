@@ -267,11 +267,17 @@ class SQLiteStore:
         return True
 
     def _finish(self) -> None:
-        """COMMIT the open transaction (the WAL write and fsync), in the writer thread."""
+        """COMMIT the open transaction (the WAL write and fsync), in the writer thread.
+
+        None is open only when a group of one unit failed and was rolled back whole
+        (a failed statement never ends the transaction itself: no statement or table
+        asks for ON CONFLICT ROLLBACK, and other errors raise before the group gets here).
+        """
         conn = self._writer
         assert conn is not None
         try:
-            conn.execute("COMMIT")
+            if conn.in_transaction:
+                conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

@@ -120,10 +120,20 @@ def apply_group(conn: sqlite3.Connection, batch: list[Unit]) -> None:
     its own savepoint and runs again without it: the units before it see the
     same rows as the first time, so they succeed again, and the ones after it
     each get a savepoint, which gives every unit the result it would have had
-    alone in order.
+    alone in order. A group of one unit runs without the savepoint.
     """
-    conn.execute("SAVEPOINT grp")
     chain = Chain(conn)
+    if len(batch) == 1:
+        # A group of one needs no savepoint (a statement, and a copy of each page it
+        # changes into the statement journal): when its unit fails, the transaction
+        # holds nothing else, and ROLLBACK undoes it (there is then nothing to commit).
+        try:
+            if not run_unit(conn, batch[0], chain):
+                conn.execute("ROLLBACK")
+        finally:
+            chain.cursor.close()
+        return
+    conn.execute("SAVEPOINT grp")
     try:
         failed = next((u for u in batch if not run_unit(conn, u, chain)), None)
         if failed is None:

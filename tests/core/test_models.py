@@ -13,9 +13,20 @@ from gateway.model.records import (
 
 def test_ids_are_lowercase_base32_and_never_look_like_an_option() -> None:
     assert id_from_bytes(b"\xff" * 16) == "7" * 25 + "4"
+    assert id_from_bytes(bytes(16)) == "a" * 26
     for _ in range(2000):
         ident = new_id()
         assert len(ident) == 26 and ident.isalnum() and ident == ident.lower()
+
+
+@pytest.mark.parametrize("size", [16, 20, 32, 1])
+def test_ids_are_the_rfc4648_base32_of_their_bytes(size: int) -> None:
+    import base64
+    import os
+
+    for _ in range(500):
+        raw = os.urandom(size)
+        assert id_from_bytes(raw) == base64.b32encode(raw).decode().rstrip("=").lower()
 
 
 def test_order_moves_only_along_the_rfc_state_machine() -> None:

@@ -63,6 +63,25 @@ async def test_a_failed_unit_in_a_group_leaves_the_others_and_the_audit_chain_wh
     assert check.problems == [] and check.rows == 3
 
 
+async def test_a_failed_unit_alone_in_its_group_is_rolled_back_whole(store: SQLiteStore) -> None:
+    await store.apply([Insert(account("a1")), Insert(order("o1"))])
+    event = AuditEvent(event="test", at=NOW)
+    # Alone in its group (no savepoint): the audit row and the job written before the
+    # failed compare-and-set are undone, and the next group commits as usual.
+    assert not await store.apply([Insert(replace(event, detail="lost")),
+                                  Insert(Job(id="j1", order_id="o1", run_at=NOW)),
+                                  Update(order("o1").moved(READY), expect=READY)])
+    with pytest.raises(Conflict):
+        await store.apply([Insert(replace(event, detail="lost too")), Insert(account("a1"))])
+    assert await store.get_job("o1") is None
+    assert await store.apply([Insert(replace(event, detail="kept")),
+                              Update(order("o1").moved(READY), expect=PENDING)])
+    assert (await store.get_order("o1")).status == READY  # type: ignore[union-attr]
+    assert [r["detail"] for r in await store.audit_rows(0, 10)] == ["kept"]
+    check = await audit_report.verify(store)
+    assert check.problems == [] and check.rows == 1
+
+
 async def test_write_lock_held_elsewhere_is_waited_for_off_the_loop(tmp_path: Path) -> None:
     """A CLI holding the write lock delays a commit; the loop keeps serving meanwhile."""
     s = SQLiteStore(tmp_path / "gw.db")
