@@ -9,6 +9,7 @@ the same in SQLite and PostgreSQL (where ``MAX`` of two values is ``GREATEST``).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from gateway.model.buckets import SLACK_SECONDS
@@ -28,11 +29,15 @@ def spend_statement(op: Spend, greatest: str = "MAX") -> tuple[str, tuple[Any, .
     now = op.at.timestamp()
     step = op.cost * bucket.interval
     params: tuple[Any, ...] = (op.key, now + step, now, step)
-    sql = _UPSERT.format(greatest=greatest)
     if op.overdraw:
-        return sql, params, False
-    return (sql + _IF_ROOM.format(greatest=greatest),
-            (*params, now, step, now, bucket.period + SLACK_SECONDS), True)
+        return _sql(greatest, False), params, False
+    return _sql(greatest, True), (*params, now, step, now, bucket.period + SLACK_SECONDS), True
+
+
+@functools.cache  # one str object per text: its hash is kept, and the statement cache hits at once
+def _sql(greatest: str, if_room: bool) -> str:
+    sql = _UPSERT.format(greatest=greatest)
+    return sql + _IF_ROOM.format(greatest=greatest) if if_room else sql
 
 
 def full_at_query(count: int) -> str:

@@ -32,11 +32,13 @@ class LocalBuckets:
 
     def spend(self, key: str, bucket: Bucket, cost: int, now: float) -> float:
         """Take ``cost`` tokens: 0.0 when taken, else the seconds to wait (nothing taken)."""
-        full_at = self._full_at.get(key, now)
-        wait = bucket.wait(full_at, now, cost)
-        if wait:
-            return wait
-        self._full_at[key] = bucket.spent(full_at, now, cost)
+        # Bucket.wait's arithmetic, with the new full_at computed once: this runs
+        # on every request.
+        after = bucket.spent(self._full_at.get(key, now), now, cost)
+        late = after - now - bucket.period
+        if late > SLACK_SECONDS:
+            return late
+        self._full_at[key] = after
         if len(self._full_at) > self.size:
             self._trim(now)
         return 0.0

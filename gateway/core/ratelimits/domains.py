@@ -24,5 +24,11 @@ def registered_domain(identifier: Identifier) -> str:
     """The registered domain of a DNS identifier (wildcard or not), or an IP address as is."""
     if identifier.type != "dns":
         return identifier.value
-    name = identifier.value.lower().removeprefix("*.").rstrip(".")
+    return _registered(identifier.value.lower().removeprefix("*.").rstrip("."))
+
+
+# An order's names are looked up at newOrder and again when its certificate is
+# counted, and renewals repeat names: a lookup walks up to seven suffixes.
+@functools.lru_cache(maxsize=4096)
+def _registered(name: str) -> str:
     return _suffixes().privatesuffix(name) or name

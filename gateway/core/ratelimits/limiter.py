@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway import audit
-from gateway.core.ratelimits.bucket import LocalBuckets, retry_after
+from gateway.core.ratelimits.bucket import Bucket, LocalBuckets, retry_after
 from gateway.core.ratelimits.domains import registered_domain
 from gateway.core.ratelimits.settings import Limit, RateLimitSettings
 from gateway.errors import ErrorKind, GatewayError
@@ -77,6 +77,9 @@ class RateLimiter:
         self.trail = trail
         self.local = LocalBuckets()
         self._sources: dict[str, str | None] = {}
+        # (limit name, profile) → its bucket: settings never change, and a Bucket is a
+        # frozen dataclass whose construction costs more than the check it serves.
+        self._buckets: dict[tuple[str, str], Bucket | None] = {}
         self._next_forget = 0.0
 
     # -- per client address, in memory -------------------------------------------
@@ -93,13 +96,12 @@ class RateLimiter:
         if not self.settings.enabled:
             return
         source = self._source()
-        limit = self.settings.limits[name]
-        bucket = limit.bucket()
+        bucket = self._bucket(name, "")
         if source is None or bucket is None:
             return
         wait = self.local.spend(f"{name}:{source}", bucket, 1, self.clock.now().timestamp())
         if wait:
-            raise self._error(name, f"address {source}", limit, wait)
+            raise self._error(name, f"address {source}", self.settings.limits[name], wait)
 
     def _source(self) -> str | None:
         """The bucket key of the requesting address; None when exempt or unknown.
@@ -149,10 +151,12 @@ class RateLimiter:
         names = dict.fromkeys(i.value.removeprefix("*.") for i in idents)  # as validated
         failures = [(f"{account_id}:{name}", f"account {account_id} and {name}")
                     for name in names]
-        await self.check(self._charges("failed_validations_per_account_and_name", profile,
-                                       failures), who)
-        await self.check(self._charges("certificates_per_registered_domain", profile,
-                                       _domains(idents)), who)
+        # One store read for both limits; failures come first, so a refusal names
+        # the same limit it would if each were checked on its own.
+        await self.check([*self._charges("failed_validations_per_account_and_name", profile,
+                                         failures),
+                          *self._charges("certificates_per_registered_domain", profile,
+                                         _domains(idents))], who)
         return self._charges("new_orders_per_account", profile,
                              [(account_id, f"account {account_id}")])
 
@@ -184,12 +188,19 @@ class RateLimiter:
     def _charges(self, name: str, profile: str, subjects: Sequence[tuple[str, str]],
                  overdraw: bool = False) -> list[Charge]:
         """One charge of one token per (key, subject), unless the limit is off (count 0)."""
-        bucket = self.settings.limit(name, profile).bucket()
+        bucket = self._bucket(name, profile)
         if bucket is None:
             return []
         now = self.clock.now()
         return [Charge(name, subject, Spend(f"{name}:{key}", bucket, 1, now, overdraw))
                 for key, subject in subjects]
+
+    def _bucket(self, name: str, profile: str) -> Bucket | None:
+        """The bucket of limit ``name`` for ``profile`` (None: unlimited), made once."""
+        key = (name, profile)
+        if key not in self._buckets:
+            self._buckets[key] = self.settings.limit(name, profile).bucket()
+        return self._buckets[key]
 
     def _counted(self, name: str, profile: str, subjects: Sequence[tuple[str, str]]) -> list[Op]:
         return [c.spend for c in self._charges(name, profile, subjects, overdraw=True)]

@@ -139,3 +139,25 @@ async def test_a_refused_charge_is_audited_with_its_limit(store: SQLiteStore) ->
     (row,) = [r for r in await store.audit_rows(0, 10) if r["event"] == audit.RATE_LIMITED]
     assert (row["actor"], row["profile"]) == ("est:user:bob", "routers")
     assert json.loads(row["extra"])["limit"] == "est_enrollments_per_requester"
+
+
+async def test_new_order_refuses_failed_validations_before_the_registered_domain(
+        store: SQLiteStore) -> None:
+    """Both limits are read together; the refusal still names the one checked first."""
+    one = Limit(1, 60)
+    limits = limiter(store, limits={**DEFAULTS, "failed_validations_per_account_and_name": one,
+                                    "certificates_per_registered_domain": one},
+                     profiles={"strict": {"new_orders_per_account": Limit(0, 60)}})
+    names = [Identifier("dns", "www.example.co.uk")]
+    assert await store.apply([*limits.validation_failed("a1", "default", "www.example.co.uk"),
+                              *limits.certificate_issued(order("a1", "www.example.co.uk"))])
+    with pytest.raises(GatewayError) as err:
+        await limits.new_order("a1", "default", names)
+    assert "failed_validations_per_account_and_name" in err.value.detail
+    with pytest.raises(GatewayError) as err:
+        await limits.new_order("a2", "default", names)  # a2 has no failures: the domain's turn
+    assert "certificates_per_registered_domain reached for registered domain example.co.uk" \
+        in err.value.detail
+    # A profile override is its own bucket: unlimited new orders draw on nothing.
+    assert await limits.new_order("a3", "strict", [Identifier("dns", "x.other.org")]) == []
+    assert len(await limits.new_order("a3", "default", [Identifier("dns", "x.other.org")])) == 1
