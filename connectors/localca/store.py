@@ -255,7 +255,10 @@ class CALedger:
     async def _checkpoint(self) -> None:
         """Move the WAL's pages into the database, in the thread (it fsyncs)."""
         try:
-            await self._run(lambda: self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)"))
+            # fetchall: an unread result row leaves the statement in progress on the
+            # thread's connection, and the next group's COMMIT would then fail.
+            await self._run(
+                lambda: self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
         except CAUnavailable as exc:  # the next checkpoint (or SQLite's own) catches up
             log.warning("CA ledger checkpoint failed: %s", exc)
         finally:

@@ -70,3 +70,18 @@ async def test_the_thread_checkpoints_what_the_loop_commits(
         await asyncio.sleep(0.01)  # the loop's commits never yield; let a checkpoint run
     assert len(ran) == 2  # after the 3rd and the 6th record
     assert await ledger.counts() == (7, 0)
+
+
+async def test_a_group_commit_queued_right_behind_a_checkpoint_succeeds(ledger: CALedger) -> None:
+    """The checkpoint's result row must not keep its statement open on the thread's
+    connection: the group commit that runs next in the same thread would fail with
+    'SQL statements in progress' (seen with two workers under a burst)."""
+    row = ("abcd", 1_900_000_000, "req-behind", None)
+    await asyncio.gather(ledger._checkpoint(),
+                         ledger._run(lambda: ledger._insert_issued([row])))
+    assert await ledger.issued_for("req-behind") is None  # recorded, without a certificate
+    other = sqlite3.connect(ledger.path)
+    try:
+        assert other.execute("SELECT serial FROM issued").fetchall() == [("abcd",)]
+    finally:
+        other.close()
