@@ -60,6 +60,12 @@ wait_for() {  # URL
     echo "bench: $1 did not answer" >&2; return 1
 }
 
+stop() {  # PID: SIGINT (the gateway drains), SIGKILL after 20 s (a stuck Pebble ignores it)
+    kill -INT "$1" 2>/dev/null || return 0
+    for _ in $(seq 1 40); do kill -0 "$1" 2>/dev/null || { wait "$1" || true; return 0; }; sleep 0.5; done
+    kill -KILL "$1" 2>/dev/null; wait "$1" || true
+}
+
 in_namespace() {  # re-run this script's subcommand inside a fresh network namespace
     if [ -z "${BENCH_IN_NS:-}" ]; then
         exec env BENCH_IN_NS=1 unshare -n bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
@@ -80,7 +86,7 @@ callgrind() {  # TREE [limits]
     loadgen https://127.0.0.1:18543/acme/directory -n 200 -c 4 > "$dir/run.txt"
     callgrind_control -i off "$pid" > /dev/null
     callgrind_control -d "$pid" > /dev/null
-    sleep 2; kill -INT "$pid"; wait "$pid" || true
+    sleep 2; stop "$pid"
     grep -h '^totals:' "$dir"/cg.out.* | awk -v d="$dir" -v l="$limits" \
         '{s += $2} END {printf "%.2f M instructions per certificate (rate limits %s; %s)\n", s / 200 / 1e6, l, d}'
 }
@@ -104,7 +110,7 @@ run() {  # KIND TREE N C [ARGS...]
     wait_for "$url"
     loadgen "$url" -n 64 -c 16 > "$dir/warm.txt"
     loadgen "$url" -n "$n" -c "$c" --server-pid "$pid" --json "$dir/result.json" "$@" | tee "$dir/run.txt"
-    kill -INT "$pid"; wait "$pid" || true
+    stop "$pid"
 }
 
 polls() {  # KIND TREE  (KIND: gateway | pebble)
@@ -122,7 +128,7 @@ polls() {  # KIND TREE  (KIND: gateway | pebble)
     wait_for "$url"
     (cd "$here" && "$py" -m loadtest polls --directory "$url" --cafile "$pebble_dir/cert.pem" \
         -n 3000 -c 16 --server-pid "$pid") | tee "$dir/run.txt"
-    kill -INT "$pid"; wait "$pid" || true
+    stop "$pid"
 }
 
 cmd=${1:-}; shift || true
