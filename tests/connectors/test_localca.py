@@ -37,6 +37,7 @@ from tests.pkix.localca_support import (
     BASE_URL,
     csr_der,
     issue_request,
+    issued_once,
     ocsp_request_der,
     settings,
     started_ca,
@@ -547,10 +548,6 @@ async def test_a_csr_parsed_by_the_core_is_used_as_handed_over(tmp_path: Path) -
     csr = x509.load_der_x509_csr(der)
     request = replace(issue_request(csr=der), csr=csr, csr_key=csr.public_key())
     assert request.parsed_csr() == (csr, request.csr_key)
-    ca = await started_ca(tmp_path)
-    try:
-        result = await ca.issue(request)
-    finally:
-        await ca.aclose()
+    result = await issued_once(tmp_path, request)
     assert isinstance(result, Issued)
     assert x509.load_der_x509_certificate(result.leaf_der).public_key() == csr.public_key()

@@ -14,7 +14,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from connectors.base import CAProfile, Issued
 from connectors.localca.certs import _key_identifier
-from tests.pkix.localca_support import csr_der, issue_request, started_ca
+from tests.pkix.localca_support import csr_der, issue_request, issued_once
 
 SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
@@ -43,11 +43,7 @@ async def test_a_leaf_is_what_the_library_encodes_from_its_contents(
         csr = x509.load_der_x509_csr(der)
         request = replace(request, csr=csr, csr_key=csr.public_key(),
                           csr_spki=csr.public_key().public_bytes(*SPKI))
-    ca = await started_ca(tmp_path)
-    try:
-        result = await ca.issue(request)
-    finally:
-        await ca.aclose()
+    result = await issued_once(tmp_path, request)
     assert isinstance(result, Issued)
     leaf = x509.load_der_x509_certificate(result.leaf_der)
     assert leaf.tbs_certificate_bytes == _as_the_library_builds_it(

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from connectors.base import CAProfile, IssueRequest
+from connectors.base import CAProfile, IssueRequest, IssueResult
 from connectors.localca.connector import LocalCAConnector, LocalCASettings
 
 BASE_URL = "http://127.0.0.1:8080"
@@ -57,6 +57,15 @@ async def started_ca(tmp: Path, **options: Any) -> LocalCAConnector:
     ca = LocalCAConnector("test", settings(tmp, **options))
     await ca.start()
     return ca
+
+
+async def issued_once(tmp: Path, request: IssueRequest) -> IssueResult:
+    """What a freshly started CA under ``tmp`` answers to one request (closed after)."""
+    ca = await started_ca(tmp)
+    try:
+        return await ca.issue(request)
+    finally:
+        await ca.aclose()
 
 
 def ocsp_request_der(
