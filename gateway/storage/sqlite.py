@@ -28,7 +28,6 @@ import fcntl
 import os
 import sqlite3
 import time
-import urllib.parse
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,7 +55,7 @@ from gateway.storage.sqlite_thread import WriterThread
 from gateway.storage.sqlite_units import (
     AUDIT_HEAD,
     Unit,
-    apply_group,
+    apply_group_or_roll_back,
     bind_plainly,
     chain_head,
 )
@@ -263,7 +262,7 @@ class SQLiteStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             return False
-        self._apply_all(conn, batch)
+        apply_group_or_roll_back(conn, batch)
         return True
 
     def _finish(self) -> None:
@@ -313,19 +312,11 @@ class SQLiteStore:
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_WAIT_MS}")
         try:
             conn.execute("BEGIN IMMEDIATE")
-            self._apply_all(conn, batch)
+            apply_group_or_roll_back(conn, batch)
             self._finish()
         finally:
             self._end_turn()
             conn.execute("PRAGMA busy_timeout = 0")
-
-    @staticmethod
-    def _apply_all(conn: sqlite3.Connection, batch: list[Unit]) -> None:
-        try:
-            apply_group(conn, batch)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     # -- reads ---------------------------------------------------------------------
 
@@ -599,12 +590,4 @@ class SQLiteStore:
 
     async def table_stats(self) -> DatabaseStats:
         """Rows and bytes per table, read on a connection of its own off the event loop."""
-        def read() -> DatabaseStats:
-            conn = sqlite3.connect(f"file:{urllib.parse.quote(str(self.path))}?mode=ro",
-                                   uri=True)
-            try:
-                return sqlite_upkeep.database_stats(conn)
-            finally:
-                conn.close()
-
-        return await asyncio.to_thread(read)
+        return await asyncio.to_thread(sqlite_upkeep.stats_of_file, self.path)

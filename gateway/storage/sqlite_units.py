@@ -145,3 +145,12 @@ def apply_group(conn: sqlite3.Connection, batch: list[Unit]) -> None:
                 apply_unit(conn, unit, chain)
     finally:
         chain.cursor.close()  # ends a statement left pending (a PRAGMA's rows unread)
+
+
+def apply_group_or_roll_back(conn: sqlite3.Connection, batch: list[Unit]) -> None:
+    """:func:`apply_group`, ending the transaction with ROLLBACK if it raises."""
+    try:
+        apply_group(conn, batch)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

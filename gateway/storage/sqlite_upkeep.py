@@ -12,6 +12,8 @@ converts it.
 from __future__ import annotations
 
 import sqlite3
+import urllib.parse
+from pathlib import Path
 
 from gateway.model.store import DatabaseStats, TableStats
 from gateway.storage.retention import TABLES, rows_statement
@@ -51,3 +53,12 @@ def _bytes_by_table(conn: sqlite3.Connection) -> dict[str, int]:
     except sqlite3.OperationalError:  # built without SQLITE_ENABLE_DBSTAT_VTAB
         return {}
     return {name: int(size) for name, size in found}
+
+
+def stats_of_file(path: Path) -> DatabaseStats:
+    """Rows and bytes per table, read on a read-only connection of its own."""
+    conn = sqlite3.connect(f"file:{urllib.parse.quote(str(path))}?mode=ro", uri=True)
+    try:
+        return database_stats(conn)
+    finally:
+        conn.close()
