@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from connectors.base import IssueRequest
+from connectors.der import element
 from connectors.localca.keys import SignHash
 from connectors.localca.store import RevokedEntry
 
@@ -255,27 +256,14 @@ def _eku(ekus: tuple[str, ...]) -> x509.Extension[x509.ExtensionType]:
     return _encoded(x509.ExtendedKeyUsage([x509.ObjectIdentifier(oid) for oid in ekus]), False)
 
 
-def _der_element(der: bytes, pos: int) -> tuple[int, int]:
-    """Content start and end of the DER element at ``pos`` (definite lengths only)."""
-    first = der[pos + 1]
-    start = pos + 2
-    if first >= 0x80:
-        count = first & 0x7F
-        length = int.from_bytes(der[start:start + count], "big")
-        start += count
-    else:
-        length = first
-    return start, start + length
-
-
 def _subject_public_key_bits(spki_der: bytes) -> bytes | None:
     """The subjectPublicKey BIT STRING's bits (a whole number of octets), or None when
     ``spki_der`` is not SEQUENCE { AlgorithmIdentifier, BIT STRING } exactly."""
     try:
-        body, end = _der_element(spki_der, 0)
-        _, algorithm_end = _der_element(spki_der, body)
-        bits, bits_end = _der_element(spki_der, algorithm_end)
-    except IndexError:
+        _, body, end = element(spki_der, 0)
+        _, _, algorithm_end = element(spki_der, body)
+        _, bits, bits_end = element(spki_der, algorithm_end)
+    except (IndexError, ValueError):
         return None
     whole = spki_der[:1] == b"\x30" and end == bits_end == len(spki_der)
     if not whole or spki_der[algorithm_end] != 0x03 or spki_der[bits:bits + 1] != b"\x00":

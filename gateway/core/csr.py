@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 )
 from cryptography.x509.oid import NameOID
 
+from connectors.der import csr_spki, is_canonical_ec_spki
 from gateway.core import goodkey
-from gateway.core.der import csr_spki, is_canonical_ec_spki
 from gateway.errors import ErrorKind, GatewayError
 from gateway.model.records import Identifier
 

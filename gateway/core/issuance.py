@@ -37,6 +37,7 @@ from connectors.base import (
     SubmissionInDoubt,
     SubmissionLookup,
 )
+from connectors.der import certificate_spki
 from gateway import audit
 from gateway.config import ProfileSettings, Settings
 from gateway.core import budgets
@@ -46,7 +47,6 @@ from gateway.core.approvals import PENDING_APPROVAL, ApprovalService, actor_of
 from gateway.core.ca_health import CAHealth
 from gateway.core.chains import chain_pem
 from gateway.core.compliance import policy_record
-from gateway.core.der import certificate_spki
 from gateway.core.keys import account_key_spki, spki_sha256
 from gateway.core.orders import OrderService, problem_dict
 from gateway.core.profiles import ProfilePolicy

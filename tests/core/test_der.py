@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
+from connectors.der import certificate_spki, csr_spki, is_canonical_ec_spki
 from gateway.core import csr as csrs
-from gateway.core.der import certificate_spki, csr_spki, is_canonical_ec_spki
 
 DER, SPKI = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
 KEYS = {

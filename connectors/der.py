@@ -1,5 +1,8 @@
 """Reading a key's SubjectPublicKeyInfo straight out of DER certificates and CSRs.
 
+Shared by the core (finalize compares keys by these bytes) and the local CA
+(which derives a key identifier from them); it imports nothing of either.
+
 Loading a key object to compare or hash it costs a point decode and a curve
 check (and re-encoding it, a point conversion); the SPKI is already in the
 bytes the library parsed. These walkers only find it: they run on DER the
@@ -23,7 +26,7 @@ _EC_PREFIXES = {
 _EC_POINT_BYTES = {"secp256r1": 64, "secp384r1": 96}
 
 
-def _element(der: bytes, pos: int) -> tuple[int, int, int]:
+def element(der: bytes, pos: int) -> tuple[int, int, int]:
     """The tag, content start and end of the DER element at ``pos``.
 
     Raises IndexError or ValueError on a truncated or indefinite-length element.
@@ -48,20 +51,20 @@ def _element(der: bytes, pos: int) -> tuple[int, int, int]:
 def _skip(der: bytes, pos: int, count: int) -> int:
     """The position after ``count`` consecutive elements starting at ``pos``."""
     for _ in range(count):
-        pos = _element(der, pos)[2]
+        pos = element(der, pos)[2]
     return pos
 
 
 def _spki_at(der: bytes, pos: int) -> bytes | None:
-    tag, _, end = _element(der, pos)
+    tag, _, end = element(der, pos)
     return der[pos:end] if tag == _SEQUENCE else None
 
 
 def certificate_spki(der: bytes) -> bytes | None:
     """The SubjectPublicKeyInfo element of a DER X.509 certificate, as encoded there."""
     try:
-        tag, body, _ = _element(der, 0)
-        tbs_tag, pos, _ = _element(der, body)
+        tag, body, _ = element(der, 0)
+        tbs_tag, pos, _ = element(der, body)
         if tag != _SEQUENCE or tbs_tag != _SEQUENCE:
             return None
         if der[pos] == _CONTEXT_0:
@@ -77,8 +80,8 @@ def certificate_spki(der: bytes) -> bytes | None:
 def csr_spki(der: bytes) -> bytes | None:
     """The SubjectPublicKeyInfo element of a DER PKCS#10 request, as encoded there."""
     try:
-        tag, body, _ = _element(der, 0)
-        info_tag, pos, _ = _element(der, body)
+        tag, body, _ = element(der, 0)
+        info_tag, pos, _ = element(der, body)
         if tag != _SEQUENCE or info_tag != _SEQUENCE or der[pos] != _INTEGER:
             return None
         # version, subject: then the SPKI.
