@@ -11,6 +11,7 @@ from typing import Any
 
 from gateway import audit
 from gateway.config import ProfileSettings, Settings
+from gateway.core.held_start import HeldStart
 from gateway.core.keys import account_key_weakness
 from gateway.core.profiles import ProfilePolicy
 from gateway.core.ratelimits.limiter import RateLimiter, Requester
@@ -72,12 +73,16 @@ class OrderService:
         self.profiles = profiles or ProfilePolicy(settings, store, self.trail)
         self.limits = limits or RateLimiter(settings.rate_limits, store, clock, self.trail)
         self.renewals = renewals or RenewalService(settings, store, clock, self.trail)
-        # Called with (authz, challenge, account) when a challenge starts processing;
-        # may return the validation's task, which respond_challenge waits on (bounded);
-        # the task's result is the authorization as committed, if it got that far.
-        self.on_challenge: Callable[[Authorization, Challenge, Account],
+        # Called with (authz, challenge, account, hold) when a challenge starts processing
+        # (see gateway.core.held_start for the hold); may return the validation's task,
+        # which respond_challenge waits on (bounded); the task's result is the
+        # authorization as committed, if it got that far.
+        self.on_challenge: Callable[[Authorization, Challenge, Account, HeldStart | None],
                                     asyncio.Task[Authorization | None] | None] = \
             lambda *a: None
+        # Challenges validated while their POST waits, before processing is committed:
+        # a repeated POST joins the first one's validation instead of starting another.
+        self._held: dict[str, tuple[HeldStart, asyncio.Task[Authorization | None]]] = {}
         # Polls held on an authorization being validated wake when its outcome commits.
         self.signals = Signals()
 
@@ -227,38 +232,79 @@ class OrderService:
 
     async def respond_challenge(self, account: Account,
                                 challenge_id: str) -> tuple[Authorization, Challenge]:
-        """Start validating a challenge (RFC 8555 §7.5.1); repeated calls are harmless."""
+        """Start validating a challenge (RFC 8555 §7.5.1); repeated calls are harmless.
+
+        With a wait (``challenge_wait_seconds``), ``processing`` is committed
+        only if the validation outlasts it (see :mod:`gateway.core.held_start`).
+        """
         authz = await self.get_authz_for_challenge(challenge_id, account)
         chall = authz.challenge(challenge_id)
         assert chall is not None
         if chall.status != PENDING or authz.status != PENDING:
             return authz, chall
+        wait = self.settings.acme.challenge_wait_seconds
+        joined = self._held.get(challenge_id)
+        if joined is not None:  # a repeated POST while the first one waits
+            return await self._answer(authz.with_challenge(joined[0].started), *joined, wait)
         if authz.expires <= self.clock.now():
             raise GatewayError(ErrorKind.MALFORMED, "the authorization has expired")
         started = chall.moved(PROCESSING)
-        if not await self.store.apply([Update(started, expect=PENDING)]):
-            fresh = await self.get_authz(authz.id)
-            return fresh, fresh.challenge(challenge_id) or chall
+        if wait <= 0:
+            if not await self.store.apply([Update(started, expect=PENDING)]):
+                return await self._fresh(authz.id, chall)
+            authz = authz.with_challenge(started)
+            self.on_challenge(authz, started, account, None)
+            return authz, started
+        hold = HeldStart(self.store, started)
         authz = authz.with_challenge(started)
-        task = self.on_challenge(authz, started, account)
-        wait = self.settings.acme.challenge_wait_seconds
-        if task is None or wait <= 0:
-            return authz, started
-        # A quick validation answers this POST with its outcome: the client's first
-        # poll then finds the authorization decided instead of waiting Retry-After.
-        await asyncio.wait((task,), timeout=wait)
-        if not task.done():
-            return authz, started
+        task = self.on_challenge(authz, started, account, hold)
+        if task is None:  # nothing validates here: the started state is all there is to say
+            return await self._released(hold, authz)
+        self._held[challenge_id] = (hold, task)
+        task.add_done_callback(lambda _: self._held.pop(challenge_id, None))
+        return await self._answer(authz, hold, task, wait)
+
+    async def _answer(self, authz: Authorization, hold: HeldStart,
+                      task: asyncio.Task[Authorization | None],
+                      wait: float) -> tuple[Authorization, Challenge]:
+        """The challenge POST's answer: the outcome, if committed within ``wait``."""
+        try:
+            # A quick validation answers this POST with its outcome: the client's first
+            # poll then finds the authorization decided instead of waiting Retry-After.
+            await asyncio.wait((task,), timeout=wait)
+        except asyncio.CancelledError:
+            if not hold.recording:
+                hold.release()  # the client is gone: the validation must still resume
+            raise
+        if not hold.recording:
+            return await self._released(hold, authz)
+        await asyncio.wait((task,))  # the outcome is being committed
         committed = None if task.cancelled() or task.exception() else task.result()
         if committed is None:
             committed = await self.get_authz(authz.id)
-        return committed, committed.challenge(challenge_id) or started
+        chall = hold.started
+        return committed, committed.challenge(chall.id) or chall
+
+    async def _released(self, hold: HeldStart,
+                        authz: Authorization) -> tuple[Authorization, Challenge]:
+        """``processing`` committed, then answered; or the state that another writer left."""
+        if await hold.release():
+            return authz, hold.started
+        return await self._fresh(authz.id, hold.started)
+
+    async def _fresh(self, authz_id: str, chall: Challenge) -> tuple[Authorization, Challenge]:
+        fresh = await self.get_authz(authz_id)
+        return fresh, fresh.challenge(chall.id) or chall
 
     async def record_validation(self, authz: Authorization, chall: Challenge,
                                 error: dict[str, Any] | None,
-                                records: tuple[dict[str, Any], ...]) -> Authorization | None:
+                                records: tuple[dict[str, Any], ...],
+                                stored: str = PROCESSING) -> Authorization | None:
         """Persist a validation outcome and move the authorization and order along.
 
+        ``stored`` is the challenge's status in the store, which the outcome's
+        compare-and-set expects: ``processing``, or ``pending`` when the
+        validation ended while its POST waited (see :mod:`gateway.core.held_start`).
         Returns the authorization as committed (None when another writer had
         already recorded this challenge), so a waiting challenge POST can answer
         without reading it back.
@@ -278,11 +324,11 @@ class OrderService:
             # started (no read): its compare-and-set on status fails if it moved since (a
             # deactivation, a sibling challenge deciding it), and the outcome is then
             # recorded against a fresh read.
-            recorded, decided = await self._record(authz, done, order, tail)
+            recorded, decided = await self._record(authz, done, stored, order, tail)
             if recorded:
                 return decided
         current = await self.store.get_authz(authz.id)
-        return (await self._record(current, done, order, tail))[1]
+        return (await self._record(current, done, stored, order, tail))[1]
 
     def _validated_event(self, authz: Authorization, chall: Challenge,
                          error: dict[str, Any] | None) -> Insert:
@@ -293,10 +339,10 @@ class OrderService:
             detail="" if error is None else str(error.get("detail", "")),
             extra={"challenge": chall.type})
 
-    async def _record(self, current: Authorization | None, done: Challenge, order: Order | None,
-                      tail: list[Any]) -> tuple[bool, Authorization | None]:
+    async def _record(self, current: Authorization | None, done: Challenge, stored: str,
+                      order: Order | None, tail: list[Any]) -> tuple[bool, Authorization | None]:
         """Commit an outcome against ``current``: (committed?, the authorization as committed)."""
-        ops: list[Any] = [Update(done, expect=PROCESSING)]
+        ops: list[Any] = [Update(done, expect=stored)]
         decided = current.with_challenge(done) if current is not None else None
         moved = decided is not None and decided.status == PENDING
         if decided is not None and moved:

@@ -2,7 +2,10 @@
 
 A challenge in ``processing`` is its own persisted job: if the process stops
 mid-validation, :meth:`ValidationRunner.resume` starts it again on the next
-start, so a client polling the authorization eventually gets an answer.
+start, so a client polling the authorization eventually gets an answer. A
+validation that ends while its challenge POST still waits never had its
+``processing`` committed: nothing was promised yet (see
+:mod:`gateway.core.held_start`).
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from typing import Any
 
 from gateway.config import Settings
 from gateway.core import accounts
+from gateway.core.held_start import HeldStart
 from gateway.core.orders import OrderService, problem_dict
 from gateway.errors import ErrorKind
-from gateway.model.records import Account, Authorization, Challenge
+from gateway.model.records import PROCESSING, Account, Authorization, Challenge
 from gateway.model.store import Store, StoreUnavailable
 from gateway.validation import ChallengeTask, Validator
 
@@ -52,14 +56,18 @@ class ValidationRunner:
         """The account URL as CAA accounturi parameters name it (RFC 8657)."""
         return accounts.account_uri(self.settings.server.public_base_url(), account_id)
 
-    def start(self, authz: Authorization, chall: Challenge,
-              account: Account) -> asyncio.Task[Authorization | None]:
-        """Validate in the background; the caller has already persisted ``processing``.
+    def start(self, authz: Authorization, chall: Challenge, account: Account,
+              hold: HeldStart | None = None) -> asyncio.Task[Authorization | None]:
+        """Validate in the background.
 
-        The task ends once the outcome is committed, with the authorization as
+        Without ``hold`` the caller has already persisted ``processing``; with
+        it, the caller's POST waits and ``hold`` says what the store holds when
+        the outcome is recorded (see :mod:`gateway.core.held_start`). The task
+        ends once the outcome is committed, with the authorization as
         committed, so a caller may wait on it (bounded) instead of reading it back.
         """
-        task = asyncio.create_task(self._run(authz, chall, account.thumbprint, account.id))
+        task = asyncio.create_task(self._run(authz, chall, account.thumbprint, account.id,
+                                             hold))
         self._tasks.add(task)
         self._mine.add(chall.id)
         task.add_done_callback(self._tasks.discard)
@@ -67,7 +75,7 @@ class ValidationRunner:
         return task
 
     async def _run(self, authz: Authorization, chall: Challenge, thumbprint: str,
-                   account_id: str) -> Authorization | None:
+                   account_id: str, hold: HeldStart | None) -> Authorization | None:
         task = ChallengeTask(
             identifier_type=authz.identifier.type, identifier_value=authz.identifier.value,
             challenge_type=chall.type, token=chall.token,
@@ -76,15 +84,23 @@ class ValidationRunner:
         try:
             outcome = await self.validator.validate(task)
         except asyncio.CancelledError:
-            raise  # shutting down: the challenge stays processing and resumes next start
+            # Shutting down: the challenge stays processing and resumes next start (a held
+            # one is released as processing by its POST, still waiting).
+            raise
         except Exception as exc:  # a validator bug must not leave the client waiting forever
             log.exception("validation of %s crashed", chall.id)
             crash = problem_dict(ErrorKind.SERVER_INTERNAL, f"validation failed: {exc}")
-            return await self.orders.record_validation(authz, chall, crash, ())
+            return await self._record(authz, chall, crash, (), hold)
         error: dict[str, Any] | None = None
         if outcome.failure is not None:
             error = problem_dict(outcome.failure.kind, outcome.failure.detail)
-        return await self.orders.record_validation(authz, chall, error, outcome.records)
+        return await self._record(authz, chall, error, outcome.records, hold)
+
+    async def _record(self, authz: Authorization, chall: Challenge,
+                      error: dict[str, Any] | None, records: tuple[dict[str, Any], ...],
+                      hold: HeldStart | None) -> Authorization | None:
+        stored = PROCESSING if hold is None else await hold.stored_status()
+        return await self.orders.record_validation(authz, chall, error, records, stored)
 
     async def resume(self) -> int:
         """Restart validations that were in flight when the process stopped."""

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from gateway import keys
 from gateway.app import create_app
+from gateway.model.records import PENDING, PROCESSING, VALID, Challenge
+from gateway.model.store import Update
 from gateway.validation import ChallengeTask, ValidationOutcome
-from tests.acme.support import FakeValidator, Gateway, make_settings
+from tests.acme.support import FakeValidator, Gateway, eventually, make_settings
 
 
 class SlowValidator(FakeValidator):
@@ -65,3 +68,141 @@ async def test_defaults_wait_for_a_quick_validation(aiohttp_client: Any, tmp_pat
                       settings)
     _, body, _ = await _answer_challenge(gateway)
     assert body["status"] == "valid"
+
+
+class GatedValidator(FakeValidator):
+    """A validator that waits for ``gate``; ``entered`` is set once a validation waits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.entered = asyncio.Event()
+
+    async def validate(self, task: ChallengeTask) -> ValidationOutcome:
+        self.entered.set()
+        await self.gate.wait()
+        return await super().validate(task)
+
+
+def _challenge_writes(store: Any) -> list[tuple[str, str | None]]:
+    """(status, expected status) of every challenge Update applied from now on."""
+    seen: list[tuple[str, str | None]] = []
+    apply = store.apply
+
+    async def recording(ops: Any) -> bool:
+        seen.extend((op.model.status, op.expect) for op in ops
+                    if isinstance(op, Update) and isinstance(op.model, Challenge))
+        return bool(await apply(ops))
+
+    store.apply = recording
+    return seen
+
+
+async def _started(gateway: Gateway) -> tuple[Any, str, str]:
+    """A ready client, the URL of a challenge of a new order, and its authorization's id."""
+    c = await gateway.ready_client()
+    _, order = await c.new_order(["held.example.com"])
+    _, authz = await c.post(order["authorizations"][0])
+    return c, authz["challenges"][0]["url"], order["authorizations"][0].rsplit("/", 1)[1]
+
+
+async def test_quick_outcome_is_committed_from_pending_in_one_write(
+        aiohttp_client: Any, tmp_path: Any) -> None:
+    """Within the wait, processing is never committed: the outcome moves pending to valid."""
+    gateway = await _gateway(aiohttp_client, tmp_path, wait=2.0, delay=0.0)
+    c, chall_url, _ = await _started(gateway)
+    writes = _challenge_writes(gateway.http.server.app[keys.CORE].orders.store)
+    _, body = await c.post(chall_url, {})
+    assert body["status"] == "valid"
+    assert writes == [(VALID, PENDING)]
+
+
+async def test_slow_outcome_commits_processing_before_the_answer(
+        aiohttp_client: Any, tmp_path: Any) -> None:
+    """Past the wait, the POST answers processing once it is stored (a restart resumes it);
+    the outcome then moves processing to valid."""
+    validator = GatedValidator()
+    settings = make_settings(tmp_path, acme={"challenge_wait_seconds": 0.05})
+    gateway = Gateway(await aiohttp_client(create_app(settings, validator=validator)), validator,
+                      settings)
+    c, chall_url, authz_id = await _started(gateway)
+    store = gateway.http.server.app[keys.CORE].orders.store
+    writes = _challenge_writes(store)
+    _, body = await c.post(chall_url, {})
+    assert body["status"] == PROCESSING
+    assert [a.id for a in await store.processing_challenges()] == [authz_id]
+    validator.gate.set()
+
+    async def valid() -> bool:
+        authz = await store.get_authz(authz_id)
+        return bool(authz.status == VALID)
+
+    await eventually(valid)
+    assert writes == [(PROCESSING, PENDING), (VALID, PROCESSING)]
+
+
+async def test_repeated_post_joins_the_held_validation(aiohttp_client: Any,
+                                                       tmp_path: Any) -> None:
+    validator = GatedValidator()
+    settings = make_settings(tmp_path, acme={"challenge_wait_seconds": 5.0})
+    gateway = Gateway(await aiohttp_client(create_app(settings, validator=validator)), validator,
+                      settings)
+    c, chall_url, _ = await _started(gateway)
+    orders = gateway.http.server.app[keys.CORE].orders
+    account = await orders.store.get_account(c.kid.rsplit("/", 1)[1])
+    chall_id = chall_url.rsplit("/", 1)[1]
+    first = asyncio.create_task(orders.respond_challenge(account, chall_id))
+    await validator.entered.wait()
+    second = asyncio.create_task(orders.respond_challenge(account, chall_id))
+    await asyncio.sleep(0.05)
+    validator.gate.set()
+    answers = await asyncio.gather(first, second)
+    assert [chall.status for _, chall in answers] == [VALID, VALID]
+    assert len(validator.tasks) == 1
+
+
+async def test_post_gone_while_held_leaves_the_validation_durable(
+        aiohttp_client: Any, tmp_path: Any) -> None:
+    """A POST cancelled while it waits (its client gone) commits processing on its way out,
+    so that the validation resumes after a restart."""
+    validator = GatedValidator()
+    settings = make_settings(tmp_path, acme={"challenge_wait_seconds": 5.0})
+    gateway = Gateway(await aiohttp_client(create_app(settings, validator=validator)), validator,
+                      settings)
+    c, chall_url, authz_id = await _started(gateway)
+    core = gateway.http.server.app[keys.CORE]
+    account = await core.orders.store.get_account(c.kid.rsplit("/", 1)[1])
+    posting = asyncio.create_task(
+        core.orders.respond_challenge(account, chall_url.rsplit("/", 1)[1]))
+    await validator.entered.wait()
+    posting.cancel()
+
+    async def processing() -> bool:
+        return [a.id for a in await core.orders.store.processing_challenges()] == [authz_id]
+
+    await eventually(processing)
+    validator.gate.set()
+
+    async def valid() -> bool:
+        authz = await core.orders.store.get_authz(authz_id)
+        return bool(authz.status == VALID)
+
+    await eventually(valid)
+
+
+async def test_validation_stopped_while_held_is_left_processing(
+        aiohttp_client: Any, tmp_path: Any) -> None:
+    """Shutting down mid-validation: the waiting POST answers processing, stored so, and the
+    next start resumes it."""
+    validator = GatedValidator()
+    settings = make_settings(tmp_path, acme={"challenge_wait_seconds": 5.0})
+    gateway = Gateway(await aiohttp_client(create_app(settings, validator=validator)), validator,
+                      settings)
+    c, chall_url, authz_id = await _started(gateway)
+    core = gateway.http.server.app[keys.CORE]
+    posting = asyncio.create_task(c.post(chall_url, {}))
+    await validator.entered.wait()
+    await core.validations.stop()
+    _, body = await posting
+    assert body["status"] == PROCESSING
+    assert [a.id for a in await core.orders.store.processing_challenges()] == [authz_id]
