@@ -58,6 +58,11 @@ def problem_dict(kind: ErrorKind, detail: str,
     return out
 
 
+# Orders created in this process kept for their validations (see OrderService._order_of):
+# far more than are validated at once; a validation of an older one reads it.
+_CREATED_KEPT = 4096
+
+
 class OrderService:
     """newOrder, order/authorization/challenge reads and the effects of a validation."""
 
@@ -83,6 +88,9 @@ class OrderService:
         # Challenges validated while their POST waits, before processing is committed:
         # a repeated POST joins the first one's validation instead of starting another.
         self._held: dict[str, tuple[HeldStart, asyncio.Task[Authorization | None]]] = {}
+        # Orders as created here, oldest first (see _order_of): a validation's outcome
+        # needs only fields that never change once an order is stored.
+        self._created: dict[str, Order] = {}
         # Polls held on an authorization being validated wake when its outcome commits.
         self.signals = Signals()
 
@@ -121,6 +129,9 @@ class OrderService:
                                      extra={"replaces": replaces} if replaces else None)
         await self.limits.pay(charges, [Insert(order), *(Insert(a) for a in authzs), requested],
                               Requester(actor, audit.names(idents), profile.name))
+        if len(self._created) >= _CREATED_KEPT:
+            del self._created[next(iter(self._created))]
+        self._created[order.id] = order
         return order
 
     async def _check_account_key(self, account: Account, actor: str) -> None:
@@ -313,7 +324,7 @@ class OrderService:
             done = chall.moved(VALID, validated=self.clock.now(), records=records)
         else:
             done = chall.moved(INVALID, error=error, records=records)
-        order = await self.store.get_order(authz.order_id)
+        order = await self._order_of(authz.order_id)
         tail: list[Any] = []
         if error is not None:  # counted against the account's next orders for this name
             tail += self.limits.validation_failed(authz.account_id, order.profile if order else "",
@@ -329,6 +340,19 @@ class OrderService:
                 return decided
         current = await self.store.get_authz(authz.id)
         return (await self._record(current, done, stored, order, tail))[1]
+
+    async def _order_of(self, order_id: str) -> Order | None:
+        """The order a validation moves along: as created here, else as stored.
+
+        What the outcome takes from it never changes once the order is stored
+        (its authorizations, expiry, profile), and what it writes of it (the
+        move to ready or invalid) is a compare-and-set on ``pending``, the
+        status it was created with: a copy from creation serves as well as a
+        read. Should the order have moved since, the compare-and-set fails and
+        :meth:`settle` reads it afresh.
+        """
+        created = self._created.get(order_id)
+        return created if created is not None else await self.store.get_order(order_id)
 
     def _validated_event(self, authz: Authorization, chall: Challenge,
                          error: dict[str, Any] | None) -> Insert:

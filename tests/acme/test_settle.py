@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from gateway import keys
 from gateway.app import create_app
 from gateway.errors import ErrorKind
 from gateway.model.records import DEACTIVATED, INVALID, PENDING, PROCESSING, VALID
 from gateway.model.store import Update
 from gateway.validation import ValidationFailure
-from tests.acme.support import FakeValidator, Gateway, eventually, make_settings
+from tests.acme.support import FakeValidator, Gateway, make_settings
 
 
 async def _gateway(aiohttp_client: Any, tmp_path: Any, wait: float = 2.0) -> Gateway:
@@ -74,10 +76,12 @@ async def test_failed_validation_invalidates_a_one_name_order(
     assert sub["type"].endswith(":connection")
 
 
+@pytest.mark.parametrize("copy", ["created here", "read from the store"])
 async def test_outcome_is_recorded_when_the_order_moved_meanwhile(
-        aiohttp_client: Any, tmp_path: Any) -> None:
-    """The order changed between the validation's read and its commit: the challenge and
-    authorization are still recorded (the order's own move is dropped, not the outcome)."""
+        aiohttp_client: Any, tmp_path: Any, copy: str) -> None:
+    """The order changed after the validation's copy of it was made (at its creation in this
+    process, or by a read): the challenge and authorization are still recorded (the order's
+    own move is dropped, not the outcome), and the order keeps what the other writer set."""
     gateway = await _gateway(aiohttp_client, tmp_path, wait=0.0)
     app = gateway.http.server.app
     core = app[keys.CORE]
@@ -90,28 +94,27 @@ async def test_outcome_is_recorded_when_the_order_moved_meanwhile(
     chall = authz.challenges[0]
     started = chall.moved(PROCESSING)
     assert await store.apply([Update(started, expect=PENDING)])
-    # Another writer invalidates the order after record_validation has read it as pending.
-    real_get_order = store.get_order
+    moved = stored.moved(INVALID, error={"kind": "malformed", "detail": "raced"})
+    if copy == "created here":
+        assert await store.apply([Update(moved, expect=PENDING)])
+    else:  # another writer invalidates the order after record_validation has read it
+        core.orders._created.clear()
+        real_get_order = store.get_order
 
-    async def stale_then_invalid(oid: str) -> Any:
-        found = await real_get_order(oid)
-        moved = stored.moved(INVALID, error={"kind": "malformed", "detail": "raced"})
-        await store.apply([Update(moved, expect=PENDING)])
-        store.get_order = real_get_order
-        return found
+        async def stale_then_invalid(oid: str) -> Any:
+            found = await real_get_order(oid)
+            await store.apply([Update(moved, expect=PENDING)])
+            store.get_order = real_get_order
+            return found
 
-    store.get_order = stale_then_invalid
+        store.get_order = stale_then_invalid
     committed = await core.orders.record_validation(authz, started, None, ())
     assert committed is not None and committed.status == VALID
     assert committed.challenge(chall.id).status == VALID
     fresh = await store.get_authz(authz_id)
     assert fresh.status == VALID and fresh.challenge(chall.id).status == VALID
-
-    async def order_invalid() -> bool:
-        found = await real_get_order(stored.id)
-        return found is not None and found.status == INVALID
-
-    await eventually(order_invalid)
+    final = await store.get_order(stored.id)
+    assert final is not None and final.status == INVALID and final.error == moved.error
 
 
 async def test_outcome_is_recorded_when_the_authorization_moved_meanwhile(
