@@ -72,10 +72,11 @@ class OrderService:
         self.profiles = profiles or ProfilePolicy(settings, store, self.trail)
         self.limits = limits or RateLimiter(settings.rate_limits, store, clock, self.trail)
         self.renewals = renewals or RenewalService(settings, store, clock, self.trail)
-        # Called with (authz, challenge, account) when a challenge starts processing;
-        # may return the validation's task, which respond_challenge waits on (bounded);
-        # the task's result is the authorization as committed, if it got that far.
-        self.on_challenge: Callable[[Authorization, Challenge, Account],
+        # Called with (authz, challenge, account, order as read then) when a challenge
+        # starts processing; may return the validation's task, which respond_challenge
+        # waits on (bounded); the task's result is the authorization as committed, if it
+        # got that far.
+        self.on_challenge: Callable[[Authorization, Challenge, Account, Order | None],
                                     asyncio.Task[Authorization | None] | None] = \
             lambda *a: None
         # Polls held on an authorization being validated wake when its outcome commits.
@@ -196,12 +197,7 @@ class OrderService:
     async def get_authz_for_challenge(self, challenge_id: str,
                                       account: Account) -> Authorization:
         """The authorization owning a challenge, if ``account`` owns it."""
-        authz = await self.store.get_authz_by_challenge(challenge_id)
-        if authz is None:
-            raise GatewayError(ErrorKind.NOT_FOUND, "no challenge at this URL")
-        if authz.account_id != account.id:
-            raise GatewayError(ErrorKind.UNAUTHORIZED, "this challenge belongs to another account")
-        return authz
+        return _challenge_owned(await self.store.get_authz_by_challenge(challenge_id), account)
 
     async def deactivate_authz(self, account: Account, authz_id: str,
                                status: str | None) -> Authorization:
@@ -228,7 +224,10 @@ class OrderService:
     async def respond_challenge(self, account: Account,
                                 challenge_id: str) -> tuple[Authorization, Challenge]:
         """Start validating a challenge (RFC 8555 §7.5.1); repeated calls are harmless."""
-        authz = await self.get_authz_for_challenge(challenge_id, account)
+        # The order comes with it, for the outcome's commit (see record_validation).
+        found = await self.store.get_authz_and_order_by_challenge(challenge_id)
+        authz = _challenge_owned(found[0] if found else None, account)
+        order = found[1] if found else None
         chall = authz.challenge(challenge_id)
         assert chall is not None
         if chall.status != PENDING or authz.status != PENDING:
@@ -240,7 +239,7 @@ class OrderService:
             fresh = await self.get_authz(authz.id)
             return fresh, fresh.challenge(challenge_id) or chall
         authz = authz.with_challenge(started)
-        task = self.on_challenge(authz, started, account)
+        task = self.on_challenge(authz, started, account, order)
         wait = self.settings.acme.challenge_wait_seconds
         if task is None or wait <= 0:
             return authz, started
@@ -256,18 +255,24 @@ class OrderService:
 
     async def record_validation(self, authz: Authorization, chall: Challenge,
                                 error: dict[str, Any] | None,
-                                records: tuple[dict[str, Any], ...]) -> Authorization | None:
+                                records: tuple[dict[str, Any], ...],
+                                order: Order | None = None) -> Authorization | None:
         """Persist a validation outcome and move the authorization and order along.
 
         Returns the authorization as committed (None when another writer had
         already recorded this challenge), so a waiting challenge POST can answer
-        without reading it back.
+        without reading it back. ``order`` is the authorization's order as read
+        when the challenge started (read here when not given). An older copy
+        does no harm: what it is used for is the order's profile, authorizations
+        and expiry, which never change, and its pending status, which every
+        write of the order expects (compare-and-set), re-reading it if it moved.
         """
         if error is None:
             done = chall.moved(VALID, validated=self.clock.now(), records=records)
         else:
             done = chall.moved(INVALID, error=error, records=records)
-        order = await self.store.get_order(authz.order_id)
+        if order is None:
+            order = await self.store.get_order(authz.order_id)
         tail: list[Any] = []
         if error is not None:  # counted against the account's next orders for this name
             tail += self.limits.validation_failed(authz.account_id, order.profile if order else "",
@@ -361,3 +366,12 @@ class OrderService:
                    identifier=authz.identifier.to_json())
         return problem_dict(ErrorKind.UNAUTHORIZED,
                             f"authorization for {authz.identifier.value} failed", [sub])
+
+
+def _challenge_owned(authz: Authorization | None, account: Account) -> Authorization:
+    """The authorization of a challenge, if it exists and ``account`` owns it."""
+    if authz is None:
+        raise GatewayError(ErrorKind.NOT_FOUND, "no challenge at this URL")
+    if authz.account_id != account.id:
+        raise GatewayError(ErrorKind.UNAUTHORIZED, "this challenge belongs to another account")
+    return authz

@@ -15,7 +15,7 @@ from gateway.config import Settings
 from gateway.core import accounts
 from gateway.core.orders import OrderService, problem_dict
 from gateway.errors import ErrorKind
-from gateway.model.records import Account, Authorization, Challenge
+from gateway.model.records import Account, Authorization, Challenge, Order
 from gateway.model.store import Store, StoreUnavailable
 from gateway.validation import ChallengeTask, Validator
 
@@ -52,14 +52,16 @@ class ValidationRunner:
         """The account URL as CAA accounturi parameters name it (RFC 8657)."""
         return accounts.account_uri(self.settings.server.public_base_url(), account_id)
 
-    def start(self, authz: Authorization, chall: Challenge,
-              account: Account) -> asyncio.Task[Authorization | None]:
+    def start(self, authz: Authorization, chall: Challenge, account: Account,
+              order: Order | None = None) -> asyncio.Task[Authorization | None]:
         """Validate in the background; the caller has already persisted ``processing``.
 
         The task ends once the outcome is committed, with the authorization as
         committed, so a caller may wait on it (bounded) instead of reading it back.
+        ``order``, when the caller read it, saves the outcome a read of it.
         """
-        task = asyncio.create_task(self._run(authz, chall, account.thumbprint, account.id))
+        task = asyncio.create_task(self._run(authz, chall, account.thumbprint, account.id,
+                                             order))
         self._tasks.add(task)
         self._mine.add(chall.id)
         task.add_done_callback(self._tasks.discard)
@@ -67,7 +69,7 @@ class ValidationRunner:
         return task
 
     async def _run(self, authz: Authorization, chall: Challenge, thumbprint: str,
-                   account_id: str) -> Authorization | None:
+                   account_id: str, order: Order | None) -> Authorization | None:
         task = ChallengeTask(
             identifier_type=authz.identifier.type, identifier_value=authz.identifier.value,
             challenge_type=chall.type, token=chall.token,
@@ -80,11 +82,11 @@ class ValidationRunner:
         except Exception as exc:  # a validator bug must not leave the client waiting forever
             log.exception("validation of %s crashed", chall.id)
             crash = problem_dict(ErrorKind.SERVER_INTERNAL, f"validation failed: {exc}")
-            return await self.orders.record_validation(authz, chall, crash, ())
+            return await self.orders.record_validation(authz, chall, crash, (), order)
         error: dict[str, Any] | None = None
         if outcome.failure is not None:
             error = problem_dict(outcome.failure.kind, outcome.failure.detail)
-        return await self.orders.record_validation(authz, chall, error, outcome.records)
+        return await self.orders.record_validation(authz, chall, error, outcome.records, order)
 
     async def resume(self) -> int:
         """Restart validations that were in flight when the process stopped."""

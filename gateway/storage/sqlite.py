@@ -59,7 +59,7 @@ from gateway.storage.sqlite_units import (
     bind_plainly,
     chain_head,
 )
-from gateway.storage.sqltext import AUTHZ_SELECT, Statement, statements
+from gateway.storage.sqltext import AUTHZ_PACKED, AUTHZ_PACKED_WITH_ORDER, Statement, statements
 from gateway.storage.sqltext import select as _select
 
 # How long the writer thread waits for a write lock held by another process (a CLI).
@@ -69,6 +69,7 @@ _BUSY_WAIT_MS = 5000
 _ACCOUNT_CACHE = 10_000
 _ACCOUNT_CACHE_SECONDS = 5.0
 _monotonic = time.monotonic
+
 
 class SQLiteStore:
     """The Store protocol on one SQLite file."""
@@ -387,10 +388,9 @@ class SQLiteStore:
                             lookup: bool = True) -> list[Authorization]:
         # One statement, so authorization and challenges come from one snapshot
         # (two reads could straddle a commit that changed both).
-        sql = f"{AUTHZ_SELECT} FROM (SELECT * FROM authorizations WHERE {where}) " \
-              "a LEFT JOIN challenges c ON c.authz_id = a.id ORDER BY c.rowid"
+        sql = f"{AUTHZ_PACKED} WHERE {where}"
         found = self._lookup_rows(sql, params) if lookup else await self._rows(sql, params)
-        return rows.joined_authorizations(found)
+        return [rows.packed_authorization(r) for r in found]
 
     async def get_authz(self, authz_id: str) -> Authorization | None:
         """One authorization with its challenges."""
@@ -410,6 +410,18 @@ class SQLiteStore:
         found = await self._authzs_where(
             "id = (SELECT authz_id FROM challenges WHERE id = ?)", (challenge_id,))
         return found[0] if found else None
+
+    async def get_authz_and_order_by_challenge(
+            self, challenge_id: str) -> tuple[Authorization, Order | None] | None:
+        """The authorization that owns a challenge, and its order, in one lookup."""
+        found = self._lookup_rows(f"{AUTHZ_PACKED_WITH_ORDER} WHERE a.id = "
+                                  "(SELECT authz_id FROM challenges WHERE id = ?)", (challenge_id,))
+        if not found:
+            return None
+        r = found[0]
+        at = rows.PACKED_WIDTH  # the order's columns follow the packed authorization's
+        order = rows.order(r[at:]) if r[at] is not None else None
+        return rows.packed_authorization(r), order
 
     async def processing_challenges(self) -> list[Authorization]:
         """Authorizations with a challenge being validated."""
