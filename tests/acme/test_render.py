@@ -1,12 +1,24 @@
-"""Wire forms the renderer shares: timestamps, and the URLs of a base made once."""
+"""Wire forms the renderer shares: timestamps, the URLs of a base made once, and resources
+rendered straight to JSON text."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from gateway.acme.render import Urls, rfc3339, urls_at
+from gateway import jsontext
+from gateway.acme.render import (
+    Urls,
+    authz_text,
+    challenge_text,
+    rfc3339,
+    urls_at,
+)
+from gateway.acme.render import authz as render_authz
+from gateway.acme.render import challenge as render_challenge
+from gateway.model.records import Authorization, Challenge, Identifier
 
 
 @pytest.mark.parametrize("value,text", [
@@ -32,3 +44,32 @@ def test_urls_of_a_base_are_made_once() -> None:
     assert urls.account_id("https://gw.example:8443/acme/acct/abc") == "abc"
     assert urls.account_id("https://other.example/acme/acct/abc") is None
     assert urls.account_id("https://gw.example:8443/acme/acct/abc/orders") is None
+
+
+_NOW = datetime(2026, 12, 5, 1, 2, 3, 456_789, tzinfo=UTC)
+_PENDING = Challenge(id="c1", authz_id="z1", type="http-01", token="tok-_1")
+_VALID = _PENDING.moved("processing").moved(
+    "valid", validated=_NOW, records=({"url": "http://a.example/\u00e9\"", "port": 80},))
+_FAILED = replace(_PENDING, id="c2", type="dns-01").moved("invalid", error={
+    "kind": "connection", "detail": "refused \"x\" \u2028",
+    "subproblems": [{"kind": "dns", "detail": "d", "identifier": {"type": "dns",
+                                                                   "value": "a.example"}}]})
+_AUTHZ = Authorization(id="z1", account_id="a1", order_id="o1",
+                       identifier=Identifier("dns", "a.example"), status="pending",
+                       expires=_NOW, challenges=(_PENDING, replace(_PENDING, id="c3")))
+
+
+@pytest.mark.parametrize("authz", [
+    _AUTHZ,
+    replace(_AUTHZ, status="valid", challenges=(_VALID, replace(_PENDING, id="c3"))),
+    replace(_AUTHZ, status="invalid", challenges=(_FAILED,)),
+    replace(_AUTHZ, wildcard=True, identifier=Identifier("dns", "b.example")),
+    replace(_AUTHZ, challenges=()),
+], ids=["pending", "valid", "invalid", "wildcard", "bare"])
+@pytest.mark.parametrize("base", ["https://gw.example:8443", 'http://odd"host\\'])
+def test_resources_rendered_as_text_are_the_encoded_objects(
+        authz: Authorization, base: str) -> None:
+    urls = Urls(base)
+    assert authz_text(urls, authz) == jsontext.compact(render_authz(urls, authz))
+    for chall in authz.challenges:
+        assert challenge_text(urls, chall) == jsontext.compact(render_challenge(urls, chall))
