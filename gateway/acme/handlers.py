@@ -35,7 +35,9 @@ def _retry_after(request: web.Request) -> dict[str, str]:
 def _order_response(request: web.Request, v: Verified, order: Order,
                     status: int = 200) -> web.Response:
     headers = _retry_after(request) if order.status == PROCESSING else None
-    return _json(render.order(v.urls, order), status, v.urls.order(order.id), headers)
+    resp = _json_text(render.order_text(v.urls, order), headers, status)
+    resp.headers["Location"] = v.urls.order(order.id)
+    return resp
 
 
 def _authz_response(request: web.Request, v: Verified, authz: Authorization) -> web.Response:
@@ -44,9 +46,10 @@ def _authz_response(request: web.Request, v: Verified, authz: Authorization) -> 
     return _json_text(render.authz_text(v.urls, authz), headers)
 
 
-def _json_text(text: str, headers: dict[str, str] | None) -> web.Response:
+def _json_text(text: str, headers: dict[str, str] | None, status: int = 200) -> web.Response:
     """A JSON answer already rendered as text (see render.authz_text)."""
-    return web.Response(text=text, headers=headers, content_type="application/json")
+    return web.Response(text=text, status=status, headers=headers,
+                        content_type="application/json")
 
 
 async def directory(request: web.Request) -> web.Response:

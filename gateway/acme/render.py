@@ -223,3 +223,25 @@ def authz_text(urls: Urls, a: Authorization) -> str:
             f'"status":{_quoted(a.status)},"expires":"{rfc3339(a.expires)}",'
             f'"challenges":[{",".join([challenge_text(urls, c) for c in challs])}]'
             + (',"wildcard":true}' if a.wildcard else "}"))
+
+
+def order_text(urls: Urls, o: Order) -> str:
+    """:func:`order` as JSON text."""
+    idents = ",".join([f'{{"type":{_quoted(i.type)},"value":{_quoted(i.value)}}}'
+                       for i in o.identifiers])
+    authzs = ",".join([_quoted(urls.authz(a)) for a in o.authz_ids])
+    text = (f'{{"status":{_quoted(o.status)},"expires":"{rfc3339(o.expires)}",'
+            f'"identifiers":[{idents}],"authorizations":[{authzs}],'
+            f'"finalize":{_quoted(urls.path(f"{PREFIX}/order/{o.id}/finalize"))},'
+            f'"profile":{_quoted(o.profile)}')
+    if o.not_before:
+        text += f',"notBefore":"{rfc3339(o.not_before)}"'
+    if o.not_after:
+        text += f',"notAfter":"{rfc3339(o.not_after)}"'
+    if o.error:
+        text += f',"error":{jsontext.compact(problems.from_stored(o.error))}'
+    if o.certificate_id:
+        text += f',"certificate":{_quoted(urls.certificate(o.certificate_id))}'
+    if o.replaces:
+        text += f',"replaces":{_quoted(o.replaces)}'
+    return text + "}"

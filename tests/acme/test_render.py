@@ -13,12 +13,14 @@ from gateway.acme.render import (
     Urls,
     authz_text,
     challenge_text,
+    order_text,
     rfc3339,
     urls_at,
 )
 from gateway.acme.render import authz as render_authz
 from gateway.acme.render import challenge as render_challenge
-from gateway.model.records import Authorization, Challenge, Identifier
+from gateway.acme.render import order as render_order
+from gateway.model.records import Authorization, Challenge, Identifier, Order
 
 
 @pytest.mark.parametrize("value,text", [
@@ -73,3 +75,21 @@ def test_resources_rendered_as_text_are_the_encoded_objects(
     assert authz_text(urls, authz) == jsontext.compact(render_authz(urls, authz))
     for chall in authz.challenges:
         assert challenge_text(urls, chall) == jsontext.compact(render_challenge(urls, chall))
+
+
+_ORDER = Order(id="o1", account_id="a1", status="pending",
+               identifiers=(Identifier("dns", "a.example"), Identifier("ip", "192.0.2.1")),
+               authz_ids=("z1", "z2"), expires=_NOW, profile="default", created_at=_NOW)
+
+
+@pytest.mark.parametrize("order", [
+    _ORDER,
+    replace(_ORDER, status="valid", not_before=_NOW, not_after=_NOW + timedelta(days=1),
+            certificate_id="cert1", replaces="AQ.Ag"),
+    replace(_ORDER, status="invalid", error=_FAILED.error, profile="odd \"profile\" \u00e9"),
+    replace(_ORDER, identifiers=(), authz_ids=()),
+], ids=["pending", "valid", "invalid", "empty"])
+@pytest.mark.parametrize("base", ["https://gw.example:8443", 'http://odd"host\\'])
+def test_orders_rendered_as_text_are_the_encoded_objects(order: Order, base: str) -> None:
+    urls = Urls(base)
+    assert order_text(urls, order) == jsontext.compact(render_order(urls, order))
