@@ -334,6 +334,12 @@ def packed_authorization(r: Row) -> Authorization:
         if packed else [])
 
 
+def packed_authorization_and_order(r: Row) -> tuple[Authorization, Order | None]:
+    """A packed authorization and the order whose columns follow it (None: no such order)."""
+    found = order(r[PACKED_WIDTH:]) if r[PACKED_WIDTH] is not None else None
+    return packed_authorization(r), found
+
+
 def _packed_challenge(authz_id: str, id_: str, type_: str, token: str, status: str,
                       validated: str, error: str, records: str) -> Challenge:
     return restore(Challenge, id=id_, authz_id=authz_id, type=type_, token=token,

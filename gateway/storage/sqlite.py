@@ -70,7 +70,6 @@ _ACCOUNT_CACHE = 10_000
 _ACCOUNT_CACHE_SECONDS = 5.0
 _monotonic = time.monotonic
 
-
 class SQLiteStore:
     """The Store protocol on one SQLite file."""
 
@@ -386,9 +385,8 @@ class SQLiteStore:
         return [r["id"] for r in await self._rows(sql, (account_id, after, limit))]
 
     def _authzs_where(self, where: str, params: Sequence[Any]) -> list[Authorization]:
-        # One statement, so authorization and challenges come from one snapshot
-        # (two reads could straddle a commit that changed both). Not a coroutine: a
-        # lookup never waits.
+        # One statement, so authorization and challenges come from one snapshot (two
+        # reads could straddle a commit that changed both). Not a coroutine: it never waits.
         return [rows.packed_authorization(r)
                 for r in self._lookup_rows(f"{AUTHZ_PACKED} WHERE {where}", params)]
 
@@ -416,12 +414,7 @@ class SQLiteStore:
         """The authorization that owns a challenge, and its order, in one lookup."""
         found = self._lookup_rows(f"{AUTHZ_PACKED_WITH_ORDER} WHERE a.id = "
                                   "(SELECT authz_id FROM challenges WHERE id = ?)", (challenge_id,))
-        if not found:
-            return None
-        r = found[0]
-        at = rows.PACKED_WIDTH  # the order's columns follow the packed authorization's
-        order = rows.order(r[at:]) if r[at] is not None else None
-        return rows.packed_authorization(r), order
+        return rows.packed_authorization_and_order(found[0]) if found else None
 
     async def processing_challenges(self) -> list[Authorization]:
         """Authorizations with a challenge being validated."""
