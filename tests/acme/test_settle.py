@@ -137,3 +137,50 @@ async def test_outcome_is_recorded_when_the_authorization_moved_meanwhile(
     assert fresh.status == DEACTIVATED and fresh.challenge(chall.id).status == VALID
     events = [r["event"] for r in await store.audit_of_request(authz.order_id, 50)]
     assert events.count("validated") == 1
+
+
+async def test_the_outcome_of_a_challenge_post_reads_no_order_again(
+        aiohttp_client: Any, tmp_path: Any) -> None:
+    """The challenge POST reads the order with the authorization; the validation's commit
+    settles that copy instead of reading the order a second time."""
+    gateway = await _gateway(aiohttp_client, tmp_path)
+    store = gateway.http.server.app[keys.CORE].orders.store
+    c = await gateway.ready_client()
+    order_url, order = await c.new_order(["once.example.com"])
+    _, authz = await c.post(order["authorizations"][0])
+    http01 = next(ch for ch in authz["challenges"] if ch["type"] == "http-01")
+    real_get_order = store.get_order
+    reads: list[str] = []
+
+    async def counted(oid: str) -> Any:
+        reads.append(oid)
+        return await real_get_order(oid)
+
+    store.get_order = counted
+    _, chall = await c.post(http01["url"], {})
+    store.get_order = real_get_order
+    assert chall["status"] == "valid" and reads == []
+    _, now = await c.post(order_url)
+    assert now["status"] == "ready"
+
+
+async def test_an_order_copy_that_moved_since_does_not_stop_the_outcome(
+        aiohttp_client: Any, tmp_path: Any) -> None:
+    """The copy given to record_validation may be older than the row: its compare-and-set
+    fails, the outcome is committed without it, and the order keeps what it became."""
+    gateway = await _gateway(aiohttp_client, tmp_path, wait=0.0)
+    core = gateway.http.server.app[keys.CORE]
+    store = core.orders.store
+    c = await gateway.ready_client()
+    _, order = await c.new_order(["stale.example.com"])
+    authz = await store.get_authz(order["authorizations"][0].rsplit("/", 1)[1])
+    copy = await store.get_order(authz.order_id)
+    assert copy is not None
+    started = authz.challenges[0].moved(PROCESSING)
+    assert await store.apply([Update(started, expect=PENDING)])
+    raced = copy.moved(INVALID, error={"kind": "malformed", "detail": "raced"})
+    assert await store.apply([Update(raced, expect=PENDING)])
+    committed = await core.orders.record_validation(
+        authz.with_challenge(started), started, None, (), copy)
+    assert committed is not None and committed.status == VALID
+    assert (await store.get_order(copy.id)) == raced
