@@ -35,13 +35,21 @@ def _retry_after(request: web.Request) -> dict[str, str]:
 def _order_response(request: web.Request, v: Verified, order: Order,
                     status: int = 200) -> web.Response:
     headers = _retry_after(request) if order.status == PROCESSING else None
-    return _json(render.order(v.urls, order), status, v.urls.order(order.id), headers)
+    resp = _json_text(render.order_text(v.urls, order), headers, status)
+    resp.headers["Location"] = v.urls.order(order.id)
+    return resp
 
 
 def _authz_response(request: web.Request, v: Verified, authz: Authorization) -> web.Response:
     busy = any(c.status == PROCESSING for c in authz.challenges)
     headers = _retry_after(request) if busy else None
-    return _json(render.authz(v.urls, authz), headers=headers)
+    return _json_text(render.authz_text(v.urls, authz), headers)
+
+
+def _json_text(text: str, headers: dict[str, str] | None, status: int = 200) -> web.Response:
+    """A JSON answer already rendered as text (see render.authz_text)."""
+    return web.Response(text=text, status=status, headers=headers,
+                        content_type="application/json")
 
 
 async def directory(request: web.Request) -> web.Response:
@@ -187,7 +195,7 @@ async def challenge(request: web.Request) -> web.Response:
         found, chall = await core.orders.respond_challenge(v.owner(), chall_id)
     assert chall is not None
     headers = _retry_after(request) if chall.status == PROCESSING else {}
-    resp = _json(render.challenge(v.urls, chall), headers=headers)
+    resp = _json_text(render.challenge_text(v.urls, chall), headers)
     resp.headers.add("Link", f'<{v.urls.authz(found.id)}>;rel="up"')
     return resp
 

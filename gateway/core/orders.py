@@ -58,11 +58,6 @@ def problem_dict(kind: ErrorKind, detail: str,
     return out
 
 
-# Orders created in this process kept for their validations (see OrderService._order_of):
-# far more than are validated at once; a validation of an older one reads it.
-_CREATED_KEPT = 4096
-
-
 class OrderService:
     """newOrder, order/authorization/challenge reads and the effects of a validation."""
 
@@ -78,19 +73,17 @@ class OrderService:
         self.profiles = profiles or ProfilePolicy(settings, store, self.trail)
         self.limits = limits or RateLimiter(settings.rate_limits, store, clock, self.trail)
         self.renewals = renewals or RenewalService(settings, store, clock, self.trail)
-        # Called with (authz, challenge, account, hold) when a challenge starts processing
-        # (see gateway.core.held_start for the hold); may return the validation's task,
-        # which respond_challenge waits on (bounded); the task's result is the
-        # authorization as committed, if it got that far.
-        self.on_challenge: Callable[[Authorization, Challenge, Account, HeldStart | None],
+        # Called with (authz, challenge, account, hold, order as read then) when a
+        # challenge starts processing (see gateway.core.held_start for the hold); may
+        # return the validation's task, which respond_challenge waits on (bounded); the
+        # task's result is the authorization as committed, if it got that far.
+        self.on_challenge: Callable[[Authorization, Challenge, Account, HeldStart | None,
+                                     Order | None],
                                     asyncio.Task[Authorization | None] | None] = \
             lambda *a: None
         # Challenges validated while their POST waits, before processing is committed:
         # a repeated POST joins the first one's validation instead of starting another.
         self._held: dict[str, tuple[HeldStart, asyncio.Task[Authorization | None]]] = {}
-        # Orders as created here, oldest first (see _order_of): a validation's outcome
-        # needs only fields that never change once an order is stored.
-        self._created: dict[str, Order] = {}
         # Polls held on an authorization being validated wake when its outcome commits.
         self.signals = Signals()
 
@@ -129,9 +122,6 @@ class OrderService:
                                      extra={"replaces": replaces} if replaces else None)
         await self.limits.pay(charges, [Insert(order), *(Insert(a) for a in authzs), requested],
                               Requester(actor, audit.names(idents), profile.name))
-        if len(self._created) >= _CREATED_KEPT:
-            del self._created[next(iter(self._created))]
-        self._created[order.id] = order
         return order
 
     async def _check_account_key(self, account: Account, actor: str) -> None:
@@ -212,12 +202,7 @@ class OrderService:
     async def get_authz_for_challenge(self, challenge_id: str,
                                       account: Account) -> Authorization:
         """The authorization owning a challenge, if ``account`` owns it."""
-        authz = await self.store.get_authz_by_challenge(challenge_id)
-        if authz is None:
-            raise GatewayError(ErrorKind.NOT_FOUND, "no challenge at this URL")
-        if authz.account_id != account.id:
-            raise GatewayError(ErrorKind.UNAUTHORIZED, "this challenge belongs to another account")
-        return authz
+        return _challenge_owned(await self.store.get_authz_by_challenge(challenge_id), account)
 
     async def deactivate_authz(self, account: Account, authz_id: str,
                                status: str | None) -> Authorization:
@@ -248,7 +233,10 @@ class OrderService:
         With a wait (``challenge_wait_seconds``), ``processing`` is committed
         only if the validation outlasts it (see :mod:`gateway.core.held_start`).
         """
-        authz = await self.get_authz_for_challenge(challenge_id, account)
+        # The order comes with it, for the outcome's commit (see record_validation).
+        found = await self.store.get_authz_and_order_by_challenge(challenge_id)
+        authz = _challenge_owned(found[0] if found else None, account)
+        order = found[1] if found else None
         chall = authz.challenge(challenge_id)
         assert chall is not None
         if chall.status != PENDING or authz.status != PENDING:
@@ -264,11 +252,11 @@ class OrderService:
             if not await self.store.apply([Update(started, expect=PENDING)]):
                 return await self._fresh(authz.id, chall)
             authz = authz.with_challenge(started)
-            self.on_challenge(authz, started, account, None)
+            self.on_challenge(authz, started, account, None, order)
             return authz, started
         hold = HeldStart(self.store, started)
         authz = authz.with_challenge(started)
-        task = self.on_challenge(authz, started, account, hold)
+        task = self.on_challenge(authz, started, account, hold, order)
         if task is None:  # nothing validates here: the started state is all there is to say
             return await self._released(hold, authz)
         self._held[challenge_id] = (hold, task)
@@ -310,7 +298,8 @@ class OrderService:
     async def record_validation(self, authz: Authorization, chall: Challenge,
                                 error: dict[str, Any] | None,
                                 records: tuple[dict[str, Any], ...],
-                                stored: str = PROCESSING) -> Authorization | None:
+                                stored: str = PROCESSING,
+                                order: Order | None = None) -> Authorization | None:
         """Persist a validation outcome and move the authorization and order along.
 
         ``stored`` is the challenge's status in the store, which the outcome's
@@ -318,13 +307,18 @@ class OrderService:
         validation ended while its POST waited (see :mod:`gateway.core.held_start`).
         Returns the authorization as committed (None when another writer had
         already recorded this challenge), so a waiting challenge POST can answer
-        without reading it back.
+        without reading it back. ``order`` is the authorization's order as read
+        when the challenge started (read here when not given). An older copy
+        does no harm: what it is used for is the order's profile, authorizations
+        and expiry, which never change, and its pending status, which every
+        write of the order expects (compare-and-set), re-reading it if it moved.
         """
         if error is None:
             done = chall.moved(VALID, validated=self.clock.now(), records=records)
         else:
             done = chall.moved(INVALID, error=error, records=records)
-        order = await self._order_of(authz.order_id)
+        if order is None:
+            order = await self.store.get_order(authz.order_id)
         tail: list[Any] = []
         if error is not None:  # counted against the account's next orders for this name
             tail += self.limits.validation_failed(authz.account_id, order.profile if order else "",
@@ -340,19 +334,6 @@ class OrderService:
                 return decided
         current = await self.store.get_authz(authz.id)
         return (await self._record(current, done, stored, order, tail))[1]
-
-    async def _order_of(self, order_id: str) -> Order | None:
-        """The order a validation moves along: as created here, else as stored.
-
-        What the outcome takes from it never changes once the order is stored
-        (its authorizations, expiry, profile), and what it writes of it (the
-        move to ready or invalid) is a compare-and-set on ``pending``, the
-        status it was created with: a copy from creation serves as well as a
-        read. Should the order have moved since, the compare-and-set fails and
-        :meth:`settle` reads it afresh.
-        """
-        created = self._created.get(order_id)
-        return created if created is not None else await self.store.get_order(order_id)
 
     def _validated_event(self, authz: Authorization, chall: Challenge,
                          error: dict[str, Any] | None) -> Insert:
@@ -431,3 +412,12 @@ class OrderService:
                    identifier=authz.identifier.to_json())
         return problem_dict(ErrorKind.UNAUTHORIZED,
                             f"authorization for {authz.identifier.value} failed", [sub])
+
+
+def _challenge_owned(authz: Authorization | None, account: Account) -> Authorization:
+    """The authorization of a challenge, if it exists and ``account`` owns it."""
+    if authz is None:
+        raise GatewayError(ErrorKind.NOT_FOUND, "no challenge at this URL")
+    if authz.account_id != account.id:
+        raise GatewayError(ErrorKind.UNAUTHORIZED, "this challenge belongs to another account")
+    return authz

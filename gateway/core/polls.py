@@ -67,18 +67,21 @@ class PollService:
     async def authz(self, authz_id: str, account: Account) -> Authorization:
         """The account's authorization; while validated, held until it changes (bounded)."""
         found = await self.orders.get_authz(authz_id, account)
-        return await self._validated(found, lambda: self.orders.get_authz(authz_id, account))
+        if not validating(found):  # most polls: answered without a hold's set-up
+            return found
+        return await self._held(found, lambda: self.orders.get_authz(authz_id, account))
 
     async def challenge(self, challenge_id: str, account: Account) -> Authorization:
         """The authorization of the account's challenge, held like :meth:`authz`."""
         found = await self.orders.get_authz_for_challenge(challenge_id, account)
-        return await self._validated(
-            found, lambda: self.orders.get_authz_for_challenge(challenge_id, account))
-
-    async def _validated(self, found: Authorization,
-                         read: Callable[[], Awaitable[Authorization]]) -> Authorization:
         if not validating(found):
             return found
+        return await self._held(
+            found, lambda: self.orders.get_authz_for_challenge(challenge_id, account))
+
+    async def _held(self, found: Authorization,
+                    read: Callable[[], Awaitable[Authorization]]) -> Authorization:
+        """``found``, being validated, held until the validation's outcome (bounded)."""
         authz_id = found.id
 
         async def signalled(timeout: float) -> None:

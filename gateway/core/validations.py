@@ -19,7 +19,7 @@ from gateway.core import accounts
 from gateway.core.held_start import HeldStart
 from gateway.core.orders import OrderService, problem_dict
 from gateway.errors import ErrorKind
-from gateway.model.records import PROCESSING, Account, Authorization, Challenge
+from gateway.model.records import PROCESSING, Account, Authorization, Challenge, Order
 from gateway.model.store import Store, StoreUnavailable
 from gateway.validation import ChallengeTask, Validator
 
@@ -57,7 +57,8 @@ class ValidationRunner:
         return accounts.account_uri(self.settings.server.public_base_url(), account_id)
 
     def start(self, authz: Authorization, chall: Challenge, account: Account,
-              hold: HeldStart | None = None) -> asyncio.Task[Authorization | None]:
+              hold: HeldStart | None = None,
+              order: Order | None = None) -> asyncio.Task[Authorization | None]:
         """Validate in the background.
 
         Without ``hold`` the caller has already persisted ``processing``; with
@@ -65,9 +66,10 @@ class ValidationRunner:
         the outcome is recorded (see :mod:`gateway.core.held_start`). The task
         ends once the outcome is committed, with the authorization as
         committed, so a caller may wait on it (bounded) instead of reading it back.
+        ``order``, when the caller read it, saves the outcome a read of it.
         """
         task = asyncio.create_task(self._run(authz, chall, account.thumbprint, account.id,
-                                             hold))
+                                             hold, order))
         self._tasks.add(task)
         self._mine.add(chall.id)
         task.add_done_callback(self._tasks.discard)
@@ -75,7 +77,8 @@ class ValidationRunner:
         return task
 
     async def _run(self, authz: Authorization, chall: Challenge, thumbprint: str,
-                   account_id: str, hold: HeldStart | None) -> Authorization | None:
+                   account_id: str, hold: HeldStart | None,
+                   order: Order | None) -> Authorization | None:
         task = ChallengeTask(
             identifier_type=authz.identifier.type, identifier_value=authz.identifier.value,
             challenge_type=chall.type, token=chall.token,
@@ -90,17 +93,17 @@ class ValidationRunner:
         except Exception as exc:  # a validator bug must not leave the client waiting forever
             log.exception("validation of %s crashed", chall.id)
             crash = problem_dict(ErrorKind.SERVER_INTERNAL, f"validation failed: {exc}")
-            return await self._record(authz, chall, crash, (), hold)
+            return await self._record(authz, chall, crash, (), hold, order)
         error: dict[str, Any] | None = None
         if outcome.failure is not None:
             error = problem_dict(outcome.failure.kind, outcome.failure.detail)
-        return await self._record(authz, chall, error, outcome.records, hold)
+        return await self._record(authz, chall, error, outcome.records, hold, order)
 
     async def _record(self, authz: Authorization, chall: Challenge,
                       error: dict[str, Any] | None, records: tuple[dict[str, Any], ...],
-                      hold: HeldStart | None) -> Authorization | None:
+                      hold: HeldStart | None, order: Order | None) -> Authorization | None:
         stored = PROCESSING if hold is None else await hold.stored_status()
-        return await self.orders.record_validation(authz, chall, error, records, stored)
+        return await self.orders.record_validation(authz, chall, error, records, stored, order)
 
     async def resume(self) -> int:
         """Restart validations that were in flight when the process stopped."""

@@ -154,6 +154,14 @@ class Store(Protocol):
         """The authorization that owns a challenge, with all its challenges."""
         ...
 
+    async def get_authz_and_order_by_challenge(
+            self, challenge_id: str) -> tuple[Authorization, Order | None] | None:
+        """:meth:`get_authz_by_challenge` and the authorization's order, in one read where it can.
+
+        A challenge POST needs both: the order settles in the commit of the outcome.
+        """
+        ...
+
     async def processing_challenges(self) -> list[Authorization]:
         """Authorizations that have a challenge in ``processing`` (to resume after a restart)."""
         ...

@@ -309,6 +309,12 @@ class PostgresStore:
             "id = (SELECT authz_id FROM challenges WHERE id = $1)", challenge_id)
         return found[0] if found else None
 
+    async def get_authz_and_order_by_challenge(
+            self, challenge_id: str) -> tuple[Authorization, Order | None] | None:
+        """The authorization that owns a challenge, and its order (two reads)."""
+        authz = await self.get_authz_by_challenge(challenge_id)
+        return None if authz is None else (authz, await self.get_order(authz.order_id))
+
     async def processing_challenges(self) -> list[Authorization]:
         """Authorizations with a challenge being validated."""
         return await self._authzs_where(

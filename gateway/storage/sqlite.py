@@ -59,7 +59,7 @@ from gateway.storage.sqlite_units import (
     bind_plainly,
     chain_head,
 )
-from gateway.storage.sqltext import AUTHZ_SELECT, Statement, statements
+from gateway.storage.sqltext import AUTHZ_PACKED, AUTHZ_PACKED_WITH_ORDER, Statement, statements
 from gateway.storage.sqltext import select as _select
 
 # How long the writer thread waits for a write lock held by another process (a CLI).
@@ -334,7 +334,8 @@ class SQLiteStore:
         assert self._finder is not None
         return self._finder.execute(sql, tuple(params)).fetchall()
 
-    async def _one(self, sql: str, params: Sequence[Any]) -> Any | None:
+    def _one(self, sql: str, params: Sequence[Any]) -> Any | None:
+        # Not a coroutine: it never waits, and every read of a record goes through it.
         found = self._lookup_rows(sql, params)
         return found[0] if found else None
 
@@ -356,7 +357,7 @@ class SQLiteStore:
         now = _monotonic()
         if cached is not None and cached[0] == changes and now < cached[1]:
             return cached[2]
-        r = await self._one(_select(Account, "WHERE id = ?"), (account_id,))
+        r = self._one(_select(Account, "WHERE id = ?"), (account_id,))
         if not r:
             return None
         account = rows.account(r)
@@ -369,12 +370,12 @@ class SQLiteStore:
 
     async def get_account_by_thumbprint(self, thumbprint: str) -> Account | None:
         """The account registered with this key."""
-        r = await self._one(_select(Account, "WHERE thumbprint = ?"), (thumbprint,))
+        r = self._one(_select(Account, "WHERE thumbprint = ?"), (thumbprint,))
         return rows.account(r) if r else None
 
     async def get_order(self, order_id: str) -> Order | None:
         """One order by id."""
-        r = await self._one(_select(Order, "WHERE id = ?"), (order_id,))
+        r = self._one(_select(Order, "WHERE id = ?"), (order_id,))
         return rows.order(r) if r else None
 
     async def list_order_ids(self, account_id: str, after: str, limit: int) -> list[str]:
@@ -383,48 +384,52 @@ class SQLiteStore:
                "COALESCE((SELECT rowid FROM orders WHERE id = ?), 0) ORDER BY rowid LIMIT ?")
         return [r["id"] for r in await self._rows(sql, (account_id, after, limit))]
 
-    async def _authzs_where(self, where: str, params: Sequence[Any],
-                            lookup: bool = True) -> list[Authorization]:
-        # One statement, so authorization and challenges come from one snapshot
-        # (two reads could straddle a commit that changed both).
-        sql = f"{AUTHZ_SELECT} FROM (SELECT * FROM authorizations WHERE {where}) " \
-              "a LEFT JOIN challenges c ON c.authz_id = a.id ORDER BY c.rowid"
-        found = self._lookup_rows(sql, params) if lookup else await self._rows(sql, params)
-        return rows.joined_authorizations(found)
+    def _authzs_where(self, where: str, params: Sequence[Any]) -> list[Authorization]:
+        # One statement, so authorization and challenges come from one snapshot (two
+        # reads could straddle a commit that changed both). Not a coroutine: it never waits.
+        return [rows.packed_authorization(r)
+                for r in self._lookup_rows(f"{AUTHZ_PACKED} WHERE {where}", params)]
 
     async def get_authz(self, authz_id: str) -> Authorization | None:
         """One authorization with its challenges."""
-        found = await self._authzs_where("id = ?", (authz_id,))
+        found = self._authzs_where("id = ?", (authz_id,))
         return found[0] if found else None
 
     async def get_authzs(self, authz_ids: Sequence[str]) -> list[Authorization]:
         """Several authorizations, in the order asked."""
         if not authz_ids:
             return []
-        found = await self._authzs_where(f"id IN ({', '.join('?' * len(authz_ids))})", authz_ids)
+        found = self._authzs_where(f"id IN ({', '.join('?' * len(authz_ids))})", authz_ids)
         by_id = {a.id: a for a in found}
         return [by_id[i] for i in authz_ids if i in by_id]
 
     async def get_authz_by_challenge(self, challenge_id: str) -> Authorization | None:
         """The authorization that owns a challenge."""
-        found = await self._authzs_where(
+        found = self._authzs_where(
             "id = (SELECT authz_id FROM challenges WHERE id = ?)", (challenge_id,))
         return found[0] if found else None
 
+    async def get_authz_and_order_by_challenge(
+            self, challenge_id: str) -> tuple[Authorization, Order | None] | None:
+        """The authorization that owns a challenge, and its order, in one lookup."""
+        found = self._lookup_rows(f"{AUTHZ_PACKED_WITH_ORDER} WHERE a.id = "
+                                  "(SELECT authz_id FROM challenges WHERE id = ?)", (challenge_id,))
+        return rows.packed_authorization_and_order(found[0]) if found else None
+
     async def processing_challenges(self) -> list[Authorization]:
         """Authorizations with a challenge being validated."""
-        return await self._authzs_where(
-            "id IN (SELECT authz_id FROM challenges WHERE status = 'processing')", (),
-            lookup=False)
+        found = await self._rows(f"{AUTHZ_PACKED} WHERE id IN "
+                                 "(SELECT authz_id FROM challenges WHERE status = 'processing')")
+        return [rows.packed_authorization(tuple(r)) for r in found]
 
     async def get_certificate(self, cert_id: str) -> Certificate | None:
         """One certificate by id."""
-        r = await self._one(_select(Certificate, "WHERE id = ?"), (cert_id,))
+        r = self._one(_select(Certificate, "WHERE id = ?"), (cert_id,))
         return rows.certificate(r) if r else None
 
     async def get_certificate_by_serial(self, serial: str) -> Certificate | None:
         """One certificate by hex serial."""
-        r = await self._one(_select(Certificate, "WHERE serial = ?"), (serial,))
+        r = self._one(_select(Certificate, "WHERE serial = ?"), (serial,))
         return rows.certificate(r) if r else None
 
     async def certified_csrs(self, spki_sha256: str, limit: int) -> list[bytes]:
@@ -436,12 +441,12 @@ class SQLiteStore:
 
     async def order_replacing(self, cert_id: str) -> Order | None:
         """The newest order, not invalid, that replaces this ARI certID."""
-        r = await self._one(_select(Order, renewals.REPLACING), (cert_id,))
+        r = self._one(_select(Order, renewals.REPLACING), (cert_id,))
         return rows.order(r) if r else None
 
     async def get_renewal_advice(self, certificate_id: str) -> RenewalAdvice | None:
         """The advice to renew a certificate now, if any."""
-        r = await self._one(_select(RenewalAdvice, "WHERE id = ?"), (certificate_id,))
+        r = self._one(_select(RenewalAdvice, "WHERE id = ?"), (certificate_id,))
         return rows.renewal_advice(r) if r else None
 
     async def live_certificates(self, now: datetime) -> list[tuple[Certificate, Order]]:
@@ -481,7 +486,7 @@ class SQLiteStore:
 
     async def get_job(self, order_id: str) -> Job | None:
         """The CA job of an order."""
-        r = await self._one(_select(Job, "WHERE order_id = ?"), (order_id,))
+        r = self._one(_select(Job, "WHERE order_id = ?"), (order_id,))
         return rows.job(r) if r else None
 
     async def due_jobs(self, now: datetime, limit: int) -> list[Job]:
@@ -500,7 +505,7 @@ class SQLiteStore:
 
     async def get_eab_key(self, kid: str) -> EabKey | None:
         """One EAB key by key identifier."""
-        r = await self._one(_select(EabKey, "WHERE id = ?"), (kid,))
+        r = self._one(_select(EabKey, "WHERE id = ?"), (kid,))
         return rows.eab_key(r) if r else None
 
     async def list_eab_keys(self) -> list[EabKey]:
@@ -510,12 +515,12 @@ class SQLiteStore:
 
     async def get_scep_otp(self, otp_id: str) -> ScepOtp | None:
         """One SCEP one-time password by the SHA-256 of its value."""
-        r = await self._one(_select(ScepOtp, "WHERE id = ?"), (otp_id,))
+        r = self._one(_select(ScepOtp, "WHERE id = ?"), (otp_id,))
         return rows.scep_otp(r) if r else None
 
     async def get_scep_transaction(self, transaction_key: str) -> ScepTransaction | None:
         """The order a SCEP transaction (label and transactionID) is bound to."""
-        r = await self._one(_select(ScepTransaction, "WHERE id = ?"), (transaction_key,))
+        r = self._one(_select(ScepTransaction, "WHERE id = ?"), (transaction_key,))
         return rows.scep_transaction(r) if r else None
 
     async def orders_awaiting_approval(self, limit: int) -> list[Order]:
@@ -554,7 +559,7 @@ class SQLiteStore:
 
     async def audit_head(self) -> tuple[int, str]:
         """The newest committed audit row's seq and hash (what an anchor signs)."""
-        return chain_head(await self._one(AUDIT_HEAD, ()))
+        return chain_head(self._one(AUDIT_HEAD, ()))
 
     # -- retention -----------------------------------------------------------------
 

@@ -76,12 +76,13 @@ async def test_failed_validation_invalidates_a_one_name_order(
     assert sub["type"].endswith(":connection")
 
 
-@pytest.mark.parametrize("copy", ["created here", "read from the store"])
+@pytest.mark.parametrize("copy", ["passed by the caller", "read from the store"])
 async def test_outcome_is_recorded_when_the_order_moved_meanwhile(
         aiohttp_client: Any, tmp_path: Any, copy: str) -> None:
-    """The order changed after the validation's copy of it was made (at its creation in this
-    process, or by a read): the challenge and authorization are still recorded (the order's
-    own move is dropped, not the outcome), and the order keeps what the other writer set."""
+    """The order changed after the validation's copy of it was made (read with the
+    challenge and passed along, or read by record_validation itself): the challenge and
+    authorization are still recorded (the order's own move is dropped, not the outcome),
+    and the order keeps what the other writer set."""
     gateway = await _gateway(aiohttp_client, tmp_path, wait=0.0)
     app = gateway.http.server.app
     core = app[keys.CORE]
@@ -95,10 +96,10 @@ async def test_outcome_is_recorded_when_the_order_moved_meanwhile(
     started = chall.moved(PROCESSING)
     assert await store.apply([Update(started, expect=PENDING)])
     moved = stored.moved(INVALID, error={"kind": "malformed", "detail": "raced"})
-    if copy == "created here":
+    passed = stored if copy == "passed by the caller" else None
+    if passed is not None:
         assert await store.apply([Update(moved, expect=PENDING)])
     else:  # another writer invalidates the order after record_validation has read it
-        core.orders._created.clear()
         real_get_order = store.get_order
 
         async def stale_then_invalid(oid: str) -> Any:
@@ -108,7 +109,7 @@ async def test_outcome_is_recorded_when_the_order_moved_meanwhile(
             return found
 
         store.get_order = stale_then_invalid
-    committed = await core.orders.record_validation(authz, started, None, ())
+    committed = await core.orders.record_validation(authz, started, None, (), order=passed)
     assert committed is not None and committed.status == VALID
     assert committed.challenge(chall.id).status == VALID
     fresh = await store.get_authz(authz_id)
@@ -140,3 +141,50 @@ async def test_outcome_is_recorded_when_the_authorization_moved_meanwhile(
     assert fresh.status == DEACTIVATED and fresh.challenge(chall.id).status == VALID
     events = [r["event"] for r in await store.audit_of_request(authz.order_id, 50)]
     assert events.count("validated") == 1
+
+
+async def test_the_outcome_of_a_challenge_post_reads_no_order_again(
+        aiohttp_client: Any, tmp_path: Any) -> None:
+    """The challenge POST reads the order with the authorization; the validation's commit
+    settles that copy instead of reading the order a second time."""
+    gateway = await _gateway(aiohttp_client, tmp_path)
+    store = gateway.http.server.app[keys.CORE].orders.store
+    c = await gateway.ready_client()
+    order_url, order = await c.new_order(["once.example.com"])
+    _, authz = await c.post(order["authorizations"][0])
+    http01 = next(ch for ch in authz["challenges"] if ch["type"] == "http-01")
+    real_get_order = store.get_order
+    reads: list[str] = []
+
+    async def counted(oid: str) -> Any:
+        reads.append(oid)
+        return await real_get_order(oid)
+
+    store.get_order = counted
+    _, chall = await c.post(http01["url"], {})
+    store.get_order = real_get_order
+    assert chall["status"] == "valid" and reads == []
+    _, now = await c.post(order_url)
+    assert now["status"] == "ready"
+
+
+async def test_an_order_copy_that_moved_since_does_not_stop_the_outcome(
+        aiohttp_client: Any, tmp_path: Any) -> None:
+    """The copy given to record_validation may be older than the row: its compare-and-set
+    fails, the outcome is committed without it, and the order keeps what it became."""
+    gateway = await _gateway(aiohttp_client, tmp_path, wait=0.0)
+    core = gateway.http.server.app[keys.CORE]
+    store = core.orders.store
+    c = await gateway.ready_client()
+    _, order = await c.new_order(["stale.example.com"])
+    authz = await store.get_authz(order["authorizations"][0].rsplit("/", 1)[1])
+    copy = await store.get_order(authz.order_id)
+    assert copy is not None
+    started = authz.challenges[0].moved(PROCESSING)
+    assert await store.apply([Update(started, expect=PENDING)])
+    raced = copy.moved(INVALID, error={"kind": "malformed", "detail": "raced"})
+    assert await store.apply([Update(raced, expect=PENDING)])
+    committed = await core.orders.record_validation(
+        authz.with_challenge(started), started, None, (), order=copy)
+    assert committed is not None and committed.status == VALID
+    assert (await store.get_order(copy.id)) == raced

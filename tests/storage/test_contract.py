@@ -109,6 +109,26 @@ async def test_authorizations_keep_their_challenges_in_order(store: Store) -> No
     assert await store.get_authz_by_challenge("d-z1") == moved
 
 
+async def test_a_challenge_read_brings_its_authorization_and_order(store: Store) -> None:
+    base = _three_challenges("z1")
+    first, second, third = base.challenges
+    # Odd microseconds and nested JSON must come back exactly, whatever the read packs.
+    done = first.moved(PROCESSING).moved(
+        "valid", validated=NOW + timedelta(seconds=1, microseconds=987_653),
+        records=({"attempt": 1, "url": "http://example.com/", "port": 80},))
+    failed = third.moved("invalid", error={"kind": "connection", "detail": "refused \u00e9"},
+                         records=({"attempt": 2},))
+    z1 = replace(base, challenges=(done, second, failed))
+    orphan = _three_challenges("z9")  # its order was never stored
+    await store.apply([Insert(order("o1")), Insert(z1), Insert(replace(orphan, order_id="o9"))])
+    assert await store.get_authz_and_order_by_challenge("d-z1") == (z1, order("o1"))
+    assert await store.get_authz_and_order_by_challenge("a-z1") == (z1, order("o1"))
+    assert await store.get_authz_and_order_by_challenge("d-z9") == (
+        replace(orphan, order_id="o9"), None)
+    assert await store.get_authz_and_order_by_challenge("missing") is None
+    assert await store.get_authz("z1") == z1
+
+
 async def test_certificates_by_id_serial_and_key(store: Store) -> None:
     held = replace(order("o1"), csr_der=b"csr-1")
     cert = Certificate(id="cert-1", order_id="o1", account_id="a1", serial="1f",

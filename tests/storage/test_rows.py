@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -89,3 +90,12 @@ def test_an_update_of_other_records_rewrites_every_column() -> None:
     assert sql == ("UPDATE jobs SET order_id = ?, state = ?, attempts = ?, run_at = ?, "
                    "ca_ref = ?, last_error = ?, extra = ? WHERE id = ?")
     assert params == (*rows.values(job)[1:], "j1")
+
+
+def test_json_columns_written_with_spaces_decode_as_well() -> None:
+    # Rows written before the compact encoder (json.dumps' default separators).
+    values = list(rows.values(_ORDER))
+    values[3] = json.dumps([i.to_json() for i in _ORDER.identifiers])
+    values[4] = json.dumps(list(_ORDER.authz_ids))
+    values[10] = json.dumps(_ORDER.error)
+    assert ", " in values[3] and rows.order(values) == _ORDER

@@ -11,6 +11,7 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,7 @@ from gateway.model.records import (
 from gateway.model.store import Conflict, Insert, Update
 from gateway.storage.sqlite import SQLiteStore
 from gateway.storage.sqlite_units import bind_plainly
-from tests.storage.models import NOW, account, order
+from tests.storage.models import NOW, account, authz, order
 
 
 @pytest.fixture
@@ -349,3 +350,17 @@ def test_the_identity_adapters_bind_null_and_blobs_unchanged() -> None:
     assert conn.execute("SELECT typeof(a), typeof(b), b FROM t").fetchone() == \
         ("null", "blob", b"\x00\x01")
     conn.close()
+
+
+async def test_validation_times_read_back_exactly_from_the_packed_authorization(
+        store: SQLiteStore) -> None:
+    # The packed read carries `validated` as integer microseconds (SQLite's text form
+    # of a REAL keeps 15 digits): every microsecond of a second must come back as written.
+    base = authz("z1", "o1")
+    challs = tuple(
+        replace(base.challenges[0], id=f"c{i}", status="valid",
+                validated=NOW + timedelta(days=3000 + i, microseconds=us))
+        for i, us in enumerate(range(0, 1_000_000, 9_973)))
+    z1 = replace(base, challenges=challs)
+    await store.apply([Insert(order("o1")), Insert(z1)])
+    assert await store.get_authz("z1") == z1
