@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from gateway.model.records import Authorization, Challenge, Order
 from gateway.errors import ErrorKind
+from gateway.model.records import Authorization, Challenge, Order
 from gateway.validation import ValidationFailure
 from tests.acme.flow import validate_all
 from tests.acme.narrow import assert_stored_whole, record_updates
