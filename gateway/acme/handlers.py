@@ -19,12 +19,20 @@ PEM_CHAIN = "application/pem-certificate-chain"
 ORDERS_PAGE = 100
 
 
+# What web.json_response wrote: its text is sent with a charset.
+JSON_UTF8 = "application/json; charset=utf-8"
+
+
 def _json(body: dict[str, Any], status: int = 200, location: str | None = None,
           headers: dict[str, str] | None = None) -> web.Response:
-    resp = web.json_response(body, status=status, headers=headers, dumps=jsontext.compact)
+    # The response made from bytes and its header fields at once: web.json_response
+    # adds a call, a text-to-bytes path and a Content-Type built from its parts.
+    fields = {"Content-Type": JSON_UTF8}
     if location:
-        resp.headers["Location"] = location
-    return resp
+        fields["Location"] = location
+    if headers:
+        fields.update(headers)
+    return web.Response(body=jsontext.compact(body).encode(), status=status, headers=fields)
 
 
 def _retry_after(request: web.Request) -> dict[str, str]:

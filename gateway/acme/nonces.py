@@ -30,12 +30,35 @@ class Nonces(Protocol):
 
 
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_TOKEN_CHARS = 22  # 132 random bits: as many characters as 128 bits need
+_BATCH = 64
+# 33 random bytes are exactly 44 base64 characters, two tokens, with no padding.
+_BATCH_BYTES = _BATCH * _TOKEN_CHARS * 6 // 8
+_ready: list[str] = []  # made by _refill, each handed out once (popped)
+
+
+def _refill() -> None:
+    """Make the next tokens from one read of the system's random source.
+
+    One getrandom call and one encoding per 64 nonces instead of five C calls
+    per nonce.
+    """
+    text = binascii.b2a_base64(os.urandom(_BATCH_BYTES), newline=False).translate(_TO_URLSAFE)
+    chars = text.decode("ascii")
+    _ready[:] = [chars[i:i + _TOKEN_CHARS] for i in range(0, len(chars), _TOKEN_CHARS)]
+
+
+# A forked child must not hand out the tokens its parent holds (or hands out) too.
+os.register_at_fork(after_in_child=_ready.clear)
 
 
 def _token() -> str:
-    """128 random bits as 22 base64url characters (``secrets.token_urlsafe(16)``, in C calls)."""
-    text = binascii.b2a_base64(os.urandom(16), newline=False).translate(_TO_URLSAFE)
-    return text[:22].decode("ascii")  # without the two '=' of padding
+    """132 random bits (os.urandom) as 22 base64url characters, never handed out twice."""
+    try:
+        return _ready.pop()
+    except IndexError:
+        _refill()
+        return _ready.pop()
 
 
 class NonceService:
@@ -50,7 +73,7 @@ class NonceService:
         self._live: dict[str, float] = {}
 
     def new(self) -> str:
-        """A fresh nonce (128 random bits, base64url)."""
+        """A fresh nonce (132 random bits, base64url)."""
         nonce = _token()
         self._live[nonce] = self._now() + self.lifetime
         if len(self._live) > self.capacity:

@@ -35,3 +35,21 @@ def test_nonces_are_22_base64url_characters_and_distinct() -> None:
     nonces = {svc.new() for _ in range(1000)}
     assert len(nonces) == 1000
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", n) for n in nonces)
+
+
+def test_a_forked_child_makes_nonces_of_its_own() -> None:
+    import os
+
+    svc = NonceService(60)
+    svc.new()  # the parent now holds tokens made in advance
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next nonces and leave at once
+        os.write(write, ",".join(svc.new() for _ in range(3)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = set(os.read(read, 4096).decode().split(","))
+    os.close(read)
+    parent = {svc.new() for _ in range(200)}
+    assert len(child) == 3 and not child & parent
