@@ -42,11 +42,9 @@ _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _FROM_URLSAFE = bytes.maketrans(b"-_+/=", b"+/!!!")
 _PADDING = (b"", b"===", b"==", b"=")  # by length % 4 (1 is never valid)
 # A flattened JWS as clients write it: the three members in this order, no whitespace,
-# base64url values (which hold nothing JSON escapes). Such a body is the JSON object
-# the strict decoder would return, with no member twice, so one match reads it;
-# any other spelling goes through the decoder and its refusals.
-_COMPACT = re.compile(rb'\{"protected":"([A-Za-z0-9_-]*)","payload":"([A-Za-z0-9_-]*)",'
-                      rb'"signature":"([A-Za-z0-9_-]*)"\}')
+# base64url values. Such a body is read by slicing; any other spelling goes through
+# the JSON decoder and its refusals.
+_OPEN, _PAYLOAD, _SIGNATURE = b'{"protected":"', b'","payload":"', b'","signature":"'
 
 
 def b64decode(value: Any, what: str) -> bytes:
@@ -61,15 +59,6 @@ def b64decode(value: Any, what: str) -> bytes:
     if not isinstance(value, str) or not _B64URL.fullmatch(value):
         raise GatewayError(ErrorKind.MALFORMED, f"{what} is not base64url without padding")
     raise GatewayError(ErrorKind.MALFORMED, f"{what} is not valid base64url")
-
-
-def _b64decode_ascii(value: bytes, what: str) -> bytes:
-    """:func:`b64decode` of bytes known to be in the base64url alphabet."""
-    try:
-        return binascii.a2b_base64(value.translate(_FROM_URLSAFE) + _PADDING[len(value) % 4],
-                                   strict_mode=True)
-    except binascii.Error:  # a length no base64 text has
-        raise GatewayError(ErrorKind.MALFORMED, f"{what} is not valid base64url") from None
 
 
 class Jws(NamedTuple):
@@ -121,14 +110,40 @@ def parse(body: bytes, *, inner: bool = False) -> Jws:
     ``inner`` is for the nested JWS of a key change (RFC 8555 §7.3.5), which
     carries a jwk and no nonce.
     """
-    compact = _COMPACT.fullmatch(body) if len(body) <= MAX_SIZE else None
+    compact = _compact(body)
     if compact is None:
         return _parse_any(body, inner)
-    protected, payload, signature = compact.groups()
-    header = loads_object(_b64decode_ascii(protected, "protected"), "the protected header")
+    raw_header, payload, signing_input, signature = compact
+    header = loads_object(raw_header, "the protected header")
     _check_header(header, inner)
-    return Jws(header, _b64decode_ascii(payload, "payload"), protected + b"." + payload,
-               _b64decode_ascii(signature, "signature"))
+    return Jws(header, payload, signing_input, signature)
+
+
+def _compact(body: bytes) -> tuple[bytes, bytes, bytes, bytes] | None:
+    """The decoded protected header, payload, signing input and signature of a body in
+    the compact form clients write; None for any other spelling.
+
+    The slices are base64url (which holds no quote or escape) only if they decode, and
+    then the body is the JSON object the strict decoder would return, with no member
+    twice. Anything else, refusals included, is left to the decoder.
+    """
+    if not (body.startswith(_OPEN) and body.endswith(b'"}')) or len(body) > MAX_SIZE:
+        return None
+    payload_at = body.find(_PAYLOAD, len(_OPEN))
+    signature_at = body.find(_SIGNATURE, payload_at + len(_PAYLOAD))
+    if payload_at < 0 or signature_at < 0:
+        return None
+    protected = body[len(_OPEN):payload_at]
+    payload = body[payload_at + len(_PAYLOAD):signature_at]
+    signature = body[signature_at + len(_SIGNATURE):-2]
+    a2b, table = binascii.a2b_base64, _FROM_URLSAFE
+    try:
+        return (a2b(protected.translate(table) + _PADDING[len(protected) % 4], strict_mode=True),
+                a2b(payload.translate(table) + _PADDING[len(payload) % 4], strict_mode=True),
+                protected + b"." + payload,
+                a2b(signature.translate(table) + _PADDING[len(signature) % 4], strict_mode=True))
+    except binascii.Error:  # a character outside base64url, or a length no base64 has
+        return None
 
 
 def _parse_any(body: bytes, inner: bool) -> Jws:
