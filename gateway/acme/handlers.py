@@ -47,8 +47,11 @@ def _order_response(request: web.Request, v: Verified, order: Order,
 
 
 def _authz_response(request: web.Request, v: Verified, authz: Authorization) -> web.Response:
-    busy = any(c.status == PROCESSING for c in authz.challenges)
-    headers = _retry_after(request) if busy else None
+    headers = None
+    for chall in authz.challenges:  # a loop, not any() over a generator: one per poll
+        if chall.status == PROCESSING:
+            headers = _retry_after(request)
+            break
     return _json(render.authz(v.urls, authz), headers=headers)
 
 
@@ -195,9 +198,8 @@ async def challenge(request: web.Request) -> web.Response:
         found, chall = await core.orders.respond_challenge(v.owner(), chall_id)
     assert chall is not None
     headers = _retry_after(request) if chall.status == PROCESSING else {}
-    resp = _json(render.challenge(v.urls, chall), headers=headers)
-    resp.headers.add("Link", f'<{v.urls.authz(found.id)}>;rel="up"')
-    return resp
+    headers["Link"] = f'<{v.urls.authz(found.id)}>;rel="up"'
+    return _json(render.challenge(v.urls, chall), headers=headers)
 
 
 async def certificate(request: web.Request) -> web.Response:
