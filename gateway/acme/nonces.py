@@ -30,10 +30,12 @@ class Nonces(Protocol):
 
 
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
-_TOKEN_CHARS = 22  # 132 random bits: as many characters as 128 bits need
+# RFC 8555 §6.5.1: a nonce is an octet string in base64url, and clients (certbot's
+# acme library) decode and re-encode it, so each token must be exactly the encoding
+# of its bytes. 18 bytes are 24 characters with no padding and no spare bits, so a
+# batch of them encodes in one call and splits at every 24th character.
+_TOKEN_BYTES, _TOKEN_CHARS = 18, 24
 _BATCH = 64
-# 33 random bytes are exactly 44 base64 characters, two tokens, with no padding.
-_BATCH_BYTES = _BATCH * _TOKEN_CHARS * 6 // 8
 _ready: list[str] = []  # made by _refill, each handed out once (popped)
 
 
@@ -43,8 +45,8 @@ def _refill() -> None:
     One getrandom call and one encoding per 64 nonces instead of five C calls
     per nonce.
     """
-    text = binascii.b2a_base64(os.urandom(_BATCH_BYTES), newline=False).translate(_TO_URLSAFE)
-    chars = text.decode("ascii")
+    raw = os.urandom(_BATCH * _TOKEN_BYTES)
+    chars = binascii.b2a_base64(raw, newline=False).translate(_TO_URLSAFE).decode("ascii")
     _ready[:] = [chars[i:i + _TOKEN_CHARS] for i in range(0, len(chars), _TOKEN_CHARS)]
 
 
@@ -53,7 +55,7 @@ os.register_at_fork(after_in_child=_ready.clear)
 
 
 def _token() -> str:
-    """132 random bits (os.urandom) as 22 base64url characters, never handed out twice."""
+    """144 random bits (os.urandom) as 24 base64url characters, never handed out twice."""
     try:
         return _ready.pop()
     except IndexError:
@@ -73,7 +75,7 @@ class NonceService:
         self._live: dict[str, float] = {}
 
     def new(self) -> str:
-        """A fresh nonce (132 random bits, base64url)."""
+        """A fresh nonce (144 random bits, base64url)."""
         nonce = _token()
         self._live[nonce] = self._now() + self.lifetime
         if len(self._live) > self.capacity:
