@@ -145,6 +145,19 @@ class GuardedRequestHandler(RequestHandler):
             self._body = None
             self._phase = None
 
+    def resume_reading(self, resume_parser: bool = True) -> None:
+        """Resume what flow control paused; nothing when nothing is paused.
+
+        aiohttp's body reader asks for a resume after every read that leaves its
+        buffer under the low-water mark and at every body's end, paused or not,
+        and each resume re-feeds the parser an empty chunk: twice per request
+        with a body. The parser holds unparsed bytes only while paused (its
+        pause comes with ``_reading_paused``; a full message queue sets
+        ``_buffer_paused``), so with neither flag set there is nothing to resume.
+        """
+        if self._reading_paused or self._buffer_paused:
+            super().resume_reading(resume_parser)
+
     def _after_messages(self, count: int) -> None:
         """New requests were parsed: a malformed one ends the body in flight; the last decides."""
         broken = self._body

@@ -328,3 +328,19 @@ def _eventually(check: object, timeout: float = 5.0) -> None:
             pass
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
+
+
+def test_a_body_past_the_flow_control_mark_and_a_pipelined_request_are_both_answered(
+        served: Served) -> None:
+    # 200 KiB: past the body reader's high-water mark, so reading pauses and resumes;
+    # the request behind it waits in the parser until the first answer is read.
+    body = b'{"protected":"' + b"A" * (200 * 1024) + b'","payload":"","signature":""}'
+    first = (b"POST /acme/new-order HTTP/1.1\r\nHost: x\r\nContent-Type: application/jose+json\r\n"
+             b"Content-Length: %d\r\n\r\n" % len(body)) + body
+    second = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with served.connect() as s:
+        s.sendall(first + second)
+        _, data = read_until_closed(s)
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", data)
+    assert statuses == [b"400", b"200"], data[:300]
+    assert b"urn:ietf:params:acme:error:" in data

@@ -19,12 +19,26 @@ PEM_CHAIN = "application/pem-certificate-chain"
 ORDERS_PAGE = 100
 
 
+# What web.json_response wrote: its text is sent with a charset.
+JSON_UTF8 = "application/json; charset=utf-8"
+
+
 def _json(body: dict[str, Any], status: int = 200, location: str | None = None,
           headers: dict[str, str] | None = None) -> web.Response:
-    resp = web.json_response(body, status=status, headers=headers, dumps=jsontext.compact)
+    return _json_text(jsontext.compact(body), status, location, headers)
+
+
+def _json_text(text: str, status: int = 200, location: str | None = None,
+               headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON answer already rendered as text (see render.authz_text)."""
+    # The response made from bytes and its header fields at once: web.json_response
+    # adds a call, a text-to-bytes path and a Content-Type built from its parts.
+    fields = {"Content-Type": JSON_UTF8}
     if location:
-        resp.headers["Location"] = location
-    return resp
+        fields["Location"] = location
+    if headers:
+        fields.update(headers)
+    return web.Response(body=text.encode(), status=status, headers=fields)
 
 
 def _retry_after(request: web.Request) -> dict[str, str]:
@@ -35,21 +49,16 @@ def _retry_after(request: web.Request) -> dict[str, str]:
 def _order_response(request: web.Request, v: Verified, order: Order,
                     status: int = 200) -> web.Response:
     headers = _retry_after(request) if order.status == PROCESSING else None
-    resp = _json_text(render.order_text(v.urls, order), headers, status)
-    resp.headers["Location"] = v.urls.order(order.id)
-    return resp
+    return _json_text(render.order_text(v.urls, order), status, v.urls.order(order.id), headers)
 
 
 def _authz_response(request: web.Request, v: Verified, authz: Authorization) -> web.Response:
-    busy = any(c.status == PROCESSING for c in authz.challenges)
-    headers = _retry_after(request) if busy else None
-    return _json_text(render.authz_text(v.urls, authz), headers)
-
-
-def _json_text(text: str, headers: dict[str, str] | None, status: int = 200) -> web.Response:
-    """A JSON answer already rendered as text (see render.authz_text)."""
-    return web.Response(text=text, status=status, headers=headers,
-                        content_type="application/json")
+    headers = None
+    for chall in authz.challenges:  # a loop, not any() over a generator: one per poll
+        if chall.status == PROCESSING:
+            headers = _retry_after(request)
+            break
+    return _json_text(render.authz_text(v.urls, authz), headers=headers)
 
 
 async def directory(request: web.Request) -> web.Response:
@@ -195,9 +204,8 @@ async def challenge(request: web.Request) -> web.Response:
         found, chall = await core.orders.respond_challenge(v.owner(), chall_id)
     assert chall is not None
     headers = _retry_after(request) if chall.status == PROCESSING else {}
-    resp = _json_text(render.challenge_text(v.urls, chall), headers)
-    resp.headers.add("Link", f'<{v.urls.authz(found.id)}>;rel="up"')
-    return resp
+    headers["Link"] = f'<{v.urls.authz(found.id)}>;rel="up"'
+    return _json_text(render.challenge_text(v.urls, chall), headers=headers)
 
 
 async def certificate(request: web.Request) -> web.Response:

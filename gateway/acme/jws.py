@@ -10,6 +10,7 @@ checked with cryptography directly, on keys parsed once and cached.
 from __future__ import annotations
 
 import binascii
+import hashlib
 import json
 import re
 from functools import lru_cache
@@ -19,17 +20,19 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from gateway.acme.jsonstrict import loads_object
+from gateway.acme.jsonstrict import MAX_SIZE, loads_object
 from gateway.core.keys import jwk_public_key
 from gateway.errors import ErrorKind, GatewayError
 
 ALGORITHMS = ("RS256", "ES256", "ES384", "ES512", "EdDSA")
 # alg -> (the key's curve by name, the signature scheme, the size of r and of s)
-_EC = {"ES256": ("secp256r1", ec.ECDSA(hashes.SHA256()), 32),
-       "ES384": ("secp384r1", ec.ECDSA(hashes.SHA384()), 48),
-       "ES512": ("secp521r1", ec.ECDSA(hashes.SHA512()), 66)}
+# The digest is taken with hashlib and handed over Prehashed: cryptography would
+# otherwise check the hash object against its ABC and make a Hash per request.
+_EC = {"ES256": ("secp256r1", ec.ECDSA(Prehashed(hashes.SHA256())), 32, hashlib.sha256),
+       "ES384": ("secp384r1", ec.ECDSA(Prehashed(hashes.SHA384())), 48, hashlib.sha384),
+       "ES512": ("secp521r1", ec.ECDSA(Prehashed(hashes.SHA512())), 66, hashlib.sha512)}
 _PKCS1 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
 MIN_RSA_BITS = 2048
@@ -38,6 +41,10 @@ _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 # character strict mode rejects: base64url has none of them, and a JWS no padding.
 _FROM_URLSAFE = bytes.maketrans(b"-_+/=", b"+/!!!")
 _PADDING = (b"", b"===", b"==", b"=")  # by length % 4 (1 is never valid)
+# A flattened JWS as clients write it: the three members in this order, no whitespace,
+# base64url values. Such a body is read by slicing; any other spelling goes through
+# the JSON decoder and its refusals.
+_OPEN, _PAYLOAD, _SIGNATURE = b'{"protected":"', b'","payload":"', b'","signature":"'
 
 
 def b64decode(value: Any, what: str) -> bytes:
@@ -103,6 +110,44 @@ def parse(body: bytes, *, inner: bool = False) -> Jws:
     ``inner`` is for the nested JWS of a key change (RFC 8555 §7.3.5), which
     carries a jwk and no nonce.
     """
+    compact = _compact(body)
+    if compact is None:
+        return _parse_any(body, inner)
+    raw_header, payload, signing_input, signature = compact
+    header = loads_object(raw_header, "the protected header")
+    _check_header(header, inner)
+    return Jws(header, payload, signing_input, signature)
+
+
+def _compact(body: bytes) -> tuple[bytes, bytes, bytes, bytes] | None:
+    """The decoded protected header, payload, signing input and signature of a body in
+    the compact form clients write; None for any other spelling.
+
+    The slices are base64url (which holds no quote or escape) only if they decode, and
+    then the body is the JSON object the strict decoder would return, with no member
+    twice. Anything else, refusals included, is left to the decoder.
+    """
+    if not (body.startswith(_OPEN) and body.endswith(b'"}')) or len(body) > MAX_SIZE:
+        return None
+    payload_at = body.find(_PAYLOAD, len(_OPEN))
+    signature_at = body.find(_SIGNATURE, payload_at + len(_PAYLOAD))
+    if payload_at < 0 or signature_at < 0:
+        return None
+    protected = body[len(_OPEN):payload_at]
+    payload = body[payload_at + len(_PAYLOAD):signature_at]
+    signature = body[signature_at + len(_SIGNATURE):-2]
+    a2b, table = binascii.a2b_base64, _FROM_URLSAFE
+    try:
+        return (a2b(protected.translate(table) + _PADDING[len(protected) % 4], strict_mode=True),
+                a2b(payload.translate(table) + _PADDING[len(payload) % 4], strict_mode=True),
+                protected + b"." + payload,
+                a2b(signature.translate(table) + _PADDING[len(signature) % 4], strict_mode=True))
+    except binascii.Error:  # a character outside base64url, or a length no base64 has
+        return None
+
+
+def _parse_any(body: bytes, inner: bool) -> Jws:
+    """:func:`parse` for any spelling of the JSON object, by the strict decoder."""
     outer = loads_object(body, "the request body")
     if "signatures" in outer:
         raise GatewayError(ErrorKind.MALFORMED, "only the flattened JWS serialization is accepted")
@@ -195,19 +240,36 @@ def _verify(alg: str, key: PublicKeyTypes, sig: bytes, data: bytes) -> None:
         rsa_key: rsa.RSAPublicKey = key  # type: ignore[assignment]  # its family, checked
         rsa_key.verify(sig, data, _PKCS1, _SHA256)
     elif alg in _EC:
-        curve, ecdsa, size = _EC[alg]
+        curve, ecdsa, size, digest = _EC[alg]
         ec_key: ec.EllipticCurvePublicKey = key  # type: ignore[assignment]  # checked next
         if family is not ec.EllipticCurvePublicKey or ec_key.curve.name != curve:
             raise _mismatch(alg)
         if len(sig) != 2 * size:
             raise InvalidSignature()
-        r, s = int.from_bytes(sig[:size], "big"), int.from_bytes(sig[size:], "big")
-        ec_key.verify(encode_dss_signature(r, s), data, ecdsa)
+        ec_key.verify(_der_signature(sig[:size], sig[size:]), digest(data).digest(), ecdsa)
     elif alg == "EdDSA":
         if family is not ed25519.Ed25519PublicKey:
             raise _mismatch(alg)
         ed_key: ed25519.Ed25519PublicKey = key  # type: ignore[assignment]  # its family
         ed_key.verify(sig, data)
+
+
+def _der_signature(r: bytes, s: bytes) -> bytes:
+    """JWS's fixed-size r || s as the DER ECDSA-Sig-Value cryptography verifies (RFC 3279).
+
+    ``encode_dss_signature`` does the same from two ints, at more cost than the
+    int conversions it needs; each INTEGER here is minimal and non-negative.
+    """
+    r, s = _der_integer(r), _der_integer(s)
+    body = b"\x02%c%s\x02%c%s" % (len(r), r, len(s), s)
+    if len(body) < 0x80:
+        return b"0%c%s" % (len(body), body)
+    return b"0\x81%c%s" % (len(body), body)  # P-521: up to 2 * (2 + 67) bytes
+
+
+def _der_integer(value: bytes) -> bytes:
+    value = value.lstrip(b"\0") or b"\0"
+    return b"\0" + value if value[0] & 0x80 else value
 
 
 _FAMILIES = (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey)

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from gateway import keys
 from gateway.acme import jws as jwslib
+from gateway.acme.nonces import Nonces
 from gateway.acme.render import Urls, urls_at
 from gateway.core.keys import jwk_thumbprint
 from gateway.errors import ErrorKind, GatewayError
@@ -20,9 +21,13 @@ JOSE_JSON = "application/jose+json"
 MAX_BODY = 256 * 1024
 
 
-@dataclass(frozen=True)
+@dataclass
 class Verified:
-    """A POST whose JWS passed every check."""
+    """A POST whose JWS passed every check.
+
+    Not frozen: one is made per request, and a frozen dataclass's __init__ sets each
+    field through object.__setattr__ (about four times the cost).
+    """
 
     jws: jwslib.Jws
     urls: Urls
@@ -52,29 +57,40 @@ class Verified:
         return self.account
 
 
-class _Answering(NamedTuple):
-    """The request being answered, with the application and URLs every step of it reads."""
+class Answering(NamedTuple):
+    """The request being answered, with the application, URLs and nonces every step reads."""
 
     request: web.Request
     app: web.Application
     urls: Urls
+    nonces: Nonces
 
 
 # Set by routes.answer for the request it runs: the steps of one answer (middleware,
 # verifier, handler, headers) read the application and the URLs about six times, and
 # request.app and the request's own dict each cost a few Python calls per read.
-_ANSWERING: ContextVar[_Answering | None] = ContextVar("acme_answering", default=None)
+_ANSWERING: ContextVar[Answering | None] = ContextVar("acme_answering", default=None)
 
 
-def begin_answer(request: web.Request) -> Token[_Answering | None]:
-    """Look the application and URLs of ``request`` up once, for config() and urls_for()."""
+def begin_answer(request: web.Request) -> tuple[Answering, Token[Answering | None]]:
+    """Look the application, URLs and nonces of ``request`` up once, for the steps after."""
     app = request.app
-    return _ANSWERING.set(_Answering(request, app, _urls(app, request)))
+    answering = Answering(request, app, _urls(app, request), app[keys.NONCES])
+    return answering, _ANSWERING.set(answering)
 
 
-def end_answer(token: Token[_Answering | None]) -> None:
+def end_answer(token: Token[Answering | None]) -> None:
     """The answer begun with ``token`` is made."""
     _ANSWERING.reset(token)
+
+
+def answering(request: web.Request) -> Answering:
+    """What :func:`begin_answer` looked up for ``request`` (looked up now if it did not)."""
+    current = _ANSWERING.get()
+    if current is not None and current.request is request:
+        return current
+    app = request.app
+    return Answering(request, app, _urls(app, request), app[keys.NONCES])
 
 
 def config(request: web.Request) -> web.Application:
@@ -83,17 +99,17 @@ def config(request: web.Request) -> web.Application:
     The ACME routes sit on the gateway application itself, so this is a plain
     mapping, not the chain of parent applications ``request.config_dict`` builds.
     """
-    answering = _ANSWERING.get()
-    if answering is not None and answering.request is request:
-        return answering.app
+    current = _ANSWERING.get()
+    if current is not None and current.request is request:
+        return current.app
     return request.app
 
 
 def urls_for(request: web.Request) -> Urls:
     """URLs as the client addressed us, unless a public base URL is configured."""
-    answering = _ANSWERING.get()
-    if answering is not None and answering.request is request:
-        return answering.urls
+    current = _ANSWERING.get()
+    if current is not None and current.request is request:
+        return current.urls
     return _urls(request.app, request)
 
 
@@ -111,21 +127,25 @@ async def verified(request: web.Request, *, jwk_allowed: bool = False,
                            f"ACME requests must have Content-Type {JOSE_JSON}")
     # The body's size was checked before the handler ran (routes.answer, within_limit).
     jws = jwslib.parse(await _body(request))
-    urls = urls_for(request)
-    if jws.header["url"] != urls.path(request.raw_path):
+    current = answering(request)
+    urls = current.urls
+    header = jws.header
+    if header["url"] != urls.path(request.raw_path):
         raise GatewayError(ErrorKind.UNAUTHORIZED,
                            "the JWS url header does not match the request URL")
-    if not await config(request)[keys.NONCES].consume(jws.header["nonce"]):
+    if not await current.nonces.consume(header["nonce"]):
         raise GatewayError(ErrorKind.BAD_NONCE, "JWS has an invalid anti-replay nonce")
-    if jws.jwk is not None:
+    kid = header.get("kid")  # parse() let through exactly one of a kid (a str) and a jwk
+    if kid is None:
+        jwk = header["jwk"]
         if not jwk_allowed:
             raise GatewayError(ErrorKind.MALFORMED,
                                "this resource needs a kid (account URL), not an embedded jwk")
-        jwslib.verify(jws, jwslib.public_key(jws.jwk))
-        return Verified(jws, urls, jwk=jws.jwk, thumbprint=jwk_thumbprint(jws.jwk))
+        jwslib.verify(jws, jwslib.public_key(jwk))
+        return Verified(jws, urls, jwk=jwk, thumbprint=jwk_thumbprint(jwk))
     if not kid_allowed:
         raise GatewayError(ErrorKind.MALFORMED, "this resource needs an embedded jwk, not a kid")
-    return await _verified_by_account(request, jws, urls)
+    return await _verified_by_account(current.app, jws, kid, urls)
 
 
 async def _body(request: web.Request) -> bytes:
@@ -141,12 +161,12 @@ async def _body(request: web.Request) -> bytes:
                            "the request body ended before its Content-Length") from None
 
 
-async def _verified_by_account(request: web.Request, jws: jwslib.Jws, urls: Urls) -> Verified:
-    assert jws.kid is not None
-    account_id = urls.account_id(jws.kid)
+async def _verified_by_account(app: web.Application, jws: jwslib.Jws, kid: str,
+                               urls: Urls) -> Verified:
+    account_id = urls.account_id(kid)
     if account_id is None:
         raise GatewayError(ErrorKind.ACCOUNT_DOES_NOT_EXIST,
                            "the kid is not an account URL of this server")
-    account = await config(request)[keys.CORE].accounts.get(account_id)
+    account = await app[keys.CORE].accounts.get(account_id)
     jwslib.verify(jws, jwslib.account_public_key(account.thumbprint, account.jwk))
     return Verified(jws, urls, account=account, jwk=account.jwk, thumbprint=account.thumbprint)

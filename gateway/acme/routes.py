@@ -18,7 +18,7 @@ from aiohttp.typedefs import Handler
 from gateway import jsontext, keys
 from gateway.acme import handlers as h
 from gateway.acme import problems
-from gateway.acme.post import MAX_BODY, begin_answer, config, end_answer, urls_for
+from gateway.acme.post import MAX_BODY, Answering, answering, begin_answer, end_answer
 from gateway.acme.render import PREFIX
 from gateway.bodies import too_large, within_limit
 from gateway.errors import ErrorKind, GatewayError
@@ -75,10 +75,10 @@ def problem_response(err: GatewayError) -> web.Response:
 async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Run an ACME handler: problem documents for every failure; Replay-Nonce and Link:
     index on every answer."""
-    token = begin_answer(request)
+    current, token = begin_answer(request)
     try:
         try:
-            config(request)[keys.CORE].limits.admit_request()
+            current.app[keys.CORE].limits.admit_request()
             resp = await handler(within_limit(request, MAX_BODY))
         except GatewayError as exc:
             resp = problem_response(exc)
@@ -90,17 +90,21 @@ async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
             log.exception("unhandled error in %s %s", request.method, request.path)
             resp = problem_response(GatewayError(ErrorKind.SERVER_INTERNAL,
                                                  "internal error; the gateway log has details"))
-        return with_acme_headers(request, resp)
+        return _with_acme_headers(current, resp)
     finally:
         end_answer(token)
 
 
 def with_acme_headers(request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
     """Replay-Nonce and Link: index, which every ACME answer carries (RFC 8555 §6.5, §7.1)."""
+    return _with_acme_headers(answering(request), resp)
+
+
+def _with_acme_headers(current: Answering, resp: web.StreamResponse) -> web.StreamResponse:
     headers = resp.headers
-    headers["Replay-Nonce"] = config(request)[keys.NONCES].new()
-    headers.add("Link", urls_for(request).index_link)
-    if request.method == "POST":
+    headers["Replay-Nonce"] = current.nonces.new()
+    headers.add("Link", current.urls.index_link)
+    if current.request.method == "POST":
         headers.setdefault("Cache-Control", "no-store")
     return resp
 

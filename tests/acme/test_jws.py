@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from gateway.acme import jws
 from gateway.errors import ErrorKind, GatewayError
@@ -129,3 +131,71 @@ def test_account_key_by_thumbprint_verifies_and_small_rsa_is_still_refused() -> 
     with pytest.raises(GatewayError) as err:
         jws.account_public_key(jwk_thumbprint(small), small)
     assert err.value.kind is ErrorKind.BAD_PUBLIC_KEY
+
+
+def _spellings(members: dict[str, str]) -> list[bytes]:
+    """The compact spelling clients send (read by one match) and one the decoder reads."""
+    return [json.dumps(members, separators=(",", ":")).encode(), json.dumps(members).encode()]
+
+
+@pytest.mark.parametrize("member", ["protected", "payload", "signature"])
+def test_a_member_of_impossible_length_is_refused_in_every_spelling(member: str) -> None:
+    members = {"protected": b64(json.dumps(HEADER).encode()), "payload": "", "signature": "AQID"}
+    members[member] = "AQIDB"  # 5 characters: no base64 text has that length
+    details = set()
+    for raw in _spellings(members):
+        with pytest.raises(GatewayError) as err:
+            jws.parse(raw)
+        assert err.value.kind is ErrorKind.MALFORMED
+        details.add(err.value.detail)
+    assert details == {f"{member} is not valid base64url"}
+
+
+def test_every_spelling_of_one_jws_parses_to_the_same_request() -> None:
+    members = sign(ec.generate_private_key(ec.SECP256R1()), HEADER, b'{"a":1}')
+    compact, spaced = (jws.parse(raw) for raw in _spellings(members))
+    assert compact == spaced
+    assert compact.signing_input == f"{members['protected']}.{members['payload']}".encode()
+    reordered = json.dumps({k: members[k] for k in ("signature", "payload", "protected")},
+                           separators=(",", ":")).encode()
+    assert jws.parse(reordered) == compact
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"protected":"e30","payload":"","signature":"","protected":"e30"}',
+    b'{"protected":"e30","protected":"e30","payload":"","signature":""}',
+    b'{"protected":"e30","payload":"","signature":"","header":{}}',
+])
+def test_a_compact_body_with_more_members_is_refused(raw: bytes) -> None:
+    with pytest.raises(GatewayError) as err:
+        jws.parse(raw)
+    assert err.value.kind is ErrorKind.MALFORMED
+
+
+@pytest.mark.parametrize("size", [32, 48, 66])
+def test_raw_signatures_become_the_der_that_cryptography_writes(size: int) -> None:
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    edges = [b"\0" * size, b"\0" * (size - 1) + b"\x01", b"\x7f" + b"\xff" * (size - 1),
+             b"\x80" + b"\0" * (size - 1), b"\0\x80" + b"\0" * (size - 2), b"\xff" * size]
+    for r in edges:
+        for s in edges:
+            expected = encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))
+            assert jws._der_signature(r, s) == expected
+
+
+@pytest.mark.parametrize("curve,alg,hash_,size", [
+    (ec.SECP256R1(), "ES256", hashes.SHA256(), 32), (ec.SECP384R1(), "ES384", hashes.SHA384(), 48),
+    (ec.SECP521R1(), "ES512", hashes.SHA512(), 66),
+])
+def test_every_ecdsa_algorithm_verifies_and_refuses_a_changed_input(  # type: ignore[no-untyped-def]
+        curve, alg: str, hash_, size: int) -> None:
+    key = ec.generate_private_key(curve)
+    public = jws.public_key(jwk_of(key))
+    for n in range(8):  # signatures whose r or s start with a high bit or a zero byte
+        data = b"header.payload%d" % n
+        r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hash_)))
+        parsed = jws.Jws({"alg": alg}, b"", data, r.to_bytes(size, "big") + s.to_bytes(size, "big"))
+        jws.verify(parsed, public)
+        with pytest.raises(GatewayError):
+            jws.verify(parsed._replace(signing_input=data + b"x"), public)
