@@ -30,11 +30,17 @@ class Pacer:
         """How many callers wait for a turn."""
         return len(self._waiters)
 
-    async def admit(self) -> None:
-        """Wait until this caller may start work in the current loop turn."""
+    def try_admit(self) -> bool:
+        """Admit the caller now if this turn has room; False means: ``await admit()``."""
         self._schedule_reset()
         if self._used < self._per_turn and not self._waiters:
             self._used += 1
+            return True
+        return False
+
+    async def admit(self) -> None:
+        """Wait until this caller may start work in the current loop turn."""
+        if self.try_admit():
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
