@@ -29,7 +29,7 @@ from gateway.validation.httpfetch import (
     fetch,
     request_bytes,
 )
-from gateway.validation.netguard import IPAddress, NetworkGuard, parse_address
+from gateway.validation.netguard import NetworkGuard, parse_address
 from gateway.validation.settings import ValidationSettings
 from gateway.validation.targets import host_header, note_address, resolve_target, try_in_order
 
@@ -132,20 +132,23 @@ class Http01Checker:
     ) -> str | None:
         """One request: the redirect location, or None when the key authorization matched."""
         target = await resolve_target(hop.host, self._dns, self._guard, attempt, blocked_kind)
-        record["addressesResolved"] = [str(a) for a in target.resolved]
+        # Each address as text once: ipaddress builds the text anew each time it is asked.
+        shown = record["addressesResolved"] = [str(a) for a in target.resolved]
         return await try_in_order(
-            target, attempt, remaining, lambda ip: self._fetch(hop, ip, task, attempt, record)
+            target,
+            attempt,
+            remaining,
+            lambda ip: self._fetch(hop, shown[target.resolved.index(ip)], task, attempt, record),
         )
 
     async def _fetch(
         self,
         hop: Hop,
-        ip: IPAddress,
+        address: str,
         task: ChallengeTask,
         attempt: Attempt,
         record: dict[str, object],
     ) -> str | None:
-        address = str(ip)  # once: ipaddress builds the text anew each time
         note_address(record, address)
         attempt.enter(ErrorKind.CONNECTION, f"fetching {hop.shown} from {address}")
         response = await self._get(hop, address)
