@@ -12,6 +12,23 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
+
+
+async def wait_in_line(waiters: deque[asyncio.Future[None]], give_back: Callable[[], None]) -> None:
+    """Wait at the back of ``waiters`` until served (a waiter's result is set).
+
+    A caller cancelled after it was served calls ``give_back``, so that what it
+    was handed is not lost.
+    """
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    waiters.append(waiter)
+    try:
+        await waiter
+    except asyncio.CancelledError:
+        if waiter.done() and not waiter.cancelled():
+            give_back()
+        raise
 
 
 class Slots:
@@ -43,16 +60,8 @@ class Slots:
 
     async def take(self) -> None:
         """Take a slot, waiting in line for one when none is free."""
-        if self.try_take():
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self.give()  # handed a slot, then cancelled: pass it on
-            raise
+        if not self.try_take():
+            await wait_in_line(self._waiters, self.give)  # served, then cancelled: pass it on
 
     def give(self) -> None:
         """Give a slot back: to the first live waiter, or to the free ones."""
