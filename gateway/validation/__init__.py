@@ -35,18 +35,18 @@ unsupportedIdentifier  identifier type other than dns or ip                   no
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from gateway.errors import ErrorKind
 
 
-@dataclass(frozen=True)
-class ChallengeTask:
+class ChallengeTask(NamedTuple):
     """One challenge to validate.
 
     ``identifier_value`` is the order's identifier: for a wildcard order it is the
     base name (``example.com`` for ``*.example.com``) and ``wildcard`` is set.
+    (These three records are named tuples: immutable, and built for a third of
+    what a frozen dataclass costs, once per validation.)
     """
 
     identifier_type: str  # "dns" or "ip"
@@ -58,22 +58,20 @@ class ChallengeTask:
     wildcard: bool = False
 
 
-@dataclass(frozen=True)
-class ValidationFailure:
+class ValidationFailure(NamedTuple):
     """Why a validation failed, as an error kind and a detail a person can act on."""
 
     kind: ErrorKind
     detail: str
 
 
-@dataclass(frozen=True)
-class ValidationOutcome:
+class ValidationOutcome(NamedTuple):
     """The result of validating one challenge (all attempts included)."""
 
     failure: ValidationFailure | None = None
     # validationRecord entries of RFC 8555 §8.3 (url, hostname, port, addressesResolved,
     # addressUsed), one or more per attempt.
-    records: tuple[dict[str, Any], ...] = field(default=())
+    records: tuple[dict[str, Any], ...] = ()
 
     @property
     def valid(self) -> bool:

@@ -179,7 +179,8 @@ def _direct_addresses(firsts: list[Answer | ChallengeError], qname: bytes) -> li
         if not records and reached != qname and first.rcode != dns.rcode.NXDOMAIN:
             return []
         # A and AAAA data have exactly 4 and 16 bytes (dnsmessage checks).
-        found.extend(ipaddress.ip_address(r.data) for r in records)
+        kind = ipaddress.IPv6Address if rdtype == dns.rdatatype.AAAA else ipaddress.IPv4Address
+        found.extend([kind(r.data) for r in records])
     return found
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from gateway.errors import ErrorKind
@@ -31,12 +30,14 @@ from gateway.validation import ChallengeTask, ValidationFailure, ValidationOutco
 from gateway.validation.attempt import Attempt, ChallengeError
 from gateway.validation.caa import CaaChecker
 from gateway.validation.challenges import CHALLENGE_TYPES, DNS_01, HTTP_01
+from gateway.validation.deadlines import DeadlineQueue
 from gateway.validation.dns01 import Dns01Checker
 from gateway.validation.dnsclient import DnsClient, make_resolver
 from gateway.validation.http01 import Http01Checker
 from gateway.validation.netguard import NetworkGuard
 from gateway.validation.pacer import Pacer
 from gateway.validation.settings import ValidationSettings
+from gateway.validation.slots import Slots
 from gateway.validation.tlsalpn01 import TlsAlpn01Checker
 
 log = logging.getLogger("gateway.validation")
@@ -49,10 +50,12 @@ Sleep = Callable[[float], Awaitable[None]]
 Check = Callable[[Attempt, Callable[[], float]], Awaitable[None]]
 
 
-@dataclass
-class _TargetSlot:
-    semaphore: asyncio.Semaphore
-    users: int = 0
+class _TargetSlots(Slots):
+    """The slots of one identifier, and how many callers hold or wait for them."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.users = 0
 
 
 class ValidationAuthority:
@@ -72,8 +75,10 @@ class ValidationAuthority:
             allow_loopback=settings.allow_loopback,
             allow_private=settings.allow_private,
         )
-        self._global = asyncio.Semaphore(settings.concurrency)
-        self._targets: dict[str, _TargetSlot] = {}
+        self._global = Slots(settings.concurrency)
+        self._targets: dict[str, _TargetSlots] = {}
+        # Every attempt has the same timeout, so their deadlines fall due in order (deadlines.py).
+        self._deadlines = DeadlineQueue()
         self._pacer = Pacer(starts_per_turn)
         self._http01: Http01Checker | None = None
         self._dns01: Dns01Checker | None = None
@@ -189,47 +194,58 @@ class ValidationAuthority:
         raise AssertionError("unreachable: attempts is at least 1")
 
     async def _attempt(self, key: str, check: Check, attempt: Attempt) -> ChallengeError | None:
-        timeout = self._settings.attempt_timeout_seconds
         key = key.lower()
         target = self._target_slot(key)
         try:
             # The per-target slot first, then a global one: queued work holds no global slot.
-            async with target.semaphore, self._global:
-                await self._pacer.admit()
-                loop = asyncio.get_running_loop()
-                deadline = loop.time() + timeout
+            # Each is taken by a plain call when free (the usual case), awaited only when not.
+            if not target.try_take():
+                await target.take()
+            try:
+                if not self._global.try_take():
+                    await self._global.take()
                 try:
-                    async with asyncio.timeout_at(deadline):
-                        await check(attempt, lambda: deadline - loop.time())
-                except TimeoutError:
-                    error = attempt.timeout_error(timeout)
-                except ChallengeError as exc:
-                    error = exc
-                except Exception:  # a bug must fail one validation, not the core's job runner
-                    log.exception("validation check raised unexpectedly")
-                    error = ChallengeError(
-                        ErrorKind.SERVER_INTERNAL, "internal error while validating"
-                    )
-                else:
-                    return None
+                    if not self._pacer.try_admit():
+                        await self._pacer.admit()
+                    error = await self._bounded(check, attempt)
+                finally:
+                    self._global.give()
+            finally:
+                target.give()
         finally:
             self._leave_target(key, target)
-        if attempt.records and "error" not in attempt.records[-1]:
+        if error is not None and attempt.records and "error" not in attempt.records[-1]:
             attempt.records[-1]["error"] = f"{error.kind.value}: {error.detail}"
         return error
 
-    def _target_slot(self, key: str) -> _TargetSlot:
-        """The slot of one identifier (made on first use), with this caller counted in."""
+    async def _bounded(self, check: Check, attempt: Attempt) -> ChallengeError | None:
+        """Run ``check`` within the attempt timeout; its failure, or None when it passed."""
+        timeout = self._settings.attempt_timeout_seconds
+        deadlines = self._deadlines
+        loop = deadlines.loop
+        deadline = loop.time() + timeout
+        try:
+            with deadlines.timeout_at(deadline):
+                await check(attempt, lambda: deadline - loop.time())
+        except TimeoutError:
+            return attempt.timeout_error(timeout)
+        except ChallengeError as exc:
+            return exc
+        except Exception:  # a bug must fail one validation, not the core's job runner
+            log.exception("validation check raised unexpectedly")
+            return ChallengeError(ErrorKind.SERVER_INTERNAL, "internal error while validating")
+        return None
+
+    def _target_slot(self, key: str) -> _TargetSlots:
+        """The slots of one identifier (made on first use), with this caller counted in."""
         slot = self._targets.get(key)
         if slot is None:
-            slot = self._targets[key] = _TargetSlot(
-                asyncio.Semaphore(self._settings.per_target_concurrency)
-            )
+            slot = self._targets[key] = _TargetSlots(self._settings.per_target_concurrency)
         slot.users += 1
         return slot
 
-    def _leave_target(self, key: str, slot: _TargetSlot) -> None:
-        """Count this caller out; the last one out drops the slot."""
+    def _leave_target(self, key: str, slot: _TargetSlots) -> None:
+        """Count this caller out; the last one out drops the slots."""
         slot.users -= 1
         if slot.users == 0:
             del self._targets[key]

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
+from gateway.validation.slots import wait_in_line
+
 
 class Pacer:
     """First come, first served: ``await admit()`` returns once this turn has room."""
@@ -30,20 +32,21 @@ class Pacer:
         """How many callers wait for a turn."""
         return len(self._waiters)
 
-    async def admit(self) -> None:
-        """Wait until this caller may start work in the current loop turn."""
+    def try_admit(self) -> bool:
+        """Admit the caller now if this turn has room; False means: ``await admit()``."""
         self._schedule_reset()
         if self._used < self._per_turn and not self._waiters:
             self._used += 1
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self._used -= 1  # admitted, then cancelled: give the slot back
-            raise
+            return True
+        return False
+
+    async def admit(self) -> None:
+        """Wait until this caller may start work in the current loop turn."""
+        if not self.try_admit():
+            await wait_in_line(self._waiters, self._give_back)
+
+    def _give_back(self) -> None:
+        self._used -= 1  # admitted, then cancelled: the turn has that room again
 
     def _schedule_reset(self) -> None:
         if not self._reset_pending:

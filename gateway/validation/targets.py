@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from gateway.errors import ErrorKind
 from gateway.validation.attempt import Attempt, ChallengeError
@@ -21,8 +20,7 @@ from gateway.validation.netguard import IPAddress, NetworkGuard, parse_address
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """A host's resolved addresses and the subset the guard lets us contact."""
 
     host: str
@@ -31,9 +29,13 @@ class Target:
 
     def connection_order(self) -> list[IPAddress]:
         """IPv6 first, then IPv4 as the fallback: one address of each family at most."""
-        v6 = [a for a in self.allowed if a.version == 6][:1]
-        v4 = [a for a in self.allowed if a.version == 4][:1]
-        return v6 + v4
+        v6 = v4 = None
+        for address in self.allowed:
+            if address.version == 6:
+                v6 = v6 or address
+            else:
+                v4 = v4 or address
+        return [a for a in (v6, v4) if a is not None]
 
 
 async def resolve_target(

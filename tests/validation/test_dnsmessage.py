@@ -131,6 +131,19 @@ def test_question_matches_whatever_its_case() -> None:
     assert parse_answer(wire, QID, asked("www.example.test")).records == ()
 
 
+def test_owners_read_alike_whether_pointers_or_spelled_out_in_any_case() -> None:
+    echoed = b"\x03WwW\x07ExAmPlE\x04TeSt\x00" + struct.pack("!2H", TYPE_A, 1)  # another case
+    record = struct.pack("!HHIH", TYPE_A, 1, 60, 4)
+    pointed = b"\xc0\x0c" + record + bytes([192, 0, 2, 1])  # a pointer to the question's name
+    spelled = b"\x03WWW\x07example\x04TEST\x00" + record + bytes([192, 0, 2, 2])
+    wire = struct.pack("!6H", QID, 0x8180, 1, 2, 0, 0) + echoed + pointed + spelled
+
+    answer = parse_answer(wire, QID, asked())
+
+    assert [r.owner for r in answer.records] == [name_wire("www.example.test")] * 2
+    assert [r.data[-1] for r in answer.records] == [1, 2]
+
+
 @pytest.mark.parametrize(
     "wire, why",
     [

@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from yarl import URL
 
 from gateway.errors import ErrorKind
 from gateway.validation import ChallengeTask, ValidationOutcome
+from gateway.validation.http01 import challenge_hop, hop_of
 from tests.validation.conftest import MakeVA, closed_port
 from tests.validation.dnsserver import DnsResponder
 
@@ -446,3 +448,17 @@ async def test_wildcard_cannot_use_http01(make_va: MakeVA) -> None:
     va = await make_va()
     outcome = await va.validate(task(wildcard=True))
     assert_failed(outcome, ErrorKind.MALFORMED, "only be validated with dns-01")
+
+
+HOSTS = ["web.test", "a", "127.0.0.1", "xn--bcher-kva.example", "WEB.test", "::1", "bücher.test"]
+
+
+@pytest.mark.parametrize("host", HOSTS)
+@pytest.mark.parametrize("port", [80, 5002])
+@pytest.mark.parametrize("token", [TOKEN, "a%2Fb", "a b"])
+def test_challenge_url_is_what_yarl_makes_of_it(host: str, port: int, token: str) -> None:
+    made = challenge_hop(host, port, token)
+    url = URL.build(scheme="http", host=host, port=port, path=PATH.replace(TOKEN, token))
+
+    assert made[:5] == hop_of(url)[:5]
+    assert str(made.url or URL(made.shown, encoded=True)) == str(url)

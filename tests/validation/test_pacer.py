@@ -62,6 +62,14 @@ async def test_cancelled_waiter_does_not_block_others() -> None:
     assert follower.done() and not follower.cancelled()
 
 
+async def test_try_admit_takes_room_in_this_turn_only() -> None:
+    pacer = Pacer(1)
+    assert pacer.try_admit()
+    assert not pacer.try_admit()
+    await asyncio.sleep(0)  # the next turn has room again
+    assert pacer.try_admit()
+
+
 def test_needs_a_positive_rate() -> None:
     with pytest.raises(ValueError):
         Pacer(0)
