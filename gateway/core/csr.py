@@ -28,6 +28,7 @@ from gateway.errors import ErrorKind, GatewayError
 from gateway.model.records import Identifier
 
 ALLOWED_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384"}
+_IPV4_TEXT = frozenset("0123456789.")  # every character an IPv4 address may be written with
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,10 @@ def identifier_for_name(name: str) -> Identifier:
     Nothing is trimmed (no trailing dot, no spacing): the policy checks the name
     as the CSR spells it, as it checks an ACME identifier as the client sent it.
     """
+    if ":" not in name and not _IPV4_TEXT.issuperset(name):
+        # Neither IPv6 (which needs a colon) nor IPv4 (digits and dots only): the
+        # usual DNS name skips the parser's two refusals, each a raised exception.
+        return Identifier("dns", name.lower())
     try:
         return Identifier("ip", normalise_ip(name))
     except ValueError:

@@ -137,6 +137,19 @@ def test_a_trailing_dot_is_kept_for_the_policy_to_refuse() -> None:
                                                 Identifier("dns", "b.example.com.")}
 
 
+@pytest.mark.parametrize("name", [
+    "a.example.com", "A.Example.COM", "192.0.2.9", "2001:DB8::1", "::ffff:192.0.2.9",
+    "fe80::1%eth0", "192.0.2", "192.0.2.9.", "01.2.3.4", "\uff11.2.3.4", "", "[::1]",
+    "1e100.net", "deadbeef", "face:b00c"])
+def test_a_cn_is_an_ip_identifier_exactly_when_it_parses_as_an_address(name: str) -> None:
+    """The shortcut for plain DNS names gives what the address parser decides."""
+    try:
+        want = Identifier("ip", csr.normalise_ip(name))
+    except ValueError:
+        want = Identifier("dns", name.lower())
+    assert csr.identifier_for_name(name) == want
+
+
 def _tlv(tag: int, body: bytes) -> bytes:
     n = len(body)
     length = bytes([n]) if n < 128 else bytes([0x80 | ((n.bit_length() + 7) // 8)]) + \
