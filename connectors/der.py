@@ -1,4 +1,4 @@
-"""Reading a key's SubjectPublicKeyInfo straight out of DER certificates and CSRs.
+"""Reading a key's SubjectPublicKeyInfo (and a CSR's subject) straight out of DER.
 
 Shared by the core (finalize compares keys by these bytes) and the local CA
 (which derives a key identifier from them); it imports nothing of either.
@@ -55,7 +55,7 @@ def _skip(der: bytes, pos: int, count: int) -> int:
     return pos
 
 
-def _spki_at(der: bytes, pos: int) -> bytes | None:
+def _sequence_at(der: bytes, pos: int) -> bytes | None:
     tag, _, end = element(der, pos)
     return der[pos:end] if tag == _SEQUENCE else None
 
@@ -72,7 +72,7 @@ def certificate_spki(der: bytes) -> bytes | None:
         if der[pos] != _INTEGER:
             return None
         # serialNumber, signature, issuer, validity, subject: then the SPKI.
-        return _spki_at(der, _skip(der, pos, 5))
+        return _sequence_at(der, _skip(der, pos, 5))
     except (IndexError, ValueError):
         return None
 
@@ -85,7 +85,19 @@ def csr_spki(der: bytes) -> bytes | None:
         if tag != _SEQUENCE or info_tag != _SEQUENCE or der[pos] != _INTEGER:
             return None
         # version, subject: then the SPKI.
-        return _spki_at(der, _skip(der, pos, 2))
+        return _sequence_at(der, _skip(der, pos, 2))
+    except (IndexError, ValueError):
+        return None
+
+
+def csr_subject(der: bytes) -> bytes | None:
+    """The subject Name element of a DER PKCS#10 request, as encoded there."""
+    try:
+        tag, body, _ = element(der, 0)
+        info_tag, pos, _ = element(der, body)
+        if tag != _SEQUENCE or info_tag != _SEQUENCE or der[pos] != _INTEGER:
+            return None
+        return _sequence_at(der, _skip(der, pos, 1))  # after the version
     except (IndexError, ValueError):
         return None
 
