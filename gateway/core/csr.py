@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from asn1crypto import csr as asn1_csr
 from cryptography import x509
@@ -28,6 +30,7 @@ from gateway.errors import ErrorKind, GatewayError
 from gateway.model.records import Identifier
 
 ALLOWED_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384"}
+_Ext = TypeVar("_Ext", bound=x509.ExtensionType)
 _IPV4_TEXT = frozenset("0123456789.")  # every character an IPv4 address may be written with
 
 
@@ -48,6 +51,15 @@ class ParsedCSR:
     public_key: CertificatePublicKeyTypes
     ca_der: bytes  # what a CA reads: ``der``, or a copy with its attributes re-sorted
     spki_der: bytes  # the key's DER SubjectPublicKeyInfo, as the library encodes it
+    # The requested extensions by OID, read once: the profile rules look several up,
+    # and the library's lookup raises an exception for each one that is absent.
+    extensions: Mapping[x509.ObjectIdentifier, x509.ExtensionType] = field(
+        default_factory=dict)
+
+    def extension(self, kind: type[_Ext]) -> _Ext | None:
+        """The CSR's requested extension of type ``kind``, or None when it has none."""
+        found = self.extensions.get(kind.oid)
+        return found if isinstance(found, kind) else None
 
     def identifiers(self) -> set[Identifier]:
         """The names requested, as normalised identifiers (CN included)."""
@@ -107,18 +119,20 @@ def parse_csr(der: bytes) -> ParsedCSR:
         raise bad_csr("the CSR signature does not verify")
     key_type, bits = _key_info(key)
     try:
-        ext = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-        dns = tuple(n.lower() for n in ext.value.get_values_for_type(x509.DNSName))
-        ips = tuple(str(a) for a in ext.value.get_values_for_type(x509.IPAddress))
-    except x509.ExtensionNotFound:
-        dns, ips = (), ()
-    except ValueError as exc:
+        extensions = {ext.oid: ext.value for ext in csr.extensions}
+    except (ValueError, x509.DuplicateExtension) as exc:  # malformed, or one extension twice
         raise bad_csr(f"the CSR's extensions cannot be parsed: {exc}") from exc
+    san = extensions.get(x509.SubjectAlternativeName.oid)
+    if isinstance(san, x509.SubjectAlternativeName):
+        dns = tuple(n.lower() for n in san.get_values_for_type(x509.DNSName))
+        ips = tuple(str(a) for a in san.get_values_for_type(x509.IPAddress))
+    else:
+        dns, ips = (), ()
     cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     cn = str(cns[0].value) if cns else None
     spki = _spki_der(key, der if sorted_der is None else sorted_der)
     return ParsedCSR(der, csr, dns, ips, cn, key_type, bits, hashlib.sha256(spki).hexdigest(),
-                     key, der if sorted_der is None else sorted_der, spki)
+                     key, der if sorted_der is None else sorted_der, spki, extensions)
 
 
 def _spki_der(key: CertificatePublicKeyTypes, der: bytes) -> bytes:

@@ -28,6 +28,36 @@ def test_parse_extracts_names_and_key() -> None:
     assert parsed.public_key == parsed.csr.public_key() and parsed.ca_der == der
 
 
+def test_requested_extensions_are_read_once_by_type() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    der = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([]))
+           .add_extension(x509.SubjectAlternativeName([x509.DNSName("a.example.com")]), False)
+           .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
+           .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    parsed = csr.parse_csr(der)
+    assert parsed.extension(x509.BasicConstraints) == x509.BasicConstraints(False, None)
+    assert parsed.extension(x509.SubjectAlternativeName) is not None
+    assert parsed.extension(x509.KeyUsage) is None
+
+
+def test_an_extension_requested_twice_is_a_bad_csr() -> None:
+    der, key = make_csr(["a.example.com"])
+    req = asn1_csr.CertificationRequest.load(der)
+    info = req["certification_request_info"]
+    (attribute,) = info["attributes"]
+    extensions = attribute["values"][0]
+    extensions.append(extensions[0].copy())  # the subjectAltName once more
+    info = asn1_csr.CertificationRequestInfo.load(info.dump(force=True))
+    signature = key.sign(info.dump(), ec.ECDSA(hashes.SHA256()))
+    twice = _tlv(0x30, info.dump() + req["signature_algorithm"].dump()
+                 + _tlv(0x03, b"\0" + signature))
+    with pytest.raises(GatewayError) as err:
+        csr.parse_csr(twice)
+    assert err.value.kind is ErrorKind.BAD_CSR
+    assert "extensions cannot be parsed" in err.value.detail
+
+
 @pytest.mark.parametrize("curve", [ec.SECP256R1(), ec.SECP384R1()], ids=lambda c: c.name)
 def test_the_weak_key_check_reads_the_point_at_the_end_of_the_spki(
         curve: ec.EllipticCurve) -> None:
