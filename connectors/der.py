@@ -90,6 +90,18 @@ def csr_spki(der: bytes) -> bytes | None:
         return None
 
 
+def csr_request_info(der: bytes) -> bytes | None:
+    """The CertificationRequestInfo element of a DER PKCS#10 request: the signed bytes."""
+    try:
+        tag, body, end = element(der, 0)
+        info_tag, _, info_end = element(der, body)
+    except (IndexError, ValueError):
+        return None
+    if tag != _SEQUENCE or info_tag != _SEQUENCE or end != len(der):
+        return None
+    return der[body:info_end]
+
+
 def csr_subject(der: bytes) -> bytes | None:
     """The subject Name element of a DER PKCS#10 request, as encoded there."""
     try:

@@ -16,21 +16,26 @@ from typing import TypeVar
 from asn1crypto import csr as asn1_csr
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificatePublicKeyTypes,
     PublicKeyTypes,
 )
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 
-from connectors.der import csr_spki, is_canonical_ec_spki
+from connectors.der import csr_request_info, csr_spki, is_canonical_ec_spki
 from gateway.core import goodkey
 from gateway.errors import ErrorKind, GatewayError
 from gateway.model.records import Identifier
 
 ALLOWED_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384"}
 _Ext = TypeVar("_Ext", bound=x509.ExtensionType)
+_ECDSA_BY_OID = {
+    SignatureAlgorithmOID.ECDSA_WITH_SHA256: ec.ECDSA(hashes.SHA256()),
+    SignatureAlgorithmOID.ECDSA_WITH_SHA384: ec.ECDSA(hashes.SHA384()),
+    SignatureAlgorithmOID.ECDSA_WITH_SHA512: ec.ECDSA(hashes.SHA512()),
+}
 _IPV4_TEXT = frozenset("0123456789.")  # every character an IPv4 address may be written with
 
 
@@ -111,7 +116,7 @@ def parse_csr(der: bytes) -> ParsedCSR:
         csr = x509.load_der_x509_csr(sorted_der)
     key = _public_key(csr)
     try:
-        signature_ok = _signature_valid(csr, key) if sorted_der is None else \
+        signature_ok = _signature_valid(csr, key, der) if sorted_der is None else \
             _signed_as_sent(csr, key, der)
     except Exception as exc:  # unsupported algorithms surface as various errors
         raise bad_csr(f"the CSR signature cannot be checked: {exc}") from exc
@@ -160,18 +165,27 @@ def _public_key(csr: x509.CertificateSigningRequest) -> CertificatePublicKeyType
                            "generate a new key") from exc
 
 
-def _signature_valid(csr: x509.CertificateSigningRequest, key: PublicKeyTypes) -> bool:
-    """``csr.is_signature_valid``, with the key already loaded.
+def _signature_valid(csr: x509.CertificateSigningRequest, key: PublicKeyTypes,
+                     der: bytes) -> bool:
+    """``csr.is_signature_valid``, with the key already loaded; ``der`` is ``csr``'s DER.
 
     The library's check loads the CSR's key again; an ECDSA signature (what ACME
     clients send) is checked with ``key`` instead, over the same signed bytes.
+    Those are read out of ``der`` rather than encoded again by the library (the
+    CSR is DER, so they are the same bytes), and the usual ECDSA algorithms are
+    known by their OID without the library building the parameters.
     Anything else takes the library's own check.
     """
     if isinstance(key, ec.EllipticCurvePublicKey):
-        params = csr.signature_algorithm_parameters
-        if isinstance(params, ec.ECDSA):
+        params = _ECDSA_BY_OID.get(csr.signature_algorithm_oid)
+        if params is None:
+            found = csr.signature_algorithm_parameters
+            params = found if isinstance(found, ec.ECDSA) else None
+        if params is not None:
+            signed = csr_request_info(der)
             try:
-                key.verify(csr.signature, csr.tbs_certrequest_bytes, params)
+                key.verify(csr.signature,
+                           csr.tbs_certrequest_bytes if signed is None else signed, params)
             except InvalidSignature:
                 return False
             return True

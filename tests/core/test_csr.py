@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import AttributeOID, NameOID
 
+from connectors.der import csr_request_info
 from gateway.core import csr
 from gateway.errors import ErrorKind, GatewayError
 from gateway.model.records import Identifier
@@ -244,5 +245,21 @@ def test_the_signature_check_agrees_with_the_library(case: str) -> None:
     elif case.endswith("-content"):
         der = _tampered(der, der.index(b"a.example.com"))
     loaded = x509.load_der_x509_csr(der)
-    assert csr._signature_valid(loaded, loaded.public_key()) is loaded.is_signature_valid
+    assert csr._signature_valid(loaded, loaded.public_key(), der) is loaded.is_signature_valid
     assert loaded.is_signature_valid is (case in ("ec", "rsa"))
+
+
+@pytest.mark.parametrize("hash_alg", [hashes.SHA224(), hashes.SHA256(), hashes.SHA384(),
+                                      hashes.SHA512()], ids=lambda h: h.name)
+def test_every_ecdsa_hash_is_checked_over_the_signed_bytes(hash_alg: hashes.HashAlgorithm
+                                                           ) -> None:
+    key = ec.generate_private_key(ec.SECP384R1())
+    der = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
+           .sign(key, hash_alg).public_bytes(serialization.Encoding.DER))
+    loaded = x509.load_der_x509_csr(der)
+    assert csr._signature_valid(loaded, loaded.public_key(), der)
+    # The signature is over the request info as it is in the DER, byte for byte.
+    assert csr_request_info(der) == loaded.tbs_certrequest_bytes
+    other = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])) \
+        .sign(ec.generate_private_key(ec.SECP384R1()), hash_alg)
+    assert not csr._signature_valid(loaded, other.public_key(), der)
