@@ -255,6 +255,12 @@ class Leaf:
     not_after: datetime
 
 
+@functools.cache
+def _is_rsa(key_class: type) -> bool:
+    """Whether keys of ``key_class`` are RSA keys (one metaclass check per class)."""
+    return issubclass(key_class, rsa.RSAPublicKey)
+
+
 @functools.lru_cache(maxsize=64)
 def _eku(ekus: tuple[str, ...]) -> bytes:
     return _encoded(x509.ExtendedKeyUsage([x509.ObjectIdentifier(oid) for oid in ekus]), False)
@@ -339,7 +345,7 @@ def leaf_tbs(
     ski = _key_identifier(public_key, spki).digest
     exts = [
         _NOT_CA,
-        _USAGE_RSA if isinstance(public_key, rsa.RSAPublicKey) else _USAGE_EC,
+        _USAGE_RSA if _is_rsa(type(public_key)) else _USAGE_EC,
         template.aki,
         leafder.extension(_SKI, False, leafder.tlv(0x04, ski)),
     ]

@@ -12,6 +12,7 @@ contents (the tests rebuild leaves with the library and compare).
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import cast
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -131,10 +132,9 @@ class LeafSigner:
 
     def certificate(self, key: CertificateIssuerPrivateKeyTypes, tbs: bytes) -> bytes:
         """The signed certificate of ``tbs`` (call where the key may sign)."""
+        # The key matches the CA certificate's (checked at start), whose type chose is_ec.
         if self.is_ec:
-            assert isinstance(key, ec.EllipticCurvePrivateKey)
-            signature = key.sign(tbs, self._ecdsa)
+            signature = cast(ec.EllipticCurvePrivateKey, key).sign(tbs, self._ecdsa)
         else:
-            assert isinstance(key, rsa.RSAPrivateKey)
-            signature = key.sign(tbs, self._pkcs1, self.hash_alg)
+            signature = cast(rsa.RSAPrivateKey, key).sign(tbs, self._pkcs1, self.hash_alg)
         return sequence(tbs, self.algorithm, tlv(0x03, b"\x00" + signature))

@@ -11,7 +11,7 @@ import hashlib
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from asn1crypto import csr as asn1_csr
 from cryptography import x509
@@ -64,7 +64,7 @@ class ParsedCSR:
     def extension(self, kind: type[_Ext]) -> _Ext | None:
         """The CSR's requested extension of type ``kind``, or None when it has none."""
         found = self.extensions.get(kind.oid)
-        return found if isinstance(found, kind) else None
+        return found if found is not None and isinstance(found, kind) else None
 
     def identifiers(self) -> set[Identifier]:
         """The names requested, as normalised identifiers (CN included)."""
@@ -115,14 +115,15 @@ def parse_csr(der: bytes) -> ParsedCSR:
             raise bad_csr("the CSR is not a valid DER PKCS#10 request") from exc
         csr = x509.load_der_x509_csr(sorted_der)
     key = _public_key(csr)
+    kind = key_kind(type(key))
     try:
-        signature_ok = _signature_valid(csr, key, der) if sorted_der is None else \
+        signature_ok = _signature_valid(csr, key, der, kind) if sorted_der is None else \
             _signed_as_sent(csr, key, der)
     except Exception as exc:  # unsupported algorithms surface as various errors
         raise bad_csr(f"the CSR signature cannot be checked: {exc}") from exc
     if not signature_ok:
         raise bad_csr("the CSR signature does not verify")
-    key_type, bits = _key_info(key)
+    key_type, bits = _key_info(key, kind)
     try:
         extensions = {ext.oid: ext.value for ext in csr.extensions}
     except (ValueError, x509.DuplicateExtension) as exc:  # malformed, or one extension twice
@@ -135,20 +136,38 @@ def parse_csr(der: bytes) -> ParsedCSR:
         dns, ips = (), ()
     cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     cn = str(cns[0].value) if cns else None
-    spki = _spki_der(key, der if sorted_der is None else sorted_der)
+    spki = _spki_der(key, der if sorted_der is None else sorted_der, kind)
     return ParsedCSR(der, csr, dns, ips, cn, key_type, bits, hashlib.sha256(spki).hexdigest(),
                      key, der if sorted_der is None else sorted_der, spki, extensions)
 
 
-def _spki_der(key: CertificatePublicKeyTypes, der: bytes) -> bytes:
+def key_kind(key_class: type) -> str:
+    """``ec``, ``rsa``, ``eddsa`` or ``other``: the kind of public key of ``key_class``."""
+    kind = _KINDS.get(key_class)
+    if kind is None:
+        # The key types are abstract classes: each isinstance goes through their
+        # metaclass, so the kind of each concrete class is looked up once.
+        kind = _KINDS[key_class] = (
+            "ec" if issubclass(key_class, ec.EllipticCurvePublicKey)
+            else "rsa" if issubclass(key_class, rsa.RSAPublicKey)
+            else "eddsa" if issubclass(key_class, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey)
+            else "other")
+    return kind
+
+
+_KINDS: dict[type, str] = {}
+
+
+def _spki_der(key: CertificatePublicKeyTypes, der: bytes, kind: str) -> bytes:
     """The key's DER SPKI as the library encodes it.
 
     An EC key's is usually in the CSR already, byte for byte: taking it from
     there saves re-encoding the point. Any other form is encoded afresh.
     """
-    if isinstance(key, ec.EllipticCurvePublicKey):
+    if kind == "ec":
         found = csr_spki(der)
-        if found is not None and is_canonical_ec_spki(found, key.curve.name):
+        curve = cast(ec.EllipticCurvePublicKey, key).curve.name
+        if found is not None and is_canonical_ec_spki(found, curve):
             return found
     return key.public_bytes(serialization.Encoding.DER,
                             serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -166,8 +185,9 @@ def _public_key(csr: x509.CertificateSigningRequest) -> CertificatePublicKeyType
 
 
 def _signature_valid(csr: x509.CertificateSigningRequest, key: PublicKeyTypes,
-                     der: bytes) -> bool:
-    """``csr.is_signature_valid``, with the key already loaded; ``der`` is ``csr``'s DER.
+                     der: bytes, kind: str) -> bool:
+    """``csr.is_signature_valid``, with the key (of :func:`key_kind` ``kind``) already
+    loaded; ``der`` is ``csr``'s DER.
 
     The library's check loads the CSR's key again; an ECDSA signature (what ACME
     clients send) is checked with ``key`` instead, over the same signed bytes.
@@ -176,7 +196,8 @@ def _signature_valid(csr: x509.CertificateSigningRequest, key: PublicKeyTypes,
     known by their OID without the library building the parameters.
     Anything else takes the library's own check.
     """
-    if isinstance(key, ec.EllipticCurvePublicKey):
+    if kind == "ec":
+        key = cast(ec.EllipticCurvePublicKey, key)
         params = _ECDSA_BY_OID.get(csr.signature_algorithm_oid)
         if params is None:
             found = csr.signature_algorithm_parameters
@@ -192,15 +213,16 @@ def _signature_valid(csr: x509.CertificateSigningRequest, key: PublicKeyTypes,
     return csr.is_signature_valid
 
 
-def _key_info(key: object) -> tuple[str, int]:
-    if isinstance(key, rsa.RSAPublicKey):
-        return "rsa", key.key_size
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        if key.curve.name not in ALLOWED_CURVES:
+def _key_info(key: object, kind: str) -> tuple[str, int]:
+    if kind == "rsa":
+        return "rsa", cast(rsa.RSAPublicKey, key).key_size
+    if kind == "ec":
+        curve = cast(ec.EllipticCurvePublicKey, key).curve
+        if curve.name not in ALLOWED_CURVES:
             raise GatewayError(ErrorKind.BAD_PUBLIC_KEY,
-                               f"EC curve {key.curve.name} is not allowed; use P-256 or P-384")
-        return "ec", key.curve.key_size
-    if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+                               f"EC curve {curve.name} is not allowed; use P-256 or P-384")
+        return "ec", curve.key_size
+    if kind == "eddsa":
         raise GatewayError(ErrorKind.BAD_PUBLIC_KEY, "EdDSA keys are not accepted in CSRs")
     raise GatewayError(ErrorKind.BAD_PUBLIC_KEY, "unsupported public key type in the CSR")
 
@@ -217,10 +239,11 @@ def check_key(parsed: ParsedCSR, key_types: tuple[str, ...], min_rsa_bits: int) 
                            f"the minimum is {min_rsa_bits}")
     whose = "the CSR's public key"
     key = parsed.public_key
-    if isinstance(key, ec.EllipticCurvePublicKey):
+    if parsed.key_type == "ec":  # set for EC keys only
+        curve = cast(ec.EllipticCurvePublicKey, key).curve
         # The SPKI ends with the key's bit string, which holds the uncompressed point.
-        point = parsed.spki_der[-(2 * ((key.curve.key_size + 7) // 8) + 1):]
-        goodkey.check_ec_point(key.curve.name, point, whose)
+        point = parsed.spki_der[-(2 * ((curve.key_size + 7) // 8) + 1):]
+        goodkey.check_ec_point(curve.name, point, whose)
     else:
         goodkey.check_public_key(key, whose)
 

@@ -6,7 +6,7 @@ import pytest
 from asn1crypto import csr as asn1_csr
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import AttributeOID, NameOID
 
 from connectors.der import csr_request_info
@@ -229,6 +229,14 @@ def test_out_of_order_attributes_still_need_the_senders_signature() -> None:
         csr.parse_csr(der)
 
 
+def test_key_kinds() -> None:
+    kinds = {csr.key_kind(type(key.public_key())) for key in (
+        ec.generate_private_key(ec.SECP256R1()), rsa.generate_private_key(65537, 2048))}
+    assert kinds == {"ec", "rsa"}
+    assert csr.key_kind(type(ed25519.Ed25519PrivateKey.generate().public_key())) == "eddsa"
+    assert csr.key_kind(int) == "other"
+
+
 def _tampered(der: bytes, offset: int) -> bytes:
     changed = bytearray(der)
     changed[offset] ^= 0x01
@@ -245,7 +253,9 @@ def test_the_signature_check_agrees_with_the_library(case: str) -> None:
     elif case.endswith("-content"):
         der = _tampered(der, der.index(b"a.example.com"))
     loaded = x509.load_der_x509_csr(der)
-    assert csr._signature_valid(loaded, loaded.public_key(), der) is loaded.is_signature_valid
+    key = loaded.public_key()
+    assert csr._signature_valid(loaded, key, der, csr.key_kind(type(key))) \
+        is loaded.is_signature_valid
     assert loaded.is_signature_valid is (case in ("ec", "rsa"))
 
 
@@ -257,9 +267,9 @@ def test_every_ecdsa_hash_is_checked_over_the_signed_bytes(hash_alg: hashes.Hash
     der = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
            .sign(key, hash_alg).public_bytes(serialization.Encoding.DER))
     loaded = x509.load_der_x509_csr(der)
-    assert csr._signature_valid(loaded, loaded.public_key(), der)
+    assert csr._signature_valid(loaded, loaded.public_key(), der, "ec")
     # The signature is over the request info as it is in the DER, byte for byte.
     assert csr_request_info(der) == loaded.tbs_certrequest_bytes
     other = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])) \
         .sign(ec.generate_private_key(ec.SECP384R1()), hash_alg)
-    assert not csr._signature_valid(loaded, other.public_key(), der)
+    assert not csr._signature_valid(loaded, other.public_key(), der, "ec")
