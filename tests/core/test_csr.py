@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 from asn1crypto import csr as asn1_csr
 from cryptography import x509
@@ -40,6 +42,19 @@ def test_requested_extensions_are_read_once_by_type() -> None:
     assert parsed.extension(x509.BasicConstraints) == x509.BasicConstraints(False, None)
     assert parsed.extension(x509.SubjectAlternativeName) is not None
     assert parsed.extension(x509.KeyUsage) is None
+
+
+def test_only_dns_names_and_addresses_of_the_subject_alt_name_are_read() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    names = [x509.RFC822Name("a@example.com"), x509.DNSName("B.example.com"),
+             x509.UniformResourceIdentifier("https://example.com/"),
+             x509.IPAddress(ipaddress.ip_address("2001:db8::1")), x509.DNSName("c.example.com")]
+    der = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
+           .add_extension(x509.SubjectAlternativeName(names), False)
+           .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    parsed = csr.parse_csr(der)
+    assert parsed.dns_names == ("b.example.com", "c.example.com")
+    assert parsed.ip_addresses == ("2001:db8::1",)
 
 
 def test_an_extension_requested_twice_is_a_bad_csr() -> None:
