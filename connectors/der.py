@@ -33,39 +33,80 @@ def element(der: bytes, pos: int) -> tuple[int, int, int]:
     """
     tag = der[pos]
     first = der[pos + 1]
-    start = pos + 2
+    # One- and two-octet long forms (every length in a certificate or CSR) are read
+    # inline: the walkers below call this for each element they pass.
     if first < 0x80:
-        length = first
+        start = pos + 2
+        end = start + first
+    elif first == 0x81:
+        start = pos + 3
+        end = start + der[pos + 2]
+    elif first == 0x82:
+        start = pos + 4
+        end = start + (der[pos + 2] << 8 | der[pos + 3])
     else:
         count = first & 0x7F
         if not 1 <= count <= 4:
             raise ValueError("unsupported DER length")
-        length = int.from_bytes(der[start:start + count], "big")
-        start += count
-    end = start + length
+        start = pos + 2 + count
+        if start > len(der):
+            raise IndexError("truncated DER length")
+        end = start + int.from_bytes(der[pos + 2:start], "big")
     if end > len(der):
         raise ValueError("truncated DER")
     return tag, start, end
 
 
+def _content(der: bytes, pos: int) -> int:
+    """Where the content of the element at ``pos`` starts."""
+    first = der[pos + 1]
+    if first < 0x80:
+        return pos + 2
+    if first == 0x81:
+        return pos + 3
+    if first == 0x82:
+        return pos + 4
+    return element(der, pos)[1]
+
+
 def _skip(der: bytes, pos: int, count: int) -> int:
-    """The position after ``count`` consecutive elements starting at ``pos``."""
+    """The position after ``count`` consecutive elements starting at ``pos``.
+
+    The usual lengths are read inline, without a call per element: the walkers
+    run several times per issuance. Reading past the end raises IndexError.
+    """
     for _ in range(count):
-        pos = element(der, pos)[2]
+        first = der[pos + 1]
+        if first < 0x80:
+            pos += 2 + first
+        elif first == 0x81:
+            pos += 3 + der[pos + 2]
+        elif first == 0x82:
+            pos += 4 + (der[pos + 2] << 8 | der[pos + 3])
+        else:
+            pos = element(der, pos)[2]
     return pos
 
 
 def _sequence_at(der: bytes, pos: int) -> bytes | None:
-    tag, _, end = element(der, pos)
-    return der[pos:end] if tag == _SEQUENCE else None
+    end = _skip(der, pos, 1)
+    return der[pos:end] if der[pos] == _SEQUENCE and end <= len(der) else None
+
+
+def _body_of_first(der: bytes) -> int | None:
+    """Where the first element inside the outer SEQUENCE's first SEQUENCE starts
+    (a certificate's TBS, a request's CertificationRequestInfo), or None."""
+    if der[0] != _SEQUENCE:
+        return None
+    inner = _content(der, 0)
+    return _content(der, inner) if der[inner] == _SEQUENCE else None
 
 
 def certificate_spki(der: bytes) -> bytes | None:
     """The SubjectPublicKeyInfo element of a DER X.509 certificate, as encoded there."""
     try:
-        tag, body, _ = element(der, 0)
-        tbs_tag, pos, _ = element(der, body)
-        if tag != _SEQUENCE or tbs_tag != _SEQUENCE:
+        pos = _body_of_first(der)
+        if pos is None:
             return None
         if der[pos] == _CONTEXT_0:
             pos = _skip(der, pos, 1)
@@ -77,39 +118,33 @@ def certificate_spki(der: bytes) -> bytes | None:
         return None
 
 
-def csr_spki(der: bytes) -> bytes | None:
-    """The SubjectPublicKeyInfo element of a DER PKCS#10 request, as encoded there."""
+def _csr_field(der: bytes, index: int) -> bytes | None:
+    """Field ``index`` (a SEQUENCE) of a DER PKCS#10 request's CertificationRequestInfo."""
     try:
-        tag, body, _ = element(der, 0)
-        info_tag, pos, _ = element(der, body)
-        if tag != _SEQUENCE or info_tag != _SEQUENCE or der[pos] != _INTEGER:
+        pos = _body_of_first(der)
+        if pos is None or der[pos] != _INTEGER:
             return None
-        # version, subject: then the SPKI.
-        return _sequence_at(der, _skip(der, pos, 2))
+        return _sequence_at(der, _skip(der, pos, index))
     except (IndexError, ValueError):
         return None
+
+
+def csr_spki(der: bytes) -> bytes | None:
+    """The SubjectPublicKeyInfo element of a DER PKCS#10 request, as encoded there."""
+    return _csr_field(der, 2)  # after the version and the subject
+
+
+def csr_subject(der: bytes) -> bytes | None:
+    """The subject Name element of a DER PKCS#10 request, as encoded there."""
+    return _csr_field(der, 1)  # after the version
 
 
 def csr_request_info(der: bytes) -> bytes | None:
     """The CertificationRequestInfo element of a DER PKCS#10 request: the signed bytes."""
     try:
-        tag, body, end = element(der, 0)
-        info_tag, _, info_end = element(der, body)
-    except (IndexError, ValueError):
-        return None
-    if tag != _SEQUENCE or info_tag != _SEQUENCE or end != len(der):
-        return None
-    return der[body:info_end]
-
-
-def csr_subject(der: bytes) -> bytes | None:
-    """The subject Name element of a DER PKCS#10 request, as encoded there."""
-    try:
-        tag, body, _ = element(der, 0)
-        info_tag, pos, _ = element(der, body)
-        if tag != _SEQUENCE or info_tag != _SEQUENCE or der[pos] != _INTEGER:
+        if der[0] != _SEQUENCE or _skip(der, 0, 1) != len(der):
             return None
-        return _sequence_at(der, _skip(der, pos, 1))  # after the version
+        return _sequence_at(der, _content(der, 0))
     except (IndexError, ValueError):
         return None
 
