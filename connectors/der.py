@@ -15,6 +15,7 @@ from __future__ import annotations
 _SEQUENCE = 0x30
 _CONTEXT_0 = 0xA0  # [0] EXPLICIT: a certificate's version
 _INTEGER = 0x02
+_BIT_STRING = 0x03
 
 # A named-curve EC SPKI as the library encodes it, up to the uncompressed point:
 # SEQUENCE { SEQUENCE { id-ecPublicKey, curve }, BIT STRING { 0 unused, 0x04 ‖ X ‖ Y } }.
@@ -145,6 +146,21 @@ def csr_request_info(der: bytes) -> bytes | None:
         if der[0] != _SEQUENCE or _skip(der, 0, 1) != len(der):
             return None
         return _sequence_at(der, _content(der, 0))
+    except (IndexError, ValueError):
+        return None
+
+
+def spki_key_bits(spki: bytes) -> bytes | None:
+    """The subjectPublicKey bits (a whole number of octets) of a DER SubjectPublicKeyInfo,
+    or None when ``spki`` is not SEQUENCE { AlgorithmIdentifier, BIT STRING } exactly."""
+    try:
+        if spki[0] != _SEQUENCE or _skip(spki, 0, 1) != len(spki):
+            return None
+        bits = _skip(spki, _content(spki, 0), 1)  # after the AlgorithmIdentifier
+        if spki[bits] != _BIT_STRING or _skip(spki, bits, 1) != len(spki):
+            return None
+        start = _content(spki, bits)
+        return spki[start + 1:] if spki[start] == 0 else None  # no unused bits
     except (IndexError, ValueError):
         return None
 

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, NameOID
 
 from connectors.base import IssueRequest
-from connectors.der import csr_subject, element
+from connectors.der import csr_subject, spki_key_bits
 from connectors.localca import leafder
 from connectors.localca.keys import SignHash
 from connectors.localca.store import RevokedEntry
@@ -266,21 +266,6 @@ def _eku(ekus: tuple[str, ...]) -> bytes:
     return _encoded(x509.ExtendedKeyUsage([x509.ObjectIdentifier(oid) for oid in ekus]), False)
 
 
-def _subject_public_key_bits(spki_der: bytes) -> bytes | None:
-    """The subjectPublicKey BIT STRING's bits (a whole number of octets), or None when
-    ``spki_der`` is not SEQUENCE { AlgorithmIdentifier, BIT STRING } exactly."""
-    try:
-        _, body, end = element(spki_der, 0)
-        _, _, algorithm_end = element(spki_der, body)
-        _, bits, bits_end = element(spki_der, algorithm_end)
-    except (IndexError, ValueError):
-        return None
-    whole = spki_der[:1] == b"\x30" and end == bits_end == len(spki_der)
-    if not whole or spki_der[algorithm_end] != 0x03 or spki_der[bits:bits + 1] != b"\x00":
-        return None
-    return spki_der[bits + 1:bits_end]
-
-
 def _key_identifier(public_key: CertificatePublicKeyTypes,
                     spki_der: bytes | None) -> x509.SubjectKeyIdentifier:
     """RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits.
@@ -289,7 +274,7 @@ def _key_identifier(public_key: CertificatePublicKeyTypes,
     bits are read there rather than from the key, whose encoding costs a point
     conversion. Otherwise (or for anything unexpected) the library derives it.
     """
-    bits = _subject_public_key_bits(spki_der) if spki_der is not None else None
+    bits = spki_key_bits(spki_der) if spki_der is not None else None
     if bits is not None:
         return x509.SubjectKeyIdentifier(hashlib.sha1(bits).digest())
     return x509.SubjectKeyIdentifier.from_public_key(public_key)

@@ -17,6 +17,7 @@ from connectors.der import (
     csr_spki,
     csr_subject,
     is_canonical_ec_spki,
+    spki_key_bits,
 )
 from gateway.core import csr as csrs
 
@@ -126,3 +127,16 @@ def test_a_leaf_is_matched_to_the_csr_by_spki_bytes_or_else_by_key() -> None:
     assert _certifies(leaf, leaf_der, parsed.der, None) == (True, parsed.spki_sha256)
     other = _cert(ec.generate_private_key(ec.SECP256R1()), False)
     assert not _certifies(other, other.public_bytes(DER), parsed.der, parsed)[0]
+
+
+@pytest.mark.parametrize("kind", sorted(KEYS))
+def test_the_key_bits_of_an_spki(kind: str) -> None:
+    key = KEYS[kind]().public_key()
+    spki = key.public_bytes(DER, SPKI)
+    bits = spki_key_bits(spki)
+    assert bits is not None and spki.endswith(bits)
+    if kind.startswith("ec"):  # the uncompressed point
+        assert bits == key.public_bytes(DER, serialization.PublicFormat.UncompressedPoint)
+    assert spki_key_bits(spki + b"\x00") is None
+    assert spki_key_bits(spki[:-1]) is None
+    assert spki_key_bits(b"\x30\x03\x02\x01\x00") is None
