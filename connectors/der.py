@@ -1,4 +1,4 @@
-"""Reading a key's SubjectPublicKeyInfo straight out of DER certificates and CSRs.
+"""Reading a key's SubjectPublicKeyInfo (and a CSR's subject) straight out of DER.
 
 Shared by the core (finalize compares keys by these bytes) and the local CA
 (which derives a key identifier from them); it imports nothing of either.
@@ -15,6 +15,7 @@ from __future__ import annotations
 _SEQUENCE = 0x30
 _CONTEXT_0 = 0xA0  # [0] EXPLICIT: a certificate's version
 _INTEGER = 0x02
+_BIT_STRING = 0x03
 
 # A named-curve EC SPKI as the library encodes it, up to the uncompressed point:
 # SEQUENCE { SEQUENCE { id-ecPublicKey, curve }, BIT STRING { 0 unused, 0x04 ‖ X ‖ Y } }.
@@ -33,59 +34,133 @@ def element(der: bytes, pos: int) -> tuple[int, int, int]:
     """
     tag = der[pos]
     first = der[pos + 1]
-    start = pos + 2
+    # One- and two-octet long forms (every length in a certificate or CSR) are read
+    # inline: the walkers below call this for each element they pass.
     if first < 0x80:
-        length = first
+        start = pos + 2
+        end = start + first
+    elif first == 0x81:
+        start = pos + 3
+        end = start + der[pos + 2]
+    elif first == 0x82:
+        start = pos + 4
+        end = start + (der[pos + 2] << 8 | der[pos + 3])
     else:
         count = first & 0x7F
         if not 1 <= count <= 4:
             raise ValueError("unsupported DER length")
-        length = int.from_bytes(der[start:start + count], "big")
-        start += count
-    end = start + length
+        start = pos + 2 + count
+        if start > len(der):
+            raise IndexError("truncated DER length")
+        end = start + int.from_bytes(der[pos + 2:start], "big")
     if end > len(der):
         raise ValueError("truncated DER")
     return tag, start, end
 
 
+def _content(der: bytes, pos: int) -> int:
+    """Where the content of the element at ``pos`` starts."""
+    first = der[pos + 1]
+    if first < 0x80:
+        return pos + 2
+    if first == 0x81:
+        return pos + 3
+    if first == 0x82:
+        return pos + 4
+    return element(der, pos)[1]
+
+
 def _skip(der: bytes, pos: int, count: int) -> int:
-    """The position after ``count`` consecutive elements starting at ``pos``."""
+    """The position after ``count`` consecutive elements starting at ``pos``.
+
+    The usual lengths are read inline, without a call per element: the walkers
+    run several times per issuance. Reading past the end raises IndexError.
+    """
     for _ in range(count):
-        pos = element(der, pos)[2]
+        first = der[pos + 1]
+        if first < 0x80:
+            pos += 2 + first
+        elif first == 0x81:
+            pos += 3 + der[pos + 2]
+        elif first == 0x82:
+            pos += 4 + (der[pos + 2] << 8 | der[pos + 3])
+        else:
+            pos = element(der, pos)[2]
     return pos
 
 
-def _spki_at(der: bytes, pos: int) -> bytes | None:
-    tag, _, end = element(der, pos)
-    return der[pos:end] if tag == _SEQUENCE else None
+def _sequence_at(der: bytes, pos: int) -> bytes | None:
+    end = _skip(der, pos, 1)
+    return der[pos:end] if der[pos] == _SEQUENCE and end <= len(der) else None
+
+
+def _body_of_first(der: bytes) -> int | None:
+    """Where the first element inside the outer SEQUENCE's first SEQUENCE starts
+    (a certificate's TBS, a request's CertificationRequestInfo), or None."""
+    if der[0] != _SEQUENCE:
+        return None
+    inner = _content(der, 0)
+    return _content(der, inner) if der[inner] == _SEQUENCE else None
 
 
 def certificate_spki(der: bytes) -> bytes | None:
     """The SubjectPublicKeyInfo element of a DER X.509 certificate, as encoded there."""
     try:
-        tag, body, _ = element(der, 0)
-        tbs_tag, pos, _ = element(der, body)
-        if tag != _SEQUENCE or tbs_tag != _SEQUENCE:
+        pos = _body_of_first(der)
+        if pos is None:
             return None
         if der[pos] == _CONTEXT_0:
             pos = _skip(der, pos, 1)
         if der[pos] != _INTEGER:
             return None
         # serialNumber, signature, issuer, validity, subject: then the SPKI.
-        return _spki_at(der, _skip(der, pos, 5))
+        return _sequence_at(der, _skip(der, pos, 5))
+    except (IndexError, ValueError):
+        return None
+
+
+def _csr_field(der: bytes, index: int) -> bytes | None:
+    """Field ``index`` (a SEQUENCE) of a DER PKCS#10 request's CertificationRequestInfo."""
+    try:
+        pos = _body_of_first(der)
+        if pos is None or der[pos] != _INTEGER:
+            return None
+        return _sequence_at(der, _skip(der, pos, index))
     except (IndexError, ValueError):
         return None
 
 
 def csr_spki(der: bytes) -> bytes | None:
     """The SubjectPublicKeyInfo element of a DER PKCS#10 request, as encoded there."""
+    return _csr_field(der, 2)  # after the version and the subject
+
+
+def csr_subject(der: bytes) -> bytes | None:
+    """The subject Name element of a DER PKCS#10 request, as encoded there."""
+    return _csr_field(der, 1)  # after the version
+
+
+def csr_request_info(der: bytes) -> bytes | None:
+    """The CertificationRequestInfo element of a DER PKCS#10 request: the signed bytes."""
     try:
-        tag, body, _ = element(der, 0)
-        info_tag, pos, _ = element(der, body)
-        if tag != _SEQUENCE or info_tag != _SEQUENCE or der[pos] != _INTEGER:
+        if der[0] != _SEQUENCE or _skip(der, 0, 1) != len(der):
             return None
-        # version, subject: then the SPKI.
-        return _spki_at(der, _skip(der, pos, 2))
+        return _sequence_at(der, _content(der, 0))
+    except (IndexError, ValueError):
+        return None
+
+
+def spki_key_bits(spki: bytes) -> bytes | None:
+    """The subjectPublicKey bits (a whole number of octets) of a DER SubjectPublicKeyInfo,
+    or None when ``spki`` is not SEQUENCE { AlgorithmIdentifier, BIT STRING } exactly."""
+    try:
+        if spki[0] != _SEQUENCE or _skip(spki, 0, 1) != len(spki):
+            return None
+        bits = _skip(spki, _content(spki, 0), 1)  # after the AlgorithmIdentifier
+        if spki[bits] != _BIT_STRING or _skip(spki, bits, 1) != len(spki):
+            return None
+        start = _content(spki, bits)
+        return spki[start + 1:] if spki[start] == 0 else None  # no unused bits
     except (IndexError, ValueError):
         return None
 

@@ -194,7 +194,7 @@ class Metrics:
             ["reason"], registry=own)
         for reason in connections.REASONS:  # every reason shows, at 0 until it happens
             self.connections_closed.labels(reason)
-        self.pki = PkiMetrics(own)
+        self.pki = PkiMetrics(own, tally=shared_dir is None)
         if shared_dir is None:
             self.registry.register(_InFlight(in_flight))
             self.registry.register(_Database(database))
@@ -234,6 +234,7 @@ class Metrics:
         """Fold the requests counted since the last scrape into the Prometheus metrics."""
         for key, tally in self._tallies.items():
             tally.fold_into(*self._labelled(key))
+        self.pki.fold()
 
     def connection_closed(self, reason: str) -> None:
         """Count one connection the gateway closed or refused, and why."""

@@ -13,6 +13,7 @@ expiring soon, jobs waiting) are refreshed when Prometheus scrapes.
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -35,10 +36,42 @@ def protocol_of(actor: str) -> str:
     return scheme if scheme in ("acme", "est", "scep") else "other"
 
 
-class PkiMetrics:
-    """The counters and gauges; ``registry`` None keeps them in the shared files."""
+class _CallTally:
+    """CA calls of one (ca, operation, outcome) not yet folded into the histogram:
+    a count per bucket and the sum, as ``Histogram.observe`` keeps them."""
 
-    def __init__(self, registry: CollectorRegistry | None) -> None:
+    __slots__ = ("seconds", "buckets")
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.buckets = [0] * (len(_CA_BUCKETS) + 1)  # the last is +Inf
+
+    def add(self, seconds: float) -> None:
+        """One call that took ``seconds``."""
+        self.seconds += seconds
+        self.buckets[bisect.bisect_left(_CA_BUCKETS, seconds)] += 1
+
+    def fold_into(self, child: Any) -> None:
+        """Add the tally to the histogram child and start over."""
+        if not any(self.buckets):
+            return
+        # Histogram children keep one value per bucket and the sum (no public bulk add).
+        child._sum.inc(self.seconds)
+        for value, count in zip(child._buckets, self.buckets, strict=True):
+            if count:
+                value.inc(count)
+        self.seconds, self.buckets = 0.0, [0] * (len(_CA_BUCKETS) + 1)
+
+
+class PkiMetrics:
+    """The counters and gauges; ``registry`` None keeps them in the shared files.
+
+    With ``tally`` (one process, not sharing files) counts and CA-call times add
+    to plain numbers here, folded into the Prometheus metrics by :meth:`fold` when
+    /metrics is read: each ``inc``/``observe`` costs several Python calls and locks.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None, tally: bool = False) -> None:
         def counter(name: str, text: str, labels: list[str]) -> Counter:
             return Counter(f"acme_gateway_{name}", text, labels, registry=registry)
 
@@ -64,6 +97,9 @@ class PkiMetrics:
                               ["within_days"], registry=registry,
                               multiprocess_mode="livemostrecent")
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self._tally = tally
+        self._counts: dict[tuple[int, tuple[str, ...]], int] = {}  # not yet folded
+        self._calls: dict[tuple[str, ...], _CallTally] = {}
         self.jobs = Gauge("acme_gateway_jobs_waiting", "CA jobs waiting: for an approver "
                           "(approval), for a pending CA (waiting), to run (queued)",
                           ["state"], registry=registry, multiprocess_mode="livemostrecent")
@@ -71,9 +107,13 @@ class PkiMetrics:
     def _count(self, counter: Counter, *labels: str) -> None:
         # labels() checks and joins its arguments on every call; events repeat a few
         # label sets, so each child is looked up once.
-        child = self._children.get((id(counter), labels))
-        if child is None:
-            child = self._children[(id(counter), labels)] = counter.labels(*labels)
+        key = (id(counter), labels)
+        child = self._children.get(key)
+        if child is None:  # the series shows from now on, folded or not
+            child = self._children[key] = counter.labels(*labels)
+        if self._tally:
+            self._counts[key] = self._counts.get(key, 0) + 1
+            return
         child.inc()
 
     def observe(self, event: AuditEvent) -> None:
@@ -98,7 +138,21 @@ class PkiMetrics:
         child = self._children.get((id(self.ca_calls), labels))
         if child is None:  # each CA call would otherwise check and join its labels
             child = self._children[(id(self.ca_calls), labels)] = self.ca_calls.labels(*labels)
+        if self._tally:
+            tally = self._calls.get(labels)
+            if tally is None:
+                tally = self._calls[labels] = _CallTally()
+            tally.add(seconds)
+            return
         child.observe(seconds)
+
+    def fold(self) -> None:
+        """Fold what was tallied since the last scrape into the Prometheus metrics."""
+        counts, self._counts = self._counts, {}
+        for key, count in counts.items():
+            self._children[key].inc(count)
+        for labels, tally in self._calls.items():
+            tally.fold_into(self._children[(id(self.ca_calls), labels)])
 
     def set_store_figures(self, expiring: Mapping[int, int], jobs: Mapping[str, int]) -> None:
         """The figures read from the store at a scrape."""

@@ -98,6 +98,36 @@ async def test_ca_calls_are_timed_by_outcome() -> None:
                                                  "outcome": outcome}) == 1.0
 
 
+def test_tallied_counts_and_times_show_once_folded_as_observed_directly() -> None:
+    """A tallying PkiMetrics folds into exactly the samples direct observation gives."""
+    events = [_event(audit.ISSUED, actor="acme:a1", ca="local", profile="web"),
+              _event(audit.VALIDATED, result="ok", extra={"challenge": "http-01"}),
+              _event(audit.VALIDATED, result="ok", extra={"challenge": "http-01"})]
+    times = [0.0004, 0.01, 0.05, 0.07, 3.0, 61.0]
+    registries = {}
+    for tally in (False, True):
+        registry = registries[tally] = CollectorRegistry()
+        metrics = PkiMetrics(registry, tally=tally)
+        for _ in range(2):  # two scrapes: a fold starts the tally over
+            for event in events:
+                metrics.observe(event)
+            for seconds in times:
+                metrics.observe_ca_call("local", "issue", "issued", seconds)
+            if tally:
+                issued = ("acme_gateway_certificates_issued_total",
+                          {"ca": "local", "profile": "web", "protocol": "acme"})
+                before = registry.get_sample_value(*issued) or 0.0
+                metrics.fold()
+                assert registry.get_sample_value(*issued) == before + 1
+
+    def samples(registry: CollectorRegistry) -> list[tuple[str, str, float]]:
+        return sorted((s.name, repr(sorted(s.labels.items())), s.value)
+                      for family in registry.collect()
+                      for s in family.samples if not s.name.endswith("_created"))
+    assert samples(registries[True])  # the histogram and counters are there
+    assert samples(registries[True]) == samples(registries[False])
+
+
 async def _scrape(http: Any) -> str:
     resp = await http.get("/metrics")
     assert resp.status == 200

@@ -2,7 +2,8 @@
 
 Nothing here does I/O or knows where the key lives; callers pass a private-key
 object (a software key or a token-backed one) and call these inside the key
-backend's :meth:`run`.
+backend's :meth:`run`. A leaf is written as DER here (:func:`leaf_tbs`, with
+:mod:`connectors.localca.leafder`) and signed by its template's signer.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPublicKeyTypes,
     CertificatePublicKeyTypes,
 )
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, NameOID
 
 from connectors.base import IssueRequest
-from connectors.der import element
+from connectors.der import csr_subject, spki_key_bits
+from connectors.localca import leafder
 from connectors.localca.keys import SignHash
 from connectors.localca.store import RevokedEntry
 
@@ -180,25 +182,16 @@ def ca_csr(
     return builder.sign(key, hash_alg)
 
 
-def _ext(value: x509.ExtensionType, critical: bool) -> x509.Extension[x509.ExtensionType]:
-    return x509.Extension(value.oid, critical, value)
-
-
-def _encoded(value: x509.ExtensionType, critical: bool) -> x509.Extension[x509.ExtensionType]:
-    """An extension that is the same in every leaf, encoded once by the library itself.
-
-    The builder copies an UnrecognizedExtension's bytes as they are, so the leaf
-    holds exactly what ``value`` would have been encoded to, without the library
-    reading ``value``'s fields back from Python for every certificate.
-    """
-    return x509.Extension(value.oid, critical,
-                          x509.UnrecognizedExtension(value.oid, value.public_bytes()))
+def _encoded(value: x509.ExtensionType, critical: bool) -> bytes:
+    """An extension that is the same in every leaf, its value encoded once by the library."""
+    return leafder.extension(leafder.oid(value.oid.dotted_string), critical,
+                             value.public_bytes())
 
 
 _NOT_CA = _encoded(x509.BasicConstraints(ca=False, path_length=None), True)
 
 
-def _leaf_usage(rsa_key: bool) -> x509.Extension[x509.ExtensionType]:
+def _leaf_usage(rsa_key: bool) -> bytes:
     usage = x509.KeyUsage(
         digital_signature=True, content_commitment=False, key_encipherment=rsa_key,
         data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
@@ -208,6 +201,9 @@ def _leaf_usage(rsa_key: bool) -> x509.Extension[x509.ExtensionType]:
 
 
 _USAGE_EC, _USAGE_RSA = _leaf_usage(False), _leaf_usage(True)
+_SKI = leafder.oid(ExtensionOID.SUBJECT_KEY_IDENTIFIER.dotted_string)
+_SAN = leafder.oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME.dotted_string)
+_SPKI = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
 @dataclass(frozen=True)
@@ -217,8 +213,8 @@ class LeafURLs:
     crl: str = ""
     ocsp: str = ""
 
-    def extensions(self) -> list[x509.Extension[x509.ExtensionType]]:
-        """CRL distribution point and AIA OCSP, for those URLs that are set."""
+    def extensions(self) -> list[bytes]:
+        """CRL distribution point and AIA OCSP (DER), for those URLs that are set."""
         exts = []
         if self.crl:
             point = x509.DistributionPoint(
@@ -234,41 +230,40 @@ class LeafURLs:
 
 @dataclass(frozen=True)
 class LeafTemplate:
-    """The parts of every leaf that do not change per request, built once per CA.
-
-    Leaves are made on the event loop's hot path, so the constant extensions
-    are kept as ready objects and handed to the builder in one list rather
-    than added one by one (each ``add_extension`` copies and re-checks the list).
-    """
+    """The parts of every leaf that do not change per request, encoded once per CA."""
 
     ca: CAIdentity
-    aki: x509.Extension[x509.ExtensionType]
-    url_extensions: tuple[x509.Extension[x509.ExtensionType], ...]
+    issuer: bytes  # the CA's subject, DER
+    signer: leafder.LeafSigner
+    aki: bytes
+    url_extensions: tuple[bytes, ...]
 
     @classmethod
     def of(cls, ca: CAIdentity, urls: LeafURLs) -> LeafTemplate:
         """The template for leaves of ``ca`` that point at ``urls``."""
-        return cls(ca, _encoded(ca.aki, False), tuple(urls.extensions()))
+        signer = leafder.LeafSigner(ca.cert.public_key(), ca.hash_alg)  # type: ignore[arg-type]
+        return cls(ca, ca.cert.subject.public_bytes(), signer, _encoded(ca.aki, False),
+                   tuple(urls.extensions()))
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """A leaf's TBS, and the fields of it the ledger records."""
+
+    tbs: bytes
+    serial: int
+    not_after: datetime
+
+
+@functools.cache
+def _is_rsa(key_class: type) -> bool:
+    """Whether keys of ``key_class`` are RSA keys (one metaclass check per class)."""
+    return issubclass(key_class, rsa.RSAPublicKey)
 
 
 @functools.lru_cache(maxsize=64)
-def _eku(ekus: tuple[str, ...]) -> x509.Extension[x509.ExtensionType]:
+def _eku(ekus: tuple[str, ...]) -> bytes:
     return _encoded(x509.ExtendedKeyUsage([x509.ObjectIdentifier(oid) for oid in ekus]), False)
-
-
-def _subject_public_key_bits(spki_der: bytes) -> bytes | None:
-    """The subjectPublicKey BIT STRING's bits (a whole number of octets), or None when
-    ``spki_der`` is not SEQUENCE { AlgorithmIdentifier, BIT STRING } exactly."""
-    try:
-        _, body, end = element(spki_der, 0)
-        _, _, algorithm_end = element(spki_der, body)
-        _, bits, bits_end = element(spki_der, algorithm_end)
-    except (IndexError, ValueError):
-        return None
-    whole = spki_der[:1] == b"\x30" and end == bits_end == len(spki_der)
-    if not whole or spki_der[algorithm_end] != 0x03 or spki_der[bits:bits + 1] != b"\x00":
-        return None
-    return spki_der[bits + 1:bits_end]
 
 
 def _key_identifier(public_key: CertificatePublicKeyTypes,
@@ -279,60 +274,78 @@ def _key_identifier(public_key: CertificatePublicKeyTypes,
     bits are read there rather than from the key, whose encoding costs a point
     conversion. Otherwise (or for anything unexpected) the library derives it.
     """
-    bits = _subject_public_key_bits(spki_der) if spki_der is not None else None
+    bits = spki_key_bits(spki_der) if spki_der is not None else None
     if bits is not None:
         return x509.SubjectKeyIdentifier(hashlib.sha1(bits).digest())
     return x509.SubjectKeyIdentifier.from_public_key(public_key)
 
 
-def _subject(request: IssueRequest, csr: x509.CertificateSigningRequest) -> x509.Name:
+def _subject(request: IssueRequest, csr: x509.CertificateSigningRequest) -> bytes:
+    """The leaf's subject (DER): a CN from the request, or the CSR's subject.
+
+    A CSR the core parsed (and whose subject it read) gives its subject as it is
+    encoded there, which is what the library writes back from the parsed names.
+    """
     if request.subject_cn:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, request.subject_cn)])
-    return csr.subject
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, request.subject_cn)]
+                         ).public_bytes()
+    found = csr_subject(request.csr_der) if csr is request.csr else None
+    return found if found is not None else csr.subject.public_bytes()
 
 
-def _sans(request: IssueRequest) -> list[x509.GeneralName]:
-    names: list[x509.GeneralName] = [x509.DNSName(n) for n in request.dns_names]
-    names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in request.ip_addresses]
-    return names
+def _a_label(name: str) -> bytes:
+    try:
+        return name.encode("ascii")
+    except UnicodeEncodeError:
+        raise ValueError(f"the DNS name {name!r} is not an A-label (ASCII) string") from None
 
 
-def leaf_builder(
+def _sans(request: IssueRequest) -> bytes | None:
+    """The subjectAltName value (DER) of the request's names, or None without names."""
+    if not request.dns_names and not request.ip_addresses:
+        return None
+    return leafder.general_names(
+        tuple(_a_label(n) for n in request.dns_names),
+        tuple(ipaddress.ip_address(ip).packed for ip in request.ip_addresses))
+
+
+def leaf_tbs(
     request: IssueRequest,
     csr: x509.CertificateSigningRequest,
     public_key: CertificatePublicKeyTypes,
     template: LeafTemplate,
     now: datetime,
     spki_der: bytes | None = None,
-) -> x509.CertificateBuilder:
+) -> Leaf:
     """Everything of the leaf except the signature; the serial is fresh and random.
 
     ``public_key`` is the CSR's key, loaded once by the caller; ``spki_der`` its
     SubjectPublicKeyInfo as the library encodes it, when the caller has it.
+    Raises ValueError for what cannot go into a certificate.
     """
+    now = now.replace(microsecond=0)  # a certificate's times are whole seconds
+    not_after = now + request.profile.validity
     subject = _subject(request, csr)
+    spki = spki_der if spki_der is not None else public_key.public_bytes(*_SPKI)
+    ski = _key_identifier(public_key, spki).digest
     exts = [
         _NOT_CA,
-        _USAGE_RSA if isinstance(public_key, rsa.RSAPublicKey) else _USAGE_EC,
+        _USAGE_RSA if _is_rsa(type(public_key)) else _USAGE_EC,
         template.aki,
-        _ext(_key_identifier(public_key, spki_der), False),
+        leafder.extension(_SKI, False, leafder.tlv(0x04, ski)),
     ]
     if request.profile.ekus:
         exts.append(_eku(tuple(request.profile.ekus)))
     sans = _sans(request)
-    if sans:
-        # RFC 5280 §4.2.1.6: critical when the subject is empty.
-        exts.append(_ext(x509.SubjectAlternativeName(sans), len(subject) == 0))
+    if sans is not None:  # RFC 5280 §4.2.1.6: critical when the subject is empty
+        exts.append(leafder.extension(_SAN, subject == leafder.EMPTY_NAME, sans))
     exts.extend(template.url_extensions)
-    return x509.CertificateBuilder(
-        issuer_name=template.ca.cert.subject,
-        subject_name=subject,
-        public_key=public_key,
-        serial_number=random_serial(),
-        not_valid_before=now,
-        not_valid_after=now + request.profile.validity,
-        extensions=exts,
-    )
+    serial = random_serial()
+    validity = leafder.sequence(leafder.time(now), leafder.time(not_after))
+    tbs = leafder.sequence(
+        leafder.VERSION_3, leafder.positive_integer(serial), template.signer.algorithm,
+        template.issuer, validity, subject, spki, leafder.extensions(exts))
+    return Leaf(tbs, serial, not_after)
 
 
 def build_crl(

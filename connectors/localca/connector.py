@@ -58,7 +58,7 @@ from connectors.localca.certs import (
     LeafURLs,
     build_crl,
     is_self_signed,
-    leaf_builder,
+    leaf_tbs,
     load_chain_pem,
 )
 from connectors.localca.keys import FileKeyBackend, KeyBackend, hash_for, key_type_of
@@ -231,13 +231,12 @@ class LocalCAConnector:
     async def issue(self, request: IssueRequest) -> IssueResult:
         """Sign a leaf for the request's CSR at once; the local CA never defers."""
         template = self._leaf_template()
-        ca = template.ca
         try:
             csr, public_key = request.parsed_csr()
             # The core's SPKI belongs to the key only when it handed over that key too.
             spki = request.csr_spki if public_key is request.csr_key else None
-            builder = leaf_builder(request, csr, public_key, template,
-                                   self.clock() - self.settings.backdate, spki)
+            leaf = leaf_tbs(request, csr, public_key, template,
+                            self.clock() - self.settings.backdate, spki)
         except ValueError as exc:
             return Rejected(f"the local CA cannot use this request: {exc}")
         # Nothing to look for when the core says no earlier submission can exist.
@@ -246,11 +245,9 @@ class LocalCAConnector:
             if earlier is not None:
                 return Issued(earlier, self._issued_chain)
         key = self.backend.signing_key()
-        cert = await self.backend.run(lambda: builder.sign(key, ca.hash_alg))
-        der = cert.public_bytes(Encoding.DER)
-        await self.ledger.record_issued(
-            cert.serial_number, cert.not_valid_after_utc, request.request_id, der
-        )
+        signer = template.signer
+        der = await self.backend.run(lambda: signer.certificate(key, leaf.tbs))
+        await self.ledger.record_issued(leaf.serial, leaf.not_after, request.request_id, der)
         return Issued(der, self._issued_chain)
 
     async def _issued_before(self, request_id: str, public_key: CertificatePublicKeyTypes

@@ -234,15 +234,13 @@ class CALedger:
         db = self._loop_db
         if db is None or self._executor is None:
             return False
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error:
-            return False
+        # One statement in autocommit mode is its own transaction: it takes the write
+        # lock (failing at once when another holds it) and commits as it ends, the
+        # same as BEGIN IMMEDIATE, INSERT, COMMIT for a single row, in one call.
         try:
             db.execute(_INSERT_ISSUED, row)
-            db.execute("COMMIT")
         except sqlite3.Error:
-            with contextlib.suppress(sqlite3.Error):  # a broken connection fails BEGIN next time
+            with contextlib.suppress(sqlite3.Error):  # never leave a transaction open here
                 if db.in_transaction:
                     db.execute("ROLLBACK")
             return False

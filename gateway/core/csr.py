@@ -9,25 +9,34 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar, cast
 
 from asn1crypto import csr as asn1_csr
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificatePublicKeyTypes,
     PublicKeyTypes,
 )
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 
-from connectors.der import csr_spki, is_canonical_ec_spki
+from connectors.der import csr_request_info, csr_spki, is_canonical_ec_spki
 from gateway.core import goodkey
 from gateway.errors import ErrorKind, GatewayError
 from gateway.model.records import Identifier
 
 ALLOWED_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384"}
+_Ext = TypeVar("_Ext", bound=x509.ExtensionType)
+_ECDSA_BY_OID = {
+    SignatureAlgorithmOID.ECDSA_WITH_SHA256: ec.ECDSA(hashes.SHA256()),
+    SignatureAlgorithmOID.ECDSA_WITH_SHA384: ec.ECDSA(hashes.SHA384()),
+    SignatureAlgorithmOID.ECDSA_WITH_SHA512: ec.ECDSA(hashes.SHA512()),
+}
+_IPV4_TEXT = frozenset("0123456789.")  # every character an IPv4 address may be written with
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,15 @@ class ParsedCSR:
     public_key: CertificatePublicKeyTypes
     ca_der: bytes  # what a CA reads: ``der``, or a copy with its attributes re-sorted
     spki_der: bytes  # the key's DER SubjectPublicKeyInfo, as the library encodes it
+    # The requested extensions by OID, read once: the profile rules look several up,
+    # and the library's lookup raises an exception for each one that is absent.
+    extensions: Mapping[x509.ObjectIdentifier, x509.ExtensionType] = field(
+        default_factory=dict)
+
+    def extension(self, kind: type[_Ext]) -> _Ext | None:
+        """The CSR's requested extension of type ``kind``, or None when it has none."""
+        found = self.extensions.get(kind.oid)
+        return found if found is not None and isinstance(found, kind) else None
 
     def identifiers(self) -> set[Identifier]:
         """The names requested, as normalised identifiers (CN included)."""
@@ -73,6 +91,10 @@ def identifier_for_name(name: str) -> Identifier:
     Nothing is trimmed (no trailing dot, no spacing): the policy checks the name
     as the CSR spells it, as it checks an ACME identifier as the client sent it.
     """
+    if ":" not in name and not _IPV4_TEXT.issuperset(name):
+        # Neither IPv6 (which needs a colon) nor IPv4 (digits and dots only): the
+        # usual DNS name skips the parser's two refusals, each a raised exception.
+        return Identifier("dns", name.lower())
     try:
         return Identifier("ip", normalise_ip(name))
     except ValueError:
@@ -93,38 +115,72 @@ def parse_csr(der: bytes) -> ParsedCSR:
             raise bad_csr("the CSR is not a valid DER PKCS#10 request") from exc
         csr = x509.load_der_x509_csr(sorted_der)
     key = _public_key(csr)
+    kind = key_kind(type(key))
     try:
-        signature_ok = _signature_valid(csr, key) if sorted_der is None else \
+        signature_ok = _signature_valid(csr, key, der, kind) if sorted_der is None else \
             _signed_as_sent(csr, key, der)
     except Exception as exc:  # unsupported algorithms surface as various errors
         raise bad_csr(f"the CSR signature cannot be checked: {exc}") from exc
     if not signature_ok:
         raise bad_csr("the CSR signature does not verify")
-    key_type, bits = _key_info(key)
+    key_type, bits = _key_info(key, kind)
     try:
-        ext = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-        dns = tuple(n.lower() for n in ext.value.get_values_for_type(x509.DNSName))
-        ips = tuple(str(a) for a in ext.value.get_values_for_type(x509.IPAddress))
-    except x509.ExtensionNotFound:
-        dns, ips = (), ()
-    except ValueError as exc:
+        extensions = {ext.oid: ext.value for ext in csr.extensions}
+    except (ValueError, x509.DuplicateExtension) as exc:  # malformed, or one extension twice
         raise bad_csr(f"the CSR's extensions cannot be parsed: {exc}") from exc
+    san = extensions.get(x509.SubjectAlternativeName.oid)
+    dns, ips = _san_names(san) if isinstance(san, x509.SubjectAlternativeName) else ((), ())
     cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     cn = str(cns[0].value) if cns else None
-    spki = _spki_der(key, der if sorted_der is None else sorted_der)
+    spki = _spki_der(key, der if sorted_der is None else sorted_der, kind)
     return ParsedCSR(der, csr, dns, ips, cn, key_type, bits, hashlib.sha256(spki).hexdigest(),
-                     key, der if sorted_der is None else sorted_der, spki)
+                     key, der if sorted_der is None else sorted_der, spki, extensions)
 
 
-def _spki_der(key: CertificatePublicKeyTypes, der: bytes) -> bytes:
+def _san_names(san: x509.SubjectAlternativeName) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The dNSNames (lower-cased) and iPAddresses of a subjectAltName, in one pass.
+
+    The library makes each name exactly a DNSName or an IPAddress (or another
+    GeneralName, not asked for here); comparing types spares an isinstance check
+    through GeneralName's abstract metaclass per name and type.
+    """
+    dns: list[str] = []
+    ips: list[str] = []
+    for name in san:
+        if type(name) is x509.DNSName:
+            dns.append(name.value.lower())
+        elif type(name) is x509.IPAddress:
+            ips.append(str(name.value))
+    return tuple(dns), tuple(ips)
+
+
+def key_kind(key_class: type) -> str:
+    """``ec``, ``rsa``, ``eddsa`` or ``other``: the kind of public key of ``key_class``."""
+    kind = _KINDS.get(key_class)
+    if kind is None:
+        # The key types are abstract classes: each isinstance goes through their
+        # metaclass, so the kind of each concrete class is looked up once.
+        kind = _KINDS[key_class] = (
+            "ec" if issubclass(key_class, ec.EllipticCurvePublicKey)
+            else "rsa" if issubclass(key_class, rsa.RSAPublicKey)
+            else "eddsa" if issubclass(key_class, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey)
+            else "other")
+    return kind
+
+
+_KINDS: dict[type, str] = {}
+
+
+def _spki_der(key: CertificatePublicKeyTypes, der: bytes, kind: str) -> bytes:
     """The key's DER SPKI as the library encodes it.
 
     An EC key's is usually in the CSR already, byte for byte: taking it from
     there saves re-encoding the point. Any other form is encoded afresh.
     """
-    if isinstance(key, ec.EllipticCurvePublicKey):
+    if kind == "ec":
         found = csr_spki(der)
-        if found is not None and is_canonical_ec_spki(found, key.curve.name):
+        curve = cast(ec.EllipticCurvePublicKey, key).curve.name
+        if found is not None and is_canonical_ec_spki(found, curve):
             return found
     return key.public_bytes(serialization.Encoding.DER,
                             serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -141,33 +197,45 @@ def _public_key(csr: x509.CertificateSigningRequest) -> CertificatePublicKeyType
                            "generate a new key") from exc
 
 
-def _signature_valid(csr: x509.CertificateSigningRequest, key: PublicKeyTypes) -> bool:
-    """``csr.is_signature_valid``, with the key already loaded.
+def _signature_valid(csr: x509.CertificateSigningRequest, key: PublicKeyTypes,
+                     der: bytes, kind: str) -> bool:
+    """``csr.is_signature_valid``, with the key (of :func:`key_kind` ``kind``) already
+    loaded; ``der`` is ``csr``'s DER.
 
     The library's check loads the CSR's key again; an ECDSA signature (what ACME
     clients send) is checked with ``key`` instead, over the same signed bytes.
+    Those are read out of ``der`` rather than encoded again by the library (the
+    CSR is DER, so they are the same bytes), and the usual ECDSA algorithms are
+    known by their OID without the library building the parameters.
     Anything else takes the library's own check.
     """
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        params = csr.signature_algorithm_parameters
-        if isinstance(params, ec.ECDSA):
+    if kind == "ec":
+        key = cast(ec.EllipticCurvePublicKey, key)
+        params = _ECDSA_BY_OID.get(csr.signature_algorithm_oid)
+        if params is None:
+            found = csr.signature_algorithm_parameters
+            params = found if isinstance(found, ec.ECDSA) else None
+        if params is not None:
+            signed = csr_request_info(der)
             try:
-                key.verify(csr.signature, csr.tbs_certrequest_bytes, params)
+                key.verify(csr.signature,
+                           csr.tbs_certrequest_bytes if signed is None else signed, params)
             except InvalidSignature:
                 return False
             return True
     return csr.is_signature_valid
 
 
-def _key_info(key: object) -> tuple[str, int]:
-    if isinstance(key, rsa.RSAPublicKey):
-        return "rsa", key.key_size
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        if key.curve.name not in ALLOWED_CURVES:
+def _key_info(key: object, kind: str) -> tuple[str, int]:
+    if kind == "rsa":
+        return "rsa", cast(rsa.RSAPublicKey, key).key_size
+    if kind == "ec":
+        curve = cast(ec.EllipticCurvePublicKey, key).curve
+        if curve.name not in ALLOWED_CURVES:
             raise GatewayError(ErrorKind.BAD_PUBLIC_KEY,
-                               f"EC curve {key.curve.name} is not allowed; use P-256 or P-384")
-        return "ec", key.curve.key_size
-    if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+                               f"EC curve {curve.name} is not allowed; use P-256 or P-384")
+        return "ec", curve.key_size
+    if kind == "eddsa":
         raise GatewayError(ErrorKind.BAD_PUBLIC_KEY, "EdDSA keys are not accepted in CSRs")
     raise GatewayError(ErrorKind.BAD_PUBLIC_KEY, "unsupported public key type in the CSR")
 
@@ -184,10 +252,11 @@ def check_key(parsed: ParsedCSR, key_types: tuple[str, ...], min_rsa_bits: int) 
                            f"the minimum is {min_rsa_bits}")
     whose = "the CSR's public key"
     key = parsed.public_key
-    if isinstance(key, ec.EllipticCurvePublicKey):
+    if parsed.key_type == "ec":  # set for EC keys only
+        curve = cast(ec.EllipticCurvePublicKey, key).curve
         # The SPKI ends with the key's bit string, which holds the uncompressed point.
-        point = parsed.spki_der[-(2 * ((key.curve.key_size + 7) // 8) + 1):]
-        goodkey.check_ec_point(key.curve.name, point, whose)
+        point = parsed.spki_der[-(2 * ((curve.key_size + 7) // 8) + 1):]
+        goodkey.check_ec_point(curve.name, point, whose)
     else:
         goodkey.check_public_key(key, whose)
 

@@ -144,11 +144,10 @@ def check_csr_static(profile: ProfileSettings, parsed: csrs.ParsedCSR) -> None:
 
 
 def _check_ekus(profile: ProfileSettings, parsed: csrs.ParsedCSR) -> None:
-    try:
-        ext = parsed.csr.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
-    except x509.ExtensionNotFound:
+    ekus = parsed.extension(x509.ExtendedKeyUsage)
+    if ekus is None:
         return
-    extra = sorted(oid.dotted_string for oid in ext.value if oid.dotted_string not in profile.ekus)
+    extra = sorted(oid.dotted_string for oid in ekus if oid.dotted_string not in profile.ekus)
     if extra:
         raise GatewayError(ErrorKind.BAD_CSR,
                            f"the CSR asks for extended key usage {', '.join(extra)}, which profile "
@@ -157,16 +156,10 @@ def _check_ekus(profile: ProfileSettings, parsed: csrs.ParsedCSR) -> None:
 
 def _check_not_a_ca(profile: ProfileSettings, parsed: csrs.ParsedCSR) -> None:
     """End-entity profiles only: no CA basic constraint, no certificate or CRL signing usage."""
-    extensions = parsed.csr.extensions
-    try:
-        is_ca = extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        is_ca = False
-    try:
-        usage = extensions.get_extension_for_class(x509.KeyUsage).value
-        signs = usage.key_cert_sign or usage.crl_sign
-    except x509.ExtensionNotFound:
-        signs = False
+    constraints = parsed.extension(x509.BasicConstraints)
+    is_ca = constraints is not None and constraints.ca
+    usage = parsed.extension(x509.KeyUsage)
+    signs = usage is not None and (usage.key_cert_sign or usage.crl_sign)
     if is_ca or signs:
         raise GatewayError(ErrorKind.BAD_CSR,
                            f"the CSR asks for a CA certificate (basicConstraints CA or "

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 from asn1crypto import csr as asn1_csr
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import AttributeOID, NameOID
 
+from connectors.der import csr_request_info
 from gateway.core import csr
 from gateway.errors import ErrorKind, GatewayError
 from gateway.model.records import Identifier
@@ -26,6 +29,49 @@ def test_parse_extracts_names_and_key() -> None:
                                     Identifier("ip", "192.0.2.9")}
     # The key is loaded once and carried; a DER CSR goes to the CA as it came.
     assert parsed.public_key == parsed.csr.public_key() and parsed.ca_der == der
+
+
+def test_requested_extensions_are_read_once_by_type() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    der = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([]))
+           .add_extension(x509.SubjectAlternativeName([x509.DNSName("a.example.com")]), False)
+           .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
+           .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    parsed = csr.parse_csr(der)
+    assert parsed.extension(x509.BasicConstraints) == x509.BasicConstraints(False, None)
+    assert parsed.extension(x509.SubjectAlternativeName) is not None
+    assert parsed.extension(x509.KeyUsage) is None
+
+
+def test_only_dns_names_and_addresses_of_the_subject_alt_name_are_read() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    names = [x509.RFC822Name("a@example.com"), x509.DNSName("B.example.com"),
+             x509.UniformResourceIdentifier("https://example.com/"),
+             x509.IPAddress(ipaddress.ip_address("2001:db8::1")), x509.DNSName("c.example.com")]
+    der = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
+           .add_extension(x509.SubjectAlternativeName(names), False)
+           .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+    parsed = csr.parse_csr(der)
+    assert parsed.dns_names == ("b.example.com", "c.example.com")
+    assert parsed.ip_addresses == ("2001:db8::1",)
+
+
+def test_an_extension_requested_twice_is_a_bad_csr() -> None:
+    der, key = make_csr(["a.example.com"])
+    req = asn1_csr.CertificationRequest.load(der)
+    info = req["certification_request_info"]
+    (attribute,) = info["attributes"]
+    extensions = attribute["values"][0]
+    extensions.append(extensions[0].copy())  # the subjectAltName once more
+    info = asn1_csr.CertificationRequestInfo.load(info.dump(force=True))
+    signature = key.sign(info.dump(), ec.ECDSA(hashes.SHA256()))
+    twice = _tlv(0x30, info.dump() + req["signature_algorithm"].dump()
+                 + _tlv(0x03, b"\0" + signature))
+    with pytest.raises(GatewayError) as err:
+        csr.parse_csr(twice)
+    assert err.value.kind is ErrorKind.BAD_CSR
+    assert "extensions cannot be parsed" in err.value.detail
 
 
 @pytest.mark.parametrize("curve", [ec.SECP256R1(), ec.SECP384R1()], ids=lambda c: c.name)
@@ -137,6 +183,19 @@ def test_a_trailing_dot_is_kept_for_the_policy_to_refuse() -> None:
                                                 Identifier("dns", "b.example.com.")}
 
 
+@pytest.mark.parametrize("name", [
+    "a.example.com", "A.Example.COM", "192.0.2.9", "2001:DB8::1", "::ffff:192.0.2.9",
+    "fe80::1%eth0", "192.0.2", "192.0.2.9.", "01.2.3.4", "\uff11.2.3.4", "", "[::1]",
+    "1e100.net", "deadbeef", "face:b00c"])
+def test_a_cn_is_an_ip_identifier_exactly_when_it_parses_as_an_address(name: str) -> None:
+    """The shortcut for plain DNS names gives what the address parser decides."""
+    try:
+        want = Identifier("ip", csr.normalise_ip(name))
+    except ValueError:
+        want = Identifier("dns", name.lower())
+    assert csr.identifier_for_name(name) == want
+
+
 def _tlv(tag: int, body: bytes) -> bytes:
     n = len(body)
     length = bytes([n]) if n < 128 else bytes([0x80 | ((n.bit_length() + 7) // 8)]) + \
@@ -185,6 +244,14 @@ def test_out_of_order_attributes_still_need_the_senders_signature() -> None:
         csr.parse_csr(der)
 
 
+def test_key_kinds() -> None:
+    kinds = {csr.key_kind(type(key.public_key())) for key in (
+        ec.generate_private_key(ec.SECP256R1()), rsa.generate_private_key(65537, 2048))}
+    assert kinds == {"ec", "rsa"}
+    assert csr.key_kind(type(ed25519.Ed25519PrivateKey.generate().public_key())) == "eddsa"
+    assert csr.key_kind(int) == "other"
+
+
 def _tampered(der: bytes, offset: int) -> bytes:
     changed = bytearray(der)
     changed[offset] ^= 0x01
@@ -201,5 +268,23 @@ def test_the_signature_check_agrees_with_the_library(case: str) -> None:
     elif case.endswith("-content"):
         der = _tampered(der, der.index(b"a.example.com"))
     loaded = x509.load_der_x509_csr(der)
-    assert csr._signature_valid(loaded, loaded.public_key()) is loaded.is_signature_valid
+    key = loaded.public_key()
+    assert csr._signature_valid(loaded, key, der, csr.key_kind(type(key))) \
+        is loaded.is_signature_valid
     assert loaded.is_signature_valid is (case in ("ec", "rsa"))
+
+
+@pytest.mark.parametrize("hash_alg", [hashes.SHA224(), hashes.SHA256(), hashes.SHA384(),
+                                      hashes.SHA512()], ids=lambda h: h.name)
+def test_every_ecdsa_hash_is_checked_over_the_signed_bytes(hash_alg: hashes.HashAlgorithm
+                                                           ) -> None:
+    key = ec.generate_private_key(ec.SECP384R1())
+    der = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
+           .sign(key, hash_alg).public_bytes(serialization.Encoding.DER))
+    loaded = x509.load_der_x509_csr(der)
+    assert csr._signature_valid(loaded, loaded.public_key(), der, "ec")
+    # The signature is over the request info as it is in the DER, byte for byte.
+    assert csr_request_info(der) == loaded.tbs_certrequest_bytes
+    other = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])) \
+        .sign(ec.generate_private_key(ec.SECP384R1()), hash_alg)
+    assert not csr._signature_valid(loaded, other.public_key(), der, "ec")

@@ -11,7 +11,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
-from connectors.der import certificate_spki, csr_spki, is_canonical_ec_spki
+from connectors.der import (
+    certificate_spki,
+    csr_request_info,
+    csr_spki,
+    csr_subject,
+    is_canonical_ec_spki,
+    spki_key_bits,
+)
 from gateway.core import csr as csrs
 
 DER, SPKI = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -51,6 +58,25 @@ def test_spki_is_found_where_the_library_put_it(kind: str, long_names: bool) -> 
 def test_garbage_gives_none(der: bytes) -> None:
     assert certificate_spki(der) is None
     assert csr_spki(der) is None
+    assert csr_subject(der) is None
+    assert csr_request_info(der) is None
+
+
+@pytest.mark.parametrize("kind", sorted(KEYS))
+def test_a_cut_short_certificate_or_request_gives_none(kind: str) -> None:
+    """Every prefix that ends before the element sought gives None, never a short slice."""
+    key = KEYS[kind]()
+    cert = _cert(key, True).public_bytes(DER)
+    spki = key.public_key().public_bytes(DER, SPKI)
+    end = cert.index(spki) + len(spki)
+    assert all(certificate_spki(cert[:cut]) is None for cut in range(end))
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "c" * 60)] * 4)
+    req = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+    csr = req.public_bytes(DER)
+    assert csr_subject(csr) == name.public_bytes()
+    assert csr_request_info(csr) == req.tbs_certrequest_bytes
+    assert all(csr_spki(csr[:cut]) is None for cut in range(csr.index(spki) + len(spki)))
+    assert all(csr_request_info(csr[:cut]) is None for cut in range(len(csr)))
 
 
 @pytest.mark.parametrize("curve", [ec.SECP256R1(), ec.SECP384R1()], ids=lambda c: c.name)
@@ -101,3 +127,16 @@ def test_a_leaf_is_matched_to_the_csr_by_spki_bytes_or_else_by_key() -> None:
     assert _certifies(leaf, leaf_der, parsed.der, None) == (True, parsed.spki_sha256)
     other = _cert(ec.generate_private_key(ec.SECP256R1()), False)
     assert not _certifies(other, other.public_bytes(DER), parsed.der, parsed)[0]
+
+
+@pytest.mark.parametrize("kind", sorted(KEYS))
+def test_the_key_bits_of_an_spki(kind: str) -> None:
+    key = KEYS[kind]().public_key()
+    spki = key.public_bytes(DER, SPKI)
+    bits = spki_key_bits(spki)
+    assert bits is not None and spki.endswith(bits)
+    if kind.startswith("ec"):  # the uncompressed point
+        assert bits == key.public_bytes(DER, serialization.PublicFormat.UncompressedPoint)
+    assert spki_key_bits(spki + b"\x00") is None
+    assert spki_key_bits(spki[:-1]) is None
+    assert spki_key_bits(b"\x30\x03\x02\x01\x00") is None
