@@ -98,6 +98,15 @@ def _challenge_writes(store: Any) -> list[tuple[str, str | None]]:
     return seen
 
 
+async def _gated(aiohttp_client: Any, tmp_path: Any,
+                 wait: float) -> tuple[Gateway, GatedValidator]:
+    """A gateway whose validations wait for the test's gate, with this challenge wait."""
+    validator = GatedValidator()
+    settings = make_settings(tmp_path, acme={"challenge_wait_seconds": wait})
+    app = create_app(settings, validator=validator)
+    return Gateway(await aiohttp_client(app), validator, settings), validator
+
+
 async def _started(gateway: Gateway) -> tuple[Any, str, str]:
     """A ready client, the URL of a challenge of a new order, and its authorization's id."""
     c = await gateway.ready_client()
@@ -121,10 +130,7 @@ async def test_slow_outcome_commits_processing_before_the_answer(
         aiohttp_client: Any, tmp_path: Any) -> None:
     """Past the wait, the POST answers processing once it is stored (a restart resumes it);
     the outcome then moves processing to valid."""
-    validator = GatedValidator()
-    settings = make_settings(tmp_path, acme={"challenge_wait_seconds": 0.05})
-    gateway = Gateway(await aiohttp_client(create_app(settings, validator=validator)), validator,
-                      settings)
+    gateway, validator = await _gated(aiohttp_client, tmp_path, 0.05)
     c, chall_url, authz_id = await _started(gateway)
     store = gateway.http.server.app[keys.CORE].orders.store
     writes = _challenge_writes(store)
@@ -143,10 +149,7 @@ async def test_slow_outcome_commits_processing_before_the_answer(
 
 async def test_repeated_post_joins_the_held_validation(aiohttp_client: Any,
                                                        tmp_path: Any) -> None:
-    validator = GatedValidator()
-    settings = make_settings(tmp_path, acme={"challenge_wait_seconds": 5.0})
-    gateway = Gateway(await aiohttp_client(create_app(settings, validator=validator)), validator,
-                      settings)
+    gateway, validator = await _gated(aiohttp_client, tmp_path, 5.0)
     c, chall_url, _ = await _started(gateway)
     orders = gateway.http.server.app[keys.CORE].orders
     account = await orders.store.get_account(c.kid.rsplit("/", 1)[1])
@@ -165,10 +168,7 @@ async def test_post_gone_while_held_leaves_the_validation_durable(
         aiohttp_client: Any, tmp_path: Any) -> None:
     """A POST cancelled while it waits (its client gone) commits processing on its way out,
     so that the validation resumes after a restart."""
-    validator = GatedValidator()
-    settings = make_settings(tmp_path, acme={"challenge_wait_seconds": 5.0})
-    gateway = Gateway(await aiohttp_client(create_app(settings, validator=validator)), validator,
-                      settings)
+    gateway, validator = await _gated(aiohttp_client, tmp_path, 5.0)
     c, chall_url, authz_id = await _started(gateway)
     core = gateway.http.server.app[keys.CORE]
     account = await core.orders.store.get_account(c.kid.rsplit("/", 1)[1])
@@ -194,10 +194,7 @@ async def test_validation_stopped_while_held_is_left_processing(
         aiohttp_client: Any, tmp_path: Any) -> None:
     """Shutting down mid-validation: the waiting POST answers processing, stored so, and the
     next start resumes it."""
-    validator = GatedValidator()
-    settings = make_settings(tmp_path, acme={"challenge_wait_seconds": 5.0})
-    gateway = Gateway(await aiohttp_client(create_app(settings, validator=validator)), validator,
-                      settings)
+    gateway, validator = await _gated(aiohttp_client, tmp_path, 5.0)
     c, chall_url, authz_id = await _started(gateway)
     core = gateway.http.server.app[keys.CORE]
     posting = asyncio.create_task(c.post(chall_url, {}))

@@ -63,6 +63,21 @@ _SUBJECTS = {
 }
 
 
+async def _issued(ca: LocalCAConnector, request: IssueRequest) -> tuple[
+        x509.Certificate, x509.Certificate, object, hashes.HashAlgorithm | None]:
+    """Issue ``request`` (the CA started), close the CA; the leaf, its issuer, the CA's
+    signing key and the CA's hash."""
+    try:
+        result = await ca.issue(request)
+        key = ca.backend.signing_key()
+        hash_alg = ca._identity().hash_alg
+    finally:
+        await ca.aclose()
+    assert isinstance(result, Issued)
+    return (x509.load_der_x509_certificate(result.leaf_der),
+            x509.load_der_x509_certificate(result.chain_der[0]), key, hash_alg)
+
+
 @pytest.mark.parametrize("ca_key", ["ec-p256", "ec-p384", "rsa-2048"])
 @pytest.mark.parametrize("subject", sorted(_SUBJECTS))
 @pytest.mark.parametrize("handed_over", [False, True])
@@ -75,15 +90,8 @@ async def test_a_leaf_is_what_the_builder_makes(tmp_path: Path, ca_key: str, sub
     request = issue_request(csr=_csr(_SUBJECTS[subject], "rsa" if ca_key == "rsa-2048" else "ec"),
                             dns=("a.example.org", "b.example.org"),
                             ip_addresses=("192.0.2.7", "2001:db8::1"), profile=profile)
-    try:
-        result = await ca.issue(_handed_over(request) if handed_over else request)
-        key = ca.backend.signing_key()
-        hash_alg = ca._identity().hash_alg
-    finally:
-        await ca.aclose()
-    assert isinstance(result, Issued)
-    leaf = x509.load_der_x509_certificate(result.leaf_der)
-    issuer = x509.load_der_x509_certificate(result.chain_der[0])
+    leaf, issuer, key, hash_alg = await _issued(
+        ca, _handed_over(request) if handed_over else request)
     leaf.verify_directly_issued_by(issuer)
     assert leaf.tbs_certificate_bytes == _rebuilt(leaf, issuer, key, hash_alg)  # type: ignore[arg-type]
     assert leaf.subject == _SUBJECTS[subject]
@@ -97,14 +105,7 @@ async def test_the_subject_cn_of_the_request_and_other_csr_keys(tmp_path: Path,
     ca = LocalCAConnector("test", settings(tmp_path, public_base_url=""))
     await ca.start()
     request = issue_request(csr=_csr(_SUBJECTS["several"], key_type), subject_cn="forced.example")
-    try:
-        result = await ca.issue(_handed_over(request))
-        key = ca.backend.signing_key()
-    finally:
-        await ca.aclose()
-    assert isinstance(result, Issued)
-    leaf = x509.load_der_x509_certificate(result.leaf_der)
-    issuer = x509.load_der_x509_certificate(result.chain_der[0])
+    leaf, issuer, key, _ = await _issued(ca, _handed_over(request))
     assert leaf.subject == x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "forced.example")])
     assert leaf.tbs_certificate_bytes == _rebuilt(leaf, issuer, key, hashes.SHA256())  # type: ignore[arg-type]
 
@@ -115,14 +116,8 @@ async def test_validity_past_2049_is_generalized_time(tmp_path: Path) -> None:
     ca = LocalCAConnector("test", settings(tmp_path), clock=lambda: clock[0])
     await ca.start()
     clock[0] = datetime(2049, 12, 31, 12, 0, 0, 654321, tzinfo=UTC)
-    try:
-        result = await ca.issue(issue_request(profile=CAProfile("p", timedelta(days=2))))
-        key = ca.backend.signing_key()
-    finally:
-        await ca.aclose()
-    assert isinstance(result, Issued)
-    leaf = x509.load_der_x509_certificate(result.leaf_der)
-    issuer = x509.load_der_x509_certificate(result.chain_der[0])
+    request = issue_request(profile=CAProfile("p", timedelta(days=2)))
+    leaf, issuer, key, _ = await _issued(ca, request)
     not_before = datetime(2049, 12, 31, 12, 0, 0, tzinfo=UTC) - settings(tmp_path).backdate
     assert leaf.not_valid_before_utc == not_before  # whole seconds
     assert leaf.not_valid_after_utc == not_before + timedelta(days=2)
