@@ -274,11 +274,18 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: every CA is up (per its last probe or call); per-CA state in the body."""
-    health = request.app[keys.CORE].ready()
-    ok = all(v["state"] == "up" for v in health.values())
-    return web.json_response({"status": "ok" if ok else "degraded", "cas": health},
-                             status=200 if ok else 503)
+    """Readiness: the database answers and every CA is up (per its last probe or call).
+
+    The body gives the database's state and each CA's; the database is checked
+    at most once a second whoever asks (``gateway.core.readiness``).
+    """
+    core = request.app[keys.CORE]
+    database = await core.database.state()
+    health = core.ready()
+    ok = database["state"] == "up" and all(v["state"] == "up" for v in health.values())
+    return web.json_response(
+        {"status": "ok" if ok else "degraded", "database": database, "cas": health},
+        status=200 if ok else 503)
 
 
 def _ca_states(app: web.Application) -> dict[str, dict[str, Any]]:

@@ -22,6 +22,7 @@ from gateway.core.orders import OrderService
 from gateway.core.polls import PollService
 from gateway.core.profiles import ProfilePolicy
 from gateway.core.ratelimits.limiter import RateLimiter
+from gateway.core.readiness import StoreProbe
 from gateway.core.renewals import RenewalService
 from gateway.core.retention import Pruner
 from gateway.core.role import ProcessRole
@@ -78,6 +79,7 @@ class Core:
         self.scep = ScepService(store, self.clock, self.est, self.audit)
         self.anchors = AnchorWriter(settings, store, self.clock)
         self.pruner = Pruner(settings.retention, store, self.clock)
+        self.database = StoreProbe(store)
 
     async def start(self) -> None:
         """Resume validations and CA jobs left from a previous run (the primary process).

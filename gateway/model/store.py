@@ -126,6 +126,10 @@ class Store(Protocol):
         """Apply ``ops`` atomically and durably; False if an ``expect`` did not hold."""
         ...
 
+    async def ping(self) -> None:
+        """One trivial read; raises :class:`StoreUnavailable` when the database cannot answer."""
+        ...
+
     async def get_account(self, account_id: str) -> Account | None:
         """One account by id."""
         ...

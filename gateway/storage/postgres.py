@@ -191,6 +191,10 @@ class PostgresStore:
             log.warning("database not reachable, answering 503 until it is: %s", cause)
         return StoreUnavailable(cause)
 
+    async def ping(self) -> None:
+        """``SELECT 1`` through the pool (StoreUnavailable when the server is gone)."""
+        await self._fetch("SELECT 1")
+
     async def _fetch(self, sql: str, *args: Any) -> list[Any]:
         async with self._connection() as conn:
             return list(await conn.fetch(sql, *args))

@@ -48,7 +48,7 @@ from gateway.model.records import (
     ScepOtp,
     ScepTransaction,
 )
-from gateway.model.store import DatabaseStats, Op, Spend
+from gateway.model.store import DatabaseStats, Op, Spend, StoreUnavailable
 from gateway.storage import buckets, inventory, renewals, retention, rows, sqlite_upkeep
 from gateway.storage.schema import MIGRATIONS
 from gateway.storage.sqlite_thread import WriterThread
@@ -136,6 +136,13 @@ class SQLiteStore:
         # On the loop's thread a taken lock must fail at once (see _begin_here).
         conn.execute("PRAGMA busy_timeout = 0")
         return conn
+
+    async def ping(self) -> None:
+        """A read on the lookup connection (a file that went away or went bad fails it)."""
+        try:
+            self._lookup_rows("SELECT count(*) FROM schema_version", ())
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"{self.path}: {exc}") from exc
 
     async def close(self) -> None:
         """Finish every queued write, then close both connections."""

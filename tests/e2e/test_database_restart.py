@@ -2,7 +2,8 @@
 
 Two nodes keep serving while their database is down: what needs no database
 (the directory, new nonces) is answered, everything else gets 503 with
-Retry-After, and the nodes reconnect by themselves once it is back. Every
+Retry-After, /readyz says the database is down, and the nodes reconnect by
+themselves once it is back. Every
 order a client was told about ends valid, with one certificate each at the
 CA, and no request was ever answered 500.
 """
@@ -56,11 +57,17 @@ async def test_a_database_restart_under_load_loses_no_order(
                 await asyncio.sleep(OUTAGE_SECONDS / 2)
                 async with http.head(f"https://127.0.0.1:{nodes[1].port}/acme/new-nonce") as r:
                     assert r.status == 200 and r.headers["Replay-Nonce"]  # needs no database
+                async with http.get(f"https://127.0.0.1:{nodes[0].port}/readyz") as r:
+                    # the load balancer's check takes the node out while it cannot serve
+                    assert r.status == 503
+                    assert (await r.json())["database"]["state"] == "down"
                 await asyncio.sleep(OUTAGE_SECONDS / 2)
             finally:
                 postgres_server.start()
             certs = {k: v for mine in await asyncio.wait_for(clients, 180)
                      for k, v in mine.items()}
+            async with http.get(f"https://127.0.0.1:{nodes[0].port}/readyz") as r:
+                assert r.status == 200 and (await r.json())["database"] == {"state": "up"}
     finally:
         for node in nodes:
             await node.stop()

@@ -70,6 +70,10 @@ async def store(make_store: MakeStore) -> Store:
     return await make_store()
 
 
+async def test_a_ping_answers_on_an_open_store(store: Store) -> None:
+    assert await store.ping() is None
+
+
 async def test_round_trip_of_every_model(store: Store) -> None:
     await store.apply([Insert(account("a1")), Insert(order("o1")), Insert(authz("z-o1", "o1"))])
     assert await store.get_account("a1") == account("a1")

@@ -77,7 +77,10 @@ async def test_the_store_reconnects_after_the_server_restarts(
         postgres_server.stop()
         with pytest.raises(StoreUnavailable):
             await store.get_account("a1")
+        with pytest.raises(StoreUnavailable):  # what /readyz asks (gateway.core.readiness)
+            await store.ping()
         postgres_server.start()
+        await store.ping()
         assert await store.get_account("a1") == account("a1")
         assert await store.apply([Insert(account("a2"))])
     finally:
