@@ -24,8 +24,6 @@ wait for it (busy_timeout) without stalling the loop.
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import os
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -52,6 +50,7 @@ from gateway.model.store import DatabaseStats, Op, Spend, StoreUnavailable
 from gateway.storage import buckets, inventory, renewals, retention, rows, sqlite_upkeep
 from gateway.storage.schema import MIGRATIONS
 from gateway.storage.sqlite_thread import WriterThread
+from gateway.storage.sqlite_turn import WriteTurn
 from gateway.storage.sqlite_units import (
     AUDIT_HEAD,
     Unit,
@@ -79,10 +78,10 @@ class SQLiteStore:
         self.group_commit_s = group_commit_ms / 1000
         # Other serving processes write the same file (serve --workers N): accounts are
         # cached only with a count of account changes they all keep (see get_account),
-        # and writers take turns through a lock file (see _write_turn).
+        # and writers take turns through a lock file (see sqlite_turn).
         self.shared = shared
         self._account_changes = account_changes
-        self._turn: int | None = None  # fd of the lock file, when shared
+        self._turn = WriteTurn()
         self._reader: aiosqlite.Connection | None = None
         self._lookup: sqlite3.Connection | None = None
         # One cursor for every lookup: conn.execute makes and drops one per statement.
@@ -114,7 +113,7 @@ class SQLiteStore:
         self._lookup.execute("PRAGMA query_only = ON")
         self._finder = self._lookup.cursor()
         if self.shared:
-            self._turn = os.open(f"{self.path}.writers", os.O_RDWR | os.O_CREAT, 0o600)
+            self._turn.open(self.path)
         self._task = asyncio.create_task(self._write_loop(), name="sqlite-writer")
 
     def _connect_writer(self) -> sqlite3.Connection:
@@ -161,9 +160,7 @@ class SQLiteStore:
             await self._thread.run(self._writer.close)
             self._thread.stop()
             self._writer = self._thread = None
-        if self._turn is not None:
-            os.close(self._turn)
-            self._turn = None
+        self._turn.close()
 
     # -- writes --------------------------------------------------------------------
 
@@ -213,7 +210,7 @@ class SQLiteStore:
         thread = self._thread
         assert thread is not None
         try:
-            if not self._write_turn(block=False):
+            if not self._turn.take(block=False):
                 # Another worker is writing: wait for its turn in the writer thread,
                 # then run the group here all the same, with the units that came
                 # meanwhile. Run in the thread, each statement would be a GIL
@@ -224,12 +221,12 @@ class SQLiteStore:
             try:
                 here = self._apply_here(batch)
             except BaseException:
-                self._end_turn()
+                self._turn.end()
                 raise
             if here:
                 await thread.run(self._finish)  # ends the turn
             else:
-                self._end_turn()
+                self._turn.end()
                 await thread.run(lambda: self._commit_batch(batch))
         except Exception as exc:  # the commit itself failed: nobody's change is durable
             for unit in batch:
@@ -249,11 +246,11 @@ class SQLiteStore:
         thread = self._thread
         assert thread is not None
         try:
-            await thread.run(lambda: self._write_turn(True))
+            await thread.run(lambda: self._turn.take(True))
         except asyncio.CancelledError:
             # Cancelled while the thread still waits: the thread runs calls in order,
             # so this gives the turn back right after it is taken.
-            thread.run(self._end_turn)
+            thread.run(self._turn.end)
             raise
 
     def _apply_here(self, batch: list[Unit]) -> bool:
@@ -289,40 +286,20 @@ class SQLiteStore:
                 conn.execute("ROLLBACK")
             raise
         finally:
-            self._end_turn()
-
-    def _write_turn(self, block: bool) -> bool:
-        """This process's turn to write, when processes share the file (else always True).
-
-        SQLite's own wait for a write lock sleeps and polls (1, 2, 5 … 100 ms):
-        two busy processes would spend most of their time asleep. An flock on a
-        side file queues them in the kernel, which wakes the next one as soon
-        as the lock is released (also when its holder dies).
-        """
-        if self._turn is None:
-            return True
-        try:
-            fcntl.flock(self._turn, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
-        except BlockingIOError:
-            return False
-        return True
-
-    def _end_turn(self) -> None:
-        if self._turn is not None:
-            fcntl.flock(self._turn, fcntl.LOCK_UN)
+            self._turn.end()
 
     def _commit_batch(self, batch: list[Unit]) -> None:
         """The whole group in the writer thread, waiting for a lock another process holds."""
         conn = self._writer
         assert conn is not None
-        self._write_turn(block=True)
+        self._turn.take(block=True)
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_WAIT_MS}")
         try:
             conn.execute("BEGIN IMMEDIATE")
             apply_group_or_roll_back(conn, batch)
             self._finish()
         finally:
-            self._end_turn()
+            self._turn.end()
             conn.execute("PRAGMA busy_timeout = 0")
 
     # -- reads ---------------------------------------------------------------------
